@@ -1,0 +1,40 @@
+#include "tastemaker/threads.hpp"
+
+#include <atomic>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace tastemaker {
+namespace {
+std::atomic<int> g_threads{0};
+
+int omp_default() noexcept {
+#ifdef _OPENMP
+    static const int n = omp_get_max_threads();
+    return n > 0 ? n : 1;
+#else
+    return 1;
+#endif
+}
+}  // namespace
+
+void set_num_threads(int n) noexcept { g_threads.store(n > 0 ? n : 0); }
+
+int get_num_threads() noexcept {
+    int n = g_threads.load();
+    return n > 0 ? n : omp_default();
+}
+
+int resolve_threads(int requested) noexcept { return requested > 0 ? requested : get_num_threads(); }
+
+bool have_openmp() noexcept {
+#ifdef _OPENMP
+    return true;
+#else
+    return false;
+#endif
+}
+
+}  // namespace tastemaker

@@ -1,0 +1,68 @@
+#pragma once
+// A minimal self-registering test harness (no external framework: PyPI-only deps).
+// Each test file defines TM_TEST(name) { ... } and uses TM_CHECK / TM_CHECK_NEAR /
+// TM_CHECK_THROWS.  Failures are counted and reported; main() returns non-zero.
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tmtest {
+
+struct Case {
+    const char* name;
+    std::function<void()> fn;
+};
+
+inline std::vector<Case>& registry() {
+    static std::vector<Case> r;
+    return r;
+}
+inline int& failures() {
+    static int f = 0;
+    return f;
+}
+
+struct Registrar {
+    Registrar(const char* name, std::function<void()> fn) { registry().push_back({name, std::move(fn)}); }
+};
+
+inline void fail(const char* file, int line, const std::string& msg) {
+    ++failures();
+    std::fprintf(stderr, "  FAIL %s:%d: %s\n", file, line, msg.c_str());
+}
+
+}  // namespace tmtest
+
+#define TM_CONCAT2(a, b) a##b
+#define TM_CONCAT(a, b) TM_CONCAT2(a, b)
+#define TM_TEST(name)                                                             \
+    static void name();                                                           \
+    static ::tmtest::Registrar TM_CONCAT(tm_reg_, name)(#name, &name);            \
+    static void name()
+
+#define TM_CHECK(cond)                                                            \
+    do {                                                                          \
+        if (!(cond)) ::tmtest::fail(__FILE__, __LINE__, "CHECK(" #cond ")");      \
+    } while (0)
+
+#define TM_CHECK_NEAR(a, b, tol)                                                  \
+    do {                                                                          \
+        const double tm_a_ = (a), tm_b_ = (b);                                    \
+        if (!(std::fabs(tm_a_ - tm_b_) <= (tol)))                                 \
+            ::tmtest::fail(__FILE__, __LINE__,                                    \
+                           std::string("NEAR(" #a ", " #b "): ") +                \
+                               std::to_string(tm_a_) + " vs " + std::to_string(tm_b_)); \
+    } while (0)
+
+#define TM_CHECK_THROWS(expr, ExcType)                                            \
+    do {                                                                          \
+        bool tm_thrown_ = false;                                                  \
+        try {                                                                     \
+            (void)(expr);                                                         \
+        } catch (const ExcType&) {                                                \
+            tm_thrown_ = true;                                                    \
+        }                                                                         \
+        if (!tm_thrown_) ::tmtest::fail(__FILE__, __LINE__, "expected " #ExcType " from " #expr); \
+    } while (0)

@@ -1,0 +1,24 @@
+"""tastemaker: a personalization engine on SIMD + OpenMP C++ kernels.
+
+Public API: models (``ALS``, ``Popularity``), data (``Interactions``, ``datasets``),
+evaluation (``evaluate``), persistence (``load``) and runtime configuration
+(``show_config``, ``set_num_threads``).
+"""
+
+from ._config import (
+    get_num_threads,
+    set_num_threads,
+    set_simd_path,
+    show_config,
+    simd_path,
+)
+from ._core import __version__
+
+__all__ = [
+    "__version__",
+    "show_config",
+    "set_num_threads",
+    "get_num_threads",
+    "simd_path",
+    "set_simd_path",
+]

@@ -1,0 +1,85 @@
+"""Runtime configuration: SIMD path, thread count, ``show_config``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+from . import _core
+
+__all__ = ["show_config", "set_num_threads", "get_num_threads", "simd_path", "set_simd_path"]
+
+_ENV_SIMD = "TASTEMAKER_SIMD"
+
+
+def _apply_env_simd() -> None:
+    """Honour ``TASTEMAKER_SIMD`` (``scalar``, ``avx2`` or ``avx512``) at import.
+
+    A path the CPU cannot run falls back to the best one it can, with a warning; an
+    unknown name is reported the same way, so a typo never stops the import.
+    """
+    value = os.environ.get(_ENV_SIMD, "").strip()
+    if not value:
+        return
+    try:
+        _core.simd_set(value)
+    except ValueError as exc:
+        warnings.warn(f"{_ENV_SIMD}={value!r} ignored: {exc}", RuntimeWarning, stacklevel=3)
+
+
+def simd_path() -> str:
+    """The SIMD path the kernels use now: ``"avx512"``, ``"avx2"`` or ``"scalar"``."""
+    return _core.simd_active()
+
+
+def set_simd_path(name: str) -> None:
+    """Force a SIMD path (``"scalar"``, ``"avx2"``, ``"avx512"``) for the whole process.
+
+    Raises ``ValueError`` when the name is unknown or the CPU cannot run that path.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"name: expected a str, got {type(name).__name__}")
+    _core.simd_set(name)
+
+
+def set_num_threads(n: int) -> None:
+    """Set the default number of OpenMP threads for every kernel (0 = OpenMP default).
+
+    Models also take ``num_threads``; a non-zero value there wins for that model.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise ValueError(f"n: expected a non-negative int, got {type(n).__name__}")
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"n: expected a non-negative int, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The default number of OpenMP threads kernels use."""
+    return _core.get_num_threads()
+
+
+def show_config(file=None) -> dict:
+    """Print (and return) the version, SIMD path in use, paths available and threads."""
+    info = {
+        "version": _core.__version__,
+        "simd": _core.simd_active(),
+        "simd_best": _core.simd_best(),
+        "simd_available": list(_core.simd_available()),
+        "openmp": bool(_core.have_openmp()),
+        "num_threads": _core.get_num_threads(),
+        "python": sys.version.split()[0],
+    }
+    out = file if file is not None else sys.stdout
+    print(f"tastemaker {info['version']}", file=out)
+    print(f"  SIMD path:      {info['simd']} (best on this CPU: {info['simd_best']})", file=out)
+    print(f"  SIMD available: {', '.join(info['simd_available'])}", file=out)
+    print(f"  OpenMP:         {'yes' if info['openmp'] else 'no'}, {info['num_threads']} threads",
+          file=out)
+    print(f"  Python:         {info['python']}", file=out)
+    return info
+
+
+_apply_env_simd()

@@ -1,0 +1,81 @@
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tastemaker
+from tastemaker import _core
+
+
+def test_show_config_reports_version_simd_threads():
+    buf = io.StringIO()
+    info = tastemaker.show_config(file=buf)
+    text = buf.getvalue()
+    assert info["version"] == tastemaker.__version__
+    assert info["simd"] in info["simd_available"]
+    assert "scalar" in info["simd_available"]
+    assert info["num_threads"] >= 1
+    assert tastemaker.__version__ in text and info["simd"] in text
+
+
+def test_set_num_threads_roundtrip_and_validation():
+    before = tastemaker.get_num_threads()
+    try:
+        tastemaker.set_num_threads(1)
+        assert tastemaker.get_num_threads() == 1
+        tastemaker.set_num_threads(0)
+        assert tastemaker.get_num_threads() >= 1
+    finally:
+        tastemaker.set_num_threads(0)
+    with pytest.raises(ValueError, match="n:"):
+        tastemaker.set_num_threads(-1)
+    with pytest.raises(ValueError, match="n:"):
+        tastemaker.set_num_threads(1.5)
+    assert before >= 1
+
+
+def test_set_simd_path_rejects_unknown():
+    with pytest.raises(ValueError, match="unknown SIMD path"):
+        tastemaker.set_simd_path("sse9")
+    with pytest.raises(ValueError, match="name"):
+        tastemaker.set_simd_path(3)
+
+
+@pytest.mark.parametrize("path", _core.simd_available())
+def test_every_simd_path_agrees_with_numpy(path):
+    rng = np.random.default_rng(0)
+    before = tastemaker.simd_path()
+    try:
+        tastemaker.set_simd_path(path)
+        assert tastemaker.simd_path() == path
+        for n in (0, 1, 15, 16, 17, 100, 1000):
+            x = rng.standard_normal(n).astype(np.float32)
+            y = rng.standard_normal(n).astype(np.float32)
+            ref = float(np.dot(x.astype(np.float64), y.astype(np.float64)))
+            assert _core.dot(x, y) == pytest.approx(ref, abs=1e-4 * (1 + n))
+    finally:
+        tastemaker.set_simd_path(before)
+
+
+def test_env_variable_forces_lower_path():
+    code = "import tastemaker; print(tastemaker.simd_path())"
+    env = dict(os.environ, TASTEMAKER_SIMD="scalar")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "scalar"
+    env["TASTEMAKER_SIMD"] = "bogus"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "ignored" in out.stderr
+
+
+def test_native_dot_rejects_bad_arrays():
+    with pytest.raises(ValueError, match="x: expected dtype float32"):
+        _core.dot(np.zeros(3), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="y: expected shape"):
+        _core.dot(np.zeros(3, np.float32), np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.dot(np.zeros(6, np.float32)[::2], np.zeros(3, np.float32))
