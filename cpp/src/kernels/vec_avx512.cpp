@@ -5,6 +5,16 @@
 namespace tastemaker {
 namespace {
 
+// GCC 12's _mm512_reduce_add_ps / extract intrinsics trip -Wuninitialized in its headers.
+inline float hsum512(__m512 v) {
+    const __m512 f = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    const __m256 h = _mm512_castps512_ps256(f);
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+    return _mm_cvtss_f32(q);
+}
+
 float dot(const float* x, const float* y, std::size_t n) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     std::size_t i = 0;
@@ -21,7 +31,7 @@ float dot(const float* x, const float* y, std::size_t n) {
         const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
         a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), a0);
     }
-    return _mm512_reduce_add_ps(a0);
+    return hsum512(a0);
 }
 
 void axpy(float a, const float* x, float* y, std::size_t n) {
