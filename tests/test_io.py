@@ -59,3 +59,31 @@ def test_newer_version_and_wrong_kind(tmp_path):
         io.save_archive(path, "model:Nope", {}, {})
         io.load(path)
     assert zipfile.is_zipfile(path)
+
+
+@io.register_model("_TestModel")
+class _TestModel:
+    def __init__(self, w):
+        self.w = w
+
+    def _get_state(self):
+        return {"scale": 2}, {"w": self.w}, {"note": "x"}
+
+    @classmethod
+    def _from_state(cls, params, arrays, extra):
+        assert params == {"scale": 2} and extra == {"note": "x"}
+        return cls(arrays["w"])
+
+
+def test_model_registry_roundtrip_with_id_maps(tmp_path):
+    m = _TestModel(np.arange(3, dtype=np.float32))
+    m.user_ids = np.array(["alice", "bob"], dtype=object)
+    m.item_ids = np.array([10, 20, 30], dtype=object)
+    path = tmp_path / "m.npz"
+    io.save_model(m, path)
+    got = io.load(path)
+    np.testing.assert_array_equal(got.w, m.w)
+    assert got.user_ids.tolist() == ["alice", "bob"]
+    assert got.item_ids.dtype == np.int64 and got.item_ids.tolist() == [10, 20, 30]
+    with pytest.raises(ValueError, match="not a registered"):
+        io.save_model(object(), path)

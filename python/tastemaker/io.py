@@ -110,12 +110,39 @@ def register_model(name: str):
     return deco
 
 
+_ID_MAPS = ("user_ids", "item_ids")
+_ID_PREFIX = "idmap__"
+
+
+def _id_array(ids, name: str) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"model.{name}: expected a 1-D array of external ids, got shape {arr.shape}")
+    if arr.dtype == object:
+        kinds = {type(x) for x in arr.tolist()}
+        if all(issubclass(k, (int, np.integer)) for k in kinds):
+            arr = arr.astype(np.int64)
+        else:
+            arr = arr.astype(str)
+    return arr
+
+
 def save_model(model, path) -> None:
-    """Save any registered model (used by each model's ``save``)."""
+    """Save any registered model (used by each model's ``save``).
+
+    If the model carries external id maps (``model.user_ids`` / ``model.item_ids``:
+    index -> external id, set for example by the command line from an Interactions),
+    they are stored in the same file and restored by :func:`load`.
+    """
     kind = getattr(type(model), "_model_kind", None)
     if kind is None:
         raise ValueError(f"model: {type(model).__name__} is not a registered tastemaker model")
     params, arrays, extra = model._get_state()
+    arrays = dict(arrays)
+    for name in _ID_MAPS:
+        ids = getattr(model, name, None)
+        if ids is not None:
+            arrays[_ID_PREFIX + name] = _id_array(ids, name)
     save_archive(path, "model:" + kind, {"params": params, "extra": extra}, arrays)
 
 
@@ -125,7 +152,12 @@ def load(path):
     name = header["kind"][len("model:"):]
     if name not in _MODEL_REGISTRY:
         raise ValueError(f"path: {os.fspath(path)!r} holds unknown model type {name!r}")
+    id_maps = {k[len(_ID_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(_ID_PREFIX)}
     try:
-        return _MODEL_REGISTRY[name](header.get("params", {}), arrays, header.get("extra", {}))
+        model = _MODEL_REGISTRY[name](header.get("params", {}), arrays, header.get("extra", {}))
     except (KeyError, TypeError, IndexError) as exc:
         raise ValueError(f"path: {os.fspath(path)!r} is a damaged {name} model ({exc!r})") from None
+    for key, ids in id_maps.items():
+        if key in _ID_MAPS:
+            setattr(model, key, ids)
+    return model
