@@ -13,6 +13,7 @@ from ._config import (
     simd_path,
 )
 from ._core import __version__
+from . import evaluation
 
 __all__ = [
     "__version__",
@@ -21,4 +22,5 @@ __all__ = [
     "get_num_threads",
     "simd_path",
     "set_simd_path",
+    "evaluation",
 ]

@@ -1,0 +1,24 @@
+"""Evaluation: splitters, ranking / rating / beyond-accuracy metrics and ``evaluate``."""
+
+from . import metrics
+from .metrics import (
+    RANKING_METRICS,
+    auc_at_k,
+    catalog_coverage,
+    hit_rate_at_k,
+    intra_list_diversity,
+    item_popularity,
+    mae,
+    map_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    novelty,
+    personalization,
+    popularity_bias,
+    precision_at_k,
+    ranking_metrics_at_k,
+    recall_at_k,
+    rmse,
+)
+
+__all__ = ["metrics", *metrics.__all__]
