@@ -223,10 +223,13 @@ def test_metric_input_errors():
         M.auc_at_k(REC, TEST, 3, exclude=sp.csr_matrix((3, 5), dtype=np.float32))
 
 
-def test_explicit_zeros_in_test_are_not_relevant():
-    test = sp.csr_matrix((np.array([0.0, 1.0], dtype=np.float32), np.array([0, 1]),
-                          np.array([0, 2])), shape=(1, 3))
-    assert M.precision_at_k(np.array([[0, 1]]), test, 2) == 0.5
+def test_zero_and_negative_test_values_are_not_relevant():
+    data = np.array([0.0, 1.0, -2.0], dtype=np.float32)
+    test = sp.csr_matrix((data, np.array([0, 1, 2]), np.array([0, 3])), shape=(1, 4))
+    before = test.copy()
+    assert M.precision_at_k(np.array([[0, 1, 2]]), test, 3) == pytest.approx(1 / 3)
+    assert M.recall_at_k(np.array([[0, 1, 2]]), test, 3) == 1.0
+    assert (test != before).nnz == 0 and test.nnz == 3  # the caller's matrix is untouched
 
 
 def test_rmse_and_mae():

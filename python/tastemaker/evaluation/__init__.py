@@ -1,6 +1,6 @@
 """Evaluation: splitters, ranking / rating / beyond-accuracy metrics and ``evaluate``."""
 
-from . import metrics
+from . import metrics, splitters
 from .metrics import (
     RANKING_METRICS,
     auc_at_k,
@@ -20,5 +20,12 @@ from .metrics import (
     recall_at_k,
     rmse,
 )
+from .splitters import (
+    UserFold,
+    leave_last_k_out_split,
+    random_split,
+    temporal_split,
+    user_kfold_split,
+)
 
-__all__ = ["metrics", *metrics.__all__]
+__all__ = ["metrics", "splitters", *metrics.__all__, *splitters.__all__]

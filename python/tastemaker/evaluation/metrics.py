@@ -2,8 +2,9 @@
 
 Every ranking metric works on a whole batch at once: ``recommended`` is an
 ``(n_rows, >= k)`` integer array of item ids, best first (one row per evaluated
-user), and ``test`` is a users x items scipy CSR matrix whose stored non-zeros are
-the relevant (held-out) items.  Row ``r`` of ``recommended`` belongs to user
+user), and ``test`` is a users x items scipy sparse matrix whose stored positive
+values are the relevant (held-out) items (a zero or negative value, e.g. a dislike, is
+not relevant).  Row ``r`` of ``recommended`` belongs to user
 ``users[r]`` (by default ``users = arange(n_rows)``, which then must equal
 ``test.shape[0]``).  Negative ids in ``recommended`` are padding (a model that had
 fewer than ``k`` eligible items) and are never relevant; the ids of one row must be
@@ -121,12 +122,17 @@ def _check_users(users, n_rows: int, n_users: int) -> np.ndarray:
     return arr
 
 
-def _nonzero_csr(matrix, name: str, shape=None) -> sp.csr_matrix:
-    """Validated CSR with explicit zeros dropped (a stored 0 is not an interaction)."""
+def _nonzero_csr(matrix, name: str, shape=None, positive: bool = False) -> sp.csr_matrix:
+    """Validated CSR without explicit zeros (a stored 0 is not an interaction), and
+    without negative values when ``positive``.  Never modifies the caller's matrix."""
     m = check_csr(matrix, name, shape=shape, allow_empty=True)
-    if m.nnz and (m.data == 0).any():
-        m = m.copy()
-        m.eliminate_zeros()
+    drop = (m.data <= 0) if positive else (m.data == 0)
+    if m.nnz and drop.any():
+        keep = ~drop
+        rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[keep]
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=m.shape[0]))))
+        m = sp.csr_matrix((m.data[keep], m.indices[keep], indptr.astype(np.int64)),
+                          shape=m.shape)
     return m
 
 
@@ -152,7 +158,7 @@ class _Hits:
     """Hit matrix and per-row counts shared by all ranking metrics at every k."""
 
     def __init__(self, recommended, test, users=None, exclude=None):
-        test = _nonzero_csr(test, "test")
+        test = _nonzero_csr(test, "test", positive=True)
         n_users, n_items = test.shape
         rec = _check_recommended(recommended, n_items)
         users = _check_users(users, rec.shape[0], n_users)
@@ -240,7 +246,7 @@ def ranking_metrics_at_k(recommended, test, k=10, *, users=None, metrics=None, e
     recommended : array-like of int, shape (n_rows, >= k)
         Item ids, best first; negative ids are padding.
     test : scipy.sparse matrix, shape (n_users, n_items)
-        Relevant items: the stored non-zeros of each user's row.
+        Relevant items: the stored positive values of each user's row.
     k : int, default 10
         Cut-off; at most ``recommended.shape[1]``.
     users : array-like of int, shape (n_rows,), optional
