@@ -14,6 +14,7 @@ from ._config import (
 )
 from ._core import __version__
 from . import evaluation
+from .data import Interactions
 
 __all__ = [
     "__version__",
@@ -23,4 +24,5 @@ __all__ = [
     "simd_path",
     "set_simd_path",
     "evaluation",
+    "Interactions",
 ]

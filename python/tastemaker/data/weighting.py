@@ -1,0 +1,132 @@
+"""Confidence transforms for interaction strengths, implemented once for the project.
+
+Each transform maps the aggregated strength ``x`` of a (user, item) pair to the value a
+model trains on.  Negative strengths are dislikes: every transform is applied to
+``|x|`` and the sign is kept, so a dislike stays a dislike (``binary`` gives -1).
+
+=========  ===========================================================================
+method     value
+=========  ===========================================================================
+binary     ``sign(x)``
+linear     ``alpha * x``
+log1p      ``sign(x) * alpha * log(1 + |x| / epsilon)``   (Hu, Koren & Volinsky 2008)
+tfidf      ``x * idf(item)``, ``idf = log(n_users / df(item))``
+bm25       ``sign(x) * idf(item) * |x| (k1 + 1) / (|x| + k1 (1 - b + b len(u) / avglen))``
+           with ``idf = log(n_users / df(item))`` and ``len(u)`` the sum of the user's
+           ``|x|`` (users are documents, items are terms)
+=========  ===========================================================================
+
+``df(item)`` is the number of users with a stored entry for the item.  Use
+:func:`apply_transform` on a sparse matrix, or ``Interactions(...).transform(...)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._validation import check_csr, check_float
+
+__all__ = ["TRANSFORMS", "apply_transform", "transform_values"]
+
+TRANSFORMS = ("binary", "linear", "log1p", "tfidf", "bm25")
+
+_DEFAULTS = {
+    "binary": {},
+    "linear": {"alpha": 1.0},
+    "log1p": {"alpha": 1.0, "epsilon": 1.0},
+    "tfidf": {},
+    "bm25": {"k1": 1.2, "b": 0.75},
+}
+
+
+def _check_params(method, params: dict) -> dict:
+    if not isinstance(method, str) or method not in TRANSFORMS:
+        raise ValueError(f"transform: expected one of {TRANSFORMS}, got {method!r}")
+    allowed = _DEFAULTS[method]
+    unknown = set(params) - set(allowed)
+    if unknown:
+        raise ValueError(
+            f"transform: {method!r} takes parameters {sorted(allowed)}, got unknown "
+            f"{sorted(unknown)}"
+        )
+    out = dict(allowed)
+    for key, value in params.items():
+        out[key] = check_float(value, key, minimum=0.0, strict=key in ("alpha", "epsilon"))
+    if method == "bm25" and out["b"] > 1.0:
+        raise ValueError(f"b: expected a number in [0, 1], got {out['b']}")
+    return out
+
+
+def transform_values(
+    user_idx: np.ndarray,
+    item_idx: np.ndarray,
+    values: np.ndarray,
+    shape: tuple[int, int],
+    method: str,
+    **params,
+) -> np.ndarray:
+    """Transform the values of stored (user, item) entries; returns float64, same length.
+
+    Parameters
+    ----------
+    user_idx, item_idx : ndarray of int, shape (nnz,)
+        Entry coordinates (no duplicate pairs).
+    values : ndarray of float, shape (nnz,)
+        Aggregated strengths; negative means dislike.
+    shape : (n_users, n_items)
+    method : {"binary", "linear", "log1p", "tfidf", "bm25"}
+    **params
+        ``alpha`` (linear, log1p), ``epsilon`` (log1p), ``k1`` and ``b`` (bm25).
+    """
+    p = _check_params(method, params)
+    x = np.asarray(values, dtype=np.float64)
+    sign = np.sign(x)
+    mag = np.abs(x)
+    if method == "binary":
+        return sign
+    if method == "linear":
+        return p["alpha"] * x
+    if method == "log1p":
+        return sign * p["alpha"] * np.log1p(mag / p["epsilon"])
+    n_users, n_items = (int(s) for s in shape)
+    item_idx = np.asarray(item_idx, dtype=np.int64)
+    df = np.bincount(item_idx, minlength=n_items).astype(np.float64)
+    idf = np.log(n_users / np.maximum(df, 1.0))
+    if method == "tfidf":
+        return x * idf[item_idx]
+    # bm25
+    user_idx = np.asarray(user_idx, dtype=np.int64)
+    length = np.bincount(user_idx, weights=mag, minlength=n_users)
+    active = length[np.bincount(user_idx, minlength=n_users) > 0]
+    avg = active.mean() if active.size else 1.0
+    avg = avg if avg > 0 else 1.0
+    k1, b = p["k1"], p["b"]
+    norm = k1 * (1.0 - b + b * length[user_idx] / avg)
+    denom = mag + norm
+    tf = np.divide(mag * (k1 + 1.0), denom, out=np.zeros_like(mag), where=denom > 0)
+    return sign * idf[item_idx] * tf
+
+
+def apply_transform(matrix, method: str, **params) -> sp.csr_matrix:
+    """Return a transformed copy of a users x items sparse matrix (float32 CSR).
+
+    Parameters
+    ----------
+    matrix : scipy.sparse matrix, shape (n_users, n_items)
+        Duplicates are summed; the input is not modified.
+    method, **params
+        See the module documentation.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of float32, shape (n_users, n_items), explicit zeros removed.
+    """
+    csr = check_csr(matrix, "matrix", allow_empty=True)
+    rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+    vals = transform_values(rows, csr.indices, csr.data, csr.shape, method, **params)
+    out = sp.csr_matrix(
+        (vals.astype(np.float32), csr.indices.copy(), csr.indptr.copy()), shape=csr.shape
+    )
+    out.eliminate_zeros()
+    return out
