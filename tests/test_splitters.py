@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tastemaker import Interactions
 from tastemaker.evaluation import (
     leave_last_k_out_split,
     random_split,
@@ -16,33 +17,8 @@ from tastemaker.evaluation import (
 )
 
 
-class _InteractionsDouble:
-    """Test-only stand-in with the Interactions contract the splitters rely on."""
-
-    def __init__(self, user, item, ts, shape, values=None):
-        order = np.lexsort((item, user))
-        self.user_idx = np.asarray(user, dtype=np.int32)[order]
-        self.item_idx = np.asarray(item, dtype=np.int32)[order]
-        self.timestamps = None if ts is None else np.asarray(ts, dtype=np.float64)[order]
-        vals = np.ones(len(user)) if values is None else np.asarray(values)
-        self.values = vals.astype(np.float32)[order]
-        self.shape = shape
-
-    @property
-    def nnz(self):
-        return self.user_idx.size
-
-    def subset(self, mask):
-        mask = np.asarray(mask, dtype=bool)
-        ts = None if self.timestamps is None else self.timestamps[mask]
-        return _InteractionsDouble(self.user_idx[mask], self.item_idx[mask], ts, self.shape,
-                                   self.values[mask])
-
-    def time_value(self, t):
-        return float(t)
-
-    def to_csr(self):
-        return sp.csr_matrix((self.values, (self.user_idx, self.item_idx)), shape=self.shape)
+def _make(user, item, ts):
+    return Interactions.from_arrays(np.asarray(user), np.asarray(item), timestamps=ts)
 
 
 def _random_log(seed, n_users=40, n_items=30, density=0.2):
@@ -55,7 +31,7 @@ def _random_log(seed, n_users=40, n_items=30, density=0.2):
     item = np.concatenate([item, [3, 4]])
     pairs = np.unique(np.stack([user, item], 1), axis=0)
     ts = rng.integers(0, 50, size=len(pairs)).astype(float)  # ties on purpose
-    return _InteractionsDouble(pairs[:, 0], pairs[:, 1], ts, (n_users, n_items))
+    return _make(pairs[:, 0], pairs[:, 1], ts)
 
 
 def _pairs(x):
@@ -65,10 +41,10 @@ def _pairs(x):
     return set(zip(x.user_idx.tolist(), x.item_idx.tolist()))
 
 
-def _per_user(x, n_users):
+def _per_user(x, _unused=None):
     if sp.issparse(x):
         return np.diff(x.tocsr().indptr)
-    return np.bincount(x.user_idx, minlength=n_users)
+    return np.bincount(x.user_idx, minlength=x.shape[0])
 
 
 def _check_partition(data, *parts):
@@ -91,7 +67,7 @@ def test_random_split_fraction_sizes_and_no_leakage(as_matrix):
     n = _per_user(src, 40)
     expected = np.clip(np.minimum(np.floor(0.25 * n + 0.5), n - 1), 0, None)
     np.testing.assert_array_equal(_per_user(test, 40), expected)
-    assert _per_user(test, 40)[:3].sum() == 0  # users with <= 1 interaction stay in train
+    assert _per_user(test, 40)[:2].sum() == 0  # users with <= 1 interaction stay in train
     if as_matrix:  # values travel with their entries
         np.testing.assert_array_equal((train + test).toarray(), src.toarray())
 
@@ -136,7 +112,7 @@ def test_leave_last_k_out_takes_the_latest_entries():
     n = _per_user(data, 40)
     np.testing.assert_array_equal(_per_user(test, 40), np.clip(np.minimum(2, n - 1), 0, None))
     ts = {(u, i): t for u, i, t in zip(data.user_idx, data.item_idx, data.timestamps)}
-    for u in range(40):
+    for u in range(data.shape[0]):
         tr = [(ts[(u, i)], i) for (uu, i) in _pairs(train) if uu == u]
         te = [(ts[(u, i)], i) for (uu, i) in _pairs(test) if uu == u]
         if tr and te:
@@ -159,7 +135,7 @@ def test_temporal_split_at_a_time_and_cold_start():
 def test_temporal_split_by_fraction():
     user = np.repeat(np.arange(10), 10)
     item = np.tile(np.arange(10), 10)
-    data = _InteractionsDouble(user, item, np.arange(100.0), (10, 10))
+    data = _make(user, item, np.arange(100.0))
     train, test = temporal_split(data, test_fraction=0.25, drop_cold_start=False)
     assert train.nnz == 75 and test.nnz == 25
     # users 8 and 9 act only after the split: cold, dropped by default
@@ -223,7 +199,7 @@ def test_splitter_errors():
         random_split(csr, 0.2, random_state="x")
     with pytest.raises(ValueError, match="data: this split needs timestamps"):
         leave_last_k_out_split(csr)
-    no_time = _InteractionsDouble(data.user_idx, data.item_idx, None, data.shape)
+    no_time = _make(data.user_idx, data.item_idx, None)
     with pytest.raises(ValueError, match="data: this split needs timestamps, and this"):
         temporal_split(no_time, 3)
     with pytest.raises(ValueError, match="at: give exactly one"):
@@ -240,3 +216,21 @@ def test_splitter_errors():
         next(user_kfold_split(data, 1))
     with pytest.raises(ValueError, match="test_size: with by_time=True"):
         next(user_kfold_split(data, 3, by_time=True))
+
+
+def test_interactions_keep_their_id_maps_and_type():
+    rng = np.random.default_rng(9)
+    users = rng.choice(["ann", "bob", "cy", "dee"], 60)
+    items = rng.choice([f"title-{i}" for i in range(12)], 60)
+    data = Interactions.from_arrays(users, items, timestamps=rng.random(60) * 1e6)
+    splits = (random_split(data, 0.3, random_state=0), leave_last_k_out_split(data),
+              temporal_split(data, test_fraction=0.3, drop_cold_start=False))
+    for train, test in splits:
+        _check_partition(data, train, test)
+        for part in (train, test):
+            assert isinstance(part, Interactions) and part.shape == data.shape
+            np.testing.assert_array_equal(part.user_ids, data.user_ids)
+            np.testing.assert_array_equal(part.item_ids, data.item_ids)
+    fold = next(user_kfold_split(data, 2, random_state=0))
+    assert isinstance(fold.fold_in, Interactions)
+    np.testing.assert_array_equal(fold.test.item_ids, data.item_ids)
