@@ -15,6 +15,8 @@ from ._config import (
 from ._core import __version__
 from . import evaluation
 from .data import Interactions
+from .io import load
+from .models import ALS
 
 __all__ = [
     "__version__",
@@ -25,4 +27,6 @@ __all__ = [
     "set_simd_path",
     "evaluation",
     "Interactions",
+    "load",
+    "ALS",
 ]

@@ -13,3 +13,30 @@ def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def have_openmp() -> bool: ...
 def dot(x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> float: ...
+def als_gram(Y: npt.NDArray[np.float32], num_threads: int = 0) -> npt.NDArray[np.float64]: ...
+def als_solve(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    Y: npt.NDArray[np.float32],
+    gram: npt.NDArray[np.float64],
+    X: npt.NDArray[np.float32],
+    regularization: float,
+    reg_exponent: float,
+    alpha: float,
+    solver: str,
+    cg_steps: int,
+    num_threads: int = 0,
+) -> None: ...
+def als_loss(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    X: npt.NDArray[np.float32],
+    Y: npt.NDArray[np.float32],
+    gram: npt.NDArray[np.float64],
+    regularization: float,
+    reg_exponent: float,
+    alpha: float,
+    num_threads: int = 0,
+) -> float: ...

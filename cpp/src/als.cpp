@@ -1,0 +1,253 @@
+// ALS driver: validation, Gram reduction, OpenMP over rows, exact Cholesky solver, loss.
+#include "tastemaker/als.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tastemaker/threads.hpp"
+
+namespace tastemaker {
+
+extern const AlsKernels als_kernels_scalar;
+
+const AlsKernels& als_kernels(simd::Isa isa) {
+    switch (isa) {
+        default: return als_kernels_scalar;
+    }
+}
+
+const AlsKernels& als_kernels() { return als_kernels(simd::active()); }
+
+namespace {
+
+void check_f(int f) {
+    if (f < 1) throw std::invalid_argument("factors: expected >= 1, got " + std::to_string(f));
+}
+
+void check_csr(const std::int64_t* indptr, const std::int32_t* indices, std::int64_t n_rows,
+               std::int64_t n_other) {
+    if (n_rows < 0) throw std::invalid_argument("n_rows: expected >= 0");
+    if (indptr[0] != 0) throw std::invalid_argument("indptr: must start at 0");
+    for (std::int64_t u = 0; u < n_rows; ++u)
+        if (indptr[u + 1] < indptr[u]) throw std::invalid_argument("indptr: must be non-decreasing");
+    const std::int64_t nnz = indptr[n_rows];
+    for (std::int64_t k = 0; k < nnz; ++k)
+        if (indices[k] < 0 || indices[k] >= n_other)
+            throw std::invalid_argument("indices: column index " + std::to_string(indices[k]) +
+                                        " out of range [0, " + std::to_string(n_other) + ")");
+}
+
+void check_params(const AlsParams& p) {
+    if (!(p.regularization >= 0.0f) || !std::isfinite(p.regularization))
+        throw std::invalid_argument("regularization: expected a finite number >= 0");
+    if (!std::isfinite(p.reg_exponent))
+        throw std::invalid_argument("reg_exponent: expected a finite number");
+    if (!(p.alpha > 0.0f) || !std::isfinite(p.alpha))
+        throw std::invalid_argument("alpha: expected a finite number > 0");
+    if (p.cg_steps < 1) throw std::invalid_argument("cg_steps: expected >= 1");
+}
+
+inline float row_lambda(const AlsParams& p, std::int64_t n) {
+    if (p.reg_exponent == 0.0f) return p.regularization;
+    return static_cast<float>(p.regularization *
+                              std::pow(1.0 + static_cast<double>(n), static_cast<double>(p.reg_exponent)));
+}
+
+// In-place Cholesky (lower) of A (f x f, double) and solve A x = b; false if not PD.
+bool cholesky_solve(double* A, double* b, int f) {
+    for (int j = 0; j < f; ++j) {
+        double* aj = A + static_cast<std::size_t>(j) * f;
+        double d = aj[j];
+        for (int k = 0; k < j; ++k) d -= aj[k] * aj[k];
+        if (!(d > 0.0)) return false;
+        d = std::sqrt(d);
+        aj[j] = d;
+        for (int i = j + 1; i < f; ++i) {
+            double* ai = A + static_cast<std::size_t>(i) * f;
+            double s = ai[j];
+            for (int k = 0; k < j; ++k) s -= ai[k] * aj[k];
+            ai[j] = s / d;
+        }
+    }
+    for (int i = 0; i < f; ++i) {  // L z = b
+        const double* ai = A + static_cast<std::size_t>(i) * f;
+        double s = b[i];
+        for (int k = 0; k < i; ++k) s -= ai[k] * b[k];
+        b[i] = s / ai[i];
+    }
+    for (int i = f - 1; i >= 0; --i) {  // L^T x = z
+        double s = b[i];
+        for (int k = i + 1; k < f; ++k) s -= A[static_cast<std::size_t>(k) * f + i] * b[k];
+        b[i] = s / A[static_cast<std::size_t>(i) * f + i];
+    }
+    return true;
+}
+
+}  // namespace
+
+void als_gram(const float* Y, std::int64_t n, int f, double* out, int num_threads) {
+    check_f(f);
+    if (n < 0) throw std::invalid_argument("n: expected >= 0");
+    const std::size_t ff = static_cast<std::size_t>(f) * f;
+    // Blocks depend only on n and f (never on the thread count): determinism.
+    const std::int64_t max_blocks =
+        std::max<std::int64_t>(1, std::min<std::int64_t>(64, (std::int64_t(1) << 24) / static_cast<std::int64_t>(ff)));
+    const std::int64_t block = std::max<std::int64_t>(1024, (n + max_blocks - 1) / max_blocks);
+    const std::int64_t nblocks = n == 0 ? 0 : (n + block - 1) / block;
+    std::vector<double> partial(static_cast<std::size_t>(nblocks) * ff, 0.0);
+    const AlsKernels& K = als_kernels();
+    const int nt = resolve_threads(num_threads);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+        const std::int64_t lo = b * block, hi = std::min(n, lo + block);
+        K.gram_accumulate(Y + static_cast<std::size_t>(lo) * f, static_cast<std::size_t>(hi - lo), f,
+                          partial.data() + static_cast<std::size_t>(b) * ff);
+    }
+    std::fill(out, out + ff, 0.0);
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+        const double* g = partial.data() + static_cast<std::size_t>(b) * ff;
+        for (int i = 0; i < f; ++i)
+            for (int j = i; j < f; ++j) out[static_cast<std::size_t>(i) * f + j] += g[static_cast<std::size_t>(i) * f + j];
+    }
+    for (int i = 0; i < f; ++i)
+        for (int j = 0; j < i; ++j) out[static_cast<std::size_t>(i) * f + j] = out[static_cast<std::size_t>(j) * f + i];
+}
+
+void als_solve(const std::int64_t* indptr, const std::int32_t* indices, const float* data,
+               std::int64_t n_rows, const float* Y, std::int64_t n_other, int f,
+               const double* gram, float* X, const AlsParams& params) {
+    check_f(f);
+    check_params(params);
+    check_csr(indptr, indices, n_rows, n_other);
+    const std::size_t ff = static_cast<std::size_t>(f) * f;
+    const int nt = resolve_threads(params.num_threads);
+    std::atomic<std::int64_t> bad_row{std::numeric_limits<std::int64_t>::max()};
+
+    if (params.solver == AlsSolver::CG) {
+        std::vector<float> G32(ff);
+        for (std::size_t k = 0; k < ff; ++k) G32[k] = static_cast<float>(gram[k]);
+        const AlsKernels& K = als_kernels();
+#pragma omp parallel num_threads(nt)
+        {
+            std::vector<float> scratch(3 * static_cast<std::size_t>(f) + 16);
+#pragma omp for schedule(dynamic, 32)
+            for (std::int64_t u = 0; u < n_rows; ++u) {
+                const std::int64_t lo = indptr[u], n = indptr[u + 1] - lo;
+                K.cg_row(Y, indices + lo, data + lo, n, G32.data(), params.alpha,
+                         row_lambda(params, n), params.cg_steps, f,
+                         X + static_cast<std::size_t>(u) * f, scratch.data());
+            }
+        }
+        return;
+    }
+
+#pragma omp parallel num_threads(nt)
+    {
+        std::vector<double> A(ff), b(static_cast<std::size_t>(f)), y(static_cast<std::size_t>(f));
+#pragma omp for schedule(dynamic, 16)
+        for (std::int64_t u = 0; u < n_rows; ++u) {
+            const std::int64_t lo = indptr[u], hi = indptr[u + 1];
+            const double lambda = row_lambda(params, hi - lo);
+            std::copy(gram, gram + ff, A.begin());
+            for (int j = 0; j < f; ++j) A[static_cast<std::size_t>(j) * f + j] += lambda;
+            std::fill(b.begin(), b.end(), 0.0);
+            for (std::int64_t k = lo; k < hi; ++k) {
+                const float v = data[k];
+                if (v == 0.0f) continue;
+                const double c = static_cast<double>(params.alpha) * std::fabs(static_cast<double>(v));
+                const float* yr = Y + static_cast<std::size_t>(indices[k]) * f;
+                for (int j = 0; j < f; ++j) y[j] = yr[j];
+                if (v > 0.0f)
+                    for (int j = 0; j < f; ++j) b[j] += c * y[j];
+                const double w = c - 1.0;
+                for (int i = 0; i < f; ++i) {  // lower triangle is all cholesky_solve reads
+                    double* ai = A.data() + static_cast<std::size_t>(i) * f;
+                    const double wy = w * y[i];
+                    for (int j = 0; j <= i; ++j) ai[j] += wy * y[j];
+                }
+            }
+            float* x = X + static_cast<std::size_t>(u) * f;
+            if (cholesky_solve(A.data(), b.data(), f)) {
+                for (int j = 0; j < f; ++j) x[j] = static_cast<float>(b[j]);
+            } else {
+                std::int64_t cur = bad_row.load();
+                while (u < cur && !bad_row.compare_exchange_weak(cur, u)) {
+                }
+            }
+        }
+    }
+    if (bad_row.load() != std::numeric_limits<std::int64_t>::max())
+        throw std::runtime_error("ALS: the normal equations of row " + std::to_string(bad_row.load()) +
+                                 " are not positive definite; increase regularization");
+}
+
+double als_loss(const std::int64_t* indptr, const std::int32_t* indices, const float* data,
+                std::int64_t n_rows, const float* X, const float* Y, std::int64_t n_other, int f,
+                const double* gram, const AlsParams& params) {
+    check_f(f);
+    check_params(params);
+    check_csr(indptr, indices, n_rows, n_other);
+    const int nt = resolve_threads(params.num_threads);
+    std::vector<double> part(static_cast<std::size_t>(n_rows), 0.0), conf(static_cast<std::size_t>(n_rows), 0.0);
+    std::vector<std::int64_t> cnt(static_cast<std::size_t>(n_rows), 0);
+#pragma omp parallel num_threads(nt)
+    {
+        std::vector<double> gx(static_cast<std::size_t>(f));
+#pragma omp for schedule(dynamic, 64)
+        for (std::int64_t u = 0; u < n_rows; ++u) {
+            const float* x = X + static_cast<std::size_t>(u) * f;
+            double quad = 0.0, norm = 0.0;
+            for (int i = 0; i < f; ++i) {
+                double s = 0.0;
+                for (int j = 0; j < f; ++j) s += gram[static_cast<std::size_t>(i) * f + j] * x[j];
+                quad += s * x[i];
+                norm += static_cast<double>(x[i]) * x[i];
+            }
+            double l = quad, c_sum = 0.0;
+            std::int64_t m = 0;
+            for (std::int64_t k = indptr[u]; k < indptr[u + 1]; ++k) {
+                const float v = data[k];
+                if (v == 0.0f) continue;
+                const double c = static_cast<double>(params.alpha) * std::fabs(static_cast<double>(v));
+                const float* y = Y + static_cast<std::size_t>(indices[k]) * f;
+                double s = 0.0;
+                for (int j = 0; j < f; ++j) s += static_cast<double>(x[j]) * y[j];
+                const double pref = v > 0.0f ? 1.0 : 0.0;
+                l += c * (pref - s) * (pref - s) - s * s;
+                c_sum += c;
+                ++m;
+            }
+            part[u] = l + row_lambda(params, indptr[u + 1] - indptr[u]) * norm;
+            conf[u] = c_sum;
+            cnt[u] = m;
+        }
+    }
+    double total = 0.0, total_conf = 0.0;
+    std::int64_t total_cnt = 0;
+    for (std::int64_t u = 0; u < n_rows; ++u) {
+        total += part[u];
+        total_conf += conf[u];
+        total_cnt += cnt[u];
+    }
+    // item-side regularization, with the same per-row scaling by column counts
+    std::vector<std::int64_t> col(static_cast<std::size_t>(n_other), 0);
+    for (std::int64_t k = 0; k < indptr[n_rows]; ++k) ++col[static_cast<std::size_t>(indices[k])];
+    for (std::int64_t i = 0; i < n_other; ++i) {
+        const float* y = Y + static_cast<std::size_t>(i) * f;
+        double norm = 0.0;
+        for (int j = 0; j < f; ++j) norm += static_cast<double>(y[j]) * y[j];
+        total += row_lambda(params, col[static_cast<std::size_t>(i)]) * norm;
+    }
+    const double denom = static_cast<double>(n_rows) * static_cast<double>(n_other) -
+                         static_cast<double>(total_cnt) + total_conf;
+    return denom > 0.0 ? total / denom : 0.0;
+}
+
+}  // namespace tastemaker

@@ -1,0 +1,221 @@
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "tastemaker/als.hpp"
+#include "tastemaker/simd.hpp"
+#include "testing.hpp"
+
+using namespace tastemaker;
+
+namespace {
+
+struct Problem {
+    std::vector<std::int64_t> indptr;
+    std::vector<std::int32_t> indices;
+    std::vector<float> data;
+    std::vector<float> Y;
+    std::int64_t rows, other;
+    int f;
+};
+
+Problem make_problem(std::int64_t rows, std::int64_t other, int f, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    Problem p{{0}, {}, {}, {}, rows, other, f};
+    for (std::int64_t r = 0; r < rows; ++r) {
+        for (std::int64_t c = 0; c < other; ++c) {
+            if (u(rng) < 0.3f) {
+                p.indices.push_back(static_cast<std::int32_t>(c));
+                const float v = 1.0f + 4.0f * u(rng);
+                p.data.push_back(u(rng) < 0.1f ? -v : v);
+            }
+        }
+        p.indptr.push_back(static_cast<std::int64_t>(p.indices.size()));
+    }
+    p.Y.resize(static_cast<std::size_t>(other * f));
+    for (auto& v : p.Y) v = u(rng) - 0.5f;
+    return p;
+}
+
+// Dense reference: x = (YtY + lambda I + sum (c-1) y y^T)^-1 sum_{v>0} c y, via Gaussian elimination.
+std::vector<double> reference_row(const Problem& p, std::int64_t r, const AlsParams& prm) {
+    const int f = p.f;
+    std::vector<double> A(f * f, 0.0), b(f, 0.0);
+    for (std::int64_t i = 0; i < p.other; ++i)
+        for (int a = 0; a < f; ++a)
+            for (int c = 0; c < f; ++c) A[a * f + c] += double(p.Y[i * f + a]) * p.Y[i * f + c];
+    const double n = double(p.indptr[r + 1] - p.indptr[r]);
+    const double lambda = prm.regularization * std::pow(1.0 + n, double(prm.reg_exponent));
+    for (int a = 0; a < f; ++a) A[a * f + a] += lambda;
+    for (std::int64_t k = p.indptr[r]; k < p.indptr[r + 1]; ++k) {
+        const float v = p.data[k];
+        const double c = prm.alpha * std::fabs(double(v));
+        const float* y = &p.Y[p.indices[k] * f];
+        for (int a = 0; a < f; ++a) {
+            if (v > 0) b[a] += c * y[a];
+            for (int cc = 0; cc < f; ++cc) A[a * f + cc] += (c - 1.0) * y[a] * y[cc];
+        }
+    }
+    for (int col = 0; col < f; ++col) {  // partial pivoting elimination
+        int piv = col;
+        for (int r2 = col + 1; r2 < f; ++r2)
+            if (std::fabs(A[r2 * f + col]) > std::fabs(A[piv * f + col])) piv = r2;
+        for (int c2 = 0; c2 < f; ++c2) std::swap(A[col * f + c2], A[piv * f + c2]);
+        std::swap(b[col], b[piv]);
+        for (int r2 = col + 1; r2 < f; ++r2) {
+            const double m = A[r2 * f + col] / A[col * f + col];
+            for (int c2 = col; c2 < f; ++c2) A[r2 * f + c2] -= m * A[col * f + c2];
+            b[r2] -= m * b[col];
+        }
+    }
+    std::vector<double> x(f);
+    for (int i = f - 1; i >= 0; --i) {
+        double s = b[i];
+        for (int c2 = i + 1; c2 < f; ++c2) s -= A[i * f + c2] * x[c2];
+        x[i] = s / A[i * f + i];
+    }
+    return x;
+}
+
+double max_rel_err(const Problem& p, const std::vector<float>& X, const AlsParams& prm) {
+    double worst = 0;
+    for (std::int64_t r = 0; r < p.rows; ++r) {
+        const auto ref = reference_row(p, r, prm);
+        double num = 0, den = 0;
+        for (int j = 0; j < p.f; ++j) {
+            num += (X[r * p.f + j] - ref[j]) * (X[r * p.f + j] - ref[j]);
+            den += ref[j] * ref[j];
+        }
+        worst = std::max(worst, std::sqrt(num / (den + 1e-30)));
+    }
+    return worst;
+}
+
+}  // namespace
+
+TM_TEST(als_gram_matches_naive_and_is_symmetric) {
+    for (int f : {1, 5, 16, 33}) {
+        Problem p = make_problem(1, 3000, f, 3);
+        std::vector<double> G(f * f), G1(f * f);
+        als_gram(p.Y.data(), p.other, f, G.data(), 2);
+        als_gram(p.Y.data(), p.other, f, G1.data(), 1);
+        for (int a = 0; a < f; ++a)
+            for (int c = 0; c < f; ++c) {
+                double ref = 0;
+                for (std::int64_t i = 0; i < p.other; ++i) ref += double(p.Y[i * f + a]) * p.Y[i * f + c];
+                TM_CHECK_NEAR(G[a * f + c], ref, 1e-9 * (1 + std::fabs(ref)));
+                TM_CHECK(G[a * f + c] == G[c * f + a]);
+                TM_CHECK(G[a * f + c] == G1[a * f + c]);
+            }
+    }
+}
+
+TM_TEST(als_cholesky_matches_dense_reference_on_every_path) {
+    for (float expo : {0.0f, 0.5f}) {
+        Problem p = make_problem(12, 40, 7, 11);
+        AlsParams prm;
+        prm.regularization = 0.5f;
+        prm.reg_exponent = expo;
+        prm.alpha = 2.0f;
+        prm.solver = AlsSolver::Cholesky;
+        std::vector<double> G(p.f * p.f);
+        als_gram(p.Y.data(), p.other, p.f, G.data());
+        std::vector<float> X(p.rows * p.f, 0.0f);
+        als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, p.f, G.data(),
+                  X.data(), prm);
+        TM_CHECK(max_rel_err(p, X, prm) < 1e-5);
+    }
+}
+
+TM_TEST(als_cg_converges_to_exact_solution_on_every_path) {
+    Problem p = make_problem(10, 60, 20, 5);
+    AlsParams prm;
+    prm.regularization = 1.0f;
+    prm.alpha = 3.0f;
+    std::vector<double> G(p.f * p.f);
+    als_gram(p.Y.data(), p.other, p.f, G.data());
+    const simd::Isa before = simd::active();
+    for (simd::Isa isa : simd::available()) {
+        simd::set_active(isa);
+        double prev = 1e30;
+        for (int steps : {1, 3, 8, 40}) {
+            prm.cg_steps = steps;
+            std::vector<float> X(p.rows * p.f, 0.0f);
+            als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, p.f,
+                      G.data(), X.data(), prm);
+            const double err = max_rel_err(p, X, prm);
+            TM_CHECK(err <= prev * 1.01 + 1e-6);
+            prev = err;
+        }
+        TM_CHECK(prev < 1e-3);
+    }
+    simd::set_active(before);
+}
+
+TM_TEST(als_simd_paths_agree_with_scalar) {
+    for (int f : {3, 16, 17, 32, 64, 100, 130}) {
+        Problem p = make_problem(30, 50, f, 17 + f);
+        AlsParams prm;
+        prm.regularization = 0.1f;
+        prm.alpha = 2.0f;
+        std::vector<double> G(f * f);
+        std::vector<float> X0(p.rows * f);
+        std::mt19937 rng(f);
+        std::uniform_real_distribution<float> u(-0.1f, 0.1f);
+        for (auto& v : X0) v = u(rng);
+        const simd::Isa before = simd::active();
+        simd::set_active(simd::Isa::Scalar);
+        als_gram(p.Y.data(), p.other, f, G.data());
+        std::vector<float> ref(X0);
+        als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
+                  ref.data(), prm);
+        for (simd::Isa isa : simd::available()) {
+            simd::set_active(isa);
+            std::vector<double> G2(f * f);
+            als_gram(p.Y.data(), p.other, f, G2.data());
+            for (int k = 0; k < f * f; ++k) TM_CHECK_NEAR(G2[k], G[k], 1e-9 * (1 + std::fabs(G[k])));
+            std::vector<float> X(X0);
+            als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
+                      X.data(), prm);
+            double num = 0, den = 0;
+            for (std::size_t k = 0; k < X.size(); ++k) {
+                num += (X[k] - ref[k]) * (X[k] - ref[k]);
+                den += ref[k] * ref[k];
+            }
+            TM_CHECK(std::sqrt(num / den) < 1e-4);
+        }
+        simd::set_active(before);
+    }
+}
+
+TM_TEST(als_rejects_bad_input) {
+    Problem p = make_problem(3, 5, 4, 1);
+    std::vector<double> G(16, 0.0);
+    std::vector<float> X(12);
+    AlsParams prm;
+    auto bad = p;
+    bad.indices[0] = 5;
+    TM_CHECK_THROWS(als_solve(bad.indptr.data(), bad.indices.data(), bad.data.data(), 3, bad.Y.data(), 5, 4,
+                              G.data(), X.data(), prm),
+                    std::invalid_argument);
+    prm.alpha = 0.0f;
+    TM_CHECK_THROWS(als_solve(p.indptr.data(), p.indices.data(), p.data.data(), 3, p.Y.data(), 5, 4, G.data(),
+                              X.data(), prm),
+                    std::invalid_argument);
+    prm.alpha = 1.0f;
+    prm.cg_steps = 0;
+    TM_CHECK_THROWS(als_solve(p.indptr.data(), p.indices.data(), p.data.data(), 3, p.Y.data(), 5, 4, G.data(),
+                              X.data(), prm),
+                    std::invalid_argument);
+    // Y = 0 and no regularization: singular -> runtime_error, not garbage
+    std::vector<float> Z(20, 0.0f);
+    AlsParams chol;
+    chol.solver = AlsSolver::Cholesky;
+    chol.regularization = 0.0f;
+    TM_CHECK_THROWS(als_solve(p.indptr.data(), p.indices.data(), p.data.data(), 3, Z.data(), 5, 4, G.data(),
+                              X.data(), chol),
+                    std::runtime_error);
+}

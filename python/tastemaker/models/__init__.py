@@ -1,0 +1,5 @@
+"""Recommendation models."""
+
+from .als import ALS
+
+__all__ = ["ALS"]

@@ -1,0 +1,293 @@
+"""tastemaker.ALS: numerics against NumPy, determinism, SIMD paths, persistence, growth,
+validation, and quality against implicit on real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tastemaker
+from tastemaker import ALS, _core
+
+
+def random_matrix(n_users=40, n_items=30, density=0.2, seed=0, negatives=False):
+    rng = np.random.default_rng(seed)
+    m = sp.random(n_users, n_items, density=density, random_state=rng, format="csr",
+                  data_rvs=lambda k: rng.uniform(1.0, 5.0, k)).astype(np.float32)
+    if negatives:
+        flip = rng.random(m.nnz) < 0.15
+        m.data[flip] *= -1
+    return m
+
+
+def numpy_solve(Y, rows, reg, alpha, expo=0.0):
+    """Reference: x_u = (YtY + l_u I + Y^T (C_u - I) Y)^-1 Y^T C_u p_u in float64."""
+    Y = Y.astype(np.float64)
+    f = Y.shape[1]
+    G = Y.T @ Y
+    out = np.zeros((rows.shape[0], f))
+    for u in range(rows.shape[0]):
+        idx = rows.indices[rows.indptr[u]:rows.indptr[u + 1]]
+        v = rows.data[rows.indptr[u]:rows.indptr[u + 1]].astype(np.float64)
+        c = alpha * np.abs(v)
+        lam = reg * (1.0 + len(idx)) ** expo
+        A = G + lam * np.eye(f) + (Y[idx].T * (c - 1.0)) @ Y[idx]
+        b = Y[idx].T @ (c * (v > 0))
+        out[u] = np.linalg.solve(A, b)
+    return out
+
+
+def rel(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
+
+
+# ---------------------------------------------------------------- numerics
+@pytest.mark.parametrize("expo", [0.0, 1.0])
+def test_cholesky_fit_satisfies_normal_equations(expo):
+    m = random_matrix(negatives=True)
+    model = ALS(factors=8, regularization=0.3, alpha=2.0, iterations=3, solver="cholesky",
+                regularization_exponent=expo, random_state=0).fit(m, show_progress=False)
+    # the last half-step solved the items exactly with the users fixed
+    ref = numpy_solve(model.user_factors, m.T.tocsr(), 0.3, 2.0, expo)
+    assert rel(model.item_factors, ref) < 2e-5
+    assert model.user_factors.dtype == np.float32 and model.user_factors.flags.c_contiguous
+    assert model.user_factors.shape == (40, 8) and model.item_factors.shape == (30, 8)
+
+
+def test_fold_in_matches_numpy():
+    m = random_matrix(negatives=True, seed=1)
+    model = ALS(factors=6, regularization=0.1, alpha=3.0, iterations=2, random_state=1)
+    model.fit(m, show_progress=False)
+    new_rows = random_matrix(n_users=5, n_items=30, seed=9, negatives=True)
+    got = model._fold_in_users(new_rows)
+    assert rel(got, numpy_solve(model.item_factors, new_rows, 0.1, 3.0)) < 2e-5
+    got_i = model._fold_in_items(m.T.tocsr()[:4])
+    assert rel(got_i, numpy_solve(model.user_factors, m.T.tocsr()[:4], 0.1, 3.0)) < 2e-5
+
+
+def test_cg_approaches_cholesky_as_steps_grow():
+    m = random_matrix(60, 50, seed=3)
+    rng = np.random.default_rng(0)
+    Y = rng.normal(size=(50, 10)).astype(np.float32)
+    gram = _core.als_gram(Y)
+    exact = numpy_solve(Y, m, 0.5, 2.0)
+    errs = []
+    for steps in (1, 2, 4, 8, 30):
+        X = np.zeros((60, 10), dtype=np.float32)
+        _core.als_solve(m.indptr.astype(np.int64), m.indices, m.data, Y, gram, X, 0.5, 0.0,
+                        2.0, "cg", steps)
+        errs.append(rel(X, exact))
+    assert all(b <= a * 1.001 + 1e-7 for a, b in zip(errs, errs[1:])), errs
+    assert errs[-1] < 1e-3 and errs[0] > 10 * errs[-1]
+
+
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_loss_decreases(solver):
+    m = random_matrix(80, 60, seed=4)
+    losses = []
+    ALS(factors=8, regularization=0.05, iterations=8, solver=solver, random_state=0,
+        calculate_training_loss=True).fit(
+        m, show_progress=False, callback=lambda it, t, loss: losses.append((it, t, loss)))
+    assert [it for it, _, _ in losses] == list(range(8))
+    vals = [loss for _, _, loss in losses]
+    assert all(np.isfinite(vals))
+    assert all(b <= a * (1 + 1e-4) for a, b in zip(vals, vals[1:])), vals
+    assert vals[-1] < vals[0]
+
+
+def test_loss_matches_dense_numpy():
+    m = random_matrix(20, 15, seed=5, negatives=True)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 4)).astype(np.float32)
+    Y = rng.normal(size=(15, 4)).astype(np.float32)
+    dense = m.toarray().astype(np.float64)
+    C = np.where(dense != 0, 2.0 * np.abs(dense), 1.0)
+    P = (dense > 0).astype(np.float64)
+    S = X.astype(np.float64) @ Y.T.astype(np.float64)
+    ref = (np.sum(C * (P - S) ** 2) + 0.3 * (np.sum(X.astype(np.float64) ** 2)
+                                             + np.sum(Y.astype(np.float64) ** 2))) / C.sum()
+    got = _core.als_loss(m.indptr.astype(np.int64), m.indices, m.data, X, Y, _core.als_gram(Y),
+                         0.3, 0.0, 2.0)
+    assert got == pytest.approx(ref, rel=1e-6)
+
+
+def test_callback_without_loss_gets_none():
+    seen = []
+    ALS(factors=4, iterations=2, random_state=0).fit(
+        random_matrix(), show_progress=False, callback=lambda *a: seen.append(a))
+    assert len(seen) == 2 and seen[0][2] is None and seen[1][1] >= seen[0][1] >= 0
+
+
+# ---------------------------------------------------------------- determinism, SIMD
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_deterministic_for_seed_and_thread_count(solver):
+    m = random_matrix(300, 200, density=0.05, seed=6)
+    fits = [ALS(factors=16, iterations=3, solver=solver, random_state=42, num_threads=t)
+            .fit(m, show_progress=False) for t in (1, 2, 1)]
+    for other in fits[1:]:
+        np.testing.assert_array_equal(fits[0].user_factors, other.user_factors)
+        np.testing.assert_array_equal(fits[0].item_factors, other.item_factors)
+    different = ALS(factors=16, iterations=3, solver=solver, random_state=43).fit(
+        m, show_progress=False)
+    assert not np.array_equal(different.user_factors, fits[0].user_factors)
+
+
+@pytest.mark.parametrize("factors", [5, 16, 64, 70])
+def test_every_simd_path_agrees_with_scalar(factors):
+    m = random_matrix(200, 150, density=0.08, seed=7, negatives=True)
+    before = tastemaker.simd_path()
+    results = {}
+    try:
+        for path in _core.simd_available():
+            tastemaker.set_simd_path(path)
+            model = ALS(factors=factors, iterations=2, regularization=0.1, random_state=3)
+            results[path] = model.fit(m, show_progress=False)
+    finally:
+        tastemaker.set_simd_path(before)
+    ref = results["scalar"]
+    for path, model in results.items():
+        assert rel(model.user_factors, ref.user_factors) < 1e-3, path
+        assert rel(model.item_factors, ref.item_factors) < 1e-3, path
+
+
+# ---------------------------------------------------------------- persistence, growth
+def test_save_load_round_trip(tmp_path):
+    m = random_matrix()
+    model = ALS(factors=8, iterations=2, regularization=0.2, alpha=1.5, random_state=5)
+    model.fit(m, show_progress=False)
+    path = tmp_path / "als.npz"
+    model.save(path)
+    loaded = tastemaker.load(path)
+    assert isinstance(loaded, ALS)
+    assert loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
+    np.testing.assert_array_equal(loaded.item_factors, model.item_factors)
+    np.testing.assert_array_equal(loaded._fold_in_users(m[:3]), model._fold_in_users(m[:3]))
+
+
+def test_partial_fit_grows_and_matches_fold_in():
+    m = random_matrix(seed=8)
+    model = ALS(factors=6, iterations=2, random_state=0).fit(m, show_progress=False)
+    old_users = model.user_factors.copy()
+    rows = random_matrix(n_users=2, n_items=30, seed=10)
+    model.partial_fit_users([3, 45], rows)
+    assert model.user_factors.shape == (46, 6)
+    np.testing.assert_array_equal(model.user_factors[[3, 45]], model._fold_in_users(rows))
+    np.testing.assert_array_equal(model.user_factors[40:45], 0)
+    np.testing.assert_array_equal(np.delete(model.user_factors[:40], 3, axis=0),
+                                  np.delete(old_users, 3, axis=0))
+    item_rows = random_matrix(n_users=1, n_items=46, seed=11)
+    model.partial_fit_items([31], item_rows)
+    assert model.item_factors.shape == (32, 6)
+    np.testing.assert_array_equal(model.item_factors[30], 0)
+    assert np.any(model.item_factors[31] != 0)
+
+
+def test_fold_in_of_empty_row_is_zero():
+    model = ALS(factors=4, iterations=1, random_state=0).fit(random_matrix(), show_progress=False)
+    np.testing.assert_array_equal(model._fold_in_users(sp.csr_matrix((2, 30))), 0)
+
+
+# ---------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"factors": 0}, "factors"),
+        ({"factors": 2.5}, "factors"),
+        ({"regularization": -1.0}, "regularization"),
+        ({"regularization": float("nan")}, "regularization"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"iterations": -1}, "iterations"),
+        ({"solver": "lu"}, "solver"),
+        ({"cg_steps": 0}, "cg_steps"),
+        ({"num_threads": -2}, "num_threads"),
+        ({"random_state": "x"}, "random_state"),
+        ({"regularization_exponent": float("inf")}, "regularization_exponent"),
+        ({"calculate_training_loss": "yes"}, "calculate_training_loss"),
+    ],
+)
+def test_bad_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        ALS(**params).fit(random_matrix(), show_progress=False)
+
+
+def test_bad_matrices():
+    with pytest.raises(ValueError, match="user_items"):
+        ALS().fit(np.ones((3, 3)), show_progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        ALS().fit(sp.csr_matrix((3, 3), dtype=np.float32), show_progress=False)
+    bad = random_matrix()
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ALS().fit(bad, show_progress=False)
+    unsorted = random_matrix()
+    row = np.flatnonzero(np.diff(unsorted.indptr) >= 2)[0]
+    a = unsorted.indptr[row]
+    unsorted.indices[a], unsorted.indices[a + 1] = unsorted.indices[a + 1], unsorted.indices[a]
+    unsorted.has_sorted_indices = False
+    with pytest.raises(ValueError, match="unsorted"):
+        ALS().fit(unsorted, show_progress=False)
+    with pytest.raises(ValueError, match="callback"):
+        ALS().fit(random_matrix(), show_progress=False, callback=3)
+
+
+def test_not_fitted_and_bad_fold_in():
+    with pytest.raises(ValueError, match="not fitted"):
+        ALS()._fold_in_users(random_matrix())
+    with pytest.raises(ValueError, match="not fitted"):
+        ALS().partial_fit_users([0], random_matrix(1, 30))
+    with pytest.raises(ValueError, match="not fitted"):
+        ALS().save("/nonexistent/x.npz")
+    model = ALS(factors=4, iterations=1, random_state=0).fit(random_matrix(), show_progress=False)
+    with pytest.raises(ValueError, match="user_items"):
+        model._fold_in_users(random_matrix(2, 31))
+    with pytest.raises(ValueError, match="userids"):
+        model.partial_fit_users([-1], random_matrix(1, 30))
+    with pytest.raises(ValueError, match="userids"):
+        model.partial_fit_users([1, 1], random_matrix(2, 30))
+    with pytest.raises(ValueError, match="userids"):
+        model.partial_fit_users([1.5], random_matrix(1, 30))
+    with pytest.raises(ValueError, match="userids"):
+        model.partial_fit_users([1, 2], random_matrix(1, 30))
+    with pytest.raises(ValueError, match="item_users"):
+        model.partial_fit_items([0], random_matrix(1, 30))  # wrong width: n_users is 40
+    with pytest.raises(ValueError, match="itemids"):
+        model.partial_fit_items([[0]], random_matrix(1, 40))
+
+
+def test_native_layer_rejects_bad_arrays():
+    m = random_matrix()
+    Y = np.ones((30, 4), dtype=np.float32)
+    X = np.zeros((40, 4), dtype=np.float32)
+    g = _core.als_gram(Y)
+    ip, ix, d = m.indptr.astype(np.int64), m.indices.copy(), m.data
+    with pytest.raises(ValueError, match="X"):
+        _core.als_solve(ip, ix, d, Y, g, X[:, :3].copy(), 0.1, 0.0, 1.0, "cg", 3)
+    with pytest.raises(ValueError, match="indptr"):
+        _core.als_solve(ip.astype(np.int32), ix, d, Y, g, X, 0.1, 0.0, 1.0, "cg", 3)
+    bad = ix.copy()
+    bad[0] = 30
+    with pytest.raises(ValueError, match="out of range"):
+        _core.als_solve(ip, bad, d, Y, g, X, 0.1, 0.0, 1.0, "cg", 3)
+    with pytest.raises(ValueError, match="solver"):
+        _core.als_solve(ip, ix, d, Y, g, X, 0.1, 0.0, 1.0, "qr", 3)
+    with pytest.raises(RuntimeError, match="positive definite"):
+        Z = np.zeros_like(Y)
+        _core.als_solve(ip, ix, d, Z, _core.als_gram(Z), X, 0.0, 0.0, 1.0, "cholesky", 3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_users=st.integers(1, 12), n_items=st.integers(1, 12), f=st.integers(1, 9),
+       seed=st.integers(0, 2**16), alpha=st.floats(0.1, 20.0))
+def test_property_fold_in_matches_numpy(n_users, n_items, f, seed, alpha):
+    m = random_matrix(n_users, n_items, density=0.5, seed=seed, negatives=True)
+    rng = np.random.default_rng(seed)
+    Y = rng.normal(size=(n_items, f)).astype(np.float32)
+    X = np.zeros((n_users, f), dtype=np.float32)
+    _core.als_solve(m.indptr.astype(np.int64), m.indices, m.data, Y, _core.als_gram(Y), X,
+                    1.0, 0.0, alpha, "cholesky", 1)
+    ref = numpy_solve(Y, m, 1.0, alpha)
+    np.testing.assert_allclose(X, ref, rtol=1e-3, atol=1e-4 * (1 + np.abs(ref).max()))
