@@ -17,6 +17,7 @@ from . import evaluation
 from .data import Interactions
 from .io import load
 from .models import ALS
+from . import datasets
 
 __all__ = [
     "__version__",
@@ -29,4 +30,5 @@ __all__ = [
     "Interactions",
     "load",
     "ALS",
+    "datasets",
 ]

@@ -1,0 +1,309 @@
+"""A synthetic streaming-service log with known ground truth (the embedded demo data).
+
+Generative story (all vectorized numpy; no per-event Python loop):
+
+1. **Catalog.**  Each title has 1-3 of ``G`` genres (its taste vector is the genre
+   indicator, normalized to sum 1), a popularity drawn from a log-normal, a release year
+   (skewed recent), runtime, original language and a cast of made-up actors.
+2. **Accounts.**  Each account holds one *persona* (a sparse Dirichlet preference over
+   genres) or, with probability ``shared_fraction``, two (a shared household).  The
+   account's ground-truth taste is the mean of its personas.
+3. **Sessions.**  Each account has a Poisson number of sessions (scaled by a log-normal
+   activity level) at uniform random times in ``[start, start + days)``.  A session is
+   watched by one of the account's personas and plays a few titles: a genre is drawn from
+   the persona's preference, then a title of that genre by popularity (with probability
+   ``explore`` a title by popularity alone).
+4. **Events.**  Every pick logs ``play``.  The persona's affinity for the title (its taste
+   vector dotted with the persona's preference) sets the chance to ``complete`` it;
+   otherwise it logs ``pause`` (abandoned part-way).  Completed titles may get a
+   ``thumbs_up``, abandoned ones with low affinity a ``thumbs_down``.
+
+So the rates of every event type follow the watching persona's tastes, and shared
+accounts mix two taste profiles, which is what a recommender must untangle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_float, check_int, check_random_state
+from .interactions import DEFAULT_EVENT_WEIGHTS, Interactions
+
+__all__ = ["SyntheticStreaming", "synthetic_streaming", "GENRES", "EVENT_TYPES"]
+
+GENRES = ("Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", "Drama",
+          "Family", "Fantasy", "Horror", "Music", "Mystery", "Romance", "Sci-Fi",
+          "Thriller", "Western")
+EVENT_TYPES = ("play", "pause", "complete", "thumbs_up", "thumbs_down")
+
+_ADJ = np.array(["Silent", "Broken", "Golden", "Hidden", "Last", "Crimson", "Frozen",
+                 "Midnight", "Electric", "Lost", "Wild", "Hollow", "Burning", "Secret",
+                 "Distant", "Iron", "Velvet", "Quiet", "Savage", "Northern", "Endless",
+                 "Paper", "Glass", "Bitter", "Little", "Final", "Shattered", "Restless"])
+_NOUN = np.array(["Harbor", "Protocol", "Garden", "Kingdom", "Signal", "River", "Empire",
+                  "Witness", "Summer", "Frontier", "Orchard", "Machine", "Promise",
+                  "Horizon", "Letters", "Station", "Island", "Crown", "Shadows", "Mile",
+                  "Symphony", "Detective", "Voyage", "Hearts", "Code", "Valley", "Storm",
+                  "Circus", "Archive", "Lighthouse"])
+_FIRST = np.array(["Ava", "Liam", "Maya", "Noah", "Zoe", "Ethan", "Lena", "Omar", "Iris",
+                   "Hugo", "Nina", "Kenji", "Sofia", "Mateo", "Priya", "Jonas", "Chloe",
+                   "Ravi", "Elena", "Tomas", "Aiko", "Felix", "Amara", "Lucas"])
+_LAST = np.array(["Moreau", "Tanaka", "Okafor", "Lindqvist", "Reyes", "Novak", "Hart",
+                  "Castellano", "Byrne", "Kowalski", "Sato", "Ferreira", "Adeyemi",
+                  "Fischer", "Quinn", "Haddad", "Vance", "Ibarra", "Whitlock", "Park"])
+_LANGS = np.array(["en", "fr", "es", "ko", "ja", "de", "hi", "it"])
+_LANG_P = np.array([0.55, 0.09, 0.1, 0.07, 0.07, 0.05, 0.04, 0.03])
+_RUNTIME = {"Animation": 88, "Family": 95, "Documentary": 92, "Horror": 96, "Comedy": 100,
+            "Drama": 118, "Action": 121, "Adventure": 124, "Fantasy": 126, "Sci-Fi": 122,
+            "Western": 115, "Crime": 114, "Thriller": 108, "Mystery": 106, "Romance": 107,
+            "Music": 104}
+
+
+@dataclass
+class SyntheticStreaming:
+    """Result of :func:`synthetic_streaming`.
+
+    Attributes
+    ----------
+    events : pandas.DataFrame, one row per event, sorted by timestamp
+        ``user`` (int64 account id), ``item`` (int64 title id), ``event`` (categorical of
+        :data:`EVENT_TYPES`), ``timestamp`` (datetime64[ns], naive UTC), ``session``
+        (int64) and ``watch_fraction`` (float32: share of the runtime watched; 0 on
+        thumbs events).
+    items : pandas.DataFrame indexed by item id 0..n_items-1
+        ``title``, ``genres`` ("|"-joined), ``runtime`` (minutes), ``language``,
+        ``cast`` (", "-joined), ``release_year``.
+    users : pandas.DataFrame indexed by user id 0..n_users-1
+        ``shared`` (bool), ``n_personas``, ``taste``: the dominant genre of each persona
+        ("|"-joined), ``n_events``.
+    user_tastes : ndarray of float64, shape (n_users, n_genres)
+        Ground-truth account taste: the mean of its personas' genre preferences.
+    persona_tastes : ndarray of float64, shape (n_users, 2, n_genres)
+        Each persona's preference (both rows equal for a single-persona account).
+    item_tastes : ndarray of float64, shape (n_items, n_genres)
+        Normalized genre membership of each title.
+    item_popularity : ndarray of float64, shape (n_items,)
+        Base popularity (sums to 1).
+    shared : ndarray of bool, shape (n_users,)
+    genres : tuple of str, the taste dimensions' names.
+    event_weights : dict
+        Suggested weights for :meth:`Interactions.from_frame`
+        (:data:`tastemaker.data.DEFAULT_EVENT_WEIGHTS`).
+    """
+
+    events: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame
+    user_tastes: np.ndarray
+    persona_tastes: np.ndarray
+    item_tastes: np.ndarray
+    item_popularity: np.ndarray
+    shared: np.ndarray
+    genres: tuple = GENRES
+    event_weights: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+
+    def interactions(self, **kwargs) -> Interactions:
+        """The events as :class:`Interactions` with :attr:`event_weights` and timestamps.
+
+        ``kwargs`` go to :meth:`Interactions.from_frame` (e.g. ``transform="log1p"``,
+        ``half_life="60D"``).
+        """
+        kwargs.setdefault("event_weights", self.event_weights)
+        return Interactions.from_frame(self.events, user="user", item="item", event="event",
+                                       timestamp="timestamp", **kwargs)
+
+
+def _categorical_rows(cum_rows: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Draw one column per event from per-row distributions given as row-wise CDFs.
+
+    ``cum_rows`` (R, C) has rows ending at 1; adding the row number makes the flattened
+    array increasing, so one searchsorted serves every row at once.
+    """
+    r, c = cum_rows.shape
+    flat = (cum_rows + np.arange(r)[:, None]).ravel()
+    pos = np.searchsorted(flat, rows + u, side="right")
+    return np.minimum(pos - rows * c, c - 1)
+
+
+def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
+                        sessions_per_user: float = 20.0, picks_per_session: float = 2.5,
+                        shared_fraction: float = 0.3, explore: float = 0.1,
+                        start="2024-01-01", days: int = 180) -> SyntheticStreaming:
+    """Generate a streaming-service event log with ground-truth tastes.
+
+    Parameters
+    ----------
+    n_users, n_items : int
+        Accounts and titles.
+    seed : int, numpy Generator or None
+        Same seed, same output (on any machine with the same numpy).
+    sessions_per_user : float
+        Mean sessions per account (activity varies log-normally around it).
+    picks_per_session : float
+        Mean titles started per session (at least 1).
+    shared_fraction : float in [0, 1]
+        Share of accounts used by two personas.
+    explore : float in [0, 1]
+        Chance that a pick ignores taste and follows popularity alone.
+    start : time
+        First possible session (anything pandas.Timestamp reads).
+    days : int
+        Length of the period.
+
+    Returns
+    -------
+    SyntheticStreaming
+        About ``n_users * sessions_per_user * picks_per_session * 2.1`` events (the
+        defaults give ~0.5 million; ``n_users=10000`` gives ~1 million).
+    """
+    n_users = check_int(n_users, "n_users", minimum=1)
+    n_items = check_int(n_items, "n_items", minimum=len(GENRES))
+    sessions_per_user = check_float(sessions_per_user, "sessions_per_user", minimum=0,
+                                    strict=True)
+    picks_per_session = check_float(picks_per_session, "picks_per_session", minimum=1.0)
+    shared_fraction = check_float(shared_fraction, "shared_fraction", minimum=0.0)
+    explore = check_float(explore, "explore", minimum=0.0)
+    for name, v in (("shared_fraction", shared_fraction), ("explore", explore)):
+        if v > 1:
+            raise ValueError(f"{name}: expected a number in [0, 1], got {v}")
+    days = check_int(days, "days", minimum=1)
+    try:
+        t0 = pd.Timestamp(start)
+    except (ValueError, TypeError):
+        raise ValueError(f"start: cannot parse {start!r} as a time") from None
+    if t0 is pd.NaT:
+        raise ValueError("start: got a missing time")
+    rng = check_random_state(seed, "seed")
+    G = len(GENRES)
+
+    # ---- catalog
+    n_gen = rng.choice([1, 2, 3], size=n_items, p=[0.35, 0.45, 0.2])
+    genre_rank = rng.random((n_items, G)) * rng.dirichlet(np.full(G, 2.0))[None, :] ** -0.5
+    member = np.argsort(genre_rank, axis=1, kind="stable")[:, :3]  # genres by rank
+    item_g = np.zeros((n_items, G), dtype=bool)
+    rows = np.repeat(np.arange(n_items), 3)
+    keep = np.tile(np.arange(3), n_items) < np.repeat(n_gen, 3)
+    item_g[rows[keep], member.ravel()[keep]] = True
+    item_tastes = item_g / item_g.sum(axis=1, keepdims=True)
+    year = np.clip(np.round(2025 - rng.gamma(1.6, 9.0, n_items)), 1930, 2024).astype(np.int64)
+    pop = rng.lognormal(0.0, 1.2, n_items) * (1.0 + 0.6 * (year >= 2015))
+    pop = pop / pop.sum()
+    primary = member[:, 0]
+    base_rt = np.array([_RUNTIME[g] for g in GENRES], dtype=float)[primary]
+    runtime = np.clip(np.round(base_rt + rng.normal(0, 14, n_items)), 62, 200).astype(np.int64)
+    names = np.char.add(np.char.add(np.char.add("The ", _ADJ[rng.integers(0, len(_ADJ),
+                                                                          n_items)]), " "),
+                        _NOUN[rng.integers(0, len(_NOUN), n_items)])
+    plain = rng.random(n_items) < 0.4  # drop "The " for some titles
+    names = np.where(plain, np.char.replace(names, "The ", "", count=1), names)
+    titles = pd.Series(names).str.cat(pd.Series(year).astype(str), sep=" (") + ")"
+    dup = titles.duplicated(keep="first").to_numpy()
+    titles[dup] = titles[dup].str.replace(" (", " II (", n=1, regex=False)
+    gnames = np.array(GENRES, dtype=object)
+    genres_str = pd.Series(list(item_g)).map(lambda m: "|".join(gnames[m]))  # n_items rows
+    n_cast = 3
+    cast_first = _FIRST[rng.integers(0, len(_FIRST), (n_items, n_cast))]
+    cast_last = _LAST[rng.integers(0, len(_LAST), (n_items, n_cast))]
+    full = np.char.add(np.char.add(cast_first, " "), cast_last)
+    cast = np.char.add(np.char.add(np.char.add(full[:, 0], ", "), np.char.add(full[:, 1],
+                                                                              ", ")), full[:, 2])
+    language = rng.choice(_LANGS, size=n_items, p=_LANG_P)
+    items = pd.DataFrame({"title": titles.to_numpy(), "genres": genres_str.to_numpy(),
+                          "runtime": runtime, "language": language, "cast": cast,
+                          "release_year": year},
+                         index=pd.RangeIndex(n_items, name="item"))
+
+    # ---- accounts and personas
+    shared = rng.random(n_users) < shared_fraction
+    persona = rng.dirichlet(np.full(G, 0.25), size=(n_users, 2))
+    persona[~shared, 1] = persona[~shared, 0]
+    user_tastes = persona.mean(axis=1)
+    n_personas = np.where(shared, 2, 1)
+
+    # ---- sessions
+    activity = rng.lognormal(-0.18, 0.6, n_users)
+    n_sess = rng.poisson(sessions_per_user * activity)
+    sess_user = np.repeat(np.arange(n_users), n_sess)
+    S = sess_user.size
+    sess_persona = np.where(shared[sess_user], rng.integers(0, 2, S), 0)
+    sess_time = rng.random(S) * (days * 86400.0)
+    n_picks = 1 + rng.poisson(picks_per_session - 1.0, S)
+    pick_sess = np.repeat(np.arange(S), n_picks)
+    P = pick_sess.size
+    pick_user = sess_user[pick_sess]
+    prow = pick_user * 2 + sess_persona[pick_sess]  # row in persona.reshape(-1, G)
+    pref = persona.reshape(-1, G)
+
+    # genre from the persona's preference, then a title of that genre by popularity
+    genre = _categorical_rows(np.cumsum(pref, axis=1), prow, rng.random(P))
+    by_genre = [np.flatnonzero(item_g[:, g]) for g in range(G)]
+    counts = np.array([len(b) for b in by_genre])
+    flat_items = np.concatenate(by_genre)
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    w = pop[flat_items]
+    block = np.repeat(np.arange(G), counts)
+    gsum = np.bincount(block, weights=w, minlength=G)
+    # cumulative popularity inside each genre block, ending at 1; adding the block number
+    # makes the whole array increasing, so one searchsorted draws for every pick
+    before = np.concatenate(([0.0], np.cumsum(gsum)[:-1]))
+    cum = (np.cumsum(w) - before[block]) / np.where(gsum > 0, gsum, 1.0)[block] + block
+    pos = np.searchsorted(cum, genre + rng.random(P), side="right")
+    empty = counts[genre] == 0
+    pos = np.clip(pos, offsets[genre], offsets[genre + 1] - 1)
+    pick_item = flat_items[np.clip(pos, 0, flat_items.size - 1)]
+    wander = (rng.random(P) < explore) | empty
+    pick_item = np.where(wander, np.searchsorted(np.cumsum(pop), rng.random(P) * pop.sum(),
+                                                 side="right").clip(0, n_items - 1),
+                         pick_item)
+
+    # ---- outcomes follow the watching persona's affinity
+    aff = np.einsum("ij,ij->i", pref[prow], item_tastes[pick_item])
+    rel = aff / pref[prow].max(axis=1)  # 1 = the persona's favourite kind of title
+    like = 1.0 / (1.0 + np.exp(-(7.0 * (rel - 0.3) + rng.normal(0, 0.8, P))))
+    complete = rng.random(P) < 0.1 + 0.85 * like
+    frac = np.where(complete, 1.0, np.clip(rng.beta(1.3, 3.0, P) * (0.3 + like), 0.02, 0.97))
+    thumbs_up = complete & (rng.random(P) < 0.35 * like)
+    thumbs_down = ~complete & (like < 0.25) & (rng.random(P) < 0.3)
+
+    rt = runtime[pick_item] * 60.0
+    # picks inside a session follow each other
+    first = np.concatenate(([0], np.cumsum(n_picks)[:-1]))
+    k = np.arange(P) - np.repeat(first, n_picks)
+    t_play = sess_time[pick_sess] + k * 2400.0 + rng.random(P) * 300.0
+    t_end = t_play + frac * rt
+
+    ev_code = np.concatenate([
+        np.zeros(P, np.int8),
+        np.where(complete, 2, 1).astype(np.int8),
+        np.full(thumbs_up.sum(), 3, np.int8),
+        np.full(thumbs_down.sum(), 4, np.int8)])
+    ev_pick = np.concatenate([np.arange(P), np.arange(P), np.flatnonzero(thumbs_up),
+                              np.flatnonzero(thumbs_down)])
+    ev_time = np.concatenate([t_play, t_end, t_end[thumbs_up] + 20.0,
+                              t_end[thumbs_down] + 20.0])
+    ev_frac = np.concatenate([np.zeros(P), frac, np.zeros(thumbs_up.sum()),
+                              np.zeros(thumbs_down.sum())]).astype(np.float32)
+    order = np.lexsort((ev_code, ev_time))
+    ev_pick = ev_pick[order]
+    stamp = (t0.value + np.round(ev_time[order] * 1e9).astype(np.int64)).astype("datetime64[ns]")
+    events = pd.DataFrame({
+        "user": pick_user[ev_pick].astype(np.int64),
+        "item": pick_item[ev_pick].astype(np.int64),
+        "event": pd.Categorical.from_codes(ev_code[order], categories=list(EVENT_TYPES)),
+        "timestamp": stamp,
+        "session": pick_sess[ev_pick].astype(np.int64),
+        "watch_fraction": ev_frac[order],
+    })
+
+    top = np.argmax(persona, axis=2)  # (n_users, 2)
+    taste = np.where(shared, gnames[top[:, 0]] + "|" + gnames[top[:, 1]], gnames[top[:, 0]])
+    users = pd.DataFrame({"shared": shared, "n_personas": n_personas, "taste": taste,
+                          "n_events": np.bincount(events["user"].to_numpy(),
+                                                  minlength=n_users)},
+                         index=pd.RangeIndex(n_users, name="user"))
+    return SyntheticStreaming(events=events, items=items, users=users, user_tastes=user_tastes,
+                              persona_tastes=persona, item_tastes=item_tastes,
+                              item_popularity=pop, shared=shared)

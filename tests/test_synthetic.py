@@ -1,0 +1,101 @@
+"""The synthetic streaming generator: determinism, structure, scale, and signal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tastemaker import datasets
+from tastemaker.data import DEFAULT_EVENT_WEIGHTS
+
+
+@pytest.fixture(scope="module")
+def small():
+    return datasets.synthetic_streaming(600, 300, seed=7)
+
+
+def test_deterministic_for_a_seed(small):
+    again = datasets.synthetic_streaming(600, 300, seed=7)
+    pd.testing.assert_frame_equal(small.events, again.events)
+    pd.testing.assert_frame_equal(small.items, again.items)
+    np.testing.assert_array_equal(small.user_tastes, again.user_tastes)
+    other = datasets.synthetic_streaming(600, 300, seed=8)
+    assert not small.events[["user", "item"]].equals(other.events[["user", "item"]])
+
+
+def test_structure_and_ground_truth(small):
+    ev, items, users = small.events, small.items, small.users
+    G = len(datasets.GENRES)
+    assert set(ev["event"].cat.categories) == set(datasets.EVENT_TYPES)
+    assert set(ev["event"].unique()) == set(datasets.EVENT_TYPES)
+    assert ev["timestamp"].is_monotonic_increasing
+    assert ev["user"].between(0, 599).all() and ev["item"].between(0, 299).all()
+    assert len(items) == 300 and items["title"].is_unique
+    assert items["title"].str.match(r"^[A-Z][\w ]+ \(\d{4}\)$").all()
+    assert items["runtime"].between(60, 200).all()
+    assert items["cast"].str.count(", ").eq(2).all()
+    n_genres = items["genres"].str.count(r"\|") + 1
+    np.testing.assert_array_equal(n_genres, (small.item_tastes > 0).sum(axis=1))
+    np.testing.assert_allclose(small.item_tastes.sum(axis=1), 1.0)
+    np.testing.assert_allclose(small.user_tastes.sum(axis=1), 1.0)
+    assert small.user_tastes.shape == (600, G) and small.persona_tastes.shape == (600, 2, G)
+    np.testing.assert_allclose(small.user_tastes, small.persona_tastes.mean(axis=1))
+    solo = ~small.shared
+    np.testing.assert_array_equal(small.persona_tastes[solo, 0], small.persona_tastes[solo, 1])
+    assert 0.2 < small.shared.mean() < 0.4
+    np.testing.assert_array_equal(users["shared"], small.shared)
+    np.testing.assert_array_equal(users["n_events"], np.bincount(ev["user"], minlength=600))
+    # each play is followed by exactly one complete-or-pause of the same pick
+    counts = ev["event"].value_counts()
+    assert counts["play"] == counts["complete"] + counts["pause"]
+    assert small.event_weights == DEFAULT_EVENT_WEIGHTS
+
+
+def test_event_rates_follow_tastes(small):
+    ev = small.events
+    # affinity of the account (mean of personas) with the played title
+    plays = ev[ev["event"] == "play"]
+    comp = ev[ev["event"] == "complete"]
+    aff = np.einsum("ij,ij->i", small.user_tastes[plays["user"]],
+                    small.item_tastes[plays["item"]])
+    aff_c = np.einsum("ij,ij->i", small.user_tastes[comp["user"]],
+                      small.item_tastes[comp["item"]])
+    assert aff_c.mean() > aff.mean() * 1.1
+    downs = ev[ev["event"] == "thumbs_down"]
+    aff_d = np.einsum("ij,ij->i", small.user_tastes[downs["user"]],
+                      small.item_tastes[downs["item"]])
+    assert aff_d.mean() < aff.mean()
+    # picks concentrate on the account's tastes: far above a random title's affinity
+    rand = small.user_tastes @ small.item_tastes.mean(axis=0)
+    assert aff.mean() > 2 * rand.mean()
+
+
+def test_interactions_from_generator(small):
+    X = small.interactions()
+    assert X.timestamps is not None
+    assert np.all(X.user_ids == np.sort(small.events["user"].unique()))
+    assert (X.values < 0).any() and (X.values > 0).mean() > 0.8
+    Y = small.interactions(transform="binary", min_item_count=3)
+    assert set(np.unique(Y.values)) <= {-1.0, 0.0, 1.0}
+
+
+def test_scale_one_million_events():
+    data = datasets.synthetic_streaming(10_000, 3_000, seed=0)
+    assert len(data.events) > 1_000_000
+    assert data.events["user"].nunique() > 9_900
+
+
+def test_generator_errors():
+    with pytest.raises(ValueError, match="n_users"):
+        datasets.synthetic_streaming(0, 100)
+    with pytest.raises(ValueError, match="n_items"):
+        datasets.synthetic_streaming(10, 3)
+    with pytest.raises(ValueError, match="shared_fraction"):
+        datasets.synthetic_streaming(10, 100, shared_fraction=1.5)
+    with pytest.raises(ValueError, match="seed"):
+        datasets.synthetic_streaming(10, 100, seed="x")
+    with pytest.raises(ValueError, match="start"):
+        datasets.synthetic_streaming(10, 100, start="someday")
+    with pytest.raises(ValueError, match="picks_per_session"):
+        datasets.synthetic_streaming(10, 100, picks_per_session=0.5)
