@@ -16,9 +16,17 @@
 namespace tastemaker {
 
 extern const AlsKernels als_kernels_scalar;
+#ifdef TASTEMAKER_HAVE_X86_KERNELS
+extern const AlsKernels als_kernels_avx2;
+extern const AlsKernels als_kernels_avx512;
+#endif
 
 const AlsKernels& als_kernels(simd::Isa isa) {
     switch (isa) {
+#ifdef TASTEMAKER_HAVE_X86_KERNELS
+        case simd::Isa::AVX512: return als_kernels_avx512;
+        case simd::Isa::AVX2: return als_kernels_avx2;
+#endif
         default: return als_kernels_scalar;
     }
 }
