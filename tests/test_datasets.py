@@ -68,6 +68,11 @@ def test_lastfm_with_header_and_lf(tmp_path):
     (tmp_path / "user_artists.dat").write_bytes(b"2\t51\t7\r\n3\t52\t1\r\n")
     X, _ = datasets.lastfm_2k(tmp_path)
     np.testing.assert_array_equal(X.raw_values, [7, 1])
+    # a UTF-8 byte-order mark must not hide the first row (nor be taken for a header)
+    (tmp_path / "user_artists.dat").write_bytes(b"\xef\xbb\xbf2\t51\t7\r\n3\t52\t1\r\n")
+    X, _ = datasets.lastfm_2k(tmp_path)
+    np.testing.assert_array_equal(X.raw_values, [7, 1])
+    np.testing.assert_array_equal(X.user_ids, [2, 3])
 
 
 def test_movielens_1m_fixture(tmp_path):
@@ -98,6 +103,8 @@ def test_movielens_latest_fixture(tmp_path):
     X, items = datasets.movielens_latest(tmp_path)
     np.testing.assert_allclose(X.values, [4.0, 4.5, 0.5])
     assert items.loc[3, "title"] == "American President, The (1995)"
+    implicit, _ = datasets.movielens_latest(tmp_path, value=None)
+    np.testing.assert_array_equal(implicit.values, [1, 1, 1])
     np.testing.assert_array_equal(items.index.to_numpy(), X.item_ids)
 
 

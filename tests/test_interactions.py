@@ -339,6 +339,8 @@ def test_errors_name_the_column_and_problem():
         Interactions.from_frame(good, event="ev", event_weights={"play": "x"})
     with pytest.raises(ValueError, match="column 'item': float ids"):
         Interactions.from_frame(good.assign(item=[1.5, 2.0]))
+    with pytest.raises(ValueError, match="users: unsigned ids above"):
+        Interactions.from_arrays(np.array([2**63 + 5, 1], dtype=np.uint64), [1, 2])
     with pytest.raises(ValueError, match="items: length 1 differs"):
         Interactions.from_arrays([1, 2], [1])
     with pytest.raises(ValueError, match="users: no events"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tastemaker import datasets
 from tastemaker.data import DEFAULT_EVENT_WEIGHTS
@@ -84,6 +86,25 @@ def test_scale_one_million_events():
     data = datasets.synthetic_streaming(10_000, 3_000, seed=0)
     assert len(data.events) > 1_000_000
     assert data.events["user"].nunique() > 9_900
+
+
+@given(st.integers(1, 6), st.integers(1, 5), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_categorical_rows_matches_per_row_searchsorted(n_rows, n_cols, seed):
+    from tastemaker.data.synthetic import _categorical_rows
+
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(n_cols, 0.3), size=n_rows)
+    p[rng.random(p.shape) < 0.2] = 0.0  # empty categories must never be drawn
+    p[p.sum(1) == 0, 0] = 1.0
+    cum = np.cumsum(p / p.sum(1, keepdims=True), axis=1)
+    rows = rng.integers(0, n_rows, 200)
+    u = rng.random(200)
+    got = _categorical_rows(cum, rows, u)
+    want = np.array([min(np.searchsorted(cum[r], x, side="right"), n_cols - 1)
+                     for r, x in zip(rows, u)])
+    np.testing.assert_array_equal(got, want)
+    assert np.all(p[rows, got] > 0)
 
 
 def test_generator_errors():

@@ -117,7 +117,7 @@ def movielens_latest(path, *, value="rating", **kwargs):
     for col in ("userId", "movieId", "rating", "timestamp"):
         if col not in ratings.columns:
             raise ValueError(f"path: {str(d / 'ratings.csv')!r} has no column {col!r}")
-    X = Interactions.from_frame(ratings, user="userId", item="movieId", value=value and "rating",
+    X = Interactions.from_frame(ratings, user="userId", item="movieId", value=value,
                                 timestamp="timestamp", **kwargs)
     table = pd.DataFrame(columns=["title", "genres"], index=pd.Index([], name="item"))
     if (d / "movies.csv").is_file():
@@ -141,10 +141,10 @@ def lastfm_2k(path, *, value="weight", **kwargs):
     """
     d = _dir(path, "user_artists.dat")
     with open(d / "user_artists.dat", "rb") as fh:
-        first = fh.readline().decode("utf-8", "replace").strip().split("\t")
+        first = fh.readline().decode("utf-8-sig", "replace").strip().split("\t")
     has_header = not first[0].strip().lstrip("-").isdigit()
     ua = pd.read_csv(d / "user_artists.dat", sep="\t", header=0 if has_header else None,
-                     names=["user", "item", "weight"])
+                     names=["user", "item", "weight"], encoding="utf-8-sig")
     X = Interactions.from_frame(ua, value=value, **kwargs)
     table = pd.DataFrame(columns=["title", "url"], index=pd.Index([], name="item"))
     if (d / "artists.dat").is_file():

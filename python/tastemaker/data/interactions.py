@@ -63,6 +63,9 @@ def _ids_array(raw, name: str) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D sequence of ids, got shape {arr.shape}")
     kind = arr.dtype.kind
+    if kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: unsigned ids above 2**63 - 1 do not fit int64; "
+                         "pass them as strings")
     if kind in "iu":
         return arr.astype(np.int64)
     if kind == "b":

@@ -125,7 +125,8 @@ def _categorical_rows(cum_rows: np.ndarray, rows: np.ndarray, u: np.ndarray) -> 
     r, c = cum_rows.shape
     flat = (cum_rows + np.arange(r)[:, None]).ravel()
     pos = np.searchsorted(flat, rows + u, side="right")
-    return np.minimum(pos - rows * c, c - 1)
+    # a row whose CDF rounds to slightly above 1 can spill into the next row: clip both ends
+    return np.clip(pos - rows * c, 0, c - 1)
 
 
 def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
