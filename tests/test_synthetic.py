@@ -52,6 +52,14 @@ def test_structure_and_ground_truth(small):
     counts = ev["event"].value_counts()
     assert counts["play"] == counts["complete"] + counts["pause"]
     assert small.event_weights == DEFAULT_EVENT_WEIGHTS
+    # inside a session titles play one after the other: in time order the watch events
+    # alternate play, (complete | pause), play, ... and each session has one account
+    watch = ev[ev["event"].isin(["play", "complete", "pause"])]
+    watch = watch.sort_values(["session", "timestamp"], kind="stable")
+    sess = watch["session"].to_numpy()
+    pos = np.arange(len(sess)) - np.searchsorted(sess, sess, side="left")
+    np.testing.assert_array_equal(watch["event"].to_numpy() == "play", pos % 2 == 0)
+    assert (ev.groupby("session")["user"].nunique() == 1).all()
 
 
 def test_event_rates_follow_tastes(small):

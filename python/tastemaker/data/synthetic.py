@@ -9,8 +9,9 @@ Generative story (all vectorized numpy; no per-event Python loop):
    genres) or, with probability ``shared_fraction``, two (a shared household).  The
    account's ground-truth taste is the mean of its personas.
 3. **Sessions.**  Each account has a Poisson number of sessions (scaled by a log-normal
-   activity level) at uniform random times in ``[start, start + days)``.  A session is
-   watched by one of the account's personas and plays a few titles: a genre is drawn from
+   activity level) starting at uniform random times in ``[start, start + days)``.  A
+   session is watched by one of the account's personas and plays a few titles one after
+   the other: a genre is drawn from
    the persona's preference, then a title of that genre by popularity (with probability
    ``explore`` a title by popularity alone).
 4. **Events.**  Every pick logs ``play``.  The persona's affinity for the title (its taste
@@ -270,11 +271,14 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     thumbs_down = ~complete & (like < 0.25) & (rng.random(P) < 0.3)
 
     rt = runtime[pick_item] * 60.0
-    # picks inside a session follow each other
+    # picks inside a session follow each other: a title starts 1-6 minutes after the
+    # previous one stopped (exclusive cumulative sum of durations within the session)
     first = np.concatenate(([0], np.cumsum(n_picks)[:-1]))
-    k = np.arange(P) - np.repeat(first, n_picks)
-    t_play = sess_time[pick_sess] + k * 2400.0 + rng.random(P) * 300.0
-    t_end = t_play + frac * rt
+    watched = frac * rt
+    step = watched + 60.0 + rng.random(P) * 300.0
+    before = np.cumsum(step) - step
+    t_play = sess_time[pick_sess] + before - before[np.repeat(first, n_picks)]
+    t_end = t_play + watched
 
     ev_code = np.concatenate([
         np.zeros(P, np.int8),
