@@ -40,3 +40,13 @@ def als_loss(
     alpha: float,
     num_threads: int = 0,
 ) -> float: ...
+def topk_inner_product(
+    queries: npt.NDArray[np.float32],
+    items: npt.NDArray[np.float32],
+    k: int,
+    exclude_indptr: npt.NDArray[np.int64] | None = None,
+    exclude_indices: npt.NDArray[np.int32] | None = None,
+    allow: npt.NDArray[np.int32] | None = None,
+    deny: npt.NDArray[np.int32] | None = None,
+    num_threads: int = 0,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...

@@ -1,5 +1,6 @@
 """Recommendation models."""
 
+from .base import FactorModel
 from .als import ALS
 
-__all__ = ["ALS"]
+__all__ = ["FactorModel", "ALS"]

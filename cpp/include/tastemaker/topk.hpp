@@ -1,0 +1,82 @@
+#pragma once
+/** Exact top-k by inner product, for one query or a batch, with per-query exclusions.
+ *
+ *  Scores are `queries[q] . items[i]`, each accumulated in float32 with one fused
+ *  multiply-add per factor in increasing factor order, so every SIMD path (and the
+ *  scalar one, which uses std::fma) computes bit-identical scores and therefore
+ *  identical rankings.  Cosine similarity is this kernel on L2-normalized rows.
+ *
+ *  The full queries x items score matrix is never materialized: queries are taken in
+ *  blocks, items in 32-wide panels (d x 32, packed once per call for large batches),
+ *  and each query keeps a running threshold (its k-th best score so far); only items
+ *  above it are checked against the exclusions and enter a k-element heap.
+ */
+#include <cstddef>
+#include <cstdint>
+
+#include "tastemaker/simd.hpp"
+
+namespace tastemaker {
+
+/** Width of one item panel (items scored together per query). */
+constexpr int kTopkPanel = 32;
+
+/** One top-k request.  All pointers are borrowed; nothing is retained after the call.
+ *
+ *  @param queries   n_queries x dim, row-major float32.
+ *  @param items     n_items x dim, row-major float32.
+ *  @param k         results per query (>= 0).
+ *  @param exclude_indptr, exclude_indices
+ *                   optional CSR with n_queries rows (indptr int64 of n_queries + 1,
+ *                   starting at 0; indices int32, each row sorted ascending): item ids
+ *                   never returned for that query (already-seen items).  Ids outside
+ *                   [0, n_items) are ignored.  Both null = no per-query exclusions.
+ *  @param allow     optional allow-list (any order, duplicates allowed, all in
+ *                   [0, n_items)); null = every item is a candidate.
+ *  @param deny      optional deny-list (any order, all in [0, n_items)).
+ *  @param num_threads  OpenMP threads (0 = tastemaker::get_num_threads()).
+ *
+ *  Finite scores are assumed (the caller validates that factors are finite and small
+ *  enough not to overflow); a non-finite score is never a crash, only a lost candidate.
+ */
+struct TopkRequest {
+    const float* queries = nullptr;
+    std::int64_t n_queries = 0;
+    const float* items = nullptr;
+    std::int64_t n_items = 0;
+    int dim = 0;
+    int k = 0;
+    const std::int64_t* exclude_indptr = nullptr;
+    const std::int32_t* exclude_indices = nullptr;
+    const std::int32_t* allow = nullptr;
+    std::int64_t n_allow = 0;
+    const std::int32_t* deny = nullptr;
+    std::int64_t n_deny = 0;
+    int num_threads = 0;
+};
+
+/** Run the request on the active SIMD path.
+ *
+ *  Writes `out_ids` and `out_scores` (n_queries x k, row-major): row q holds the
+ *  min(k, eligible_q) best items by score descending, ties broken by lower id, then
+ *  padding id -1 / score -inf.  Returns nothing; never throws from inside the parallel
+ *  region.  Thread-safe (concurrent calls share no state).
+ *  @throws std::invalid_argument on bad shapes, negative sizes, a malformed exclusion
+ *          CSR (indptr not starting at 0 / decreasing, unsorted row) or allow/deny ids
+ *          out of range.
+ */
+void topk_inner_product(const TopkRequest& request, std::int32_t* out_ids, float* out_scores);
+
+/** Per-instruction-set building block (one table per path, see simd.hpp). */
+struct TopkKernels {
+    /** For u < m:  scores[u*32 + j] = sum_k q[u*ldq + k] * panel[k*32 + j]  (fma, k
+     *  ascending, starting from 0), and bit j of masks[u] is set iff that score is
+     *  greater than thr[u].  panel is dim x 32, row-major. */
+    void (*panel_scores)(const float* q, std::int64_t ldq, int m, int dim, const float* panel,
+                         const float* thr, float* scores, std::uint32_t* masks);
+};
+
+const TopkKernels& topk_kernels(simd::Isa isa);
+const TopkKernels& topk_kernels();
+
+}  // namespace tastemaker

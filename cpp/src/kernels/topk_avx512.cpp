@@ -1,0 +1,63 @@
+// AVX-512 path: a register tile of M queries x 32 items (2 zmm per query), the panel
+// row loaded once per factor and each query factor broadcast from memory.
+#include <immintrin.h>
+
+#include "tastemaker/topk.hpp"
+
+namespace tastemaker {
+namespace {
+
+template <int M>
+inline void tile(const float* q, std::int64_t ldq, int dim, const float* panel, const float* thr,
+                 float* scores, std::uint32_t* masks) {
+    __m512 lo[M], hi[M];
+    for (int i = 0; i < M; ++i) lo[i] = hi[i] = _mm512_setzero_ps();
+    for (int k = 0; k < dim; ++k) {
+        const __m512 p0 = _mm512_loadu_ps(panel + k * kTopkPanel);
+        const __m512 p1 = _mm512_loadu_ps(panel + k * kTopkPanel + 16);
+        for (int i = 0; i < M; ++i) {
+            const __m512 a = _mm512_set1_ps(q[i * ldq + k]);
+            lo[i] = _mm512_fmadd_ps(a, p0, lo[i]);
+            hi[i] = _mm512_fmadd_ps(a, p1, hi[i]);
+        }
+    }
+    for (int i = 0; i < M; ++i) {
+        const __m512 t = _mm512_set1_ps(thr[i]);
+        _mm512_storeu_ps(scores + i * kTopkPanel, lo[i]);
+        _mm512_storeu_ps(scores + i * kTopkPanel + 16, hi[i]);
+        const std::uint32_t m0 = _mm512_cmp_ps_mask(lo[i], t, _CMP_GT_OQ);
+        const std::uint32_t m1 = _mm512_cmp_ps_mask(hi[i], t, _CMP_GT_OQ);
+        masks[i] = m0 | (m1 << 16);
+    }
+}
+
+constexpr int kRows = 12;  // 24 accumulators + 2 panel registers + 1 broadcast of 32 zmm
+
+void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float* panel, const float* thr,
+                  float* scores, std::uint32_t* masks) {
+    int u = 0;
+    for (; u + kRows <= m; u += kRows)
+        tile<kRows>(q + u * ldq, ldq, dim, panel, thr + u, scores + u * kTopkPanel, masks + u);
+    const float* qu = q + u * ldq;
+    float* su = scores + u * kTopkPanel;
+    switch (m - u) {
+        case 0: break;
+        case 1: tile<1>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+        case 2: tile<2>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+        case 3: tile<3>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+        case 4: tile<4>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+        case 5: tile<5>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+        case 6: tile<6>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+        case 7: tile<7>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+        case 8: tile<8>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+        case 9: tile<9>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+        case 10: tile<10>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+        default: tile<11>(qu, ldq, dim, panel, thr + u, su, masks + u); break;
+    }
+}
+
+}  // namespace
+
+extern const TopkKernels topk_kernels_avx512{panel_scores};
+
+}  // namespace tastemaker

@@ -1,0 +1,34 @@
+// Portable path.  std::fma keeps the rounding identical to the SIMD paths (one fused
+// multiply-add per factor, factors in increasing order).
+#include <cmath>
+
+#include "tastemaker/topk.hpp"
+
+namespace tastemaker {
+namespace {
+
+void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float* panel, const float* thr,
+                  float* scores, std::uint32_t* masks) {
+    for (int u = 0; u < m; ++u) {
+        const float* qu = q + u * ldq;
+        float acc[kTopkPanel];
+        for (int j = 0; j < kTopkPanel; ++j) acc[j] = 0.0f;
+        for (int k = 0; k < dim; ++k) {
+            const float a = qu[k];
+            const float* p = panel + static_cast<std::ptrdiff_t>(k) * kTopkPanel;
+            for (int j = 0; j < kTopkPanel; ++j) acc[j] = std::fma(a, p[j], acc[j]);
+        }
+        std::uint32_t bits = 0;
+        for (int j = 0; j < kTopkPanel; ++j) {
+            scores[u * kTopkPanel + j] = acc[j];
+            if (acc[j] > thr[u]) bits |= 1u << j;
+        }
+        masks[u] = bits;
+    }
+}
+
+}  // namespace
+
+extern const TopkKernels topk_kernels_scalar{panel_scores};
+
+}  // namespace tastemaker

@@ -1,0 +1,266 @@
+// Exact top-k driver: validation, candidate set, item packing, the blocked scan with a
+// per-query threshold, lazy exclusion and a k-element heap.  The arithmetic lives in
+// the per-ISA panel kernels (cpp/src/kernels/topk_*.cpp).
+#include "tastemaker/topk.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tastemaker/threads.hpp"
+
+namespace tastemaker {
+
+extern const TopkKernels topk_kernels_scalar;
+#ifdef TASTEMAKER_HAVE_X86_KERNELS
+extern const TopkKernels topk_kernels_avx2;
+extern const TopkKernels topk_kernels_avx512;
+#endif
+
+const TopkKernels& topk_kernels(simd::Isa isa) {
+    switch (isa) {
+#ifdef TASTEMAKER_HAVE_X86_KERNELS
+        case simd::Isa::AVX512: return topk_kernels_avx512;
+        case simd::Isa::AVX2: return topk_kernels_avx2;
+#endif
+        default: return topk_kernels_scalar;
+    }
+}
+
+const TopkKernels& topk_kernels() { return topk_kernels(simd::active()); }
+
+namespace {
+
+constexpr int kBlock = 48;      // queries per block: 48 x 64 floats + one panel stay in L1
+constexpr int kPackMin = 16;    // below this many queries, transpose panels on the fly
+
+struct Entry {
+    float score;
+    std::int32_t id;
+};
+
+// "a ranks below b": lower score, or equal score and higher id.
+inline bool below(const Entry& a, const Entry& b) {
+    return a.score < b.score || (a.score == b.score && a.id > b.id);
+}
+
+// Min-heap on `below` (the worst kept entry at the root).
+void sift_down(Entry* h, int n, int i) {
+    const Entry x = h[i];
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && below(h[c + 1], h[c])) ++c;
+        if (!below(h[c], x)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+void sift_up(Entry* h, int i) {
+    const Entry x = h[i];
+    while (i > 0) {
+        const int p = (i - 1) / 2;
+        if (!below(x, h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+}
+
+void invalid(const std::string& msg) { throw std::invalid_argument(msg); }
+
+void validate(const TopkRequest& r) {
+    if (r.n_queries < 0) invalid("queries: negative number of rows");
+    if (r.n_items < 0) invalid("items: negative number of rows");
+    if (r.n_items > std::numeric_limits<std::int32_t>::max()) invalid("items: more than 2^31 - 1 rows");
+    if (r.dim < 1) invalid("dim: expected >= 1, got " + std::to_string(r.dim));
+    if (r.k < 0) invalid("k: expected >= 0, got " + std::to_string(r.k));
+    if (r.n_queries > 0 && r.queries == nullptr) invalid("queries: null pointer");
+    if (r.n_items > 0 && r.items == nullptr) invalid("items: null pointer");
+    if (r.exclude_indptr != nullptr) {
+        const std::int64_t* ip = r.exclude_indptr;
+        if (ip[0] != 0) invalid("exclude_indptr: must start at 0");
+        for (std::int64_t q = 0; q < r.n_queries; ++q)
+            if (ip[q + 1] < ip[q]) invalid("exclude_indptr: decreasing at row " + std::to_string(q));
+        if (ip[r.n_queries] > 0 && r.exclude_indices == nullptr) invalid("exclude_indices: null pointer");
+        for (std::int64_t q = 0; q < r.n_queries; ++q)
+            for (std::int64_t c = ip[q] + 1; c < ip[q + 1]; ++c)
+                if (r.exclude_indices[c] < r.exclude_indices[c - 1])
+                    invalid("exclude_indices: row " + std::to_string(q) + " is not sorted");
+    }
+    auto check_ids = [&](const std::int32_t* ids, std::int64_t n, const char* name) {
+        if (n < 0) invalid(std::string(name) + ": negative length");
+        if (n > 0 && ids == nullptr) invalid(std::string(name) + ": null pointer");
+        for (std::int64_t i = 0; i < n; ++i)
+            if (ids[i] < 0 || ids[i] >= r.n_items)
+                invalid(std::string(name) + ": id " + std::to_string(ids[i]) + " out of range [0, " +
+                        std::to_string(r.n_items) + ")");
+    };
+    if (r.allow != nullptr) check_ids(r.allow, r.n_allow, "allow");
+    check_ids(r.deny, r.n_deny, "deny");
+}
+
+}  // namespace
+
+void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_scores) {
+    validate(r);
+    const std::int64_t nq = r.n_queries;
+    const int k = r.k;
+    const int dim = r.dim;
+    if (nq == 0 || k == 0) return;
+    if (out_ids == nullptr || out_scores == nullptr) invalid("out: null pointer");
+    const float ninf = -std::numeric_limits<float>::infinity();
+    std::fill(out_ids, out_ids + nq * k, -1);
+    std::fill(out_scores, out_scores + nq * k, ninf);
+
+    // Candidate items, ascending (the scan relies on increasing ids per query: an item
+    // tying the current k-th score always has a higher id and correctly loses).
+    std::vector<std::int32_t> cand;
+    std::vector<unsigned char> denied;
+    bool use_cand = false;
+    if (r.allow != nullptr) {
+        std::vector<unsigned char> in(static_cast<std::size_t>(r.n_items), 0);
+        for (std::int64_t i = 0; i < r.n_allow; ++i) in[r.allow[i]] = 1;
+        for (std::int64_t i = 0; i < r.n_deny; ++i) in[r.deny[i]] = 0;
+        for (std::int64_t i = 0; i < r.n_items; ++i)
+            if (in[i]) cand.push_back(static_cast<std::int32_t>(i));
+        use_cand = true;
+    } else if (r.n_deny > 0) {
+        denied.assign(static_cast<std::size_t>(r.n_items), 0);
+        for (std::int64_t i = 0; i < r.n_deny; ++i) denied[r.deny[i]] = 1;
+        if (r.n_deny * 8 >= r.n_items) {  // a long deny-list: score only the rest
+            for (std::int64_t i = 0; i < r.n_items; ++i)
+                if (!denied[i]) cand.push_back(static_cast<std::int32_t>(i));
+            denied.clear();
+            use_cand = true;
+        }
+    }
+    const std::int64_t n_cand = use_cand ? static_cast<std::int64_t>(cand.size()) : r.n_items;
+    if (n_cand == 0) return;
+    const int kk = static_cast<int>(std::min<std::int64_t>(k, n_cand));
+    const std::int64_t n_panels = (n_cand + kTopkPanel - 1) / kTopkPanel;
+    const std::int64_t panel_size = static_cast<std::int64_t>(dim) * kTopkPanel;
+    const std::uint32_t last_valid =
+        (n_cand % kTopkPanel) ? ((1u << (n_cand % kTopkPanel)) - 1u) : 0xFFFFFFFFu;
+
+    const std::int32_t* cand_ptr = cand.data();
+    auto item_of = [&](std::int64_t idx) -> std::int32_t {
+        return use_cand ? cand_ptr[idx] : static_cast<std::int32_t>(idx);
+    };
+    // panel p -> dim x 32, row-major, zero past the last candidate
+    auto pack_panel = [&](float* dst, std::int64_t p) {
+        for (int j = 0; j < kTopkPanel; ++j) {
+            const std::int64_t idx = p * kTopkPanel + j;
+            if (idx < n_cand) {
+                const float* src = r.items + static_cast<std::int64_t>(item_of(idx)) * dim;
+                for (int d = 0; d < dim; ++d) dst[d * kTopkPanel + j] = src[d];
+            } else {
+                for (int d = 0; d < dim; ++d) dst[d * kTopkPanel + j] = 0.0f;
+            }
+        }
+    };
+
+    const TopkKernels& kern = topk_kernels();
+    const std::int64_t n_blocks = (nq + kBlock - 1) / kBlock;
+    int nt = resolve_threads(r.num_threads);
+    if (nt > n_blocks) nt = static_cast<int>(n_blocks);
+    const bool pack = nq >= kPackMin;
+
+    std::vector<float> packed;
+    if (pack) {
+        packed.resize(static_cast<std::size_t>(n_panels * panel_size));
+        float* pk = packed.data();
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (std::int64_t p = 0; p < n_panels; ++p) pack_panel(pk + p * panel_size, p);
+    }
+
+    std::exception_ptr error;
+#pragma omp parallel num_threads(nt)
+    {
+        std::vector<Entry> heaps;
+        std::vector<float> scores, local_panel;
+        bool ok = true;
+        try {
+            heaps.resize(static_cast<std::size_t>(kBlock) * kk);
+            scores.resize(static_cast<std::size_t>(kBlock) * kTopkPanel);
+            if (!pack) local_panel.resize(static_cast<std::size_t>(panel_size));
+        } catch (...) {
+            ok = false;
+#pragma omp critical(tastemaker_topk_error)
+            if (!error) error = std::current_exception();
+        }
+        int count[kBlock];
+        float thr[kBlock];
+        std::int64_t cursor[kBlock];
+        std::uint32_t masks[kBlock];
+
+#pragma omp for schedule(dynamic, 1)
+        for (std::int64_t b = 0; b < n_blocks; ++b) {
+            if (!ok) continue;
+            const std::int64_t u0 = b * kBlock;
+            const int m = static_cast<int>(std::min<std::int64_t>(kBlock, nq - u0));
+            for (int u = 0; u < m; ++u) {
+                count[u] = 0;
+                thr[u] = ninf;
+                cursor[u] = r.exclude_indptr ? r.exclude_indptr[u0 + u] : 0;
+            }
+            const float* qb = r.queries + u0 * dim;
+            for (std::int64_t p = 0; p < n_panels; ++p) {
+                const float* panel;
+                if (pack) {
+                    panel = packed.data() + p * panel_size;
+                } else {
+                    pack_panel(local_panel.data(), p);
+                    panel = local_panel.data();
+                }
+                kern.panel_scores(qb, dim, m, dim, panel, thr, scores.data(), masks);
+                const std::uint32_t valid = (p == n_panels - 1) ? last_valid : 0xFFFFFFFFu;
+                for (int u = 0; u < m; ++u) {
+                    std::uint32_t bits = masks[u] & valid;
+                    while (bits) {
+                        const int j = __builtin_ctz(bits);
+                        bits &= bits - 1;
+                        const std::int32_t id = item_of(p * kTopkPanel + j);
+                        if (!denied.empty() && denied[id]) continue;
+                        if (r.exclude_indptr) {  // lazy exclusion: ids arrive ascending
+                            const std::int64_t end = r.exclude_indptr[u0 + u + 1];
+                            std::int64_t c = cursor[u];
+                            while (c < end && r.exclude_indices[c] < id) ++c;
+                            cursor[u] = c;
+                            if (c < end && r.exclude_indices[c] == id) continue;
+                        }
+                        const Entry e{scores[u * kTopkPanel + j], id};
+                        Entry* h = heaps.data() + static_cast<std::size_t>(u) * kk;
+                        if (count[u] < kk) {
+                            h[count[u]] = e;
+                            sift_up(h, count[u]);
+                            if (++count[u] == kk) thr[u] = h[0].score;
+                        } else if (below(h[0], e)) {
+                            h[0] = e;
+                            sift_down(h, kk, 0);
+                            thr[u] = h[0].score;
+                        }
+                    }
+                }
+            }
+            for (int u = 0; u < m; ++u) {
+                Entry* h = heaps.data() + static_cast<std::size_t>(u) * kk;
+                std::sort(h, h + count[u], [](const Entry& a, const Entry& c) { return below(c, a); });
+                std::int32_t* oi = out_ids + (u0 + u) * k;
+                float* os = out_scores + (u0 + u) * k;
+                for (int i = 0; i < count[u]; ++i) {
+                    oi[i] = h[i].id;
+                    os[i] = h[i].score;
+                }
+            }
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+}  // namespace tastemaker

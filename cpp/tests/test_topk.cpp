@@ -1,0 +1,144 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "tastemaker/simd.hpp"
+#include "tastemaker/topk.hpp"
+#include "testing.hpp"
+
+using namespace tastemaker;
+
+namespace {
+
+struct Problem {
+    int nq, ni, d, k;
+    std::vector<float> q, items;
+    std::vector<std::int64_t> indptr;
+    std::vector<std::int32_t> indices, allow, deny;
+};
+
+Problem make_problem(unsigned seed, int nq, int ni, int d, int k, bool with_allow, bool with_deny) {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> small(-2, 2);  // exact scores -> exact comparison
+    Problem p{nq, ni, d, k, {}, {}, {0}, {}, {}, {}};
+    for (int i = 0; i < nq * d; ++i) p.q.push_back(float(small(rng)));
+    for (int i = 0; i < ni * d; ++i) p.items.push_back(float(small(rng)));
+    std::bernoulli_distribution seen(0.3), pick(0.5);
+    for (int u = 0; u < nq; ++u) {
+        for (int i = 0; i < ni; ++i)
+            if (seen(rng)) p.indices.push_back(i);
+        p.indptr.push_back(static_cast<std::int64_t>(p.indices.size()));
+    }
+    for (int i = 0; i < ni; ++i) {
+        if (with_allow && pick(rng)) p.allow.push_back(i);
+        if (with_deny && seen(rng)) p.deny.push_back(i);
+    }
+    return p;
+}
+
+// Brute force: (score desc, id asc), padded with -1 / -inf.
+void brute(const Problem& p, bool use_allow, std::vector<std::int32_t>& ids, std::vector<float>& sc) {
+    ids.assign(std::size_t(p.nq) * p.k, -1);
+    sc.assign(std::size_t(p.nq) * p.k, -std::numeric_limits<float>::infinity());
+    for (int u = 0; u < p.nq; ++u) {
+        std::vector<std::pair<float, int>> c;
+        for (int i = 0; i < p.ni; ++i) {
+            if (use_allow && !std::binary_search(p.allow.begin(), p.allow.end(), i)) continue;
+            if (std::find(p.deny.begin(), p.deny.end(), i) != p.deny.end()) continue;
+            if (std::binary_search(p.indices.begin() + p.indptr[u], p.indices.begin() + p.indptr[u + 1], i)) continue;
+            float s = 0;
+            for (int k = 0; k < p.d; ++k) s += p.q[u * p.d + k] * p.items[i * p.d + k];
+            c.push_back({-s, i});
+        }
+        std::sort(c.begin(), c.end());
+        for (int j = 0; j < p.k && j < int(c.size()); ++j) {
+            ids[u * p.k + j] = c[j].second;
+            sc[u * p.k + j] = -c[j].first;
+        }
+    }
+}
+
+}  // namespace
+
+TM_TEST(topk_matches_brute_force_on_every_path_and_thread_count) {
+    const simd::Isa before = simd::active();
+    unsigned seed = 1;
+    for (int nq : {1, 3, 16, 50})
+        for (int ni : {0, 1, 31, 32, 33, 100})
+            for (int k : {1, 5, 40})
+                for (int flags = 0; flags < 4; ++flags) {
+                    Problem p = make_problem(seed++, nq, ni, 5, k, flags & 1, flags & 2);
+                    std::vector<std::int32_t> want_ids;
+                    std::vector<float> want_sc;
+                    brute(p, flags & 1, want_ids, want_sc);
+                    TopkRequest r;
+                    r.queries = p.q.data();
+                    r.n_queries = nq;
+                    r.items = p.items.data();
+                    r.n_items = ni;
+                    r.dim = p.d;
+                    r.k = k;
+                    r.exclude_indptr = p.indptr.data();
+                    r.exclude_indices = p.indices.data();
+                    if (flags & 1) {
+                        static const std::int32_t none = 0;  // empty allow-list: non-null, length 0
+                        r.allow = p.allow.empty() ? &none : p.allow.data();
+                        r.n_allow = static_cast<std::int64_t>(p.allow.size());
+                    }
+                    r.deny = p.deny.data();
+                    r.n_deny = static_cast<std::int64_t>(p.deny.size());
+                    for (simd::Isa isa : simd::available())
+                        for (int threads : {1, 2}) {
+                            simd::set_active(isa);
+                            r.num_threads = threads;
+                            std::vector<std::int32_t> ids(std::size_t(nq) * k, 7);
+                            std::vector<float> sc(std::size_t(nq) * k, 7.0f);
+                            topk_inner_product(r, ids.data(), sc.data());
+                            TM_CHECK(ids == want_ids);
+                            TM_CHECK(sc == want_sc);
+                        }
+                }
+    simd::set_active(before);
+}
+
+TM_TEST(topk_rejects_bad_requests) {
+    std::vector<float> q(4, 1.0f), items(8, 1.0f);
+    std::vector<std::int32_t> ids(4);
+    std::vector<float> sc(4);
+    TopkRequest r;
+    r.queries = q.data();
+    r.n_queries = 2;
+    r.items = items.data();
+    r.n_items = 4;
+    r.dim = 2;
+    r.k = 2;
+    topk_inner_product(r, ids.data(), sc.data());
+    TM_CHECK(ids[0] == 0 && ids[1] == 1);  // all tie: lower id first
+    TopkRequest bad = r;
+    bad.dim = 0;
+    TM_CHECK_THROWS(topk_inner_product(bad, ids.data(), sc.data()), std::invalid_argument);
+    bad = r;
+    bad.k = -1;
+    TM_CHECK_THROWS(topk_inner_product(bad, ids.data(), sc.data()), std::invalid_argument);
+    std::vector<std::int32_t> out_of_range{4};
+    bad = r;
+    bad.deny = out_of_range.data();
+    bad.n_deny = 1;
+    TM_CHECK_THROWS(topk_inner_product(bad, ids.data(), sc.data()), std::invalid_argument);
+    bad = r;
+    bad.allow = out_of_range.data();
+    bad.n_allow = 1;
+    TM_CHECK_THROWS(topk_inner_product(bad, ids.data(), sc.data()), std::invalid_argument);
+    std::vector<std::int64_t> indptr{0, 2, 1};
+    std::vector<std::int32_t> indices{1, 0};
+    bad = r;
+    bad.exclude_indptr = indptr.data();
+    bad.exclude_indices = indices.data();
+    TM_CHECK_THROWS(topk_inner_product(bad, ids.data(), sc.data()), std::invalid_argument);
+    indptr = {0, 2, 2};
+    TM_CHECK_THROWS(topk_inner_product(bad, ids.data(), sc.data()), std::invalid_argument);  // row 0 unsorted
+}

@@ -1,0 +1,312 @@
+"""The query API shared by every factor model: recommend, similar_items, similar_users.
+
+A *factor model* scores user ``u`` and item ``i`` by ``user_factors[u] . item_factors[i]``
+(ALS; the popularity baseline with rank-1 factors; ...).  Subclasses set the factors in
+``fit`` and inherit exact top-k queries that run in the native kernel
+(``tastemaker._core.topk_inner_product``): blocked scoring that never builds the full
+score matrix, already-seen items and deny/allow lists excluded inside the kernel,
+OpenMP over query blocks with the GIL released once per batch.
+
+Result conventions (every query method):
+
+* ``ids`` are ``int32`` indices into the model's users/items; ``scores`` are ``float32``;
+* sorted by score descending, ties broken by the lower id;
+* a single query id gives 1-D arrays holding exactly ``min(N, eligible)`` results;
+* an array of query ids gives 2-D arrays of shape ``(n_queries, width)`` with
+  ``width = min(N, pool)``, ``pool`` being the number of items (or ``len(items)`` when an
+  allow-list is given); a row with fewer eligible items is padded with id ``-1`` and
+  score ``-inf``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import _core
+from .._validation import check_csr, check_dense, check_ids, check_int
+
+__all__ = ["FactorModel"]
+
+_INT32_MAX = np.iinfo(np.int32).max
+# |u . i| <= ||u|| ||i||; keep every partial sum far from float32 overflow.
+_SCORE_LIMIT = 1e37
+
+
+def _factor_array(value, name: str) -> np.ndarray:
+    """The factors as float32 C-contiguous 2-D (no copy when they already are)."""
+    if (isinstance(value, np.ndarray) and value.dtype == np.float32 and value.ndim == 2
+            and value.flags.c_contiguous):
+        return value
+    return check_dense(value, name, ndim=2)
+
+
+def _max_norm(x: np.ndarray, name: str) -> float:
+    """Largest row L2 norm (float64); ValueError on NaN/inf."""
+    if x.size == 0:
+        return 0.0
+    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    m = float(sq.max())
+    if not np.isfinite(m):
+        raise ValueError(f"{name}: contains NaN or inf values (or values too large)")
+    return float(np.sqrt(m))
+
+
+def _normalized(x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows scaled to unit L2 norm (zero rows stay zero) and the original norms."""
+    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    if sq.size and not np.isfinite(sq.max()):
+        raise ValueError(f"{name}: contains NaN or inf values (or values too large)")
+    norms = np.sqrt(sq)
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return np.ascontiguousarray(x * inv[:, None], dtype=np.float32), norms
+
+
+def _id_list(ids, name: str, n: int) -> np.ndarray | None:
+    """Validated, sorted, unique int32 ids in [0, n), or None."""
+    if ids is None:
+        return None
+    if sp.issparse(ids):
+        raise ValueError(f"{name}: expected a 1-D array of ids, got a sparse matrix")
+    arr, _ = check_ids(ids, name, n, allow_scalar=False)
+    return np.unique(arr).astype(np.int32)
+
+
+def _csr_rows(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    return (np.ascontiguousarray(m.indptr, dtype=np.int64),
+            np.ascontiguousarray(m.indices, dtype=np.int32))
+
+
+class FactorModel:
+    """Base class of models scoring ``user_factors[u] . item_factors[i]``.
+
+    Subclass contract
+    -----------------
+    * ``fit`` sets ``user_factors`` (n_users x f) and ``item_factors`` (n_items x f),
+      float32 C-contiguous; ``num_threads`` (0 = ``tastemaker.set_num_threads``'s value)
+      is the OpenMP thread count of its queries.
+    * ``_fold_in_users(user_items) -> ndarray (n_rows, f) float32`` and
+      ``_fold_in_items(item_users)``: factors for arbitrary rows with the other side
+      fixed, used by ``recalculate_user=True`` / ``recalculate_item=True``.  The base
+      versions raise ``ValueError`` (the model cannot fold in).
+    * ``_get_state() -> (params, arrays, extra)``, the classmethod
+      ``_from_state(params, arrays, extra)`` and ``@tastemaker.io.register_model(name)``
+      make ``save(path)`` / ``tastemaker.load(path)`` work.
+
+    Results never depend on the thread count or the SIMD path: every path computes
+    bit-identical scores (one fused multiply-add per factor, in factor order).
+    """
+
+    user_factors = None
+    item_factors = None
+    num_threads = 0
+
+    # ------------------------------------------------------------------ helpers
+    def _check_fitted(self) -> None:
+        if getattr(self, "user_factors", None) is None or getattr(self, "item_factors", None) is None:
+            raise ValueError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    def _factors(self) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        uf = _factor_array(self.user_factors, "user_factors")
+        itf = _factor_array(self.item_factors, "item_factors")
+        if uf.shape[1] != itf.shape[1]:
+            raise ValueError(f"item_factors: {itf.shape[1]} factors but user_factors has {uf.shape[1]}")
+        if uf.shape[1] == 0:
+            raise ValueError("user_factors: expected at least one factor column")
+        return uf, itf
+
+    def _query_threads(self) -> int:
+        return check_int(getattr(self, "num_threads", 0), "num_threads", minimum=0)
+
+    def _fold_in_users(self, user_items) -> np.ndarray:
+        raise ValueError(f"recalculate_user: {type(self).__name__} cannot fold in new users")
+
+    def _fold_in_items(self, item_users) -> np.ndarray:
+        raise ValueError(f"recalculate_item: {type(self).__name__} cannot fold in new items")
+
+    @staticmethod
+    def _check_bool(value, name: str) -> bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+        return bool(value)
+
+    @staticmethod
+    def _query_ids(ids, name: str, n: int | None):
+        """(int64 ids, was_scalar); n=None accepts any id in [0, 2^31 - 1)."""
+        return check_ids(ids, name, _INT32_MAX if n is None else n)
+
+    @staticmethod
+    def _rows_for(ids: np.ndarray, matrix, name: str, n_rows_model: int, n_cols: int,
+                  new_ids_ok: bool) -> sp.csr_matrix:
+        """The CSR rows belonging to ``ids``: ``matrix`` holds either one row per id (in
+        order) or the model's full matrix (then sliced)."""
+        m = check_csr(matrix, name, shape=(None, n_cols), allow_empty=True)
+        if m.shape[0] == len(ids):
+            return m
+        if m.shape[0] == n_rows_model:
+            if new_ids_ok and len(ids) and ids.max() >= n_rows_model:
+                raise ValueError(f"{name}: id {int(ids.max())} has no row in the {n_rows_model}-row matrix")
+            return m[ids]
+        raise ValueError(f"{name}: expected {len(ids)} row(s) (one per id, in order) or the full "
+                         f"{n_rows_model}-row matrix, got shape {m.shape}")
+
+    @staticmethod
+    def _shape_result(ids: np.ndarray, scores: np.ndarray, scalar: bool):
+        if scalar:
+            n = int(np.count_nonzero(ids[0] >= 0))
+            return ids[0, :n].copy(), scores[0, :n].copy()
+        return ids, scores
+
+    # ------------------------------------------------------------------ queries
+    def recommend(self, userid, user_items=None, N=10, filter_already_liked_items=True,
+                  filter_items=None, recalculate_user=False, items=None):
+        """Top-``N`` items for one user or a batch, by ``user_factors[u] . item_factors[i]``.
+
+        Parameters
+        ----------
+        userid : int or array-like of int, shape (n_queries,)
+            User index/indices.  With ``recalculate_user=True`` any non-negative id is
+            accepted (the factors come from ``user_items``).
+        user_items : scipy.sparse matrix, shape (n_queries, n_items) or (n_users, n_items)
+            The rows of these users (row ``k`` for ``userid[k]``, as in implicit 0.7), or
+            the model's full user x item matrix (then sliced by ``userid``).  Required when
+            ``filter_already_liked_items`` or ``recalculate_user``; stored entries of a row
+            are the user's seen items.
+        N : int, default 10
+            Number of results (>= 1).
+        filter_already_liked_items : bool, default True
+            Exclude each user's stored items.
+        filter_items : array-like of int, optional
+            Items never returned (deny-list).
+        recalculate_user : bool, default False
+            Compute the user factors from ``user_items`` (fold-in) instead of using
+            ``user_factors``; for new users or users who just acted.
+        items : array-like of int, optional
+            Only these items may be returned (allow-list).
+
+        Returns
+        -------
+        ids : ndarray of int32, shape (n,) or (n_queries, width)
+        scores : ndarray of float32, same shape
+            See the module documentation for ordering and padding (-1 / -inf).
+        """
+        uf, itf = self._factors()
+        n_users, n_items = uf.shape[0], itf.shape[0]
+        N = check_int(N, "N", minimum=1)
+        filt = self._check_bool(filter_already_liked_items, "filter_already_liked_items")
+        recalc = self._check_bool(recalculate_user, "recalculate_user")
+        ids, scalar = self._query_ids(userid, "userid", None if recalc else n_users)
+        rows = None
+        if filt or recalc:
+            if user_items is None:
+                raise ValueError("user_items: required when filter_already_liked_items or "
+                                 "recalculate_user is True")
+            rows = self._rows_for(ids, user_items, "user_items", n_users, n_items, recalc)
+        if recalc:
+            queries = _factor_array(self._fold_in_users(rows), "fold-in factors")
+            if queries.shape != (len(ids), itf.shape[1]):
+                raise ValueError(f"recalculate_user: fold-in returned shape {queries.shape}")
+        else:
+            queries = uf[ids]
+        allow = _id_list(items, "items", n_items)
+        deny = _id_list(filter_items, "filter_items", n_items)
+        pool = n_items if allow is None else len(allow)
+        if _max_norm(queries, "user_factors") * _max_norm(itf, "item_factors") > _SCORE_LIMIT:
+            raise ValueError("item_factors: values so large that scores overflow float32")
+        indptr, indices = _csr_rows(rows) if filt else (None, None)
+        out_ids, out_scores = _core.topk_inner_product(
+            queries, itf, min(N, pool), indptr, indices, allow, deny, self._query_threads())
+        return self._shape_result(out_ids, out_scores, scalar)
+
+    def _similar(self, factors: np.ndarray, name: str, queryid, N, deny_ids, allow_ids,
+                 recalculate: bool, fold_rows, fold_name: str, fold):
+        n = factors.shape[0]
+        N = check_int(N, "N", minimum=1)
+        recalc = self._check_bool(recalculate, f"recalculate_{name[:-2]}")
+        ids, scalar = self._query_ids(queryid, name, None if recalc else n)
+        allow = _id_list(allow_ids[0], allow_ids[1], n)
+        deny = _id_list(deny_ids[0], deny_ids[1], n)
+        pool = n if allow is None else len(allow)
+        width = min(N, pool)
+        normed, _ = _normalized(factors, f"{name[:-2]}_factors")
+        if recalc:
+            if fold_rows is None:
+                raise ValueError(f"{fold_name}: required when recalculate is True")
+            other = self.user_factors if fold_name == "item_users" else self.item_factors
+            rows = self._rows_for(ids, fold_rows, fold_name, n, np.asarray(other).shape[0], True)
+            raw = _factor_array(fold(rows), "fold-in factors")
+            queries, _ = _normalized(raw, "fold-in factors")
+            out_ids, out_scores = _core.topk_inner_product(
+                queries, normed, width, None, None, allow, deny, self._query_threads())
+        else:
+            queries = normed[ids]
+            # The query itself is excluded from the scan and put first when eligible:
+            # rounding must never let a duplicate vector (cosine 1 too) outrank it.
+            indptr = np.arange(len(ids) + 1, dtype=np.int64)
+            out_ids, out_scores = _core.topk_inner_product(
+                queries, normed, width, indptr, ids.astype(np.int32), allow, deny,
+                self._query_threads())
+            eligible = np.ones(len(ids), dtype=bool)
+            if allow is not None:
+                eligible &= np.isin(ids, allow)
+            if deny is not None:
+                eligible &= ~np.isin(ids, deny)
+            if width and eligible.any():
+                rows_e = np.flatnonzero(eligible)
+                self_score = (np.einsum("ij,ij->i", queries[rows_e], queries[rows_e]) > 0)
+                out_ids[rows_e, 1:] = out_ids[rows_e, :-1]
+                out_scores[rows_e, 1:] = out_scores[rows_e, :-1]
+                out_ids[rows_e, 0] = ids[rows_e]
+                out_scores[rows_e, 0] = self_score.astype(np.float32)
+        valid = out_ids >= 0
+        np.clip(out_scores, -1.0, 1.0, out=out_scores, where=valid)
+        return self._shape_result(out_ids, out_scores, scalar)
+
+    def similar_items(self, itemid, N=10, filter_items=None, items=None, recalculate_item=False,
+                      item_users=None):
+        """The ``N`` items most similar to ``itemid`` by cosine of their factors.
+
+        Parameters
+        ----------
+        itemid : int or array-like of int, shape (n_queries,)
+        N : int, default 10
+        filter_items : array-like of int, optional
+            Items never returned (deny-list; may include the query itself).
+        items : array-like of int, optional
+            Only these items may be returned (allow-list).
+        recalculate_item : bool, default False
+            Fold the query item(s) in from ``item_users`` (one row per id, or the full
+            item x user matrix) instead of using ``item_factors``.
+        item_users : scipy.sparse matrix, optional
+            Required with ``recalculate_item``.
+
+        Returns
+        -------
+        ids : ndarray of int32;  scores : ndarray of float32 (cosine in [-1, 1])
+            Shapes and padding as in :meth:`recommend`.  Without recalculation the query
+            item itself comes first with score 1 (0 for an all-zero vector) unless it is
+            filtered out; with recalculation nothing is special-cased.
+        """
+        uf, itf = self._factors()
+        return self._similar(itf, "itemid", itemid, N, (filter_items, "filter_items"),
+                             (items, "items"), recalculate_item, item_users, "item_users",
+                             self._fold_in_items)
+
+    def similar_users(self, userid, N=10, filter_users=None, users=None):
+        """The ``N`` users most similar to ``userid`` by cosine of their factors.
+
+        The query user comes first with score 1 unless filtered out.  Parameters,
+        returns and padding mirror :meth:`similar_items` (``filter_users`` deny-list,
+        ``users`` allow-list).
+        """
+        uf, itf = self._factors()
+        return self._similar(uf, "userid", userid, N, (filter_users, "filter_users"),
+                             (users, "users"), False, None, "user_items", self._fold_in_users)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Save to ``path`` (npz + JSON header, no pickle); ``tastemaker.load`` reads it."""
+        from ..io import save_model
+
+        save_model(self, path)
