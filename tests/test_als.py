@@ -291,3 +291,19 @@ def test_property_fold_in_matches_numpy(n_users, n_items, f, seed, alpha):
                     1.0, 0.0, alpha, "cholesky", 1)
     ref = numpy_solve(Y, m, 1.0, alpha)
     np.testing.assert_allclose(X, ref, rtol=1e-3, atol=1e-4 * (1 + np.abs(ref).max()))
+
+
+def test_unsorted_indices_found_across_validation_chunks():
+    # check_csr scans indices in chunks of 2**20 (memory bound); a defect straddling a
+    # chunk boundary must still be caught, a row boundary there must not be flagged.
+    n = (1 << 20) + 16
+    indices = np.arange(n, dtype=np.int32)
+    indptr = np.array([0, 1 << 20, n], dtype=np.int64)  # row boundary at the chunk edge
+    data = np.ones(n, dtype=np.float32)
+    ok = sp.csr_matrix((data, indices % ((1 << 20) + 16), indptr), shape=(2, n))
+    ok.indices[(1 << 20):] = np.arange(16)  # second row restarts at 0: fine
+    tastemaker._validation.check_csr(ok, "m")
+    bad = ok.copy()
+    bad.indices[(1 << 20) - 1] = bad.indices[(1 << 20) - 2]  # duplicate at the edge
+    with pytest.raises(ValueError, match="duplicate column indices in row 0"):
+        tastemaker._validation.check_csr(bad, "m")

@@ -198,8 +198,10 @@ class ALS:
         rng = check_random_state(self.random_state)
         n_users, n_items = cui.shape
         f = p["factors"]
-        user_factors = (rng.random((n_users, f), dtype=np.float32) * np.float32(0.01))
-        item_factors = (rng.random((n_items, f), dtype=np.float32) * np.float32(0.01))
+        user_factors = rng.random((n_users, f), dtype=np.float32)
+        user_factors *= np.float32(0.01)  # in place: no second n_users x f temporary
+        item_factors = rng.random((n_items, f), dtype=np.float32)
+        item_factors *= np.float32(0.01)
         ciu = _transpose(cui)
         self._gram_cache = {}
         from tqdm.auto import tqdm
