@@ -307,3 +307,21 @@ def test_unsorted_indices_found_across_validation_chunks():
     bad.indices[(1 << 20) - 1] = bad.indices[(1 << 20) - 2]  # duplicate at the edge
     with pytest.raises(ValueError, match="duplicate column indices in row 0"):
         tastemaker._validation.check_csr(bad, "m")
+
+
+def test_queries_from_factor_model_use_als_fold_in():
+    m = random_matrix(seed=12)
+    model = ALS(factors=8, iterations=3, regularization=0.1, random_state=0)
+    model.fit(m, show_progress=False)
+    assert isinstance(model, tastemaker.models.FactorModel)
+    ids, scores = model.recommend(0, m[0], N=5)
+    seen = set(m[0].indices)
+    assert len(ids) == 5 and not seen & set(ids.tolist())
+    ref = model.item_factors @ model.user_factors[0]
+    np.testing.assert_allclose(scores, ref[ids], rtol=1e-5)
+    # recalculate_user folds the row in exactly (same as _fold_in_users)
+    ids2, scores2 = model.recommend(0, m[0], N=5, recalculate_user=True)
+    x = model._fold_in_users(m[0])[0]
+    np.testing.assert_allclose(scores2, (model.item_factors @ x)[ids2], rtol=1e-5)
+    sim_ids, _ = model.similar_items(3, N=4)
+    assert sim_ids[0] == 3

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from .. import _core
 from ..io import register_model
+from .base import FactorModel
 from .._validation import (
     check_csr,
     check_dense,
@@ -40,7 +41,7 @@ def _transpose(m: sp.csr_matrix) -> sp.csr_matrix:
 
 
 @register_model("ALS")
-class ALS:
+class ALS(FactorModel):
     r"""Implicit-feedback ALS (Hu, Koren & Volinsky 2008) on native SIMD + OpenMP kernels.
 
     Learns ``user_factors`` (n_users x factors) and ``item_factors`` (n_items x factors),
@@ -89,6 +90,10 @@ class ALS:
     calculate_training_loss : bool, default False
         Compute the weighted loss after each sweep (passed to ``callback``, shown in
         the progress bar).
+
+    Queries (``recommend``, ``similar_items``, ``similar_users``, ``save``) come from
+    :class:`~tastemaker.models.FactorModel`; ``recommend(..., recalculate_user=True)``
+    folds users in exactly (Cholesky) with the item factors fixed.
 
     Attributes
     ----------
@@ -226,10 +231,6 @@ class ALS:
         self.item_factors = item_factors
         return self
 
-    def _check_fitted(self) -> None:
-        if self.user_factors is None or self.item_factors is None:
-            raise ValueError(f"{type(self).__name__} is not fitted; call fit() first")
-
     def _item_gram(self, p) -> np.ndarray:
         # cached per factor array: fold-in for one user should not cost a full YtY
         key = ("items", id(self.item_factors), self.item_factors.shape)
@@ -364,9 +365,3 @@ class ALS:
             raise ValueError("item_factors: factor dimension differs from user_factors")
         model.user_factors, model.item_factors = uf, itf
         return model
-
-    def save(self, path) -> None:
-        """Save to ``path`` (npz + JSON header, no pickle); ``tastemaker.load`` reads it."""
-        from ..io import save_model
-
-        save_model(self, path)
