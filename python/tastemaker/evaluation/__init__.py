@@ -1,6 +1,7 @@
 """Evaluation: splitters, ranking / rating / beyond-accuracy metrics and ``evaluate``."""
 
 from . import metrics, splitters
+from .evaluate import EVALUATE_METRICS, evaluate
 from .metrics import (
     RANKING_METRICS,
     auc_at_k,
@@ -28,4 +29,4 @@ from .splitters import (
     user_kfold_split,
 )
 
-__all__ = ["metrics", "splitters", *metrics.__all__, *splitters.__all__]
+__all__ = ["metrics", "splitters", "evaluate", "EVALUATE_METRICS", *metrics.__all__, *splitters.__all__]

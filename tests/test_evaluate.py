@@ -1,0 +1,157 @@
+"""evaluate(): end to end, against the metric functions and implicit's evaluator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import tastemaker
+from tastemaker.evaluation import evaluate, random_split
+from tastemaker.evaluation import metrics as M
+
+
+class _DotModel:
+    """Reference recommender (NumPy only): inner-product scores, seen items removed."""
+
+    def __init__(self, user_factors, item_factors):
+        self.user_factors = user_factors
+        self.item_factors = item_factors
+        self.calls = []
+
+    def recommend(self, userid, user_items, N=10, filter_already_liked_items=True, **kw):
+        userid = np.asarray(userid)
+        self.calls.append((userid.copy(), user_items.shape, N, kw))
+        scores = self.user_factors[userid] @ self.item_factors.T
+        if filter_already_liked_items:
+            scores[user_items.toarray() != 0] = -np.inf
+        ids = np.argsort(-scores, axis=1, kind="stable")[:, :N]
+        top = np.take_along_axis(scores, ids, axis=1)
+        ids = np.where(np.isfinite(top), ids, -1)
+        return ids.astype(np.int32), top.astype(np.float32)
+
+
+def _data(seed=0, n_users=80, n_items=50):
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=(n_users, 4))
+    v = rng.normal(size=(n_items, 4))
+    p = 1 / (1 + np.exp(-(u @ v.T) * 1.5 + 1.5))
+    dense = (rng.random((n_users, n_items)) < p).astype(np.float32)
+    dense[0] = 0  # a user with no interactions
+    return sp.csr_matrix(dense), u, v
+
+
+def test_evaluate_matches_the_metric_functions():
+    data, u, v = _data()
+    train, test = random_split(data, 0.3, random_state=0)
+    model = _DotModel(u, v)
+    feats = np.random.default_rng(1).normal(size=(50, 3))
+    df = evaluate({"dot": model}, train, test, k=(5, 10), baseline=False, show_progress=False,
+                  batch_size=16, item_features=feats)
+    assert isinstance(df, pd.DataFrame)
+    assert list(df.index) == ["dot"] and df.index.name == "model"
+    assert "ndcg@10" in df.columns and "diversity@5" in df.columns
+    users = np.flatnonzero(np.diff(test.indptr))
+    assert df.attrs["n_users"] == users.size
+    # every scored user appeared once, in batches of at most 16, with its train rows
+    called = np.concatenate([c[0] for c in model.calls])
+    np.testing.assert_array_equal(called, users)
+    assert all(c[2] == 10 and len(c[0]) <= 16 and c[1][0] == len(c[0]) for c in model.calls)
+    rec, _ = _DotModel(u, v).recommend(users, train[users], N=10)
+    for k in (5, 10):
+        ref = M.ranking_metrics_at_k(rec, test, k, users=users, exclude=train)
+        for name, value in ref.items():
+            assert df.loc["dot", f"{name}@{k}"] == pytest.approx(value), name
+        assert df.loc["dot", f"coverage@{k}"] == pytest.approx(M.catalog_coverage(rec, 50, k))
+        assert df.loc["dot", f"novelty@{k}"] == pytest.approx(M.novelty(rec, train, k))
+        assert df.loc["dot", f"arp@{k}"] == pytest.approx(M.popularity_bias(rec, train, k))
+        assert df.loc["dot", f"personalization@{k}"] == pytest.approx(
+            M.personalization(rec, k))
+        assert df.loc["dot", f"diversity@{k}"] == pytest.approx(
+            M.intra_list_diversity(rec, feats, k))
+    # no training item was ever recommended
+    assert not M.ranking_metrics_at_k(rec, train, 10, users=users, metrics=["hit_rate"])[
+        "hit_rate"]
+
+
+def test_evaluate_metric_selection_and_column_order():
+    data, u, v = _data(1)
+    train, test = random_split(data, 0.3, random_state=0)
+    test.data[::7] = 0.0  # explicit zeros are not relevant, and stay in the caller's matrix
+    before = (test.data.copy(), test.indices.copy())
+    df = evaluate({"a": _DotModel(u, v), "b": _DotModel(-u, v)}, train, test, k=[20, 5],
+                  metrics=["recall", "ndcg"], baseline=False, show_progress=False)
+    np.testing.assert_array_equal(test.data, before[0])
+    np.testing.assert_array_equal(test.indices, before[1])
+    assert list(df.columns) == ["recall@5", "recall@20", "ndcg@5", "ndcg@20"]
+    assert list(df.index) == ["a", "b"]
+    assert df.loc["a", "ndcg@5"] > df.loc["b", "ndcg@5"]  # the true tastes beat their opposite
+
+
+def test_evaluate_recalculate_user_is_passed_through():
+    data, u, v = _data(2)
+    train, test = random_split(data, 0.3, random_state=0)
+    m = _DotModel(u, v)
+    evaluate({"m": m}, train, test, k=3, metrics="precision", baseline=False,
+             show_progress=False, recalculate_user=True)
+    assert all(c[3] == {"recalculate_user": True} for c in m.calls)
+
+
+def test_evaluate_input_errors():
+    data, u, v = _data(3)
+    train, test = random_split(data, 0.3, random_state=0)
+    m = {"m": _DotModel(u, v)}
+    kw = dict(baseline=False, show_progress=False)
+    with pytest.raises(ValueError, match="models: expected a non-empty dict"):
+        evaluate({}, train, test, **kw)
+    with pytest.raises(ValueError, match="models: expected a non-empty dict"):
+        evaluate([_DotModel(u, v)], train, test, **kw)
+    with pytest.raises(ValueError, match=r"models\['x'\]: int has no recommend"):
+        evaluate({"x": 3}, train, test, **kw)
+    with pytest.raises(ValueError, match=r"models\['m'\]: has 50 items, train and test have 49"):
+        evaluate(m, train[:, :49], test[:, :49], **kw)
+    with pytest.raises(ValueError, match="test: expected shape"):
+        evaluate(m, train, test[:10], **kw)
+    with pytest.raises(ValueError, match="train: expected a tastemaker.Interactions"):
+        evaluate(m, train.toarray(), test, **kw)
+    with pytest.raises(ValueError, match="test: has no interactions"):
+        evaluate(m, train, sp.csr_matrix(train.shape, dtype=np.float32), **kw)
+    with pytest.raises(ValueError, match="k: expected an int >= 1"):
+        evaluate(m, train, test, k=(0, 10), **kw)
+    with pytest.raises(ValueError, match="k: expected an int or a sequence"):
+        evaluate(m, train, test, k="ten", **kw)
+    with pytest.raises(ValueError, match="metrics: unknown metric 'ndgc'"):
+        evaluate(m, train, test, metrics=["ndgc"], **kw)
+    with pytest.raises(ValueError, match="metrics: 'diversity' needs item_features"):
+        evaluate(m, train, test, metrics=["diversity"], **kw)
+    with pytest.raises(ValueError, match="item_features: expected 50 rows"):
+        evaluate(m, train, test, item_features=np.ones((3, 2)), **kw)
+    with pytest.raises(ValueError, match="batch_size: expected an int >= 1"):
+        evaluate(m, train, test, batch_size=0, **kw)
+
+
+class _MemoryviewRows(sp.csr_matrix):
+    # implicit 0.7.2 indexes train with a Cython memoryview, which recent scipy rejects.
+    def __getitem__(self, key):
+        return sp.csr_matrix(self)[np.asarray(key)]
+
+
+def test_evaluate_agrees_with_implicit_on_its_own_als(ml100k_dir):
+    implicit_als = pytest.importorskip("implicit.cpu.als")
+    implicit_eval = pytest.importorskip("implicit.evaluation")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    raw = np.loadtxt(ml100k_dir / "u.data", dtype=np.int64)
+    data = sp.csr_matrix((np.ones(len(raw), dtype=np.float32), (raw[:, 0] - 1, raw[:, 1] - 1)))
+    train, test = random_split(data, 0.2, random_state=0)
+    with threadpoolctl.threadpool_limits(1, "blas"):
+        model = implicit_als.AlternatingLeastSquares(factors=16, iterations=5, random_state=0,
+                                                     num_threads=1)
+        model.fit(train, show_progress=False)
+    df = evaluate({"implicit-als": model}, train, test, k=10, metrics=["ndcg", "map"],
+                  baseline=False, show_progress=False)
+    ref = implicit_eval.ranking_metrics_at_k(model, _MemoryviewRows(train), test, K=10,
+                                             show_progress=False)
+    assert df.loc["implicit-als", "ndcg@10"] == pytest.approx(ref["ndcg"], rel=1e-9)
+    assert df.loc["implicit-als", "map@10"] == pytest.approx(ref["map"], rel=1e-9)
+    assert ref["ndcg"] > 0.1  # a real model, not an empty comparison
