@@ -16,7 +16,8 @@ from ._core import __version__
 from . import evaluation
 from .data import Interactions
 from .io import load
-from .models import ALS
+from .models import ALS, Popularity
+from .evaluation import evaluate
 from . import datasets
 
 __all__ = [
@@ -30,5 +31,7 @@ __all__ = [
     "Interactions",
     "load",
     "ALS",
+    "Popularity",
+    "evaluate",
     "datasets",
 ]

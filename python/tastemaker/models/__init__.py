@@ -2,5 +2,6 @@
 
 from .base import FactorModel
 from .als import ALS
+from .popularity import Popularity
 
-__all__ = ["FactorModel", "ALS"]
+__all__ = ["FactorModel", "ALS", "Popularity"]
