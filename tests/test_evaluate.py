@@ -155,3 +155,66 @@ def test_evaluate_agrees_with_implicit_on_its_own_als(ml100k_dir):
     assert df.loc["implicit-als", "ndcg@10"] == pytest.approx(ref["ndcg"], rel=1e-9)
     assert df.loc["implicit-als", "map@10"] == pytest.approx(ref["map"], rel=1e-9)
     assert ref["ndcg"] > 0.1  # a real model, not an empty comparison
+
+
+class _Fixed(tastemaker.models.FactorModel):
+    """Fixed factors: recommendations through the native top-k of the shared base."""
+
+    def __init__(self, user_factors, item_factors):
+        self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
+        self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+
+
+def test_native_topk_path_matches_the_numpy_reference():
+    data, u, v = _data(4)
+    train, test = random_split(data, 0.3, random_state=1)
+    kw = dict(k=(5, 10), baseline=False, show_progress=False)
+    native = evaluate({"m": _Fixed(u, v)}, train, test, batch_size=7, **kw)
+    ref = evaluate({"m": _DotModel(u.astype(np.float32), v.astype(np.float32))}, train, test,
+                   **kw)
+    pd.testing.assert_frame_equal(native, ref)
+
+
+def test_popularity_baseline_is_added_when_absent():
+    data, u, v = _data(5)
+    train, test = random_split(data, 0.3, random_state=0)
+    df = evaluate({"dot": _DotModel(u, v)}, train, test, k=10, show_progress=False)
+    assert list(df.index) == ["dot", "Popularity"]
+    pop = tastemaker.Popularity().fit(train)
+    alone = evaluate({"p": pop}, train, test, k=10, show_progress=False)
+    assert list(alone.index) == ["p"]  # a Popularity is present: nothing added
+    np.testing.assert_allclose(df.loc["Popularity"].to_numpy(), alone.loc["p"].to_numpy())
+    clash = evaluate({"Popularity": _DotModel(u, v)}, train, test, k=10, show_progress=False)
+    assert list(clash.index) == ["Popularity", "Popularity*"]
+
+
+def test_user_kfold_with_fold_in():
+    data, u, v = _data(6)
+    from tastemaker.evaluation import user_kfold_split
+
+    for fold in user_kfold_split(data, 3, random_state=0):
+        pop = tastemaker.Popularity().fit(fold.train)
+        a = evaluate({"pop": pop}, fold.fold_in, fold.test, k=5, show_progress=False,
+                     recalculate_user=True)
+        b = evaluate({"pop": pop}, fold.fold_in, fold.test, k=5, show_progress=False)
+        assert a.attrs["n_users"] == fold.users.size
+        pd.testing.assert_frame_equal(a, b)  # every user's popularity factor is 1 anyway
+
+
+def test_end_to_end_on_movielens_interactions(ml100k_dir):
+    implicit_als = pytest.importorskip("implicit.cpu.als")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    inter, items = tastemaker.datasets.movielens_100k(ml100k_dir, value=None)
+    train, test = tastemaker.evaluation.leave_last_k_out_split(inter, k=5)
+    assert isinstance(train, tastemaker.Interactions)
+    with threadpoolctl.threadpool_limits(1, "blas"):
+        als = implicit_als.AlternatingLeastSquares(factors=32, iterations=8, random_state=0,
+                                                   num_threads=1)
+        als.fit(train.to_csr(), show_progress=False)
+    df = tastemaker.evaluate({"implicit-als": als}, train, test, show_progress=False)
+    assert list(df.index) == ["implicit-als", "Popularity"]
+    assert df.attrs["n_users"] == inter.n_users
+    assert {"ndcg@10", "ndcg@20", "recall@20", "coverage@10", "auc@20"} <= set(df.columns)
+    assert df.loc["implicit-als", "ndcg@10"] > df.loc["Popularity", "ndcg@10"]
+    assert df.loc["implicit-als", "coverage@10"] > df.loc["Popularity", "coverage@10"]
+    assert df.loc["Popularity", "arp@10"] > df.loc["implicit-als", "arp@10"]

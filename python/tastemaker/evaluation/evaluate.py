@@ -99,7 +99,10 @@ def evaluate(models, train, test, k=(10, 20), metrics=None, *, show_progress: bo
 
     A :class:`tastemaker.Popularity` baseline, fitted on ``train``, is added under
     the name ``"Popularity"`` when no model in ``models`` is a ``Popularity`` (disable
-    with ``baseline=False``), so every table shows how far the models beat it.
+    with ``baseline=False``), so every table shows how far the models beat it.  When
+    ``train`` is only the held-out users' fold-in history (:func:`user_kfold_split`),
+    pass your own ``Popularity().fit(fold.train)`` instead, which counts every
+    training user.
 
     Parameters
     ----------
