@@ -218,3 +218,20 @@ def test_end_to_end_on_movielens_interactions(ml100k_dir):
     assert df.loc["implicit-als", "ndcg@10"] > df.loc["Popularity", "ndcg@10"]
     assert df.loc["implicit-als", "coverage@10"] > df.loc["Popularity", "coverage@10"]
     assert df.loc["Popularity", "arp@10"] > df.loc["implicit-als", "arp@10"]
+
+
+def test_tastemaker_als_beats_popularity_in_user_kfold(ml100k_dir):
+    inter, _ = tastemaker.datasets.movielens_100k(ml100k_dir, value=None)
+    fold = next(tastemaker.evaluation.user_kfold_split(inter, 5, test_size=0.3, random_state=0))
+    als = tastemaker.ALS(factors=32, iterations=10, regularization=0.05, random_state=0,
+                         num_threads=1).fit(fold.train.to_csr(), show_progress=False)
+    pop = tastemaker.Popularity().fit(fold.train)
+    df = tastemaker.evaluate({"ALS": als, "Popularity": pop}, fold.fold_in, fold.test,
+                             k=10, metrics=["ndcg", "recall"], show_progress=False,
+                             recalculate_user=True)
+    assert df.attrs["n_users"] == fold.users.size
+    assert df.loc["ALS", "ndcg@10"] > 1.2 * df.loc["Popularity", "ndcg@10"]
+    # the held-out users were never seen in training: without fold-in ALS knows nothing
+    cold = tastemaker.evaluate({"ALS": als}, fold.fold_in, fold.test, k=10, metrics=["ndcg"],
+                               show_progress=False, baseline=False)
+    assert cold.loc["ALS", "ndcg@10"] < df.loc["ALS", "ndcg@10"]
