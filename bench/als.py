@@ -31,57 +31,15 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
+from _common import DRAM_GBS, PEAK_GFLOPS, ROOT, load_real, synthetic  # noqa: E402  (sets OPENBLAS_CORETYPE)
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "python"))
-
 import tastemaker  # noqa: E402
-
-PEAK_GFLOPS = 450.0  # measured fp32 peak of this 2-core Zen 5 machine
-DRAM_GBS = 65.0
 
 
 # ---------------------------------------------------------------- data
-def synthetic(scale: float, seed: int = 0) -> sp.csr_matrix:
-    """Long-tailed users x items matrix: log-normal user activity, Zipf item popularity."""
-    rng = np.random.default_rng(seed)
-    n_users, n_items = int(138_493 * scale), max(int(26_744 * scale), 100)
-    target = 18_000_000 * scale * 1.27  # duplicates of popular items are merged below
-    act = rng.lognormal(mean=0.0, sigma=1.1, size=n_users)
-    counts = np.clip(np.round(act / act.sum() * target), 5, n_items // 2).astype(np.int64)
-    pop = 1.0 / np.arange(1, n_items + 1) ** 0.9
-    pop = rng.permutation(pop / pop.sum())
-    rows = np.repeat(np.arange(n_users, dtype=np.int32), counts)
-    cols = rng.choice(n_items, size=rows.size, p=pop).astype(np.int32)
-    vals = rng.integers(1, 6, size=rows.size).astype(np.float32)
-    m = sp.csr_matrix((vals, (rows, cols)), shape=(n_users, n_items))
-    m.sum_duplicates()
-    m.data[:] = np.minimum(m.data, 5.0)
-    m.sort_indices()
-    return m
-
-
-def load_real(name: str):
-    import pandas as pd
-
-    root = os.environ.get("TASTEMAKER_DATA")
-    if not root:
-        return None
-    if name == "ml100k":
-        df = pd.read_csv(Path(root) / "ml-100k" / "u.data", sep="\t", names=["u", "i", "v", "t"])
-        u, i, v = df["u"].to_numpy() - 1, df["i"].to_numpy() - 1, df["v"].to_numpy(np.float32)
-    else:
-        df = pd.read_csv(Path(root) / "lastfm-2k" / "user_artists.dat", sep="\t", header=None,
-                         names=["u", "i", "v"])
-        u, i = pd.factorize(df["u"])[0], pd.factorize(df["i"])[0]
-        v = np.log1p(df["v"].to_numpy(np.float32))
-    return u, i, v
-
-
 def split(u, i, v, seed=0):
     rng = np.random.default_rng(seed)
     shape = (int(u.max()) + 1, int(i.max()) + 1)
