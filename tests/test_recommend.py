@@ -333,3 +333,25 @@ def test_empty_allow_list_and_float64_factors():
     assert ids.shape == (2, 0)
     m64 = Toy(model.user_factors.astype(np.float64), model.item_factors.astype(np.float64))
     np.testing.assert_array_equal(m64.recommend(0, ui)[0], model.recommend(0, ui)[0])
+
+
+def test_cosine_of_tiny_and_huge_vectors():
+    model, _ = make(11, n_items=40)
+    V = model.item_factors
+    ref_ids, _ = model.similar_items(np.arange(40), N=5)
+    for factor in (1e-30, 1e25):
+        scaled = Toy(model.user_factors, np.ascontiguousarray(V * np.float32(factor)))
+        ids, scores = scaled.similar_items(np.arange(40), N=5)
+        np.testing.assert_array_equal(ids, ref_ids)
+        assert np.isfinite(scores).all() and scores.max() <= 1.0
+
+
+def test_nan_in_any_factor_is_named():
+    model, ui = make(12, n_users=6, n_items=9)
+    bad_users = Toy(model.user_factors.copy(), model.item_factors)
+    bad_users.user_factors[2, 0] = np.inf
+    with pytest.raises(ValueError, match="user_factors"):
+        bad_users.recommend(2, ui)
+    with pytest.raises(ValueError, match="user_factors"):
+        bad_users.similar_users(0)
+    bad_users.recommend(1, ui)  # other users' rows are fine

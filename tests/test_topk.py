@@ -206,3 +206,23 @@ def test_kernel_rejects_bad_input():
         _core.topk_inner_product(Q, I, 2, None, None, None, np.array([-1], np.int32))
     with pytest.raises(ValueError, match="C-contiguous"):
         _core.topk_inner_product(np.ones((4, 3), np.float32).T, I, 2)
+
+
+def test_non_finite_or_overflowing_values_rejected_on_every_path(simd):
+    rng = np.random.default_rng(9)
+    Q = rng.standard_normal((20, 19), dtype=np.float32)
+    I = rng.standard_normal((70, 19), dtype=np.float32)
+    for pos in [(0, 0), (69, 18), (33, 7)]:
+        for value in (np.nan, np.inf, -np.inf):
+            bad = I.copy()
+            bad[pos] = value
+            with pytest.raises(ValueError, match="items: contains NaN or inf"):
+                _core.topk_inner_product(Q, bad, 3)
+            badq = Q.copy()
+            badq[pos[0] % 20, pos[1]] = value
+            with pytest.raises(ValueError, match="queries: contains NaN or inf"):
+                _core.topk_inner_product(badq, I, 3)
+    with pytest.raises(ValueError, match="overflow"):
+        _core.topk_inner_product(Q * np.float32(1e19), I * np.float32(1e19), 3)
+    ids, _ = _core.topk_inner_product(Q * np.float32(1e15), I * np.float32(1e15), 3)
+    np.testing.assert_array_equal(ids, _core.topk_inner_product(Q, I, 3)[0])

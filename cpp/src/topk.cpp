@@ -4,6 +4,7 @@
 #include "tastemaker/topk.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <limits>
 #include <stdexcept>
@@ -114,6 +115,17 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
     const int dim = r.dim;
     if (nq == 0 || k == 0) return;
     if (out_ids == nullptr || out_scores == nullptr) invalid("out: null pointer");
+    const TopkKernels& kern = topk_kernels();
+    {
+        // One bound for every partial sum: |sum_k q_k x_k| <= dim * max|q| * max|x|.
+        const float qmax = kern.finite_absmax(r.queries, nq * dim);
+        if (!std::isfinite(qmax)) invalid("queries: contains NaN or inf values");
+        const float imax = kern.finite_absmax(r.items, r.n_items * dim);
+        if (!std::isfinite(imax)) invalid("items: contains NaN or inf values");
+        if (static_cast<double>(dim) * qmax * imax > 1e37)
+            invalid("items: values so large that scores overflow float32 (max |query| " +
+                    std::to_string(qmax) + ", max |item| " + std::to_string(imax) + ")");
+    }
     const float ninf = -std::numeric_limits<float>::infinity();
     std::fill(out_ids, out_ids + nq * k, -1);
     std::fill(out_scores, out_scores + nq * k, ninf);
@@ -165,7 +177,6 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
         }
     };
 
-    const TopkKernels& kern = topk_kernels();
     const std::int64_t n_blocks = (nq + kBlock - 1) / kBlock;
     int nt = resolve_threads(r.num_threads);
     if (nt > n_blocks) nt = static_cast<int>(n_blocks);

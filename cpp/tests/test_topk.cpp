@@ -142,3 +142,24 @@ TM_TEST(topk_rejects_bad_requests) {
     indptr = {0, 2, 2};
     TM_CHECK_THROWS(topk_inner_product(bad, ids.data(), sc.data()), std::invalid_argument);  // row 0 unsorted
 }
+
+TM_TEST(topk_finite_absmax_every_path) {
+    std::mt19937 rng(3);
+    std::normal_distribution<float> g;
+    for (int n : {0, 1, 15, 16, 17, 31, 32, 33, 100}) {
+        std::vector<float> x(n);
+        for (auto& v : x) v = g(rng);
+        float want = 0;
+        for (float v : x) want = std::max(want, std::fabs(v));
+        for (simd::Isa isa : simd::available()) {
+            TM_CHECK(topk_kernels(isa).finite_absmax(x.data(), n) == want);
+            for (int pos = 0; pos < n; pos += 7) {
+                std::vector<float> y(x);
+                y[pos] = std::numeric_limits<float>::quiet_NaN();
+                TM_CHECK(std::isinf(topk_kernels(isa).finite_absmax(y.data(), n)));
+                y[pos] = -std::numeric_limits<float>::infinity();
+                TM_CHECK(std::isinf(topk_kernels(isa).finite_absmax(y.data(), n)));
+            }
+        }
+    }
+}

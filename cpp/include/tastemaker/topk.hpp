@@ -36,8 +36,9 @@ constexpr int kTopkPanel = 32;
  *  @param deny      optional deny-list (any order, all in [0, n_items)).
  *  @param num_threads  OpenMP threads (0 = tastemaker::get_num_threads()).
  *
- *  Finite scores are assumed (the caller validates that factors are finite and small
- *  enough not to overflow); a non-finite score is never a crash, only a lost candidate.
+ *  Queries and items must be finite and small enough that no score can overflow:
+ *  dim * max|queries| * max|items| <= 1e37 (checked, std::invalid_argument otherwise), so
+ *  every score and partial sum is finite.
  */
 struct TopkRequest {
     const float* queries = nullptr;
@@ -61,7 +62,8 @@ struct TopkRequest {
  *  min(k, eligible_q) best items by score descending, ties broken by lower id, then
  *  padding id -1 / score -inf.  Returns nothing; never throws from inside the parallel
  *  region.  Thread-safe (concurrent calls share no state).
- *  @throws std::invalid_argument on bad shapes, negative sizes, a malformed exclusion
+ *  @throws std::invalid_argument on bad shapes, negative sizes, NaN/inf or overflowing
+ *          values ("queries: ..." / "items: ..."), a malformed exclusion
  *          CSR (indptr not starting at 0 / decreasing, unsorted row) or allow/deny ids
  *          out of range.
  */
@@ -74,6 +76,8 @@ struct TopkKernels {
      *  greater than thr[u].  panel is dim x 32, row-major. */
     void (*panel_scores)(const float* q, std::int64_t ldq, int m, int dim, const float* panel,
                          const float* thr, float* scores, std::uint32_t* masks);
+    /** max_i |x[i]| over n floats (0 for n == 0); +inf if any value is NaN or inf. */
+    float (*finite_absmax)(const float* x, std::int64_t n);
 };
 
 const TopkKernels& topk_kernels(simd::Isa isa);

@@ -1,6 +1,8 @@
 // AVX2+FMA path: a register tile of M queries x 32 items (4 ymm per query).
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "tastemaker/topk.hpp"
 
 namespace tastemaker {
@@ -46,8 +48,30 @@ void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float*
     if (u < m) tile<1>(q + u * ldq, ldq, dim, panel, thr + u, scores + u * kTopkPanel, masks + u);
 }
 
+float finite_absmax(const float* x, std::int64_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 big = _mm256_set1_ps(3.4028235e38f);
+    __m256 m0 = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i));
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ));
+        m0 = _mm256_max_ps(m0, a);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, m0);
+    float m = 0.0f;
+    for (int j = 0; j < 8; ++j) m = lanes[j] > m ? lanes[j] : m;
+    for (; i < n; ++i) {
+        const float a = x[i] < 0 ? -x[i] : x[i];
+        if (!(a <= 3.4028235e38f)) return INFINITY;
+        m = a > m ? a : m;
+    }
+    return _mm256_movemask_ps(bad) ? INFINITY : m;
+}
+
 }  // namespace
 
-extern const TopkKernels topk_kernels_avx2{panel_scores};
+extern const TopkKernels topk_kernels_avx2{panel_scores, finite_absmax};
 
 }  // namespace tastemaker

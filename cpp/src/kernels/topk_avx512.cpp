@@ -2,6 +2,8 @@
 // row loaded once per factor and each query factor broadcast from memory.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "tastemaker/topk.hpp"
 
 namespace tastemaker {
@@ -56,8 +58,37 @@ void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float*
     }
 }
 
+float finite_absmax(const float* x, std::int64_t n) {
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m512 big = _mm512_set1_ps(3.4028235e38f);
+    __m512 m0 = _mm512_setzero_ps(), m1 = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    std::int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 a = _mm512_andnot_ps(sign, _mm512_loadu_ps(x + i));
+        const __m512 b = _mm512_andnot_ps(sign, _mm512_loadu_ps(x + i + 16));
+        bad |= _mm512_cmp_ps_mask(a, big, _CMP_NLE_UQ) | _mm512_cmp_ps_mask(b, big, _CMP_NLE_UQ);
+        m0 = _mm512_max_ps(m0, a);
+        m1 = _mm512_max_ps(m1, b);
+    }
+    for (; i < n; i += 16) {
+        const std::int64_t left = n - i;
+        const __mmask16 k = left >= 16 ? static_cast<__mmask16>(0xFFFF)
+                                       : static_cast<__mmask16>((1u << left) - 1u);
+        const __m512 a = _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(k, x + i));
+        bad |= _mm512_cmp_ps_mask(a, big, _CMP_NLE_UQ);
+        m0 = _mm512_max_ps(m0, a);
+    }
+    if (bad) return INFINITY;
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, _mm512_max_ps(m0, m1));
+    float m = 0.0f;
+    for (int j = 0; j < 16; ++j) m = lanes[j] > m ? lanes[j] : m;
+    return m;
+}
+
 }  // namespace
 
-extern const TopkKernels topk_kernels_avx512{panel_scores};
+extern const TopkKernels topk_kernels_avx512{panel_scores, finite_absmax};
 
 }  // namespace tastemaker

@@ -27,8 +27,18 @@ void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float*
     }
 }
 
+float finite_absmax(const float* x, std::int64_t n) {
+    float m = 0.0f;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float a = std::fabs(x[i]);
+        if (!(a <= 3.4028235e38f)) return INFINITY;  // NaN or inf
+        if (a > m) m = a;
+    }
+    return m;
+}
+
 }  // namespace
 
-extern const TopkKernels topk_kernels_scalar{panel_scores};
+extern const TopkKernels topk_kernels_scalar{panel_scores, finite_absmax};
 
 }  // namespace tastemaker

@@ -29,8 +29,6 @@ from .._validation import check_csr, check_dense, check_ids, check_int
 __all__ = ["FactorModel"]
 
 _INT32_MAX = np.iinfo(np.int32).max
-# |u . i| <= ||u|| ||i||; keep every partial sum far from float32 overflow.
-_SCORE_LIMIT = 1e37
 
 
 def _factor_array(value, name: str) -> np.ndarray:
@@ -41,25 +39,33 @@ def _factor_array(value, name: str) -> np.ndarray:
     return check_dense(value, name, ndim=2)
 
 
-def _max_norm(x: np.ndarray, name: str) -> float:
-    """Largest row L2 norm (float64); ValueError on NaN/inf."""
-    if x.size == 0:
-        return 0.0
-    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
-    m = float(sq.max())
-    if not np.isfinite(m):
-        raise ValueError(f"{name}: contains NaN or inf values (or values too large)")
-    return float(np.sqrt(m))
+def _topk(queries, items, k, indptr, indices, allow, deny, num_threads, query_name, item_name):
+    """The native kernel; its "queries:" / "items:" errors renamed to the caller's names."""
+    try:
+        return _core.topk_inner_product(queries, items, k, indptr, indices, allow, deny,
+                                        num_threads)
+    except ValueError as exc:
+        msg = str(exc)
+        for prefix, name in (("queries:", query_name), ("items:", item_name)):
+            if msg.startswith(prefix):
+                raise ValueError(name + ":" + msg[len(prefix):]) from None
+        raise
 
 
-def _normalized(x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Rows scaled to unit L2 norm (zero rows stay zero) and the original norms."""
-    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+def _normalized(x: np.ndarray, name: str) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), float32 C-contiguous."""
+    sq = np.einsum("ij,ij->i", x, x)  # float32 is plenty for a scale factor
     if sq.size and not np.isfinite(sq.max()):
-        raise ValueError(f"{name}: contains NaN or inf values (or values too large)")
-    norms = np.sqrt(sq)
-    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    return np.ascontiguousarray(x * inv[:, None], dtype=np.float32), norms
+        sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)  # huge but finite values
+        if not np.isfinite(sq.max()):
+            raise ValueError(f"{name}: contains NaN or inf values")
+    tiny = sq < 1e-30  # squares may underflow float32: redo those rows in float64
+    if tiny.any():
+        sq = sq.astype(np.float64)
+        sq[tiny] = np.einsum("ij,ij->i", x[tiny], x[tiny], dtype=np.float64)
+    norms = np.sqrt(sq, dtype=np.float64)
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+    return np.ascontiguousarray(x * inv[:, None], dtype=np.float32)
 
 
 def _id_list(ids, name: str, n: int) -> np.ndarray | None:
@@ -212,11 +218,10 @@ class FactorModel:
         allow = _id_list(items, "items", n_items)
         deny = _id_list(filter_items, "filter_items", n_items)
         pool = n_items if allow is None else len(allow)
-        if _max_norm(queries, "user_factors") * _max_norm(itf, "item_factors") > _SCORE_LIMIT:
-            raise ValueError("item_factors: values so large that scores overflow float32")
         indptr, indices = _csr_rows(rows) if filt else (None, None)
-        out_ids, out_scores = _core.topk_inner_product(
-            queries, itf, min(N, pool), indptr, indices, allow, deny, self._query_threads())
+        out_ids, out_scores = _topk(queries, itf, min(N, pool), indptr, indices, allow, deny,
+                                    self._query_threads(),
+                                    "fold-in factors" if recalc else "user_factors", "item_factors")
         return self._shape_result(out_ids, out_scores, scalar)
 
     def _similar(self, factors: np.ndarray, name: str, queryid, N, deny_ids, allow_ids,
@@ -229,24 +234,25 @@ class FactorModel:
         deny = _id_list(deny_ids[0], deny_ids[1], n)
         pool = n if allow is None else len(allow)
         width = min(N, pool)
-        normed, _ = _normalized(factors, f"{name[:-2]}_factors")
+        normed = _normalized(factors, f"{name[:-2]}_factors")
         if recalc:
             if fold_rows is None:
                 raise ValueError(f"{fold_name}: required when recalculate is True")
             other = self.user_factors if fold_name == "item_users" else self.item_factors
             rows = self._rows_for(ids, fold_rows, fold_name, n, np.asarray(other).shape[0], True)
             raw = _factor_array(fold(rows), "fold-in factors")
-            queries, _ = _normalized(raw, "fold-in factors")
-            out_ids, out_scores = _core.topk_inner_product(
-                queries, normed, width, None, None, allow, deny, self._query_threads())
+            queries = _normalized(raw, "fold-in factors")
+            out_ids, out_scores = _topk(queries, normed, width, None, None, allow, deny,
+                                        self._query_threads(), "fold-in factors",
+                                        f"{name[:-2]}_factors")
         else:
             queries = normed[ids]
             # The query itself is excluded from the scan and put first when eligible:
             # rounding must never let a duplicate vector (cosine 1 too) outrank it.
             indptr = np.arange(len(ids) + 1, dtype=np.int64)
-            out_ids, out_scores = _core.topk_inner_product(
-                queries, normed, width, indptr, ids.astype(np.int32), allow, deny,
-                self._query_threads())
+            out_ids, out_scores = _topk(queries, normed, width, indptr, ids.astype(np.int32),
+                                        allow, deny, self._query_threads(),
+                                        f"{name[:-2]}_factors", f"{name[:-2]}_factors")
             eligible = np.ones(len(ids), dtype=bool)
             if allow is not None:
                 eligible &= np.isin(ids, allow)
