@@ -166,6 +166,11 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
     };
     // panel p -> dim x 32, row-major, zero past the last candidate
     auto pack_panel = [&](float* dst, std::int64_t p) {
+        if (kern.pack_panel != nullptr) {
+            const int count = static_cast<int>(std::min<std::int64_t>(kTopkPanel, n_cand - p * kTopkPanel));
+            kern.pack_panel(r.items, use_cand ? cand_ptr : nullptr, p * kTopkPanel, count, dim, dst);
+            return;
+        }
         for (int j = 0; j < kTopkPanel; ++j) {
             const std::int64_t idx = p * kTopkPanel + j;
             if (idx < n_cand) {

@@ -163,3 +163,32 @@ TM_TEST(topk_finite_absmax_every_path) {
         }
     }
 }
+
+TM_TEST(topk_pack_panel_layout_every_path) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> g;
+    for (int dim : {1, 5, 16, 17, 64, 70}) {
+        const int n = 50;
+        std::vector<float> items(std::size_t(n) * dim);
+        for (auto& v : items) v = g(rng);
+        std::vector<std::int32_t> ids(n);
+        for (int i = 0; i < n; ++i) ids[i] = (i * 7) % n;
+        for (simd::Isa isa : simd::available()) {
+            const TopkKernels& k = topk_kernels(isa);
+            if (k.pack_panel == nullptr) continue;
+            for (int count : {1, 16, 19, 32}) {
+                std::vector<float> dst(std::size_t(dim) * kTopkPanel, 9.0f);
+                const std::int32_t* use_ids = count % 2 ? ids.data() : nullptr;
+                k.pack_panel(items.data(), use_ids, 3, count, dim, dst.data());
+                bool ok = true;
+                for (int d = 0; d < dim; ++d)
+                    for (int j = 0; j < kTopkPanel; ++j) {
+                        const int row = use_ids ? ids[3 + j] : 3 + j;
+                        const float want = j < count ? items[std::size_t(row) * dim + d] : 0.0f;
+                        ok = ok && dst[std::size_t(d) * kTopkPanel + j] == want;
+                    }
+                TM_CHECK(ok);
+            }
+        }
+    }
+}

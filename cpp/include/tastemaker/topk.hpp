@@ -78,6 +78,11 @@ struct TopkKernels {
                          const float* thr, float* scores, std::uint32_t* masks);
     /** max_i |x[i]| over n floats (0 for n == 0); +inf if any value is NaN or inf. */
     float (*finite_absmax)(const float* x, std::int64_t n);
+    /** Optional (null = portable loop in topk.cpp): write the panel of items
+     *  ids[first + j] (or first + j when ids is null), j < count <= 32, as dim x 32
+     *  row-major into dst, zero in columns j >= count. */
+    void (*pack_panel)(const float* items, const std::int32_t* ids, std::int64_t first, int count, int dim,
+                       float* dst);
 };
 
 const TopkKernels& topk_kernels(simd::Isa isa);

@@ -87,8 +87,60 @@ float finite_absmax(const float* x, std::int64_t n) {
     return m;
 }
 
+inline __m512 lo_pd(__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+inline __m512 hi_pd(__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+
+// In-register 16 x 16 transpose: r[i][j] -> r[j][i].
+inline void transpose16(__m512* r) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = lo_pd(t[i], t[i + 2]);
+        r[i + 1] = hi_pd(t[i], t[i + 2]);
+        r[i + 2] = lo_pd(t[i + 1], t[i + 3]);
+        r[i + 3] = hi_pd(t[i + 1], t[i + 3]);
+    }
+    // r[4q + c] lane L now holds rows 4q..4q+3 of column 4L + c
+    for (int q = 0; q < 2; ++q)
+        for (int c = 0; c < 4; ++c) {
+            t[8 * q + c] = _mm512_shuffle_f32x4(r[8 * q + c], r[8 * q + 4 + c], 0x88);
+            t[8 * q + 4 + c] = _mm512_shuffle_f32x4(r[8 * q + c], r[8 * q + 4 + c], 0xDD);
+        }
+    for (int c = 0; c < 8; ++c) {
+        r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xDD);
+    }
+}
+
+void pack_panel(const float* items, const std::int32_t* ids, std::int64_t first, int count, int dim, float* dst) {
+    for (int g = 0; g < kTopkPanel / 16; ++g) {
+        const float* rows[16];
+        for (int i = 0; i < 16; ++i) {
+            const int j = g * 16 + i;
+            rows[i] = j < count ? items + (ids ? static_cast<std::int64_t>(ids[first + j]) : first + j) * dim
+                                : nullptr;
+        }
+        for (int d0 = 0; d0 < dim; d0 += 16) {
+            const int w = dim - d0 < 16 ? dim - d0 : 16;
+            const __mmask16 mk = static_cast<__mmask16>((1u << w) - 1u);
+            __m512 r[16];
+            for (int i = 0; i < 16; ++i)
+                r[i] = rows[i] ? _mm512_maskz_loadu_ps(mk, rows[i] + d0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int i = 0; i < w; ++i) _mm512_storeu_ps(dst + (d0 + i) * kTopkPanel + g * 16, r[i]);
+        }
+    }
+}
+
 }  // namespace
 
-extern const TopkKernels topk_kernels_avx512{panel_scores, finite_absmax};
+extern const TopkKernels topk_kernels_avx512{panel_scores, finite_absmax, pack_panel};
 
 }  // namespace tastemaker

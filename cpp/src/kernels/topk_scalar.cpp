@@ -39,6 +39,6 @@ float finite_absmax(const float* x, std::int64_t n) {
 
 }  // namespace
 
-extern const TopkKernels topk_kernels_scalar{panel_scores, finite_absmax};
+extern const TopkKernels topk_kernels_scalar{panel_scores, finite_absmax, nullptr};
 
 }  // namespace tastemaker
