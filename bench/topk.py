@@ -106,9 +106,9 @@ def run_dataset(name: str, m, args) -> dict:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        theirs = AlternatingLeastSquares(factors=f, num_threads=threads, random_state=args.seed)
-        theirs.user_factors, theirs.item_factors = U, V
         with threadpool_limits(1, "blas"):
+            theirs = AlternatingLeastSquares(factors=f, num_threads=threads, random_state=args.seed)
+            theirs.user_factors, theirs.item_factors = U, V
             res["implicit_recommend_s"], (im_ids, _) = best_of(
                 lambda: theirs.recommend(users, m, N=N, filter_already_liked_items=True),
                 args.repeat)
@@ -147,6 +147,7 @@ def main() -> None:
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "topk.json"))
     args = ap.parse_args()
 
+    load_before = os.getloadavg()
     results = []
     for name in args.datasets.split(","):
         if name == "synthetic":
@@ -164,7 +165,10 @@ def main() -> None:
         results.append(res)
         print(json.dumps(res), flush=True)
 
-    out = {"machine": machine_info(args.threads), "results": results}
+    # other work on the machine slows every contender; record how busy it was
+    out = {"machine": {**machine_info(args.threads), "load_average_before": load_before[0],
+                       "load_average_after": os.getloadavg()[0]},
+           "results": results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(out, indent=2))
     nan = float("nan")
