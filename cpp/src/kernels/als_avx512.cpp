@@ -213,6 +213,9 @@ inline void fused_pass(const float* Y, const std::int32_t* idx, const float* val
             wv = _mm256_mul_ps(cm1, d);
         }
         _mm256_store_ps(w, wv);
+        // Reload the rows (L1 hits) rather than keep 8 * NC registers live across the
+        // reduction: without this barrier GCC reuses the first loads and spills them.
+        if (NC > 2) asm volatile("" ::: "memory");
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j += 2) {
             const __m512 w0 = _mm512_set1_ps(w[j]), w1 = _mm512_set1_ps(w[j + 1]);
