@@ -39,17 +39,24 @@ void check_f(int f) {
     if (f < 1) throw std::invalid_argument("factors: expected >= 1, got " + std::to_string(f));
 }
 
+// O(nnz) but parallel (it runs before every half-step); reports the first bad entry.
 void check_csr(const std::int64_t* indptr, const std::int32_t* indices, std::int64_t n_rows,
-               std::int64_t n_other) {
+               std::int64_t n_other, int nt) {
     if (n_rows < 0) throw std::invalid_argument("n_rows: expected >= 0");
     if (indptr[0] != 0) throw std::invalid_argument("indptr: must start at 0");
+    std::int64_t bad_row = n_rows;
+#pragma omp parallel for schedule(static) reduction(min : bad_row) num_threads(nt)
     for (std::int64_t u = 0; u < n_rows; ++u)
-        if (indptr[u + 1] < indptr[u]) throw std::invalid_argument("indptr: must be non-decreasing");
+        if (indptr[u + 1] < indptr[u]) bad_row = std::min(bad_row, u);
+    if (bad_row < n_rows) throw std::invalid_argument("indptr: must be non-decreasing");
     const std::int64_t nnz = indptr[n_rows];
+    std::int64_t bad = nnz;
+#pragma omp parallel for schedule(static) reduction(min : bad) num_threads(nt)
     for (std::int64_t k = 0; k < nnz; ++k)
-        if (indices[k] < 0 || indices[k] >= n_other)
-            throw std::invalid_argument("indices: column index " + std::to_string(indices[k]) +
-                                        " out of range [0, " + std::to_string(n_other) + ")");
+        if (indices[k] < 0 || indices[k] >= n_other) bad = std::min(bad, k);
+    if (bad < nnz)
+        throw std::invalid_argument("indices: column index " + std::to_string(indices[bad]) +
+                                    " out of range [0, " + std::to_string(n_other) + ")");
 }
 
 void check_params(const AlsParams& p) {
@@ -133,9 +140,9 @@ void als_solve(const std::int64_t* indptr, const std::int32_t* indices, const fl
                const double* gram, float* X, const AlsParams& params) {
     check_f(f);
     check_params(params);
-    check_csr(indptr, indices, n_rows, n_other);
-    const std::size_t ff = static_cast<std::size_t>(f) * f;
     const int nt = resolve_threads(params.num_threads);
+    check_csr(indptr, indices, n_rows, n_other, nt);
+    const std::size_t ff = static_cast<std::size_t>(f) * f;
     std::atomic<std::int64_t> bad_row{std::numeric_limits<std::int64_t>::max()};
 
     if (params.solver == AlsSolver::CG) {
@@ -201,8 +208,8 @@ double als_loss(const std::int64_t* indptr, const std::int32_t* indices, const f
                 const double* gram, const AlsParams& params) {
     check_f(f);
     check_params(params);
-    check_csr(indptr, indices, n_rows, n_other);
     const int nt = resolve_threads(params.num_threads);
+    check_csr(indptr, indices, n_rows, n_other, nt);
     std::vector<double> part(static_cast<std::size_t>(n_rows), 0.0), conf(static_cast<std::size_t>(n_rows), 0.0);
     std::vector<std::int64_t> cnt(static_cast<std::size_t>(n_rows), 0);
 #pragma omp parallel num_threads(nt)
