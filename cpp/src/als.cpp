@@ -39,19 +39,21 @@ void check_f(int f) {
     if (f < 1) throw std::invalid_argument("factors: expected >= 1, got " + std::to_string(f));
 }
 
-// O(nnz) but parallel (it runs before every half-step); reports the first bad entry.
+// O(nnz), parallel for large inputs (it runs before every half-step; small inputs stay
+// sequential: every parallel region is a barrier, costly when the cores are oversubscribed).
+// Reports the first bad entry.
 void check_csr(const std::int64_t* indptr, const std::int32_t* indices, std::int64_t n_rows,
                std::int64_t n_other, int nt) {
     if (n_rows < 0) throw std::invalid_argument("n_rows: expected >= 0");
     if (indptr[0] != 0) throw std::invalid_argument("indptr: must start at 0");
     std::int64_t bad_row = n_rows;
-#pragma omp parallel for schedule(static) reduction(min : bad_row) num_threads(nt)
+#pragma omp parallel for schedule(static) reduction(min : bad_row) num_threads(nt) if (n_rows > (1 << 20))
     for (std::int64_t u = 0; u < n_rows; ++u)
         if (indptr[u + 1] < indptr[u]) bad_row = std::min(bad_row, u);
     if (bad_row < n_rows) throw std::invalid_argument("indptr: must be non-decreasing");
     const std::int64_t nnz = indptr[n_rows];
     std::int64_t bad = nnz;
-#pragma omp parallel for schedule(static) reduction(min : bad) num_threads(nt)
+#pragma omp parallel for schedule(static) reduction(min : bad) num_threads(nt) if (nnz > (1 << 20))
     for (std::int64_t k = 0; k < nnz; ++k)
         if (indices[k] < 0 || indices[k] >= n_other) bad = std::min(bad, k);
     if (bad < nnz)
@@ -119,7 +121,7 @@ void als_gram(const float* Y, std::int64_t n, int f, double* out, int num_thread
     std::vector<double> partial(static_cast<std::size_t>(nblocks) * ff, 0.0);
     const AlsKernels& K = als_kernels();
     const int nt = resolve_threads(num_threads);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (n > 16384)
     for (std::int64_t b = 0; b < nblocks; ++b) {
         const std::int64_t lo = b * block, hi = std::min(n, lo + block);
         K.gram_accumulate(Y + static_cast<std::size_t>(lo) * f, static_cast<std::size_t>(hi - lo), f,
