@@ -355,3 +355,12 @@ def test_nan_in_any_factor_is_named():
     with pytest.raises(ValueError, match="user_factors"):
         bad_users.similar_users(0)
     bad_users.recommend(1, ui)  # other users' rows are fine
+
+
+def test_empty_batches_and_numpy_scalar_ids():
+    model, ui = make(13)
+    assert model.recommend([], ui[:0], N=3)[0].shape == (0, 3)
+    assert model.similar_items(np.array([], dtype=np.int64), N=3)[1].shape == (0, 3)
+    ids, _ = model.recommend(np.int32(2), ui, N=3)
+    np.testing.assert_array_equal(ids, model.recommend(2, ui, N=3)[0])
+    assert model.similar_users(np.int64(3), N=2)[0][0] == 3
