@@ -13,6 +13,8 @@ namespace tastemaker {
 namespace {
 
 constexpr int kPrefetch = 16;
+// Rows this far ahead are prefetched into L2 only (into L1 they would evict the block).
+constexpr int kPrefetchL2 = 64;
 
 inline float hsum(__m512 v) {
     const __m512 f = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
@@ -133,6 +135,11 @@ inline void prefetch_row(const float* row, int f) {
     for (int off = 0; off < f * 4; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
 }
 
+inline void prefetch_row_l2(const float* row, int f) {
+    const char* p = reinterpret_cast<const char*>(row);
+    for (int off = 0; off < f * 4; off += 64) _mm_prefetch(p + off, _MM_HINT_T1);
+}
+
 // Sums of eight 16-lane vectors: d_j for j < 4 lands in lane 4j, d_{j+4} in lane 4j+1,
 // then a permute puts d_0..d_7 in lanes 0..7.  ~20 shuffles/adds for eight dots instead
 // of eight dependent horizontal sums.
@@ -188,6 +195,9 @@ inline void fused_pass(const float* Y, const std::int32_t* idx, const float* val
             bv = tval;
         } else if (prefetch && k + 8 + kPrefetch <= nnz) {
             for (int j = 0; j < 8; ++j) prefetch_row(Y + static_cast<std::size_t>(idx[k + kPrefetch + j]) * fs, f);
+            if (k + 8 + kPrefetchL2 <= nnz)  // long rows stream from DRAM: cover its latency
+                for (int j = 0; j < 8; ++j)
+                    prefetch_row_l2(Y + static_cast<std::size_t>(idx[k + kPrefetchL2 + j]) * fs, f);
         }
         const float* rows[8];
         __m512 s[8];
