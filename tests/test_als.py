@@ -325,3 +325,11 @@ def test_queries_from_factor_model_use_als_fold_in():
     np.testing.assert_allclose(scores2, (model.item_factors @ x)[ids2], rtol=1e-5)
     sim_ids, _ = model.similar_items(3, N=4)
     assert sim_ids[0] == 3
+
+
+def test_absurd_thread_count_does_not_crash():
+    m = random_matrix()
+    a = ALS(factors=4, iterations=1, random_state=0, num_threads=100_000).fit(
+        m, show_progress=False)
+    b = ALS(factors=4, iterations=1, random_state=0, num_threads=1).fit(m, show_progress=False)
+    np.testing.assert_array_equal(a.user_factors, b.user_factors)

@@ -27,7 +27,12 @@ int get_num_threads() noexcept {
     return n > 0 ? n : omp_default();
 }
 
-int resolve_threads(int requested) noexcept { return requested > 0 ? requested : get_num_threads(); }
+int resolve_threads(int requested) noexcept {
+    const int n = requested > 0 ? requested : get_num_threads();
+    // libgomp sizes per-team data on the caller's stack: ~10^5 threads overflow it and
+    // segfault.  No machine this runs on wants more than kMaxThreads anyway.
+    return n < kMaxThreads ? n : kMaxThreads;
+}
 
 bool have_openmp() noexcept {
 #ifdef _OPENMP

@@ -6,6 +6,7 @@
 
 #include "tastemaker/als.hpp"
 #include "tastemaker/simd.hpp"
+#include "tastemaker/threads.hpp"
 #include "testing.hpp"
 
 using namespace tastemaker;
@@ -218,4 +219,19 @@ TM_TEST(als_rejects_bad_input) {
     TM_CHECK_THROWS(als_solve(p.indptr.data(), p.indices.data(), p.data.data(), 3, Z.data(), 5, 4, G.data(),
                               X.data(), chol),
                     std::runtime_error);
+}
+
+TM_TEST(thread_requests_are_clamped) {
+    // a huge request used to reach OpenMP as is and crash inside libgomp
+    TM_CHECK(resolve_threads(1000000) == kMaxThreads);
+    TM_CHECK(resolve_threads(3) == 3);
+    Problem p = make_problem(4, 6, 3, 2);
+    std::vector<double> G(9);
+    als_gram(p.Y.data(), p.other, p.f, G.data(), 1000000);
+    std::vector<float> X(12, 0.0f);
+    AlsParams prm;
+    prm.num_threads = 1000000;
+    als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, p.f, G.data(),
+              X.data(), prm);
+    TM_CHECK(std::isfinite(X[0]));
 }

@@ -14,7 +14,10 @@ void set_num_threads(int n) noexcept;
 /** The process-wide default (always >= 1). */
 int get_num_threads() noexcept;
 
-/** requested > 0 -> requested, else get_num_threads(). */
+/** Upper bound on the threads any kernel starts (a larger request is clamped to it). */
+constexpr int kMaxThreads = 1024;
+
+/** requested > 0 -> requested, else get_num_threads(); at most kMaxThreads. */
 int resolve_threads(int requested) noexcept;
 
 /** Whether the library was built with OpenMP. */
