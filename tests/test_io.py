@@ -87,3 +87,25 @@ def test_model_registry_roundtrip_with_id_maps(tmp_path):
     assert got.item_ids.dtype == np.int64 and got.item_ids.tolist() == [10, 20, 30]
     with pytest.raises(ValueError, match="not a registered"):
         io.save_model(object(), path)
+
+
+def test_model_file_carries_seen_items(tmp_path):
+    import scipy.sparse as sp
+
+    m = _TestModel(np.arange(3, dtype=np.float32))
+    m.user_items = sp.csr_matrix(np.array([[0, 1.5, 0], [2, 0, -1]], dtype=np.float32))
+    path = tmp_path / "m.npz"
+    io.save_model(m, path)
+    got = io.load(path)
+    assert got.user_items.shape == (2, 3)
+    np.testing.assert_array_equal(got.user_items.toarray(), m.user_items.toarray())
+    m.user_items = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="model.user_items"):
+        io.save_model(m, path)
+    # a damaged matrix inside an otherwise valid file is a ValueError naming the path
+    header, arrays = io.load_archive(tmp_path / "m.npz")
+    arrays["useritems__indptr"] = np.array([0, 5, 1], dtype=np.int64)
+    io.save_archive(tmp_path / "bad.npz", header["kind"], {k: v for k, v in header.items()
+                                                           if k in ("params", "extra")}, arrays)
+    with pytest.raises(ValueError, match="bad.npz"):
+        io.load(tmp_path / "bad.npz")

@@ -1,28 +1,500 @@
-"""The ``tastemaker`` command line."""
+"""The ``tastemaker`` command line.
+
+Commands::
+
+    tastemaker demo        train and evaluate on the synthetic streaming log (or a data set)
+    tastemaker fit         event log (CSV / Parquet) -> model file with its id maps
+    tastemaker recommend   top picks for a user of a model file (external ids)
+    tastemaker similar     titles like a given title (external ids)
+    tastemaker evaluate    split an event log, train, score against Popularity
+    tastemaker show-config version, SIMD path, threads
+
+User errors (a missing file, a wrong column, an unknown id, a corrupt model file) print
+one line ``tastemaker: error: ...`` on stderr and exit with status 2; set
+``TASTEMAKER_DEBUG=1`` to get the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
+
+import numpy as np
+
+EXIT_USER_ERROR = 2
+
+# --data formats of `demo` -> loader in tastemaker.datasets and its default options
+_FORMATS = {
+    "movielens100k": ("movielens_100k", {}),
+    "movielens1m": ("movielens_1m", {}),
+    "movielens-csv": ("movielens_latest", {}),
+    "lastfm2k": ("lastfm_2k", {"transform": "bm25"}),
+}
+_SPLITS = ("random", "last", "time")
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; printed as one line, no traceback."""
+
+
+# --------------------------------------------------------------------------- arguments
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _add_model_options(p: argparse.ArgumentParser, factors: int = 64,
+                       iterations: int = 15, regularization: float = 0.01) -> None:
+    g = p.add_argument_group("model (implicit ALS)")
+    g.add_argument("--factors", type=_positive_int, default=factors, help=f"default {factors}")
+    g.add_argument("--iterations", type=_nonneg_int, default=iterations,
+                   help=f"default {iterations}")
+    g.add_argument("--regularization", type=_float, default=regularization,
+                   help=f"default {regularization}")
+    g.add_argument("--alpha", type=_float, default=1.0, help="confidence scale, default 1")
+    g.add_argument("--solver", choices=("cg", "cholesky"), default="cg")
+    g.add_argument("--cg-steps", type=_positive_int, default=3)
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--threads", type=_nonneg_int, default=0, help="0 = all cores")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_event_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("events", metavar="EVENTS", help="event log: .csv, .tsv or .parquet")
+    g = p.add_argument_group("event log columns and weighting")
+    g.add_argument("--user-col", default="user", help="column of user ids (default 'user')")
+    g.add_argument("--item-col", default="item", help="column of item ids (default 'item')")
+    g.add_argument("--value-col", help="numeric column: counts, watch fraction, stars")
+    g.add_argument("--event-col", help="column of event types (play, complete, ...)")
+    g.add_argument("--time-col", help="column of timestamps (epoch seconds or dates)")
+    g.add_argument("--event-weights", metavar="JSON",
+                   help='weights per event type, e.g. \'{"play": 1, "complete": 3}\'')
+    g.add_argument("--half-life", help="recency decay half-life: seconds or '30D'")
+    g.add_argument("--transform", choices=("binary", "linear", "log1p", "bm25", "tfidf"),
+                   help="confidence transform of the aggregated values")
+    g.add_argument("--min-user-count", type=_positive_int, default=1)
+    g.add_argument("--min-item-count", type=_positive_int, default=1)
 
 
 def _build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="tastemaker", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="tastemaker", description="tastemaker: top picks and 'because you watched' "
+        "from event logs, on SIMD + OpenMP kernels.",
+        epilog="Run 'tastemaker COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=f"tastemaker {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="train, evaluate and show picks on the demo data",
+                       description="Generate the synthetic streaming log (or load a data "
+                       "set), train ALS, evaluate it against Popularity and show one "
+                       "user's top picks and a 'Because you watched' row.")
+    p.add_argument("--users", type=_positive_int, default=20000,
+                   help="synthetic accounts (default 20000)")
+    p.add_argument("--items", type=_positive_int, default=3000,
+                   help="synthetic titles (default 3000)")
+    p.add_argument("--data", metavar="PATH", help="a data set directory instead")
+    p.add_argument("--format", choices=sorted(_FORMATS), help="format of --data")
+    p.add_argument("--user", metavar="ID", help="the user to show (default: picked)")
+    p.add_argument("-n", type=_positive_int, default=10, help="rows shown (default 10)")
+    p.add_argument("-k", type=_positive_int, default=10, help="metric cut-off (default 10)")
+    _add_model_options(p, factors=32, iterations=15, regularization=0.05)
+
+    p = sub.add_parser("fit", help="train ALS on an event log and save the model",
+                       description="Read an event log (CSV or Parquet), build the weighted "
+                       "user x item matrix, train ALS and save one model file holding the "
+                       "factors, the external id maps and each user's seen items.")
+    _add_event_options(p)
+    _add_model_options(p)
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file (.npz)")
+
+    p = sub.add_parser("recommend", help="top picks for a user of a model file")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--user", required=True, metavar="ID", help="external user id")
+    p.add_argument("-n", type=_positive_int, default=10)
+    p.add_argument("--include-seen", action="store_true",
+                   help="do not filter out what the user has already seen")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("similar", help="items similar to an item of a model file")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--item", required=True, metavar="ID", help="external item id")
+    p.add_argument("-n", type=_positive_int, default=10)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("evaluate", help="split an event log, train and compare with Popularity",
+                       description="Split the events (random per-user holdout, each user's "
+                       "last items, or a global time split), train ALS on the training "
+                       "part and print ranking metrics for ALS and the Popularity baseline.")
+    _add_event_options(p)
+    _add_model_options(p)
+    p.add_argument("--split", choices=_SPLITS, default="random",
+                   help="random: per-user holdout; last: each user's latest items; "
+                   "time: global cut (default random)")
+    p.add_argument("--test-size", type=_float, default=0.2,
+                   help="share of each user's items (random), items per user (last) or "
+                   "share of the latest events (time); default 0.2, 'last' uses 1 if < 1")
+    p.add_argument("-k", type=_positive_int, nargs="+", default=[10], help="cut-offs")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+
     sub.add_parser("show-config", help="print version, SIMD path and threads")
     return parser
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_file(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise UserError(f"{what}: no such file {path!r}")
+    if os.path.isdir(path):
+        raise UserError(f"{what}: {path!r} is a directory, expected a file")
+
+
+def _read_events(args):
+    from .data import Interactions
+
+    _check_file(args.events, "EVENTS")
+    weights = None
+    if args.event_weights is not None:
+        try:
+            weights = json.loads(args.event_weights)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--event-weights: not valid JSON ({exc})") from None
+        if not isinstance(weights, dict):
+            raise UserError("--event-weights: expected a JSON object such as "
+                            '{"play": 1, "complete": 3}')
+    half_life = args.half_life
+    if half_life is not None:
+        try:
+            half_life = float(half_life)
+        except ValueError:
+            pass  # "30D": Interactions parses durations
+    return Interactions.from_path(
+        args.events, user=args.user_col, item=args.item_col, value=args.value_col,
+        event=args.event_col, timestamp=args.time_col, event_weights=weights,
+        half_life=half_life, transform=args.transform, min_user_count=args.min_user_count,
+        min_item_count=args.min_item_count)
+
+
+def _make_als(args):
+    from .models import ALS
+
+    return ALS(factors=args.factors, regularization=args.regularization, alpha=args.alpha,
+               iterations=args.iterations, solver=args.solver, cg_steps=args.cg_steps,
+               random_state=args.seed, num_threads=args.threads)
+
+
+def _find(ids: np.ndarray, text: str, what: str) -> int:
+    """External id given on the command line -> dense index of the model's id map."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iu":
+        try:
+            key = int(text)
+        except ValueError:
+            raise UserError(f"--{what}: unknown {what} {text!r} (ids are integers)") from None
+        hits = np.flatnonzero(ids == key)
+    else:
+        hits = np.flatnonzero(ids.astype(str) == text)
+    if hits.size == 0:
+        raise UserError(f"--{what}: unknown {what} {text!r} (the model knows {ids.size} "
+                        f"{what}s)")
+    return int(hits[0])
+
+
+def _load_model(path: str):
+    from .io import load
+
+    _check_file(path, "MODEL")
+    model = load(path)
+    for name in ("user_ids", "item_ids"):
+        if getattr(model, name, None) is None:
+            raise UserError(f"MODEL: {path!r} has no id maps; save models with "
+                            "'tastemaker fit' or set model.user_ids / model.item_ids")
+    return model
+
+
+def _external(ids: np.ndarray, index: int):
+    v = np.asarray(ids)[index]
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _print_list(header: str, ids, scores, label) -> None:
+    print(header)
+    if len(ids) == 0:
+        print("  (nothing to recommend)")
+    for rank, (i, s) in enumerate(zip(ids, scores), 1):
+        print(f"  {rank:>2}. {label(int(i))}  ({s:.3f})")
+
+
+# --------------------------------------------------------------------------- commands
+def _cmd_fit(args) -> int:
+    t0 = time.perf_counter()
+    data = _read_events(args)
+    print(f"read {data!r} from {args.events}", file=sys.stderr)
+    model = _make_als(args)
+    user_items = data.to_csr()
+    model.fit(user_items, show_progress=not args.quiet)
+    model.user_ids = data.user_ids
+    model.item_ids = data.item_ids
+    model.user_items = user_items
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        raise UserError(f"--output: directory {out_dir!r} does not exist")
+    model.save(args.output)
+    print(f"saved ALS ({data.n_users} users, {data.n_items} items, {model.factors} factors) "
+          f"to {args.output} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return 0
+
+
+def _cmd_recommend(args) -> int:
+    model = _load_model(args.model)
+    u = _find(model.user_ids, args.user, "user")
+    seen = getattr(model, "user_items", None)
+    filt = not args.include_seen and seen is not None
+    ids, scores = model.recommend(u, seen[u] if filt else None, N=args.n,
+                                  filter_already_liked_items=filt)
+    items = [_external(model.item_ids, int(i)) for i in ids]
+    if args.json:
+        print(json.dumps({"user": _external(model.user_ids, u),
+                          "items": [{"item": it, "score": round(float(s), 6)}
+                                    for it, s in zip(items, scores)]}))
+    else:
+        _print_list(f"Top picks for user {args.user}:", ids, scores,
+                    lambda i: str(_external(model.item_ids, i)))
+    return 0
+
+
+def _cmd_similar(args) -> int:
+    model = _load_model(args.model)
+    i = _find(model.item_ids, args.item, "item")
+    ids, scores = model.similar_items(i, N=args.n, filter_items=[i])
+    items = [_external(model.item_ids, int(j)) for j in ids]
+    if args.json:
+        print(json.dumps({"item": _external(model.item_ids, i),
+                          "similar": [{"item": it, "score": round(float(s), 6)}
+                                      for it, s in zip(items, scores)]}))
+    else:
+        _print_list(f"Similar to {args.item}:", ids, scores,
+                    lambda j: str(_external(model.item_ids, j)))
+    return 0
+
+
+def _split(data, how: str, size: float, seed: int):
+    from .evaluation import leave_last_k_out_split, random_split, temporal_split
+
+    if how == "random":
+        if not 0 < size < 1:
+            raise UserError(f"--test-size: expected a fraction in (0, 1) for --split random, "
+                            f"got {size}")
+        return random_split(data, test_size=size, random_state=seed)
+    if data.timestamps is None:
+        raise UserError(f"--split {how}: needs timestamps; give --time-col")
+    if how == "last":
+        return leave_last_k_out_split(data, k=max(1, int(round(size))) if size >= 1 else 1)
+    if not 0 < size < 1:
+        raise UserError(f"--test-size: expected a fraction in (0, 1) for --split time, got {size}")
+    return temporal_split(data, test_fraction=size)
+
+
+def _print_table(table, as_json: bool) -> None:
+    import pandas as pd
+
+    if as_json:
+        print(json.dumps({str(m): {c: (None if pd.isna(v) else float(v))
+                                   for c, v in row.items()}
+                          for m, row in table.iterrows()}))
+        return
+    with pd.option_context("display.width", 200, "display.max_columns", 50,
+                           "display.float_format", "{:.4f}".format):
+        print(table.to_string())
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluation import evaluate
+
+    data = _read_events(args)
+    print(f"read {data!r} from {args.events}", file=sys.stderr)
+    train, test = _split(data, args.split, args.test_size, args.seed)
+    if test.nnz == 0:
+        raise UserError("--split: the test set is empty (too little history per user?)")
+    model = _make_als(args).fit(train.to_csr(), show_progress=not args.quiet)
+    table = evaluate({"ALS": model}, train, test, k=tuple(args.k),
+                     show_progress=not args.quiet)
+    _print_table(table, args.json)
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+def _demo_data(args):
+    """-> (Interactions, titles by item index, description, per-user notes or None)."""
+    from . import datasets
+
+    if args.data is None:
+        if args.format is not None:
+            raise UserError("--format: only with --data")
+        t0 = time.perf_counter()
+        synth = datasets.synthetic_streaming(n_users=args.users, n_items=args.items,
+                                             seed=args.seed)
+        data = synth.interactions()
+        items = synth.items.loc[data.item_ids]
+        labels = [f"{t} ({g.replace('|', ', ')}, {y})" for t, g, y in
+                  zip(items["title"], items["genres"], items["release_year"])]
+        users = synth.users.loc[data.user_ids]
+        notes = [("shared account: " if s else "taste: ") + t.replace("|", " + ")
+                 for s, t in zip(users["shared"], users["taste"])]
+        desc = (f"synthetic streaming log: {len(synth.events):,} events "
+                f"({', '.join(f'{k} {v:,}' for k, v in synth.events['event'].value_counts().items())})"
+                f" in {time.perf_counter() - t0:.1f}s")
+        return data, labels, desc, notes
+    if args.format is None:
+        raise UserError(f"--format: required with --data (one of {', '.join(sorted(_FORMATS))})")
+    if not os.path.isdir(args.data):
+        raise UserError(f"--data: no such directory {args.data!r}")
+    name, opts = _FORMATS[args.format]
+    data, items = getattr(datasets, name)(args.data, **opts)
+    titles = items["title"].reindex(data.item_ids) if "title" in items else None
+    labels = [str(t) if isinstance(t, str) else str(i)
+              for i, t in zip(data.item_ids, titles if titles is not None
+                              else [None] * data.n_items)]
+    return data, labels, f"{args.format} from {args.data}: {data!r}", None
+
+
+def _pick_user(data, test, requested):
+    if requested is not None:
+        ids = data.user_ids
+        return _find(ids, requested, "user")
+    # a user with a fair amount of history and something held out, chosen reproducibly
+    n_seen = np.bincount(data.user_idx, minlength=data.n_users)
+    n_test = np.bincount(test.user_idx, minlength=data.n_users)
+    ok = np.flatnonzero((n_test > 0) & (n_seen >= 15))
+    if ok.size == 0:
+        ok = np.flatnonzero(n_seen > 0)
+    return int(ok[len(ok) // 3])
+
+
+def _cmd_demo(args) -> int:
+    import scipy.sparse as sp
+
+    from . import set_num_threads, simd_path
+    from .evaluation import evaluate, leave_last_k_out_split, random_split
+
+    if args.threads:
+        set_num_threads(args.threads)
+    t_start = time.perf_counter()
+    data, labels, desc, notes = _demo_data(args)
+    print(f"tastemaker demo: {desc}")
+    print(f"  {data.n_users:,} users x {data.n_items:,} items, {data.nnz:,} user-item "
+          f"entries; SIMD path {simd_path()}")
+
+    if data.timestamps is not None:
+        train, test = leave_last_k_out_split(data, k=2, min_train=5)
+        how = "each user's 2 latest titles held out"
+    else:
+        train, test = random_split(data, test_size=0.2, random_state=args.seed)
+        how = "20% of each user's items held out at random"
+    print(f"\nTraining ALS ({args.factors} factors, {args.iterations} iterations) on "
+          f"{train.nnz:,} entries; {how} ({test.nnz:,}).")
+    model = _make_als(args)
+    t0 = time.perf_counter()
+    model.fit(train.to_csr(), show_progress=not args.quiet)
+    fit_s = time.perf_counter() - t0
+    print(f"  trained in {fit_s:.2f}s")
+    table = evaluate({"ALS": model}, train, test, k=(args.k,), show_progress=not args.quiet,
+                     metrics=("precision", "recall", "ndcg", "map", "hit_rate", "coverage",
+                              "novelty"))
+    print(f"\nHeld-out evaluation at k={args.k} (Popularity is the baseline):")
+    _print_table(table, False)
+
+    # the showcase: one user's history, top picks and a "because you watched" row
+    u = _pick_user(data, test, args.user)
+    full = data.to_csr()
+    row = full[u]
+    seen = row.indices
+    print(f"\nUser {_external(data.user_ids, u)}"
+          + (f" ({notes[u]})" if notes is not None else "")
+          + f": {len(seen)} titles in the history")
+    entries = np.flatnonzero(data.user_idx == u)
+    if data.timestamps is not None:
+        order = entries[np.argsort(-data.timestamps[entries], kind="stable")]
+        print("  Recently watched:")
+    else:
+        order = entries[np.argsort(-data.values[entries], kind="stable")]
+        print("  Most played:")
+    for e in order[: min(5, len(order))]:
+        v = float(data.values[e])
+        mark = "  (disliked)" if v < 0 else ""
+        print(f"    - {labels[int(data.item_idx[e])]}{mark}")
+
+    ids, scores = model.recommend(u, sp.csr_matrix(row), N=args.n)
+    _print_list("\nTop picks for you:", ids, scores, lambda i: labels[i])
+
+    liked = [int(data.item_idx[e]) for e in order if data.values[e] > 0]
+    if liked:
+        anchor = liked[0]
+        sim_ids, sim_scores = model.similar_items(anchor, N=args.n,
+                                                  filter_items=np.union1d(seen, [anchor]))
+        _print_list(f"\nBecause you watched {labels[anchor]}:", sim_ids, sim_scores,
+                    lambda i: labels[i])
+    print(f"\nDone in {time.perf_counter() - t_start:.1f}s.")
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+_COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "recommend": _cmd_recommend,
+             "similar": _cmd_similar, "evaluate": _cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USER_ERROR
     if args.command == "show-config":
         from . import show_config
 
         show_config()
         return 0
-    parser.print_help(sys.stderr)
-    return 2
+    try:
+        return _COMMANDS[args.command](args)
+    except (UserError, ValueError, OSError) as exc:
+        if os.environ.get("TASTEMAKER_DEBUG"):
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"tastemaker: error: {msg}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("tastemaker: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

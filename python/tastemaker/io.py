@@ -112,6 +112,7 @@ def register_model(name: str):
 
 _ID_MAPS = ("user_ids", "item_ids")
 _ID_PREFIX = "idmap__"
+_UI_PREFIX = "useritems__"
 
 
 def _id_array(ids, name: str) -> np.ndarray:
@@ -132,7 +133,9 @@ def save_model(model, path) -> None:
 
     If the model carries external id maps (``model.user_ids`` / ``model.item_ids``:
     index -> external id, set for example by the command line from an Interactions),
-    they are stored in the same file and restored by :func:`load`.
+    they are stored in the same file and restored by :func:`load`.  So is an optional
+    ``model.user_items`` (scipy sparse, users x items: what each user has already seen,
+    which ``recommend`` filters out), so that one file serves requests on its own.
     """
     kind = getattr(type(model), "_model_kind", None)
     if kind is None:
@@ -143,6 +146,18 @@ def save_model(model, path) -> None:
         ids = getattr(model, name, None)
         if ids is not None:
             arrays[_ID_PREFIX + name] = _id_array(ids, name)
+    ui = getattr(model, "user_items", None)
+    if ui is not None:
+        import scipy.sparse as sp
+
+        if not sp.issparse(ui):
+            raise ValueError(f"model.user_items: expected a scipy sparse matrix, got "
+                             f"{type(ui).__name__}")
+        ui = sp.csr_matrix(ui)
+        arrays[_UI_PREFIX + "indptr"] = ui.indptr.astype(np.int64)
+        arrays[_UI_PREFIX + "indices"] = ui.indices.astype(np.int32)
+        arrays[_UI_PREFIX + "data"] = ui.data.astype(np.float32)
+        arrays[_UI_PREFIX + "shape"] = np.asarray(ui.shape, dtype=np.int64)
     save_archive(path, "model:" + kind, {"params": params, "extra": extra}, arrays)
 
 
@@ -153,6 +168,7 @@ def load(path):
     if name not in _MODEL_REGISTRY:
         raise ValueError(f"path: {os.fspath(path)!r} holds unknown model type {name!r}")
     id_maps = {k[len(_ID_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(_ID_PREFIX)}
+    ui = {k[len(_UI_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(_UI_PREFIX)}
     try:
         model = _MODEL_REGISTRY[name](header.get("params", {}), arrays, header.get("extra", {}))
     except (KeyError, TypeError, IndexError) as exc:
@@ -160,4 +176,20 @@ def load(path):
     for key, ids in id_maps.items():
         if key in _ID_MAPS:
             setattr(model, key, ids)
+    if ui:
+        model.user_items = _user_items_from(ui, path)
     return model
+
+
+def _user_items_from(parts: dict, path):
+    import scipy.sparse as sp
+
+    from ._validation import check_csr
+
+    try:
+        shape = tuple(int(x) for x in parts["shape"])
+        m = sp.csr_matrix((parts["data"], parts["indices"], parts["indptr"]), shape=shape)
+        return check_csr(m, "user_items", allow_empty=True)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"path: {os.fspath(path)!r} holds a damaged user_items matrix "
+                         f"({exc})") from None

@@ -1,0 +1,214 @@
+"""The ``tastemaker`` command line, end to end through subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tastemaker
+
+PKG_PARENT = str(Path(tastemaker.__file__).resolve().parent.parent)
+
+
+def run_cli(*args, check=True, timeout=300):
+    """Run ``python -m tastemaker ARGS`` with the same tastemaker this test imported."""
+    env = dict(os.environ)
+    env.pop("TASTEMAKER_DEBUG", None)
+    env["PYTHONPATH"] = PKG_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-m", "tastemaker", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\n"
+                             f"stderr:\n{proc.stderr}")
+    return proc
+
+
+def assert_user_error(proc, *fragments):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("tastemaker: error: ")
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+@pytest.fixture(scope="module")
+def events_csv(tmp_path_factory):
+    """A small event log with string ids: two taste groups, plays and completes."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for u in range(120):
+        group = u % 2
+        pool = np.arange(0, 20) if group == 0 else np.arange(20, 40)
+        for it in rng.choice(pool, size=8, replace=False):
+            rows.append((f"user-{u}", f"title-{it}", "play", 1_700_000_000 + len(rows)))
+            if rng.random() < 0.5:
+                rows.append((f"user-{u}", f"title-{it}", "complete",
+                             1_700_000_000 + len(rows)))
+    df = pd.DataFrame(rows, columns=["account", "title", "kind", "ts"])
+    path = tmp_path_factory.mktemp("cli") / "events.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_file(events_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_model") / "model.npz"
+    proc = run_cli("fit", events_csv, "--user-col", "account", "--item-col", "title",
+                   "--event-col", "kind", "--time-col", "ts",
+                   "--event-weights", '{"play": 1, "complete": 3}',
+                   "--factors", 8, "--iterations", 10, "--quiet", "-o", out)
+    assert "saved ALS (120 users, 40 items, 8 factors)" in proc.stderr
+    return out
+
+
+def test_demo_small():
+    proc = run_cli("demo", "--users", 400, "--items", 200, "--factors", 8, "--iterations", 5,
+                   "--quiet")
+    out = proc.stdout
+    assert "synthetic streaming log" in out
+    assert "Held-out evaluation at k=10" in out
+    assert "ALS" in out and "Popularity" in out and "ndcg@10" in out
+    assert "Top picks for you:" in out
+    assert "Because you watched " in out
+    assert "Recently watched:" in out
+    # ten numbered picks, each a title from the generated catalog
+    picks = out.split("Top picks for you:")[1].split("Because you watched")[0]
+    assert sum(1 for ln in picks.splitlines() if ln.strip()[:3].rstrip(".").isdigit()) == 10
+
+
+def test_demo_on_movielens(ml100k_dir):
+    proc = run_cli("demo", "--data", ml100k_dir, "--format", "movielens100k", "--factors", 16,
+                   "--iterations", 5, "--quiet", "--user", 1)
+    assert "User 1:" in proc.stdout
+    assert "Toy Story (1995)" in proc.stdout or "Recently watched" in proc.stdout
+    # the ALS row beats the Popularity row on ndcg
+    table = proc.stdout.split("Popularity is the baseline):")[1]
+    rows = {ln.split()[0]: ln.split() for ln in table.splitlines()[:4] if ln.strip()}
+    header = table.splitlines()[1].split()
+    col = header.index("ndcg@10") + 1
+    assert float(rows["ALS"][col]) > float(rows["Popularity"][col])
+
+
+def test_fit_recommend_similar_with_string_ids(model_file, events_csv):
+    proc = run_cli("recommend", model_file, "--user", "user-0", "-n", 5, "--json")
+    rec = json.loads(proc.stdout)
+    assert rec["user"] == "user-0"
+    assert len(rec["items"]) == 5
+    scores = [r["score"] for r in rec["items"]]
+    assert scores == sorted(scores, reverse=True)
+    # seen items are filtered, and the taste group is respected: user-0 is in group 0
+    seen = set(pd.read_csv(events_csv).query("account == 'user-0'")["title"])
+    got = [r["item"] for r in rec["items"]]
+    assert not seen & set(got)
+    assert all(int(t.split("-")[1]) < 20 for t in got)
+
+    txt = run_cli("recommend", model_file, "--user", "user-0", "-n", 3).stdout
+    assert txt.startswith("Top picks for user user-0:") and " 3. title-" in txt
+
+    sim = json.loads(run_cli("similar", model_file, "--item", "title-25", "-n", 4,
+                             "--json").stdout)
+    assert sim["item"] == "title-25"
+    names = [r["item"] for r in sim["similar"]]
+    assert len(names) == 4 and "title-25" not in names
+    assert all(int(t.split("-")[1]) >= 20 for t in names)
+
+
+def test_saved_model_matches_python_api(model_file, events_csv):
+    model = tastemaker.load(model_file)
+    assert model.user_ids.dtype.kind == "U" and model.item_ids.dtype.kind == "U"
+    assert model.user_items.shape == (120, 40)
+    u = int(np.flatnonzero(model.user_ids == "user-3")[0])
+    ids, scores = model.recommend(u, model.user_items[u], N=5)
+    rec = json.loads(run_cli("recommend", model_file, "--user", "user-3", "-n", 5,
+                             "--json").stdout)
+    assert [r["item"] for r in rec["items"]] == model.item_ids[ids].tolist()
+    np.testing.assert_allclose([r["score"] for r in rec["items"]], scores, atol=1e-5)
+
+
+def test_evaluate_command(events_csv):
+    proc = run_cli("evaluate", events_csv, "--user-col", "account", "--item-col", "title",
+                   "--event-col", "kind", "--time-col", "ts", "--event-weights",
+                   '{"play": 1, "complete": 3}', "--factors", 8, "--iterations", 10,
+                   "--split", "last", "--test-size", 2, "-k", 5, 10, "--json", "--quiet")
+    table = json.loads(proc.stdout)
+    assert set(table) == {"ALS", "Popularity"}
+    assert {"ndcg@5", "ndcg@10", "precision@10", "recall@10"} <= set(table["ALS"])
+    assert table["ALS"]["recall@10"] > table["Popularity"]["recall@10"]
+    for split in ("random", "time"):
+        proc = run_cli("evaluate", events_csv, "--user-col", "account", "--item-col", "title",
+                       "--event-col", "kind", "--time-col", "ts", "--event-weights",
+                       '{"play": 1, "complete": 3}', "--factors", 4, "--iterations", 3,
+                       "--split", split, "--quiet")
+        assert "ndcg@10" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- user errors
+def test_error_missing_file(tmp_path):
+    proc = run_cli("fit", tmp_path / "nope.csv", "-o", tmp_path / "m.npz", check=False)
+    assert_user_error(proc, "no such file", "nope.csv")
+    proc = run_cli("recommend", tmp_path / "nope.npz", "--user", "a", check=False)
+    assert_user_error(proc, "MODEL", "no such file")
+    proc = run_cli("demo", "--data", tmp_path / "nowhere", "--format", "movielens100k",
+                   check=False)
+    assert_user_error(proc, "--data", "nowhere")
+
+
+def test_error_wrong_column(events_csv, tmp_path):
+    proc = run_cli("fit", events_csv, "--user-col", "customer", "--item-col", "title",
+                   "-o", tmp_path / "m.npz", check=False)
+    assert_user_error(proc, "customer", "not in the frame")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_error_unknown_event_type(events_csv, tmp_path):
+    proc = run_cli("fit", events_csv, "--user-col", "account", "--item-col", "title",
+                   "--event-col", "kind", "--event-weights", '{"play": 1}', "-o",
+                   tmp_path / "m.npz", check=False)
+    assert_user_error(proc, "complete")
+    proc = run_cli("fit", events_csv, "--user-col", "account", "--item-col", "title",
+                   "--event-weights", "{not json", "-o", tmp_path / "m.npz", check=False)
+    assert_user_error(proc, "--event-weights", "JSON")
+
+
+def test_error_unknown_user_and_item(model_file):
+    proc = run_cli("recommend", model_file, "--user", "user-999", check=False)
+    assert_user_error(proc, "unknown user", "user-999")
+    proc = run_cli("similar", model_file, "--item", "title-x", check=False)
+    assert_user_error(proc, "unknown item", "title-x")
+
+
+def test_error_corrupt_model(tmp_path, model_file):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"this is not a model")
+    proc = run_cli("recommend", bad, "--user", "user-0", check=False)
+    assert_user_error(proc, "bad.npz")
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(Path(model_file).read_bytes()[:300])
+    proc = run_cli("similar", truncated, "--item", "title-1", check=False)
+    assert_user_error(proc, "truncated.npz")
+
+
+def test_error_bad_arguments(events_csv, tmp_path):
+    # argparse's own errors exit 2 with a usage line, no traceback
+    proc = run_cli("recommend", "m.npz", check=False)
+    assert proc.returncode == 2 and "--user" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("demo", "--users", 0, check=False)
+    assert proc.returncode == 2 and "--users" in proc.stderr
+    proc = run_cli("demo", "--data", tmp_path, check=False)
+    assert_user_error(proc, "--format")
+    proc = run_cli(check=False)
+    assert proc.returncode == 2 and "COMMAND" in proc.stderr
+
+
+def test_show_config():
+    proc = run_cli("show-config")
+    assert tastemaker.__version__ in proc.stdout
