@@ -34,6 +34,13 @@ _FORMATS = {
     "lastfm2k": ("lastfm_2k", {"transform": "bm25"}),
 }
 _SPLITS = ("random", "last", "time")
+# demo defaults: the synthetic log has 16 taste dimensions, and held-out NDCG@10 peaks near
+# 16 factors with strong regularization (measured: 0.103 vs Popularity's 0.067 at 16 / 100,
+# 0.069 at 32 / 0.05); real data sets get the library defaults' usual 32 / 0.05
+_DEMO_SYNTHETIC = {"factors": 16, "regularization": 100.0}
+_DEMO_DATASET = {"factors": 32, "regularization": 0.05}
+_DEMO_HELP = {k: f"{_DEMO_SYNTHETIC[k]:g} on the synthetic log, {_DEMO_DATASET[k]:g} on --data"
+              for k in _DEMO_SYNTHETIC}
 
 
 class UserError(Exception):
@@ -71,14 +78,15 @@ def _float(text: str) -> float:
     return v
 
 
-def _add_model_options(p: argparse.ArgumentParser, factors: int = 64,
-                       iterations: int = 15, regularization: float = 0.01) -> None:
+def _add_model_options(p: argparse.ArgumentParser, factors=64, iterations: int = 15,
+                       regularization=0.01) -> None:
     g = p.add_argument_group("model (implicit ALS)")
-    g.add_argument("--factors", type=_positive_int, default=factors, help=f"default {factors}")
+    g.add_argument("--factors", type=_positive_int, default=factors,
+                   help=f"default {factors or _DEMO_HELP['factors']}")
     g.add_argument("--iterations", type=_nonneg_int, default=iterations,
                    help=f"default {iterations}")
     g.add_argument("--regularization", type=_float, default=regularization,
-                   help=f"default {regularization}")
+                   help=f"default {regularization or _DEMO_HELP['regularization']}")
     g.add_argument("--alpha", type=_float, default=1.0, help="confidence scale, default 1")
     g.add_argument("--solver", choices=("cg", "cholesky"), default="cg")
     g.add_argument("--cg-steps", type=_positive_int, default=3)
@@ -127,7 +135,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", metavar="ID", help="the user to show (default: picked)")
     p.add_argument("-n", type=_positive_int, default=10, help="rows shown (default 10)")
     p.add_argument("-k", type=_positive_int, default=10, help="metric cut-off (default 10)")
-    _add_model_options(p, factors=32, iterations=15, regularization=0.05)
+    _add_model_options(p, factors=None, iterations=15, regularization=None)
 
     p = sub.add_parser("fit", help="train ALS on an event log and save the model",
                        description="Read an event log (CSV or Parquet), build the weighted "
@@ -365,8 +373,8 @@ def _demo_data(args):
                                              seed=args.seed)
         data = synth.interactions()
         items = synth.items.loc[data.item_ids]
-        labels = [f"{t} ({g.replace('|', ', ')}, {y})" for t, g, y in
-                  zip(items["title"], items["genres"], items["release_year"])]
+        labels = [f"{t}  [{g.replace('|', ', ')}]" for t, g in
+                  zip(items["title"], items["genres"])]
         users = synth.users.loc[data.user_ids]
         notes = [("shared account: " if s else "taste: ") + t.replace("|", " + ")
                  for s, t in zip(users["shared"], users["taste"])]
@@ -387,14 +395,18 @@ def _demo_data(args):
     return data, labels, f"{args.format} from {args.data}: {data!r}", None
 
 
-def _pick_user(data, test, requested):
+def _pick_user(data, test, requested, prefer=None):
     if requested is not None:
         ids = data.user_ids
         return _find(ids, requested, "user")
-    # a user with a fair amount of history and something held out, chosen reproducibly
+    # a user with a fair amount of history and something held out, chosen reproducibly,
+    # among the preferred ones (shared accounts of the synthetic log) when there are any
     n_seen = np.bincount(data.user_idx, minlength=data.n_users)
     n_test = np.bincount(test.user_idx, minlength=data.n_users)
-    ok = np.flatnonzero((n_test > 0) & (n_seen >= 15))
+    good = (n_test > 0) & (n_seen >= 15)
+    if prefer is not None and np.any(good & prefer):
+        good &= prefer
+    ok = np.flatnonzero(good)
     if ok.size == 0:
         ok = np.flatnonzero(n_seen > 0)
     return int(ok[len(ok) // 3])
@@ -409,6 +421,9 @@ def _cmd_demo(args) -> int:
     if args.threads:
         set_num_threads(args.threads)
     t_start = time.perf_counter()
+    for key, value in (_DEMO_SYNTHETIC if args.data is None else _DEMO_DATASET).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     data, labels, desc, notes = _demo_data(args)
     print(f"tastemaker demo: {desc}")
     print(f"  {data.n_users:,} users x {data.n_items:,} items, {data.nnz:,} user-item "
@@ -434,7 +449,9 @@ def _cmd_demo(args) -> int:
     _print_table(table, False)
 
     # the showcase: one user's history, top picks and a "because you watched" row
-    u = _pick_user(data, test, args.user)
+    shared = (None if notes is None else
+              np.array([n.startswith("shared") for n in notes], dtype=bool))
+    u = _pick_user(data, test, args.user, shared)
     full = data.to_csr()
     row = full[u]
     seen = row.indices
@@ -461,7 +478,8 @@ def _cmd_demo(args) -> int:
         anchor = liked[0]
         sim_ids, sim_scores = model.similar_items(anchor, N=args.n,
                                                   filter_items=np.union1d(seen, [anchor]))
-        _print_list(f"\nBecause you watched {labels[anchor]}:", sim_ids, sim_scores,
+        _print_list(f"\nBecause you watched {labels[anchor].split('  [')[0]}:", sim_ids,
+                    sim_scores,
                     lambda i: labels[i])
     print(f"\nDone in {time.perf_counter() - t_start:.1f}s.")
     return 0
