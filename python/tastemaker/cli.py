@@ -48,24 +48,21 @@ class UserError(Exception):
 
 
 # --------------------------------------------------------------------------- arguments
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {v}")
+        return v
+
+    return parse
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
+_positive_int = _int_at_least(1)
+_nonneg_int = _int_at_least(0)
 
 
 def _float(text: str) -> float:
@@ -282,6 +279,17 @@ def _cmd_fit(args) -> int:
     return 0
 
 
+def _print_result(model, key: str, query, list_key: str, title: str, ids, scores,
+                  as_json: bool) -> None:
+    """A query's result in external ids: JSON ``{key: id, list_key: [...]}`` or a list."""
+    if as_json:
+        print(json.dumps({key: query, list_key: [
+            {"item": _external(model.item_ids, int(i)), "score": round(float(s), 6)}
+            for i, s in zip(ids, scores)]}))
+    else:
+        _print_list(title, ids, scores, lambda i: str(_external(model.item_ids, i)))
+
+
 def _cmd_recommend(args) -> int:
     model = _load_model(args.model)
     u = _find(model.user_ids, args.user, "user")
@@ -289,14 +297,8 @@ def _cmd_recommend(args) -> int:
     filt = not args.include_seen and seen is not None
     ids, scores = model.recommend(u, seen[u] if filt else None, N=args.n,
                                   filter_already_liked_items=filt)
-    items = [_external(model.item_ids, int(i)) for i in ids]
-    if args.json:
-        print(json.dumps({"user": _external(model.user_ids, u),
-                          "items": [{"item": it, "score": round(float(s), 6)}
-                                    for it, s in zip(items, scores)]}))
-    else:
-        _print_list(f"Top picks for user {args.user}:", ids, scores,
-                    lambda i: str(_external(model.item_ids, i)))
+    _print_result(model, "user", _external(model.user_ids, u), "items",
+                  f"Top picks for user {args.user}:", ids, scores, args.json)
     return 0
 
 
@@ -304,14 +306,8 @@ def _cmd_similar(args) -> int:
     model = _load_model(args.model)
     i = _find(model.item_ids, args.item, "item")
     ids, scores = model.similar_items(i, N=args.n, filter_items=[i])
-    items = [_external(model.item_ids, int(j)) for j in ids]
-    if args.json:
-        print(json.dumps({"item": _external(model.item_ids, i),
-                          "similar": [{"item": it, "score": round(float(s), 6)}
-                                      for it, s in zip(items, scores)]}))
-    else:
-        _print_list(f"Similar to {args.item}:", ids, scores,
-                    lambda j: str(_external(model.item_ids, j)))
+    _print_result(model, "item", _external(model.item_ids, i), "similar",
+                  f"Similar to {args.item}:", ids, scores, args.json)
     return 0
 
 
