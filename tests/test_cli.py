@@ -214,3 +214,14 @@ def test_error_bad_arguments(events_csv, tmp_path):
 def test_show_config():
     proc = run_cli("show-config")
     assert tastemaker.__version__ in proc.stdout
+
+
+def test_console_script_installed():
+    """After ``pip install .`` the ``tastemaker`` command is on PATH next to python."""
+    import shutil
+
+    exe = shutil.which("tastemaker", path=os.path.dirname(sys.executable))
+    if exe is None:
+        pytest.skip("not pip-installed (source checkout on PYTHONPATH)")
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"tastemaker {tastemaker.__version__}"
