@@ -35,7 +35,6 @@ const TopkKernels& topk_kernels() { return topk_kernels(simd::active()); }
 
 namespace {
 
-constexpr int kBlock = 48;      // queries per block: 48 x 64 floats + one panel stay in L1
 constexpr int kPackMin = 16;    // below this many queries, transpose panels on the fly
 
 struct Entry {
@@ -182,8 +181,14 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
         }
     };
 
-    const std::int64_t n_blocks = (nq + kBlock - 1) / kBlock;
     int nt = resolve_threads(r.num_threads);
+    // The kernel's block size, but small enough that every thread gets a few blocks
+    // (a multiple of 12, the AVX-512 tile height).
+    int block = kern.query_block;
+    if (block < 1 || block > kTopkMaxBlock) block = kTopkMaxBlock;
+    const std::int64_t fair = (nq + 4 * std::int64_t{nt} - 1) / (4 * std::int64_t{nt});
+    if (fair < block) block = static_cast<int>(std::max<std::int64_t>(12, (fair + 11) / 12 * 12));
+    const std::int64_t n_blocks = (nq + block - 1) / block;
     if (nt > n_blocks) nt = static_cast<int>(n_blocks);
     const bool pack = nq >= kPackMin;
 
@@ -202,24 +207,24 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
         std::vector<float> scores, local_panel;
         bool ok = true;
         try {
-            heaps.resize(static_cast<std::size_t>(kBlock) * kk);
-            scores.resize(static_cast<std::size_t>(kBlock) * kTopkPanel);
+            heaps.resize(static_cast<std::size_t>(block) * kk);
+            scores.resize(static_cast<std::size_t>(block) * kTopkPanel);
             if (!pack) local_panel.resize(static_cast<std::size_t>(panel_size));
         } catch (...) {
             ok = false;
 #pragma omp critical(tastemaker_topk_error)
             if (!error) error = std::current_exception();
         }
-        int count[kBlock];
-        float thr[kBlock];
-        std::int64_t cursor[kBlock];
-        std::uint32_t masks[kBlock];
+        int count[kTopkMaxBlock];
+        float thr[kTopkMaxBlock];
+        std::int64_t cursor[kTopkMaxBlock];
+        std::uint32_t masks[kTopkMaxBlock];
 
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t b = 0; b < n_blocks; ++b) {
             if (!ok) continue;
-            const std::int64_t u0 = b * kBlock;
-            const int m = static_cast<int>(std::min<std::int64_t>(kBlock, nq - u0));
+            const std::int64_t u0 = b * block;
+            const int m = static_cast<int>(std::min<std::int64_t>(block, nq - u0));
             for (int u = 0; u < m; ++u) {
                 count[u] = 0;
                 thr[u] = ninf;

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -67,7 +68,7 @@ void brute(const Problem& p, bool use_allow, std::vector<std::int32_t>& ids, std
 TM_TEST(topk_matches_brute_force_on_every_path_and_thread_count) {
     const simd::Isa before = simd::active();
     unsigned seed = 1;
-    for (int nq : {1, 3, 16, 50})
+    for (int nq : {1, 3, 16, 50, 1700})  // 1700: several full 192-query blocks and a tail
         for (int ni : {0, 1, 31, 32, 33, 100})
             for (int k : {1, 5, 40})
                 for (int flags = 0; flags < 4; ++flags) {
@@ -191,4 +192,31 @@ TM_TEST(topk_pack_panel_layout_every_path) {
             }
         }
     }
+}
+
+TM_TEST(topk_panel_scores_bit_identical_every_path) {
+    // Random floats (inexact products): every path must round exactly like the scalar
+    // one, i.e. one fma per factor in factor order, for every tile shape and tail.
+    std::mt19937 rng(11);
+    std::normal_distribution<float> g;
+    const TopkKernels& ref = topk_kernels(simd::Isa::Scalar);
+    for (int dim : {1, 3, 8, 17, 64, 70})
+        for (int m : {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 47, 48, 100, 192, kTopkMaxBlock}) {
+            const std::int64_t ldq = dim + 3;  // rows not contiguous
+            std::vector<float> q(std::size_t(m) * ldq), panel(std::size_t(dim) * kTopkPanel), thr(m);
+            for (auto& v : q) v = g(rng);
+            for (auto& v : panel) v = g(rng);
+            for (auto& v : thr) v = g(rng) * std::sqrt(float(dim));
+            std::vector<float> want(std::size_t(m) * kTopkPanel);
+            std::vector<std::uint32_t> want_masks(m);
+            ref.panel_scores(q.data(), ldq, m, dim, panel.data(), thr.data(), want.data(), want_masks.data());
+            for (simd::Isa isa : simd::available()) {
+                std::vector<float> got(want.size(), 7.0f);
+                std::vector<std::uint32_t> masks(m, 0xDEADBEEFu);
+                topk_kernels(isa).panel_scores(q.data(), ldq, m, dim, panel.data(), thr.data(), got.data(),
+                                               masks.data());
+                TM_CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
+                TM_CHECK(masks == want_masks);
+            }
+        }
 }

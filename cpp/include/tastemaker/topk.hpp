@@ -83,7 +83,13 @@ struct TopkKernels {
      *  row-major into dst, zero in columns j >= count. */
     void (*pack_panel)(const float* items, const std::int32_t* ids, std::int64_t first, int count, int dim,
                        float* dst);
+    /** Queries per block (1..kTopkMaxBlock): each packed panel is read from L3 once per
+     *  block, the block's query rows are reused from L1/L2 for every panel. */
+    int query_block = 48;
 };
+
+/** Upper bound of TopkKernels::query_block. */
+constexpr int kTopkMaxBlock = 256;
 
 const TopkKernels& topk_kernels(simd::Isa isa);
 const TopkKernels& topk_kernels();
