@@ -183,6 +183,44 @@ def test_similar_items_cosine_and_self_first():
     assert list(batch[:, 0]) == [10, 0, 79]
 
 
+@pytest.mark.parametrize("integer", [False, True])
+def test_similar_items_for_every_item_matches_one_by_one(integer):
+    # All items in order take the kernel's symmetric path (each pair scored once); a
+    # shuffled batch takes the general one.  Same ids and score bits on every SIMD path
+    # and thread count; integer factors and duplicated rows make exact ties.
+    model, _ = make(9, n_items=300, f=16, integer=integer)
+    model.item_factors[40] = model.item_factors[7]
+    model.item_factors[250] = model.item_factors[7]
+    everything = np.arange(300)
+    perm = np.random.default_rng(0).permutation(300)
+    want_ids, want_sc = model.similar_items(perm, N=12)
+    inv = np.argsort(perm)
+    want_ids, want_sc = want_ids[inv], want_sc[inv]
+    ids7, _ = model.similar_items(7, N=3)
+    assert list(ids7) == [7, 40, 250]
+    before = tastemaker.simd_path()
+    try:
+        for path in tastemaker._core.simd_available():
+            tastemaker.set_simd_path(path)
+            for threads in (1, 2):
+                model.num_threads = threads
+                ids, sc = model.similar_items(everything, N=12)
+                np.testing.assert_array_equal(ids, want_ids)
+                np.testing.assert_array_equal(sc, want_sc)
+    finally:
+        tastemaker.set_simd_path(before)
+        model.num_threads = 0
+    Fn = model.item_factors / np.linalg.norm(model.item_factors, axis=1)[:, None]
+    for q in (0, 7, 299):
+        S = Fn @ Fn[q]
+        ok = np.ones(300, bool)
+        ok[q] = False
+        r_ids, _ = ref_rank(S, ok, 11)
+        if not integer:  # float rounding may reorder exact-in-theory ties of integers
+            np.testing.assert_array_equal(want_ids[q, 1:], r_ids)
+        np.testing.assert_allclose(want_sc[q, 1:], S[want_ids[q, 1:]], atol=1e-5)
+
+
 def test_similar_users_and_zero_vectors():
     model, _ = make(5, n_users=30)
     model.user_factors[7] = 0.0

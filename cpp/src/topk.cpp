@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <stdexcept>
@@ -12,6 +13,10 @@
 #include <vector>
 
 #include "tastemaker/threads.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace tastemaker {
 
@@ -72,6 +77,33 @@ void sift_up(Entry* h, int i) {
     h[i] = x;
 }
 
+// Offer e to a heap of capacity kk holding `count` entries; thr tracks the root score
+// once the heap is full (the bar a later candidate must reach).
+inline void heap_offer(Entry* h, int& count, float& thr, int kk, const Entry& e) {
+    if (count < kk) {
+        h[count] = e;
+        sift_up(h, count);
+        if (++count == kk) thr = h[0].score;
+    } else if (below(h[0], e)) {
+        h[0] = e;
+        sift_down(h, kk, 0);
+        thr = h[0].score;
+    }
+}
+
+// The largest float below t (t itself for -inf): `score > lower(t)` is `score >= t` for
+// finite scores, the test a candidate arriving out of id order needs (it may tie the
+// k-th score with a lower id and still belong in the heap).  The self-join's loop order
+// happens to offer each thread's heaps increasing ids too; this keeps it exact anyway.
+inline float lower(float t) {  // std::nextafter(t, -inf) without the libm call
+    if (!(t >= -std::numeric_limits<float>::max())) return t;
+    std::uint32_t b;
+    std::memcpy(&b, &t, sizeof b);
+    b = t > 0.0f ? b - 1u : t < 0.0f ? b + 1u : 0x80000001u;  // +-0 -> -denorm_min
+    std::memcpy(&t, &b, sizeof t);
+    return t;
+}
+
 void invalid(const std::string& msg) { throw std::invalid_argument(msg); }
 
 void validate(const TopkRequest& r) {
@@ -103,6 +135,98 @@ void validate(const TopkRequest& r) {
     };
     if (r.allow != nullptr) check_ids(r.allow, r.n_allow, "allow");
     check_ids(r.deny, r.n_deny, "deny");
+}
+
+// Top-kk of every row of x (n x dim) against all other rows, each pair scored once.
+// Row block [r0, r0 + m) meets panels from the one holding r0 onwards; a pair (i, j) is
+// used only when j > i, then offered to row i (as a column id) and to row j (as a row
+// id).  Heaps arrive out of id order, hence the `>=` thresholds (see lower()).
+void self_topk(const TopkKernels& kern, const float* x, std::int64_t n, int dim, int k, int kk, int block,
+               int nt, const float* packed, std::int32_t* out_ids, float* out_scores) {
+    const std::int64_t n_panels = (n + kTopkPanel - 1) / kTopkPanel;
+    const std::int64_t panel_size = static_cast<std::int64_t>(dim) * kTopkPanel;
+    const std::int64_t n_blocks = (n + block - 1) / block;
+    const float ninf = -std::numeric_limits<float>::infinity();
+    // per thread: heaps (n x kk), counts, and each heap's bar lower(root score) (-inf
+    // until full), padded to whole panels so a panel's 32 bars can be read at once
+    std::vector<std::vector<Entry>> heaps(static_cast<std::size_t>(nt));
+    std::vector<std::vector<int>> counts(static_cast<std::size_t>(nt));
+    std::vector<std::vector<float>> bars(static_cast<std::size_t>(nt)), scratch(static_cast<std::size_t>(nt));
+    std::vector<std::vector<Entry>> merge(static_cast<std::size_t>(nt));
+    for (int t = 0; t < nt; ++t) {
+        scratch[t].resize(static_cast<std::size_t>(block) * kTopkPanel);
+        merge[t].resize(static_cast<std::size_t>(nt) * kk);
+        heaps[t].resize(static_cast<std::size_t>(n) * kk);
+        counts[t].assign(static_cast<std::size_t>(n), 0);
+        bars[t].assign(static_cast<std::size_t>(n_panels * kTopkPanel), ninf);
+    }
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num();
+#else
+        const int t = 0;
+#endif
+        Entry* H = heaps[t].data();
+        int* cnt = counts[t].data();
+        float* bar = bars[t].data();
+        std::vector<float>& scores = scratch[t];
+        auto offer = [&](std::int64_t row, float score, std::int64_t id) {
+            float unused;
+            Entry* h = H + row * kk;
+            heap_offer(h, cnt[row], unused, kk, Entry{score, static_cast<std::int32_t>(id)});
+            if (cnt[row] == kk) bar[row] = lower(h[0].score);
+        };
+        std::uint32_t rmask[kTopkMaxBlock], cmask[kTopkMaxBlock];
+#pragma omp for schedule(dynamic, 1)
+        for (std::int64_t b = 0; b < n_blocks; ++b) {
+            const std::int64_t r0 = b * block;
+            const int m = static_cast<int>(std::min<std::int64_t>(block, n - r0));
+            for (std::int64_t p = r0 / kTopkPanel; p < n_panels; ++p) {
+                const std::int64_t c0 = p * kTopkPanel;
+                const int w = static_cast<int>(std::min<std::int64_t>(kTopkPanel, n - c0));
+                kern.panel_scores(x + r0 * dim, dim, m, dim, packed + p * panel_size, bar + r0, scores.data(),
+                                  rmask);
+                kern.column_masks(scores.data(), m, bar + c0, cmask);
+                const std::uint32_t valid = w == kTopkPanel ? 0xFFFFFFFFu : (1u << w) - 1u;
+                for (int u = 0; u < m; ++u) {
+                    if ((rmask[u] | cmask[u]) == 0) continue;
+                    const std::int64_t i = r0 + u;
+                    std::uint32_t upper = valid;  // columns c0 + j > i
+                    if (i >= c0 + kTopkPanel - 1) continue;
+                    if (i >= c0) upper &= ~((2u << (i - c0)) - 1u);
+                    const float* su = scores.data() + static_cast<std::size_t>(u) * kTopkPanel;
+                    std::uint32_t bits = rmask[u] & upper;
+                    while (bits) {
+                        const int j = __builtin_ctz(bits);
+                        bits &= bits - 1;
+                        offer(i, su[j], c0 + j);
+                    }
+                    bits = cmask[u] & upper;
+                    while (bits) {
+                        const int j = __builtin_ctz(bits);
+                        bits &= bits - 1;
+                        offer(c0 + j, su[j], i);
+                    }
+                }
+            }
+        }
+        // implicit barrier: every thread's heaps are complete
+        std::vector<Entry>& all = merge[t];
+#pragma omp for schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) {
+            std::size_t len = 0;
+            for (int s = 0; s < nt; ++s)
+                for (int e = 0; e < counts[s][i]; ++e) all[len++] = heaps[s][i * kk + e];
+            const std::size_t keep = std::min<std::size_t>(len, static_cast<std::size_t>(kk));
+            std::partial_sort(all.begin(), all.begin() + keep, all.begin() + len,
+                              [](const Entry& a, const Entry& c) { return below(c, a); });
+            for (std::size_t e = 0; e < keep; ++e) {
+                out_ids[i * k + e] = all[e].id;
+                out_scores[i * k + e] = all[e].score;
+            }
+        }
+    }
 }
 
 }  // namespace
@@ -191,6 +315,16 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
     const std::int64_t n_blocks = (nq + block - 1) / block;
     if (nt > n_blocks) nt = static_cast<int>(n_blocks);
     const bool pack = nq >= kPackMin;
+    // similar_items for every item: queries are the items and each row excludes exactly
+    // itself.  Scores are symmetric bit for bit (fma(a, b, c) == fma(b, a, c)), so each
+    // pair is scored once and offered to both rows' heaps: half the arithmetic.  Each
+    // thread keeps heaps for every row (merged at the end), bounded to 1 GiB in all.
+    bool self_join = pack && kern.column_masks != nullptr && r.queries == r.items && nq == r.n_items &&
+                     r.allow == nullptr && r.n_deny == 0 && r.exclude_indptr != nullptr &&
+                     static_cast<double>(nt) * nq * (kk * sizeof(Entry) + 8) <= double(1 << 30);
+    for (std::int64_t q = 0; self_join && q < nq; ++q)
+        self_join = r.exclude_indptr[q] == q && r.exclude_indices[q] == q;
+    if (self_join) self_join = r.exclude_indptr[nq] == nq;
 
     std::vector<float> packed;
     if (pack) {
@@ -198,6 +332,11 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
         float* pk = packed.data();
 #pragma omp parallel for schedule(static) num_threads(nt)
         for (std::int64_t p = 0; p < n_panels; ++p) pack_panel(pk + p * panel_size, p);
+    }
+
+    if (self_join) {
+        self_topk(kern, r.queries, nq, dim, k, kk, block, nt, packed.data(), out_ids, out_scores);
+        return;
     }
 
     std::exception_ptr error;
@@ -255,17 +394,8 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
                             cursor[u] = c;
                             if (c < end && r.exclude_indices[c] == id) continue;
                         }
-                        const Entry e{scores[u * kTopkPanel + j], id};
-                        Entry* h = heaps.data() + static_cast<std::size_t>(u) * kk;
-                        if (count[u] < kk) {
-                            h[count[u]] = e;
-                            sift_up(h, count[u]);
-                            if (++count[u] == kk) thr[u] = h[0].score;
-                        } else if (below(h[0], e)) {
-                            h[0] = e;
-                            sift_down(h, kk, 0);
-                            thr[u] = h[0].score;
-                        }
+                        heap_offer(heaps.data() + static_cast<std::size_t>(u) * kk, count[u], thr[u], kk,
+                                   Entry{scores[u * kTopkPanel + j], id});
                     }
                 }
             }

@@ -10,6 +10,12 @@
  *  blocks, items in 32-wide panels (d x 32, packed once per call for large batches),
  *  and each query keeps a running threshold (its k-th best score so far); only items
  *  above it are checked against the exclusions and enter a k-element heap.
+ *
+ *  Self-join shortcut (similar_items for every item): when `queries` and `items` are the
+ *  same pointer, every row excludes exactly itself and there is no allow/deny list, each
+ *  pair is scored once and offered to both rows (scores are symmetric bit for bit), on
+ *  paths with a column_masks kernel; results are identical to the general scan.  It
+ *  keeps per-thread heaps for all rows, so it is skipped when they would pass 1 GiB.
  */
 #include <cstddef>
 #include <cstdint>
@@ -86,6 +92,9 @@ struct TopkKernels {
     /** Queries per block (1..kTopkMaxBlock): each packed panel is read from L3 once per
      *  block, the block's query rows are reused from L1/L2 for every panel. */
     int query_block = 48;
+    /** Optional (null = the self-join shortcut is not used on this path): bit j of
+     *  masks[u] is set iff scores[u*32 + j] > thr[j], for u < m. */
+    void (*column_masks)(const float* scores, int m, const float* thr, std::uint32_t* masks) = nullptr;
 };
 
 /** Upper bound of TopkKernels::query_block. */

@@ -27,6 +27,15 @@ void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float*
     }
 }
 
+void column_masks(const float* scores, int m, const float* thr, std::uint32_t* masks) {
+    for (int u = 0; u < m; ++u) {
+        std::uint32_t bits = 0;
+        for (int j = 0; j < kTopkPanel; ++j)
+            if (scores[u * kTopkPanel + j] > thr[j]) bits |= 1u << j;
+        masks[u] = bits;
+    }
+}
+
 float finite_absmax(const float* x, std::int64_t n) {
     float m = 0.0f;
     for (std::int64_t i = 0; i < n; ++i) {
@@ -39,6 +48,6 @@ float finite_absmax(const float* x, std::int64_t n) {
 
 }  // namespace
 
-extern const TopkKernels topk_kernels_scalar{panel_scores, finite_absmax, nullptr};
+extern const TopkKernels topk_kernels_scalar{panel_scores, finite_absmax, nullptr, 48, column_masks};
 
 }  // namespace tastemaker

@@ -246,7 +246,10 @@ class FactorModel:
                                         self._query_threads(), "fold-in factors",
                                         f"{name[:-2]}_factors")
         else:
-            queries = normed[ids]
+            # Every row in order: pass the matrix itself, so the kernel sees queries ==
+            # items with self-exclusion and scores each pair once (half the work).
+            every = len(ids) == n and bool(np.all(ids == np.arange(n)))
+            queries = normed if every else normed[ids]
             # The query itself is excluded from the scan and put first when eligible:
             # rounding must never let a duplicate vector (cosine 1 too) outrank it.
             indptr = np.arange(len(ids) + 1, dtype=np.int64)
