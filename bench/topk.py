@@ -16,9 +16,12 @@ tastemaker ALS fit.  Each timing is the best of ``--repeat`` runs.  Agreement co
 the fraction of result ids equal to tastemaker's (near-ties may differ by rounding).
 
 FLOP model: every (query, candidate) pair costs one f-long dot product, 2 f flops, so a
-full pass is 2 * n_queries * n_items * f; GFLOP/s are against this CPU's ~450 GFLOP/s fp32
-peak.  Bytes moved: the item panels (n_items * f * 4) are read from L3 once per block of
-48 queries; queries, seen lists and results are read/written once.
+full pass is 2 * n_queries * n_items * f; %peak is against ``--peak-gflops`` (default: the
+Zen 5 box's ~450 GFLOP/s; pass the FMA peak measured on the machine at hand).
+similar_items for every item is credited with the full n_items^2 pass although the kernel
+scores each pair once (half of it).  Bytes moved: the item panels (n_items * f * 4) are
+read from L3 once per block of queries (48 on AVX-512, 192 on AVX2); queries, seen lists
+and results are read/written once.
 
 Peers get their best settings: OPENBLAS_CORETYPE=SkylakeX (set by bench/_common.py before
 numpy is imported), BLAS limited to one thread inside implicit (threadpoolctl), all cores
@@ -42,7 +45,7 @@ import numpy as np  # noqa: E402
 import tastemaker  # noqa: E402
 from tastemaker.models import FactorModel  # noqa: E402
 
-QUERY_BLOCK = 48  # queries per block in the native kernel (cpp/src/topk.cpp)
+QUERY_BLOCK = {"avx512": 48, "avx2": 192}  # queries per block in the native kernel, per path
 
 
 CPU_SECONDS: dict[str, float] = {}
@@ -96,10 +99,11 @@ def run_dataset(name: str, m, args) -> dict:
     users, items = np.arange(n_users), np.arange(n_items)
     flop = 2.0 * n_users * n_items * f
     sim_flop = 2.0 * n_items * n_items * f
+    block = QUERY_BLOCK.get(tastemaker.simd_path(), 48)
     res = {"dataset": name, "shape": [n_users, n_items], "nnz": int(m.nnz), "factors": f, "N": N,
            "threads": threads, "gflop_recommend_all": flop / 1e9,
            "gflop_similar_items_all": sim_flop / 1e9,
-           "bytes_recommend_all": float(n_items * f * 4 * -(-n_users // QUERY_BLOCK)
+           "bytes_recommend_all": float(n_items * f * 4 * -(-n_users // block)
                                         + n_users * f * 4 + m.nnz * 4 + n_users * N * 8)}
     ours = our_model(U, V, threads)
     res["tastemaker_recommend_s"], (tm_ids, _) = best_of(
@@ -165,6 +169,8 @@ def main() -> None:
     ap.add_argument("--skip-faiss", action="store_true")
     ap.add_argument("--datasets", default="synthetic,ml100k,lastfm")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "topk.json"))
+    ap.add_argument("--peak-gflops", type=float, default=PEAK_GFLOPS,
+                    help="fp32 FMA peak of this machine for the %%peak column (measure it)")
     args = ap.parse_args()
 
     load_before = os.getloadavg()
@@ -186,7 +192,8 @@ def main() -> None:
         print(json.dumps(res), flush=True)
 
     # other work on the machine slows every contender; record how busy it was
-    out = {"machine": {**machine_info(args.threads), "load_average_before": load_before[0],
+    out = {"machine": {**machine_info(args.threads), "peak_gflops": args.peak_gflops,
+                       "load_average_before": load_before[0],
                        "load_average_after": os.getloadavg()[0]},
            "results": results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +206,7 @@ def main() -> None:
         print(f"{r['dataset']:<10} {'recommend':<14} {r['tastemaker_recommend_s']:>12.3f} "
               f"{r.get('implicit_recommend_s', nan):>10.3f} {r.get('faiss_unfiltered_s', nan):>8.3f} "
               f"{r.get('speedup_vs_implicit_recommend', nan):>6.1f} "
-              f"{r.get('speedup_vs_faiss_filtered', nan):>7.1f} {g:>8.0f} {100 * g / PEAK_GFLOPS:>5.0f}%")
+              f"{r.get('speedup_vs_faiss_filtered', nan):>7.1f} {g:>8.0f} {100 * g / args.peak_gflops:>5.0f}%")
         print(f"{'':<10} {'(unfiltered)':<14} {r['tastemaker_unfiltered_s']:>12.3f} {'':>10} "
               f"{r.get('faiss_unfiltered_s', nan):>8.3f} {'':>6} "
               f"{r.get('speedup_vs_faiss_unfiltered', nan):>7.1f}")
@@ -207,7 +214,7 @@ def main() -> None:
         print(f"{'':<10} {'similar_items':<14} {r['tastemaker_similar_items_s']:>12.3f} "
               f"{r.get('implicit_similar_items_s', nan):>10.3f} {'':>8} "
               f"{r.get('speedup_vs_implicit_similar_items', nan):>6.1f} {'':>7} {g:>8.0f} "
-              f"{100 * g / PEAK_GFLOPS:>5.0f}%")
+              f"{100 * g / args.peak_gflops:>5.0f}%")
     print("CPU seconds (all threads), tastemaker / implicit / faiss:")
     for r in results:
         print(f"  {r['dataset']:<10} recommend {r['tastemaker_recommend_cpu_s']:.2f} / "
