@@ -59,15 +59,16 @@ void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float*
     if (m - u == 1) tile<1>(qu, ldq, dim, panel, thr + u, su, masks + u);
 }
 void column_masks(const float* scores, int m, const float* thr, std::uint32_t* masks) {
-    const __m256 t0 = _mm256_loadu_ps(thr), t1 = _mm256_loadu_ps(thr + 8);
-    const __m256 t2 = _mm256_loadu_ps(thr + 16), t3 = _mm256_loadu_ps(thr + 24);
+    const __m256 t[4] = {_mm256_loadu_ps(thr), _mm256_loadu_ps(thr + 8), _mm256_loadu_ps(thr + 16),
+                         _mm256_loadu_ps(thr + 24)};
     for (int u = 0; u < m; ++u) {
-        const float* s = scores + u * kTopkPanel;
-        const unsigned b0 = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s), t0, _CMP_GT_OQ)));
-        const unsigned b1 = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + 8), t1, _CMP_GT_OQ)));
-        const unsigned b2 = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + 16), t2, _CMP_GT_OQ)));
-        const unsigned b3 = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + 24), t3, _CMP_GT_OQ)));
-        masks[u] = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24);
+        std::uint32_t bits = 0;
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) {
+            const __m256 s = _mm256_loadu_ps(scores + u * kTopkPanel + 8 * c);
+            bits |= static_cast<std::uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(s, t[c], _CMP_GT_OQ))) << (8 * c);
+        }
+        masks[u] = bits;
     }
 }
 
