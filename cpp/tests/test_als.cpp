@@ -157,7 +157,7 @@ TM_TEST(als_cg_converges_to_exact_solution_on_every_path) {
 }
 
 TM_TEST(als_simd_paths_agree_with_scalar) {
-    for (int f : {3, 8, 16, 17, 32, 63, 64, 100, 128, 130, 200}) {
+    for (int f : {3, 8, 16, 17, 32, 40, 63, 64, 72, 100, 128, 130, 160, 200, 256}) {
         Problem p = make_problem(30, 120, f, 17 + f);  // ~36 nnz per row: full blocks, prefetch, tail
         AlsParams prm;
         prm.regularization = 0.1f;

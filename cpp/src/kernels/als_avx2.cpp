@@ -1,5 +1,13 @@
-// AVX2+FMA ALS kernels: the same fused CG structure as the AVX-512 path with 8 lanes
-// (f <= 64 kept in registers, larger f through the generic loop version).
+// AVX2+FMA ALS kernels.  The CG row solve follows the AVX-512 design (see als_avx512.cpp):
+// each pass over a row's items loads every factor row for the dot product and reloads it
+// (an L1 hit) for the axpy, items go in blocks of eight with one joint reduction and
+// vectorized weights, and rows are prefetched ahead.  With only 16 ymm registers the
+// working vectors (v, and the accumulator that receives the axpys) stay in per-thread
+// scratch memory, not in registers: the dot phase keeps eight row sums live and streams
+// v from L1; the axpy phase keeps a strip of up to eight accumulator chunks live and
+// broadcasts the eight weights.  This layout does not depend on f, so one template
+// serves every f: F > 0 is a compile-time f (a multiple of 8: no masks, loops fully
+// unrolled), F == 0 the generic version with a masked tail.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -9,7 +17,10 @@
 namespace tastemaker {
 namespace {
 
+// Rows this far ahead go to L1; for rows too long to stay in L2 between passes, rows
+// kPrefetchL2 ahead are prefetched as well (covers DRAM latency on the streaming passes).
 constexpr int kPrefetch = 16;
+constexpr int kPrefetchL2 = 64;
 
 inline float hsum(__m256 v) {
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -36,23 +47,37 @@ inline void st(float* p, int f, int chunk, __m256 v) {
 }
 
 // ---------------------------------------------------------------- Gram (float64)
+// Four rows per sweep over the upper triangle: each G element is loaded and stored once
+// per four rank-1 updates.
 void gram_accumulate(const float* Y, std::size_t n, int f, double* G) {
     const std::size_t fs = static_cast<std::size_t>(f);
     std::size_t r = 0;
-    for (; r + 2 <= n; r += 2) {
+    for (; r + 4 <= n; r += 4) {
         const float* y0 = Y + r * fs;
         const float* y1 = y0 + fs;
+        const float* y2 = y1 + fs;
+        const float* y3 = y2 + fs;
         for (int i = 0; i < f; ++i) {
             const __m256d a0 = _mm256_set1_pd(y0[i]), a1 = _mm256_set1_pd(y1[i]);
+            const __m256d a2 = _mm256_set1_pd(y2[i]), a3 = _mm256_set1_pd(y3[i]);
             double* g = G + static_cast<std::size_t>(i) * fs;
             int j = i & ~3;
             for (; j + 4 <= f; j += 4) {
                 __m256d acc = _mm256_loadu_pd(g + j);
                 acc = _mm256_fmadd_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(y0 + j)), acc);
                 acc = _mm256_fmadd_pd(a1, _mm256_cvtps_pd(_mm_loadu_ps(y1 + j)), acc);
+                acc = _mm256_fmadd_pd(a2, _mm256_cvtps_pd(_mm_loadu_ps(y2 + j)), acc);
+                acc = _mm256_fmadd_pd(a3, _mm256_cvtps_pd(_mm_loadu_ps(y3 + j)), acc);
                 _mm256_storeu_pd(g + j, acc);
             }
-            for (; j < f; ++j) g[j] += static_cast<double>(y0[i]) * y0[j] + static_cast<double>(y1[i]) * y1[j];
+            for (; j < f; ++j) {
+                double s = g[j];
+                s += static_cast<double>(y0[i]) * y0[j];
+                s += static_cast<double>(y1[i]) * y1[j];
+                s += static_cast<double>(y2[i]) * y2[j];
+                s += static_cast<double>(y3[i]) * y3[j];
+                g[j] = s;
+            }
         }
     }
     for (; r < n; ++r) {
@@ -64,192 +89,264 @@ void gram_accumulate(const float* Y, std::size_t n, int f, double* G) {
     }
 }
 
-// ---------------------------------------------------------------- fused CG, f <= 8*NC
-template <int NC>
-struct Vec {
-    __m256 v[NC];
-};
-
-template <int NC>
-inline void load(Vec<NC>& out, const float* p, int f) {
-#pragma GCC unroll 8
-    for (int c = 0; c < NC; ++c) out.v[c] = ld(p, f, c);
+// ---------------------------------------------------------------- vector helpers
+template <int F>
+inline float vdot(const float* a, const float* b, int f_rt) {
+    const int f = F ? F : f_rt;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int c = 0;
+#pragma GCC unroll 16
+    for (; 8 * c + 8 < f; c += 2) {
+        s0 = _mm256_fmadd_ps(ld(a, f, c), ld(b, f, c), s0);
+        s1 = _mm256_fmadd_ps(ld(a, f, c + 1), ld(b, f, c + 1), s1);
+    }
+    if (8 * c < f) s0 = _mm256_fmadd_ps(ld(a, f, c), ld(b, f, c), s0);
+    return hsum(_mm256_add_ps(s0, s1));
 }
 
-template <int NC>
-inline float vdot(const Vec<NC>& a, const Vec<NC>& b) {
-    __m256 s = _mm256_mul_ps(a.v[0], b.v[0]);
+// out = G v + lambda v (G symmetric: row j is column j), in strips of W chunks: W
+// independent FMA chains, doubled (even / odd j) for narrow strips so that at least eight
+// chains are in flight; at most 16 accumulators plus two broadcasts stay in registers.
+template <int F, int W>
+inline void gram_matvec_strip(const float* G, const float* v, __m256 l, int f, int c0, float* out) {
+    constexpr bool two = W <= 4;
+    const std::size_t fs = static_cast<std::size_t>(f);
+    __m256 o[W], o2[W];
 #pragma GCC unroll 8
-    for (int c = 1; c < NC; ++c) s = _mm256_fmadd_ps(a.v[c], b.v[c], s);
-    return hsum(s);
+    for (int c = 0; c < W; ++c) {
+        o[c] = _mm256_mul_ps(l, ld(v, f, c0 + c));
+        o2[c] = _mm256_setzero_ps();
+    }
+    int j = 0;
+    if (two) {
+        for (; j + 2 <= f; j += 2) {
+            const __m256 b0 = _mm256_broadcast_ss(v + j), b1 = _mm256_broadcast_ss(v + j + 1);
+            const float* g0 = G + static_cast<std::size_t>(j) * fs;
+            const float* g1 = g0 + fs;
+#pragma GCC unroll 8
+            for (int c = 0; c < W; ++c) {
+                o[c] = _mm256_fmadd_ps(b0, ld(g0, f, c0 + c), o[c]);
+                o2[c] = _mm256_fmadd_ps(b1, ld(g1, f, c0 + c), o2[c]);
+            }
+        }
+    }
+    for (; j < f; ++j) {
+        const __m256 b0 = _mm256_broadcast_ss(v + j);
+        const float* g0 = G + static_cast<std::size_t>(j) * fs;
+#pragma GCC unroll 8
+        for (int c = 0; c < W; ++c) o[c] = _mm256_fmadd_ps(b0, ld(g0, f, c0 + c), o[c]);
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < W; ++c) st(out, f, c0 + c, two ? _mm256_add_ps(o[c], o2[c]) : o[c]);
 }
 
-template <int NC>
-inline void gram_matvec(const float* G, const float* vs, const Vec<NC>& v, float lambda, int f, Vec<NC>& out) {
+template <int F>
+inline void gram_matvec(const float* G, const float* v, float lambda, int f_rt, float* out) {
+    const int f = F ? F : f_rt;
+    const int nc = (f + 7) / 8;
     const __m256 l = _mm256_set1_ps(lambda);
-#pragma GCC unroll 8
-    for (int c = 0; c < NC; ++c) out.v[c] = _mm256_mul_ps(l, v.v[c]);
-    for (int j = 0; j < f; ++j) {
-        const __m256 b = _mm256_set1_ps(vs[j]);
-        const float* g = G + static_cast<std::size_t>(j) * f;
-#pragma GCC unroll 8
-        for (int c = 0; c < NC; ++c) out.v[c] = _mm256_fmadd_ps(b, ld(g, f, c), out.v[c]);
+    int c0 = 0;
+    for (; c0 + 8 <= nc; c0 += 8) gram_matvec_strip<F, 8>(G, v, l, f, c0, out);
+    switch (nc - c0) {
+        case 1: gram_matvec_strip<F, 1>(G, v, l, f, c0, out); break;
+        case 2: gram_matvec_strip<F, 2>(G, v, l, f, c0, out); break;
+        case 3: gram_matvec_strip<F, 3>(G, v, l, f, c0, out); break;
+        case 4: gram_matvec_strip<F, 4>(G, v, l, f, c0, out); break;
+        case 5: gram_matvec_strip<F, 5>(G, v, l, f, c0, out); break;
+        case 6: gram_matvec_strip<F, 6>(G, v, l, f, c0, out); break;
+        case 7: gram_matvec_strip<F, 7>(G, v, l, f, c0, out); break;
+        default: break;
     }
 }
 
+// Every cache line of the row: lines at 64-byte steps from its start plus its last byte
+// (rows need not start on a line).
+template <_mm_hint HINT>
 inline void prefetch_row(const float* row, int f) {
     const char* p = reinterpret_cast<const char*>(row);
-    for (int off = 0; off < f * 4; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
+    const int bytes = 4 * f;
+    for (int off = 0; off < bytes; off += 64) _mm_prefetch(p + off, HINT);
+    if (bytes % 64 != 0 || (reinterpret_cast<std::uintptr_t>(p) & 63) != 0) _mm_prefetch(p + bytes - 1, HINT);
 }
 
-// See als_avx512.cpp: residual -> acc += (b - cm1 (y.v)) y, else acc += cm1 (y.v) y.
-template <int NC, bool residual>
-inline void fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz,
-                       float alpha, int f, const Vec<NC>& v, Vec<NC>& acc) {
+// Sums of eight 8-lane vectors into one vector: lane j = sum of s[j].
+inline __m256 reduce8(const __m256 s[8]) {
+    const __m256 t0 = _mm256_hadd_ps(s[0], s[1]);  // s0 01 23 | s1 01 23 || s0 45 67 | s1 45 67
+    const __m256 t1 = _mm256_hadd_ps(s[2], s[3]);
+    const __m256 t2 = _mm256_hadd_ps(s[4], s[5]);
+    const __m256 t3 = _mm256_hadd_ps(s[6], s[7]);
+    const __m256 u0 = _mm256_hadd_ps(t0, t1);  // s0..s3 lanes 0-3 | s0..s3 lanes 4-7
+    const __m256 u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// Over the row's items, as in als_avx512.cpp:
+//   residual: acc += sum_k (b_k - cm1_k (y_k . v)) y_k     (b_k = c_k for likes, else 0)
+//   else:     acc += sum_k cm1_k (y_k . v) y_k
+// with cm1_k = c_k - 1 (0 for a stored zero); v and acc are f-float vectors in memory.
+// acc += sum_j w[j] * rows[j] over the f floats, in strips of up to eight chunks kept in
+// registers; w[j] is broadcast from memory.
+template <int F>
+__attribute__((always_inline)) inline void axpy8(const float* const rows[8], const float* w, int f_rt, float* acc) {
+    const int f = F ? F : f_rt;
+    const int nc = (f + 7) / 8;
+    for (int c0 = 0; c0 < nc; c0 += 8) {
+        __m256 a[8];
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c)
+            if (c0 + c < nc) a[c] = ld(acc, f, c0 + c);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+            const __m256 wj = _mm256_broadcast_ss(w + j);
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; ++c)
+                if (c0 + c < nc) a[c] = _mm256_fmadd_ps(wj, ld(rows[j], f, c0 + c), a[c]);
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c)
+            if (c0 + c < nc) st(acc, f, c0 + c, a[c]);
+    }
+}
+
+// Over the row's items, as in als_avx512.cpp:
+//   residual: acc += sum_k (b_k - cm1_k (y_k . v)) y_k     (b_k = c_k for likes, else 0)
+//   else:     acc += sum_k cm1_k (y_k . v) y_k
+// with cm1_k = c_k - 1 (0 for a stored zero); v and acc are f-float vectors in memory.
+// Software-pipelined by one block: block k's axpys are issued after block k+1's dot
+// products, so the out-of-order core runs them while k+1's reduction and weights are in
+// flight (in program order the other way round, the dependent chain dot -> reduction ->
+// weights -> axpy leaves the FMA units idle for most of a block).  The order of the
+// additions into acc is unchanged.
+template <int F, bool residual>
+void fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, float alpha,
+                int f_rt, const float* v, float* acc, bool prefetch) {
+    const int f = F ? F : f_rt;
+    const int nc = (f + 7) / 8;
     const std::size_t fs = static_cast<std::size_t>(f);
-    auto weights = [alpha](float x, float& cm1, float& b) {
-        const float c = alpha * (x > 0.0f ? x : -x);
-        cm1 = x != 0.0f ? c - 1.0f : 0.0f;
-        b = x > 0.0f ? c : 0.0f;
-    };
-    std::int64_t k = 0;
-    for (; k + 2 <= nnz; k += 2) {
-        if (k + kPrefetch + 1 < nnz) {
-            prefetch_row(Y + static_cast<std::size_t>(idx[k + kPrefetch]) * fs, f);
-            prefetch_row(Y + static_cast<std::size_t>(idx[k + kPrefetch + 1]) * fs, f);
+    const bool prefetch_l2 = prefetch && nnz * f * 4 > (256 << 10);
+    const __m256 valpha = _mm256_set1_ps(alpha), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    std::int32_t tidx[8];
+    float tval[8];
+    alignas(32) float wbuf[2][8];
+    const float* rbuf[2][8];
+    int cur = 0;
+    for (std::int64_t k = 0; k < nnz; k += 8, cur ^= 1) {
+        const std::int32_t* bi = idx + k;
+        const float* bv = val + k;
+        if (k + 8 > nnz) {  // pad the last block with weight-0 copies of a valid row
+            const int n = static_cast<int>(nnz - k);
+            for (int j = 0; j < 8; ++j) {
+                tidx[j] = idx[k + (j < n ? j : 0)];
+                tval[j] = j < n ? val[k + j] : 0.0f;
+            }
+            bi = tidx;
+            bv = tval;
+        } else if (prefetch) {
+            const std::int64_t ahead = nnz - (k + 8);  // items after this block
+            const int n1 = ahead >= kPrefetch + 8 ? 8 : (ahead > kPrefetch ? static_cast<int>(ahead - kPrefetch) : 0);
+            for (int j = 0; j < n1; ++j) prefetch_row<_MM_HINT_T0>(Y + static_cast<std::size_t>(idx[k + kPrefetch + j]) * fs, f);
+            if (prefetch_l2 && ahead >= kPrefetchL2 + 8)
+                for (int j = 0; j < 8; ++j)
+                    prefetch_row<_MM_HINT_T1>(Y + static_cast<std::size_t>(idx[k + kPrefetchL2 + j]) * fs, f);
         }
-        Vec<NC> a, b;
-        load(a, Y + static_cast<std::size_t>(idx[k]) * fs, f);
-        load(b, Y + static_cast<std::size_t>(idx[k + 1]) * fs, f);
-        __m256 s0 = _mm256_mul_ps(a.v[0], v.v[0]);
-        __m256 s1 = _mm256_mul_ps(b.v[0], v.v[0]);
+        const float** rows = rbuf[cur];
 #pragma GCC unroll 8
-        for (int c = 1; c < NC; ++c) {
-            s0 = _mm256_fmadd_ps(a.v[c], v.v[c], s0);
-            s1 = _mm256_fmadd_ps(b.v[c], v.v[c], s1);
+        for (int j = 0; j < 8; ++j) rows[j] = Y + static_cast<std::size_t>(bi[j]) * fs;
+
+        // dot phase: eight independent sums, v streamed from L1
+        __m256 s[8];
+        {
+            const __m256 v0 = ld(v, f, 0);
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; ++j) s[j] = _mm256_mul_ps(ld(rows[j], f, 0), v0);
         }
-        float cm0, b0, cm1, b1;
-        weights(val[k], cm0, b0);
-        weights(val[k + 1], cm1, b1);
-        const float d0 = hsum(s0), d1 = hsum(s1);
-        const __m256 w0 = _mm256_set1_ps(residual ? b0 - cm0 * d0 : cm0 * d0);
-        const __m256 w1 = _mm256_set1_ps(residual ? b1 - cm1 * d1 : cm1 * d1);
+#pragma GCC unroll 16
+        for (int c = 1; c < nc; ++c) {
+            const __m256 vc = ld(v, f, c);
 #pragma GCC unroll 8
-        for (int c = 0; c < NC; ++c) acc.v[c] = _mm256_fmadd_ps(w1, b.v[c], _mm256_fmadd_ps(w0, a.v[c], acc.v[c]));
-    }
-    if (k < nnz) {
-        Vec<NC> a;
-        load(a, Y + static_cast<std::size_t>(idx[k]) * fs, f);
-        float cm0, b0;
-        weights(val[k], cm0, b0);
-        const float d0 = vdot(a, v);
-        const __m256 w0 = _mm256_set1_ps(residual ? b0 - cm0 * d0 : cm0 * d0);
-#pragma GCC unroll 8
-        for (int c = 0; c < NC; ++c) acc.v[c] = _mm256_fmadd_ps(w0, a.v[c], acc.v[c]);
-    }
-}
-
-template <int NC>
-void cg_row_fixed(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
-                  float alpha, float lambda, int cg_steps, int f, float* x, float* scratch) {
-    Vec<NC> X, R, P, AP;
-    load(X, x, f);
-    gram_matvec(G, x, X, lambda, f, AP);
-#pragma GCC unroll 8
-    for (int c = 0; c < NC; ++c) R.v[c] = _mm256_sub_ps(_mm256_setzero_ps(), AP.v[c]);
-    fused_pass<NC, true>(Y, idx, val, nnz, alpha, f, X, R);
-    P = R;
-    float rsold = vdot(R, R);
-    for (int it = 0; it < cg_steps && rsold > 1e-20f; ++it) {
-#pragma GCC unroll 8
-        for (int c = 0; c < NC; ++c) st(scratch, f, c, P.v[c]);
-        gram_matvec(G, scratch, P, lambda, f, AP);
-        fused_pass<NC, false>(Y, idx, val, nnz, alpha, f, P, AP);
-        const float pap = vdot(P, AP);
-        if (!(pap > 0.0f)) break;
-        const __m256 va = _mm256_set1_ps(rsold / pap);
-#pragma GCC unroll 8
-        for (int c = 0; c < NC; ++c) {
-            X.v[c] = _mm256_fmadd_ps(va, P.v[c], X.v[c]);
-            R.v[c] = _mm256_fnmadd_ps(va, AP.v[c], R.v[c]);
+            for (int j = 0; j < 8; ++j) s[j] = _mm256_fmadd_ps(ld(rows[j], f, c), vc, s[j]);
         }
-        const float rsnew = vdot(R, R);
-        const __m256 vb = _mm256_set1_ps(rsnew / rsold);
-#pragma GCC unroll 8
-        for (int c = 0; c < NC; ++c) P.v[c] = _mm256_fmadd_ps(vb, P.v[c], R.v[c]);
-        rsold = rsnew;
+        const __m256 d = reduce8(s);
+        const __m256 x = _mm256_loadu_ps(bv);
+        const __m256 cv = _mm256_mul_ps(valpha, _mm256_and_ps(x, absmask));
+        const __m256 cm1 = _mm256_and_ps(_mm256_sub_ps(cv, one), _mm256_cmp_ps(x, zero, _CMP_NEQ_OQ));
+        __m256 wv;
+        if (residual) {
+            const __m256 b = _mm256_and_ps(cv, _mm256_cmp_ps(x, zero, _CMP_GT_OQ));
+            wv = _mm256_fnmadd_ps(cm1, d, b);
+        } else {
+            wv = _mm256_mul_ps(cm1, d);
+        }
+        _mm256_store_ps(wbuf[cur], wv);
+        // The barrier keeps GCC from carrying the dot phase's loads into the axpys (64
+        // live row chunks do not fit in 16 registers and would be spilled to the stack).
+        asm volatile("" ::: "memory");
+        if (k > 0) axpy8<F>(rbuf[cur ^ 1], wbuf[cur ^ 1], f, acc);
     }
-#pragma GCC unroll 8
-    for (int c = 0; c < NC; ++c) st(x, f, c, X.v[c]);
+    if (nnz > 0) {
+        asm volatile("" ::: "memory");
+        axpy8<F>(rbuf[cur ^ 1], wbuf[cur ^ 1], f, acc);
+    }
 }
 
-// ---------------------------------------------------------------- generic f (> 64)
-inline float dot_n(const float* a, const float* b, int f) {
-    __m256 s = _mm256_setzero_ps();
-    for (int c = 0; 8 * c < f; ++c) s = _mm256_fmadd_ps(ld(a, f, c), ld(b, f, c), s);
-    return hsum(s);
-}
-
-inline void axpy_n(float w, const float* x, float* y, int f) {
-    const __m256 vw = _mm256_set1_ps(w);
-    for (int c = 0; 8 * c < f; ++c) st(y, f, c, _mm256_fmadd_ps(vw, ld(x, f, c), ld(y, f, c)));
-}
-
-void cg_row_generic(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
-                    float alpha, float lambda, int cg_steps, int f, float* x, float* scratch) {
+// scratch: r, p, ap (f floats each); x is updated in place.
+template <int F>
+void cg_row_t(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
+              float alpha, float lambda, int cg_steps, int f_rt, float* x, float* scratch) {
+    const int f = F ? F : f_rt;
+    const int nc = (f + 7) / 8;
     float* r = scratch;
     float* p = scratch + f;
     float* ap = scratch + 2 * f;
-    const std::size_t fs = static_cast<std::size_t>(f);
-    auto matvec = [&](const float* v, float* out) {
-        for (int j = 0; j < f; ++j) out[j] = lambda * v[j];
-        for (int j = 0; j < f; ++j) axpy_n(v[j], G + static_cast<std::size_t>(j) * fs, out, f);
-    };
-    matvec(x, ap);
-    for (int j = 0; j < f; ++j) r[j] = -ap[j];
-    for (std::int64_t k = 0; k < nnz; ++k) {
-        const float v = val[k];
-        if (v == 0.0f) continue;
-        const float c = alpha * (v > 0.0f ? v : -v);
-        const float* y = Y + static_cast<std::size_t>(idx[k]) * fs;
-        axpy_n((v > 0.0f ? c : 0.0f) - (c - 1.0f) * dot_n(y, x, f), y, r, f);
-    }
-    for (int j = 0; j < f; ++j) p[j] = r[j];
-    float rsold = dot_n(r, r, f);
+    // Later passes find a short row's factor rows in L1/L2; only long rows need prefetch.
+    const bool prefetch_again = nnz * f * 4 > (256 << 10);
+    // r = b - (G + lambda I) x - sum (c-1)(y.x) y
+    gram_matvec<F>(G, x, lambda, f, ap);
+    for (int c = 0; c < nc; ++c) st(r, f, c, _mm256_sub_ps(_mm256_setzero_ps(), ld(ap, f, c)));
+    fused_pass<F, true>(Y, idx, val, nnz, alpha, f, x, r, true);
+    for (int c = 0; c < nc; ++c) st(p, f, c, ld(r, f, c));
+    float rsold = vdot<F>(r, r, f);
     for (int it = 0; it < cg_steps && rsold > 1e-20f; ++it) {
-        matvec(p, ap);
-        for (std::int64_t k = 0; k < nnz; ++k) {
-            const float v = val[k];
-            if (v == 0.0f) continue;
-            const float c = alpha * (v > 0.0f ? v : -v);
-            const float* y = Y + static_cast<std::size_t>(idx[k]) * fs;
-            axpy_n((c - 1.0f) * dot_n(y, p, f), y, ap, f);
-        }
-        const float pap = dot_n(p, ap, f);
+        gram_matvec<F>(G, p, lambda, f, ap);
+        fused_pass<F, false>(Y, idx, val, nnz, alpha, f, p, ap, prefetch_again);
+        const float pap = vdot<F>(p, ap, f);
         if (!(pap > 0.0f)) break;
-        const float a = rsold / pap;
-        axpy_n(a, p, x, f);
-        axpy_n(-a, ap, r, f);
-        const float rsnew = dot_n(r, r, f);
-        const float beta = rsnew / rsold;
-        for (int j = 0; j < f; ++j) p[j] = r[j] + beta * p[j];
+        const __m256 va = _mm256_set1_ps(rsold / pap);
+        for (int c = 0; c < nc; ++c) {
+            st(x, f, c, _mm256_fmadd_ps(va, ld(p, f, c), ld(x, f, c)));
+            st(r, f, c, _mm256_fnmadd_ps(va, ld(ap, f, c), ld(r, f, c)));
+        }
+        const float rsnew = vdot<F>(r, r, f);
+        const __m256 vb = _mm256_set1_ps(rsnew / rsold);
+        for (int c = 0; c < nc; ++c) st(p, f, c, _mm256_fmadd_ps(vb, ld(p, f, c), ld(r, f, c)));
         rsold = rsnew;
     }
 }
 
 void cg_row(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
             float alpha, float lambda, int cg_steps, int f, float* x, float* scratch) {
-    switch ((f + 7) / 8) {
-        case 1: return cg_row_fixed<1>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
-        case 2: return cg_row_fixed<2>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
-        case 3: return cg_row_fixed<3>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
-        case 4: return cg_row_fixed<4>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
-        case 5: return cg_row_fixed<5>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
-        case 6: return cg_row_fixed<6>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
-        case 7: return cg_row_fixed<7>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
-        case 8: return cg_row_fixed<8>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
-        default: return cg_row_generic(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
+#define TM_CG_CASE(N) \
+    case N: return cg_row_t<N>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
+    switch (f) {
+        TM_CG_CASE(8)
+        TM_CG_CASE(16)
+        TM_CG_CASE(24)
+        TM_CG_CASE(32)
+        TM_CG_CASE(40)
+        TM_CG_CASE(48)
+        TM_CG_CASE(56)
+        TM_CG_CASE(64)
+        TM_CG_CASE(80)
+        TM_CG_CASE(96)
+        TM_CG_CASE(112)
+        TM_CG_CASE(128)
+        TM_CG_CASE(160)
+        TM_CG_CASE(192)
+        TM_CG_CASE(256)
+        default: return cg_row_t<0>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
     }
+#undef TM_CG_CASE
 }
 
 }  // namespace
