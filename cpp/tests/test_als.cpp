@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -190,6 +191,57 @@ TM_TEST(als_simd_paths_agree_with_scalar) {
         }
         simd::set_active(before);
     }
+}
+
+// Rows reading more than 1 MB of factor rows per pass (here > 32768 items at f = 8) go
+// to the tiled solver; a row with unsorted indices never does, so reversing every row's
+// items gives the same system solved by cg_row.
+TM_TEST(als_tiled_long_rows_agree_with_per_row_solve_and_exact_solution) {
+    const int f = 8;
+    Problem p = make_problem(4, 120000, f, 11);
+    Problem rev = p;
+    for (std::int64_t r = 0; r < p.rows; ++r) {
+        std::reverse(rev.indices.begin() + p.indptr[r], rev.indices.begin() + p.indptr[r + 1]);
+        std::reverse(rev.data.begin() + p.indptr[r], rev.data.begin() + p.indptr[r + 1]);
+    }
+    AlsParams prm;
+    prm.regularization = 1.0f;
+    prm.alpha = 2.0f;
+    std::vector<double> G(f * f);
+    als_gram(p.Y.data(), p.other, f, G.data());
+    std::vector<float> X0(p.rows * f);
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> u(-0.1f, 0.1f);
+    for (auto& v : X0) v = u(rng);
+    const simd::Isa before = simd::active();
+    for (simd::Isa isa : simd::available()) {
+        simd::set_active(isa);
+        for (int steps : {1, 3}) {
+            prm.cg_steps = steps;
+            std::vector<float> tiled(X0), tiled2(X0), per_row(X0);
+            prm.num_threads = 1;
+            als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
+                      tiled.data(), prm);
+            prm.num_threads = 2;
+            als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
+                      tiled2.data(), prm);
+            TM_CHECK(tiled == tiled2);
+            als_solve(rev.indptr.data(), rev.indices.data(), rev.data.data(), rev.rows, rev.Y.data(), rev.other, f,
+                      G.data(), per_row.data(), prm);
+            double num = 0, den = 0;
+            for (std::size_t k = 0; k < tiled.size(); ++k) {
+                num += (tiled[k] - per_row[k]) * (tiled[k] - per_row[k]);
+                den += per_row[k] * per_row[k];
+            }
+            TM_CHECK(std::sqrt(num / den) < 1e-4);
+        }
+        prm.cg_steps = 16;
+        std::vector<float> X(X0);
+        als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
+                  X.data(), prm);
+        TM_CHECK(max_rel_err(p, X, prm) < 1e-3);
+    }
+    simd::set_active(before);
 }
 
 TM_TEST(als_rejects_bad_input) {

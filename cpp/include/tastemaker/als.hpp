@@ -50,6 +50,17 @@ struct AlsKernels {
     void (*cg_row)(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz,
                    const float* G32, float alpha, float lambda, int cg_steps, int f, float* x,
                    float* scratch);
+    /** One CG pass over n items of a row (a segment of it: the tiled solve of long rows
+     *  calls it once per tile), with the weights of cg_row:
+     *    residual: acc += sum_k (b_k - (c_k - 1)(y_k . v)) y_k   (b_k = c_k if val_k > 0, else 0)
+     *    else:     acc += sum_k (c_k - 1)(y_k . v) y_k
+     *  c_k = alpha |val_k|; a stored 0 contributes nothing.  v, acc: f floats.  prefetch:
+     *  the rows are expected to come from beyond L2.  nullptr where an instruction set
+     *  has none (the driver then solves every row with cg_row). */
+    void (*cg_pass)(const float* Y, const std::int32_t* idx, const float* val, std::int64_t n, float alpha,
+                    int f, const float* v, float* acc, bool residual, bool prefetch);
+    /** out = G32 v + lambda v (f floats; out must not alias v).  nullptr with cg_pass. */
+    void (*cg_matvec)(const float* G32, const float* v, float lambda, int f, float* out);
 };
 
 const AlsKernels& als_kernels(simd::Isa isa);

@@ -194,7 +194,7 @@ __attribute__((always_inline)) inline void axpy8(const float* const rows[8], con
         __m256 a[8];
 #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c)
-            if (c0 + c < nc) a[c] = ld(acc, f, c0 + c);
+            a[c] = c0 + c < nc ? ld(acc, f, c0 + c) : _mm256_setzero_ps();
 #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {
             const __m256 wj = _mm256_broadcast_ss(w + j);
@@ -324,33 +324,47 @@ void cg_row_t(const float* Y, const std::int32_t* idx, const float* val, std::in
     }
 }
 
+// f with a compile-time specialization (the common sizes); others take F = 0.
+#define TM_ALS_FIXED_F(X) X(8) X(16) X(24) X(32) X(40) X(48) X(56) X(64) X(80) X(96) X(112) X(128) X(160) X(192) X(256)
+
 void cg_row(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
             float alpha, float lambda, int cg_steps, int f, float* x, float* scratch) {
 #define TM_CG_CASE(N) \
     case N: return cg_row_t<N>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
     switch (f) {
-        TM_CG_CASE(8)
-        TM_CG_CASE(16)
-        TM_CG_CASE(24)
-        TM_CG_CASE(32)
-        TM_CG_CASE(40)
-        TM_CG_CASE(48)
-        TM_CG_CASE(56)
-        TM_CG_CASE(64)
-        TM_CG_CASE(80)
-        TM_CG_CASE(96)
-        TM_CG_CASE(112)
-        TM_CG_CASE(128)
-        TM_CG_CASE(160)
-        TM_CG_CASE(192)
-        TM_CG_CASE(256)
+        TM_ALS_FIXED_F(TM_CG_CASE)
         default: return cg_row_t<0>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
     }
 #undef TM_CG_CASE
 }
 
+void cg_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t n, float alpha, int f,
+             const float* v, float* acc, bool residual, bool prefetch) {
+#define TM_CASE(N)                                                                      \
+    case N:                                                                             \
+        return residual ? fused_pass<N, true>(Y, idx, val, n, alpha, f, v, acc, prefetch) \
+                        : fused_pass<N, false>(Y, idx, val, n, alpha, f, v, acc, prefetch);
+    switch (f) {
+        TM_ALS_FIXED_F(TM_CASE)
+        default:
+            return residual ? fused_pass<0, true>(Y, idx, val, n, alpha, f, v, acc, prefetch)
+                            : fused_pass<0, false>(Y, idx, val, n, alpha, f, v, acc, prefetch);
+    }
+#undef TM_CASE
+}
+
+void cg_matvec(const float* G, const float* v, float lambda, int f, float* out) {
+#define TM_CASE(N) \
+    case N: return gram_matvec<N>(G, v, lambda, f, out);
+    switch (f) {
+        TM_ALS_FIXED_F(TM_CASE)
+        default: return gram_matvec<0>(G, v, lambda, f, out);
+    }
+#undef TM_CASE
+}
+
 }  // namespace
 
-extern const AlsKernels als_kernels_avx2{gram_accumulate, cg_row};
+extern const AlsKernels als_kernels_avx2{gram_accumulate, cg_row, cg_pass, cg_matvec};
 
 }  // namespace tastemaker

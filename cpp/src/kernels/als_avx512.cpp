@@ -360,6 +360,6 @@ void cg_row(const float* Y, const std::int32_t* idx, const float* val, std::int6
 
 }  // namespace
 
-extern const AlsKernels als_kernels_avx512{gram_accumulate, cg_row};
+extern const AlsKernels als_kernels_avx512{gram_accumulate, cg_row, nullptr, nullptr};
 
 }  // namespace tastemaker

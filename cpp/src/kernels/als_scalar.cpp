@@ -74,8 +74,20 @@ void cg_row(const float* Y, const std::int32_t* idx, const float* val, std::int6
     }
 }
 
+void cg_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t n, float alpha, int f,
+             const float* v, float* acc, bool residual, bool /*prefetch*/) {
+    for (std::int64_t k = 0; k < n; ++k) {
+        const float x = val[k];
+        if (x == 0.0f) continue;
+        const float c = alpha * (x > 0.0f ? x : -x);
+        const float* y = Y + static_cast<std::size_t>(idx[k]) * f;
+        const float d = (c - 1.0f) * dotf(y, v, f);
+        axpyf(residual ? (x > 0.0f ? c : 0.0f) - d : d, y, acc, f);
+    }
+}
+
 }  // namespace
 
-extern const AlsKernels als_kernels_scalar{gram_accumulate, cg_row};
+extern const AlsKernels als_kernels_scalar{gram_accumulate, cg_row, cg_pass, gram_matvec};
 
 }  // namespace tastemaker
