@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
+from .._memory import zeros
 from ..io import register_model
 from .base import FactorModel
 from .._validation import (
@@ -203,9 +204,13 @@ class ALS(FactorModel):
         rng = check_random_state(self.random_state)
         n_users, n_items = cui.shape
         f = p["factors"]
-        user_factors = rng.random((n_users, f), dtype=np.float32)
-        user_factors *= np.float32(0.01)  # in place: no second n_users x f temporary
-        item_factors = rng.random((n_items, f), dtype=np.float32)
+        # on huge pages where possible (the kernels gather their rows at random), filled
+        # in place: no second n x f temporary
+        user_factors = zeros((n_users, f))
+        rng.random(dtype=np.float32, out=user_factors)
+        user_factors *= np.float32(0.01)
+        item_factors = zeros((n_items, f))
+        rng.random(dtype=np.float32, out=item_factors)
         item_factors *= np.float32(0.01)
         ciu = _transpose(cui)
         self._gram_cache = {}
@@ -303,7 +308,7 @@ class ALS(FactorModel):
     def _grown(factors: np.ndarray, n: int) -> np.ndarray:
         if n <= factors.shape[0]:
             return factors
-        out = np.zeros((n, factors.shape[1]), dtype=np.float32)
+        out = zeros((n, factors.shape[1]))
         out[: factors.shape[0]] = factors
         return out
 
