@@ -262,6 +262,9 @@ def _print_list(header: str, ids, scores, label) -> None:
 # --------------------------------------------------------------------------- commands
 def _cmd_fit(args) -> int:
     t0 = time.perf_counter()
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        raise UserError(f"--output: directory {out_dir!r} does not exist")
     data = _read_events(args)
     print(f"read {data!r} from {args.events}", file=sys.stderr)
     model = _make_als(args)
@@ -270,9 +273,6 @@ def _cmd_fit(args) -> int:
     model.user_ids = data.user_ids
     model.item_ids = data.item_ids
     model.user_items = user_items
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise UserError(f"--output: directory {out_dir!r} does not exist")
     model.save(args.output)
     print(f"saved ALS ({data.n_users} users, {data.n_items} items, {model.factors} factors) "
           f"to {args.output} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
@@ -322,7 +322,7 @@ def _split(data, how: str, size: float, seed: int):
     if data.timestamps is None:
         raise UserError(f"--split {how}: needs timestamps; give --time-col")
     if how == "last":
-        return leave_last_k_out_split(data, k=max(1, int(round(size))) if size >= 1 else 1)
+        return leave_last_k_out_split(data, k=max(1, int(round(size))))
     if not 0 < size < 1:
         raise UserError(f"--test-size: expected a fraction in (0, 1) for --split time, got {size}")
     return temporal_split(data, test_fraction=size)
@@ -358,7 +358,8 @@ def _cmd_evaluate(args) -> int:
 
 # --------------------------------------------------------------------------- demo
 def _demo_data(args):
-    """-> (Interactions, titles by item index, description, per-user notes or None)."""
+    """-> (Interactions, titles and display labels by item index, description, per-user
+    notes or None)."""
     from . import datasets
 
     if args.data is None:
@@ -369,32 +370,30 @@ def _demo_data(args):
                                              seed=args.seed)
         data = synth.interactions()
         items = synth.items.loc[data.item_ids]
-        labels = [f"{t}  [{g.replace('|', ', ')}]" for t, g in
-                  zip(items["title"], items["genres"])]
+        titles = items["title"].tolist()
+        labels = [f"{t}  [{g.replace('|', ', ')}]" for t, g in zip(titles, items["genres"])]
         users = synth.users.loc[data.user_ids]
         notes = [("shared account: " if s else "taste: ") + t.replace("|", " + ")
                  for s, t in zip(users["shared"], users["taste"])]
         desc = (f"synthetic streaming log: {len(synth.events):,} events "
                 f"({', '.join(f'{k} {v:,}' for k, v in synth.events['event'].value_counts().items())})"
                 f" in {time.perf_counter() - t0:.1f}s")
-        return data, labels, desc, notes
+        return data, titles, labels, desc, notes
     if args.format is None:
         raise UserError(f"--format: required with --data (one of {', '.join(sorted(_FORMATS))})")
     if not os.path.isdir(args.data):
         raise UserError(f"--data: no such directory {args.data!r}")
     name, opts = _FORMATS[args.format]
     data, items = getattr(datasets, name)(args.data, **opts)
-    titles = items["title"].reindex(data.item_ids) if "title" in items else None
-    labels = [str(t) if isinstance(t, str) else str(i)
-              for i, t in zip(data.item_ids, titles if titles is not None
-                              else [None] * data.n_items)]
-    return data, labels, f"{args.format} from {args.data}: {data!r}", None
+    # every loader's item table has a title column; an item missing from it shows its id
+    titles = [t if isinstance(t, str) else str(i)
+              for i, t in zip(data.item_ids, items["title"].reindex(data.item_ids))]
+    return data, titles, titles, f"{args.format} from {args.data}: {data!r}", None
 
 
 def _pick_user(data, test, requested, prefer=None):
     if requested is not None:
-        ids = data.user_ids
-        return _find(ids, requested, "user")
+        return _find(data.user_ids, requested, "user")
     # a user with a fair amount of history and something held out, chosen reproducibly,
     # among the preferred ones (shared accounts of the synthetic log) when there are any
     n_seen = np.bincount(data.user_idx, minlength=data.n_users)
@@ -409,8 +408,6 @@ def _pick_user(data, test, requested, prefer=None):
 
 
 def _cmd_demo(args) -> int:
-    import scipy.sparse as sp
-
     from . import set_num_threads, simd_path
     from .evaluation import evaluate, leave_last_k_out_split, random_split
 
@@ -420,7 +417,7 @@ def _cmd_demo(args) -> int:
     for key, value in (_DEMO_SYNTHETIC if args.data is None else _DEMO_DATASET).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    data, labels, desc, notes = _demo_data(args)
+    data, titles, labels, desc, notes = _demo_data(args)
     print(f"tastemaker demo: {desc}")
     print(f"  {data.n_users:,} users x {data.n_items:,} items, {data.nnz:,} user-item "
           f"entries; SIMD path {simd_path()}")
@@ -448,8 +445,7 @@ def _cmd_demo(args) -> int:
     shared = (None if notes is None else
               np.array([n.startswith("shared") for n in notes], dtype=bool))
     u = _pick_user(data, test, args.user, shared)
-    full = data.to_csr()
-    row = full[u]
+    row = data.to_csr()[u]
     seen = row.indices
     print(f"\nUser {_external(data.user_ids, u)}"
           + (f" ({notes[u]})" if notes is not None else "")
@@ -466,7 +462,7 @@ def _cmd_demo(args) -> int:
         mark = "  (disliked)" if v < 0 else ""
         print(f"    - {labels[int(data.item_idx[e])]}{mark}")
 
-    ids, scores = model.recommend(u, sp.csr_matrix(row), N=args.n)
+    ids, scores = model.recommend(u, row, N=args.n)
     _print_list("\nTop picks for you:", ids, scores, lambda i: labels[i])
 
     liked = [int(data.item_idx[e]) for e in order if data.values[e] > 0]
@@ -474,8 +470,7 @@ def _cmd_demo(args) -> int:
         anchor = liked[0]
         sim_ids, sim_scores = model.similar_items(anchor, N=args.n,
                                                   filter_items=np.union1d(seen, [anchor]))
-        _print_list(f"\nBecause you watched {labels[anchor].split('  [')[0]}:", sim_ids,
-                    sim_scores,
+        _print_list(f"\nBecause you watched {titles[anchor]}:", sim_ids, sim_scores,
                     lambda i: labels[i])
     print(f"\nDone in {time.perf_counter() - t_start:.1f}s.")
     return 0
@@ -502,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError, OSError) as exc:
         if os.environ.get("TASTEMAKER_DEBUG"):
             raise
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        msg = text.splitlines()[0] if text else type(exc).__name__
         print(f"tastemaker: error: {msg}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -204,14 +204,16 @@ class ALS(FactorModel):
         rng = check_random_state(self.random_state)
         n_users, n_items = cui.shape
         f = p["factors"]
-        # on huge pages where possible (the kernels gather their rows at random), filled
-        # in place: no second n x f temporary
-        user_factors = zeros((n_users, f))
-        rng.random(dtype=np.float32, out=user_factors)
-        user_factors *= np.float32(0.01)
-        item_factors = zeros((n_items, f))
-        rng.random(dtype=np.float32, out=item_factors)
-        item_factors *= np.float32(0.01)
+        def initial(n: int) -> np.ndarray:
+            # on huge pages where possible (the kernels gather their rows at random),
+            # filled in place: no second n x f temporary
+            out = zeros((n, f))
+            rng.random(dtype=np.float32, out=out)
+            out *= np.float32(0.01)
+            return out
+
+        user_factors = initial(n_users)
+        item_factors = initial(n_items)
         ciu = _transpose(cui)
         self._gram_cache = {}
         from tqdm.auto import tqdm
