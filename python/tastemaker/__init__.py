@@ -19,6 +19,7 @@ from .io import load
 from .models import ALS, Popularity
 from .evaluation import evaluate
 from . import datasets
+from .pages import Explanation, Page, Personalizer, Row, Rules
 
 __all__ = [
     "__version__",
@@ -34,4 +35,9 @@ __all__ = [
     "Popularity",
     "evaluate",
     "datasets",
+    "Personalizer",
+    "Row",
+    "Page",
+    "Explanation",
+    "Rules",
 ]

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from .._validation import check_csr, check_float
 
-__all__ = ["TRANSFORMS", "apply_transform", "transform_values"]
+__all__ = ["TRANSFORMS", "apply_transform", "transform_values", "corpus_stats"]
 
 TRANSFORMS = ("binary", "linear", "log1p", "tfidf", "bm25")
 
@@ -64,6 +64,7 @@ def transform_values(
     values: np.ndarray,
     shape: tuple[int, int],
     method: str,
+    stats: dict | None = None,
     **params,
 ) -> np.ndarray:
     """Transform the values of stored (user, item) entries; returns float64, same length.
@@ -76,6 +77,10 @@ def transform_values(
         Aggregated strengths; negative means dislike.
     shape : (n_users, n_items)
     method : {"binary", "linear", "log1p", "tfidf", "bm25"}
+    stats : dict, optional
+        Corpus statistics to use instead of those of the given entries (tfidf: ``idf``
+        per item; bm25: ``idf`` and ``avg_length``), as returned by :func:`corpus_stats`.
+        For transforming a few users' rows the way the whole corpus was (live updates).
     **params
         ``alpha`` (linear, log1p), ``epsilon`` (log1p), ``k1`` and ``b`` (bm25).
     """
@@ -91,21 +96,37 @@ def transform_values(
         return sign * p["alpha"] * np.log1p(mag / p["epsilon"])
     n_users, n_items = (int(s) for s in shape)
     item_idx = np.asarray(item_idx, dtype=np.int64)
-    df = np.bincount(item_idx, minlength=n_items).astype(np.float64)
-    idf = np.log(n_users / np.maximum(df, 1.0))
+    user_idx = np.asarray(user_idx, dtype=np.int64)
+    st = corpus_stats(user_idx, item_idx, x, shape) if stats is None else stats
+    idf = np.asarray(st["idf"], dtype=np.float64)
+    if idf.shape[0] < n_items:  # items unknown to the statistics: seen by one user
+        idf = np.concatenate([idf, np.full(n_items - idf.shape[0], np.log(max(n_users, 1)))])
     if method == "tfidf":
         return x * idf[item_idx]
     # bm25
-    user_idx = np.asarray(user_idx, dtype=np.int64)
     length = np.bincount(user_idx, weights=mag, minlength=n_users)
-    active = length[np.bincount(user_idx, minlength=n_users) > 0]
-    avg = active.mean() if active.size else 1.0
-    avg = avg if avg > 0 else 1.0
+    avg = float(st["avg_length"])
     k1, b = p["k1"], p["b"]
     norm = k1 * (1.0 - b + b * length[user_idx] / avg)
     denom = mag + norm
     tf = np.divide(mag * (k1 + 1.0), denom, out=np.zeros_like(mag), where=denom > 0)
     return sign * idf[item_idx] * tf
+
+
+def corpus_stats(user_idx, item_idx, values, shape) -> dict:
+    """The corpus statistics of tfidf / bm25: ``idf`` (per item, float64) and
+    ``avg_length`` (mean of the active users' summed ``|x|``; 1 when there is none)."""
+    n_users, n_items = (int(s) for s in shape)
+    item_idx = np.asarray(item_idx, dtype=np.int64)
+    user_idx = np.asarray(user_idx, dtype=np.int64)
+    df = np.bincount(item_idx, minlength=n_items).astype(np.float64)
+    idf = np.log(n_users / np.maximum(df, 1.0))
+    mag = np.abs(np.asarray(values, dtype=np.float64))
+    length = np.bincount(user_idx, weights=mag, minlength=n_users)
+    active = length[np.bincount(user_idx, minlength=n_users) > 0]
+    avg = active.mean() if active.size else 1.0
+    avg = avg if avg > 0 else 1.0
+    return {"idf": idf, "avg_length": float(avg)}
 
 
 def apply_transform(matrix, method: str, **params) -> sp.csr_matrix:
