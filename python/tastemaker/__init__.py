@@ -1,6 +1,6 @@
 """tastemaker: a personalization engine on SIMD + OpenMP C++ kernels.
 
-Public API: models (``ALS``, ``Popularity``), data (``Interactions``, ``datasets``),
+Public API: models (``ALS``, ``Popularity``), data (``Interactions``, ``ItemFeatures``, ``datasets``),
 evaluation (``evaluate``), persistence (``load``) and runtime configuration
 (``show_config``, ``set_num_threads``).
 """
@@ -14,7 +14,7 @@ from ._config import (
 )
 from ._core import __version__
 from . import evaluation
-from .data import Interactions
+from .data import Interactions, ItemFeatures
 from .io import load
 from .models import ALS, Popularity
 from .evaluation import evaluate
@@ -29,6 +29,7 @@ __all__ = [
     "set_simd_path",
     "evaluation",
     "Interactions",
+    "ItemFeatures",
     "load",
     "ALS",
     "Popularity",
