@@ -1,7 +1,7 @@
 """tastemaker: a personalization engine on SIMD + OpenMP C++ kernels.
 
-Public API: models (``ALS``, ``Popularity``), data (``Interactions``, ``datasets``),
-evaluation (``evaluate``), persistence (``load``), runtime configuration
+Public API: models (``ALS``, ``Popularity``), data (``Interactions``, ``ItemFeatures``,
+``datasets``), evaluation (``evaluate``), persistence (``load``), runtime configuration
 (``show_config``, ``set_num_threads``) and ``IdError`` (an out-of-range id: both a
 ``ValueError`` and an ``IndexError``).
 """
@@ -16,7 +16,7 @@ from ._config import (
 from ._core import __version__
 from ._validation import IdError
 from . import evaluation
-from .data import Interactions
+from .data import Interactions, ItemFeatures
 from .io import load
 from .models import ALS, Popularity
 from .evaluation import evaluate
@@ -32,6 +32,7 @@ __all__ = [
     "set_simd_path",
     "evaluation",
     "Interactions",
+    "ItemFeatures",
     "load",
     "ALS",
     "Popularity",
