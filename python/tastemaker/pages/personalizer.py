@@ -125,6 +125,13 @@ class _State:
         return self.base.n_users + len(self.new_user_ids)
 
 
+def _remember(st: _State, key, value) -> None:
+    """Cache a derived array on the state; bounded (the clock moves with every event)."""
+    if len(st.cache) > 32:
+        st.cache.clear()
+    st.cache[key] = value
+
+
 def _lookup(index: pd.Index, ids: np.ndarray, key, what: str):
     """External id -> position in ``index`` or None; ValueError for an id of the wrong
     kind."""
@@ -397,7 +404,7 @@ class Personalizer:
                 rows = st.items.cat_rows
                 bad_rows = self.catalog.blocked(now, r.max_maturity, r.region)
                 blocked = np.flatnonzero((rows >= 0) & bad_rows[np.maximum(rows, 0)])
-            st.cache[key] = blocked
+            _remember(st, key, blocked)
         deny = blocked
         if r.deny is not None and len(r.deny):
             deny = np.union1d(deny, self._known_items(st, r.deny, "rules.deny"))
@@ -434,7 +441,7 @@ class Personalizer:
             out = (list(self.catalog.genre_names), (sel @ gm).tocsr())
         elif self.features is not None:
             out = self._feature_genres(st)
-        st.cache[key] = out
+        _remember(st, key, out)
         return out
 
     def _feature_genres(self, st: _State):
@@ -673,16 +680,32 @@ class Personalizer:
 
     # ------------------------------------------------------------------ home page
     def _trending(self, st: _State, now: float) -> np.ndarray:
+        """Viewers per item with an event in ``[now - trending_window, now]`` (base counts
+        cached per clock; rows changed live replace their base rows)."""
+        lo = now - self.trending_window
         key = ("trending", st.items.version, now)
-        hit = st.cache.get(key)
+        base = st.cache.get(key)
+        b = st.base
+        if base is None:
+            base = np.zeros(st.items.n)
+            if b.ts is not None:
+                recent = (b.ts >= lo) & (b.ts <= now)
+                base = np.bincount(b.items[recent], minlength=st.items.n).astype(np.float64)
+            _remember(st, key, base)
+        if b.ts is None or not st.live:
+            return base
+        key_live = ("trending_live", st.items.version, now, st.seq)
+        hit = st.cache.get(key_live)
         if hit is None:
-            b = st.base
-            if b.ts is None:
-                hit = np.zeros(st.items.n)
-            else:
-                recent = (b.ts >= now - self.trending_window) & (b.ts <= now)
-                hit = np.bincount(b.items[recent], minlength=st.items.n).astype(np.float64)
-            st.cache[key] = hit
+            hit = base.copy()
+            for u, row in st.live.copy().items():
+                if u < b.n_users:
+                    s, e = int(b.indptr[u]), int(b.indptr[u + 1])
+                    old = b.items[s:e][(b.ts[s:e] >= lo) & (b.ts[s:e] <= now)]
+                    np.subtract.at(hit, old, 1.0)
+                if row.ts is not None:
+                    np.add.at(hit, row.items[(row.ts >= lo) & (row.ts <= now)], 1.0)
+            _remember(st, key_live, hit)
         return hit
 
     def homepage(self, user, rows=None, row_size=10, *, rules=None, diversity=0.0,
@@ -746,7 +769,7 @@ class Personalizer:
                 res = self._trending_row(st, row, row_size, denied(), allow, now)
             else:
                 res = self._new_row(st, row, row_size, denied(), allow, now)
-            for rw in ([res] if isinstance(res, Row) else res):
+            for rw in ([res] if isinstance(res, Row) else (res or [])):
                 if rw is None or not rw.items:
                     continue
                 idx = [self._item(st, i) for i in rw.items]
@@ -920,6 +943,8 @@ class Personalizer:
                 st.new_user_ids.append(key_u)
                 st.new_users[key_u] = u
             st.seq = seq
+            if not np.isfinite(st.clock) or t > st.clock:
+                st.clock = t  # the clock is the latest event
             self._state = st  # a no-op unless a new item made a new state
 
     @staticmethod
