@@ -66,7 +66,7 @@ def seen_of(data, user):
 def numpy_als_vector(model, items, values):
     """Independent reference: the exact implicit-ALS solve for one history."""
     y = model.item_factors.astype(np.float64)
-    a_, reg = model.alpha, model.regularization
+    a_, reg = model.alpha, model._checked_params()["regularization"]
     c = a_ * np.abs(values)
     yh = y[items]
     A = y.T @ y + reg * np.eye(y.shape[1]) + (yh.T * (c - 1)) @ yh

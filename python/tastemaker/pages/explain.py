@@ -40,10 +40,10 @@ class AlsExplainer:
     method = "als"
 
     def __init__(self, model):
-        p = model.get_params()
+        p = model._checked_params()  # regularization="auto" resolved as fit resolved it
         self.alpha = float(np.float32(p["alpha"]))
         self.reg = float(np.float32(p["regularization"]))
-        self.nu = float(np.float32(p.get("regularization_exponent", 0.0) or 0.0))
+        self.nu = float(np.float32(p["reg_exponent"]))
         self.item_factors = model.item_factors
         self._gram = None
         self._model = model
