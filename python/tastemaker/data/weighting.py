@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from .._validation import check_csr, check_float
 
-__all__ = ["TRANSFORMS", "apply_transform", "transform_values", "corpus_stats", "combine_corpus_stats"]
+__all__ = ["TRANSFORMS", "apply_transform", "combine_corpus_stats", "corpus_stats", "transform_values"]
 
 TRANSFORMS = ("binary", "linear", "log1p", "tfidf", "bm25")
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._validation import check_int
 from ..data.interactions import (
     _AGGREGATES,
     Interactions,
@@ -38,7 +39,6 @@ from ..data.interactions import (
     _to_seconds,
 )
 from ..data.weighting import combine_corpus_stats, corpus_stats, transform_values
-from .._validation import check_int
 
 __all__ = ["Blocks", "build_blocks", "read_events"]
 
