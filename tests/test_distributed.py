@@ -55,6 +55,7 @@ def assert_same_model(model, data, ref):
     assert model.user_factors.dtype == np.float32
     np.testing.assert_allclose(model.user_factors, ref.user_factors, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(model.item_factors, ref.item_factors, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.regularization_, ref.regularization_, rtol=1e-12)
 
 
 # --------------------------------------------------------------------------- fit_als
@@ -102,7 +103,7 @@ def test_random_logs_give_the_single_machine_model(client, seed, n_parts, aggreg
                        "t": rng.permutation(n).astype(float)})
     weighting = dict(user="u", item="i", value="v", timestamp="t", aggregate=aggregate,
                      transform=transform)
-    params = dict(factors=4, iterations=2, regularization=0.1, random_state=seed)
+    params = dict(factors=4, iterations=2, random_state=seed)  # regularization="auto"
     data, ref = single_machine(df, weighting, **params)
     model = fit_als(client, dd.from_pandas(df, npartitions=n_parts), show_progress=False,
                     **weighting, **params)

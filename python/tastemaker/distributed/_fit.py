@@ -9,7 +9,13 @@ import numpy as np
 
 from .._memory import zeros
 from .._validation import check_random_state
-from ..models.als import ALS, _fill_initial, _initial_rows
+from ..models.als import (
+    ALS,
+    _auto_regularization,
+    _confidence_mass,
+    _fill_initial,
+    _initial_rows,
+)
 from ._ingest import _same, build_blocks
 
 __all__ = ["fit_als"]
@@ -155,6 +161,13 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
                           reference_time=reference_time, transform=transform,
                           min_user_count=min_user_count, min_item_count=min_item_count,
                           n_blocks=n_blocks)
+    if isinstance(model.regularization, str):  # "auto": from the whole matrix, as fit does
+        parts = client.gather([client.submit(_confidence_mass, m) for m in blocks.users])
+        model.regularization_ = _auto_regularization(sum(mp[0] for mp in parts),
+                                                     sum(mp[1] for mp in parts), p["alpha"])
+    else:
+        model.regularization_ = p["regularization"]
+    p["regularization"] = model.regularization_
     f = p["factors"]
     n_users, n_items = len(blocks.user_ids), len(blocks.item_ids)
     ub, ib = blocks.user_bounds, blocks.item_bounds

@@ -83,10 +83,18 @@ def auto_regularization(user_items: sp.csr_matrix, alpha: float) -> float:
     confidence of the average user with at least one interaction (0 for an empty matrix).
     Distributed fits call it on the global matrix so that they solve the same problem.
     """
+    return _auto_regularization(*_confidence_mass(user_items), alpha)
+
+
+def _confidence_mass(user_items: sp.csr_matrix) -> tuple[float, int]:
+    """(sum of |v| in float64, users with an interaction): both add up over user blocks."""
     active = int(np.count_nonzero(np.diff(user_items.indptr)))
+    return float(np.abs(user_items.data, dtype=np.float64).sum()), active
+
+
+def _auto_regularization(mass: float, active: int, alpha: float) -> float:
     if active == 0:
         return 0.0
-    mass = float(np.abs(user_items.data, dtype=np.float64).sum())
     return AUTO_REGULARIZATION * float(alpha) * mass / active
 
 
