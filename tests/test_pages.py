@@ -425,3 +425,35 @@ def test_bad_ids_and_events_give_clear_errors(pers, data):
     for call, word in cases:
         with pytest.raises(ValueError, match=word):
             call()
+
+
+@pytest.mark.parametrize("transform", ["log1p", "bm25"])
+def test_record_builds_values_as_interactions_do(synth, transform):
+    ev = synth.events[synth.events.user < 60]
+    data = tm.Interactions.from_frame(ev, user="user", item="item", event="event",
+                                      timestamp="timestamp", transform=transform)
+    model = tm.ALS(**ALS_PARAMS).fit(data.to_csr(), show_progress=False)
+    p = tm.Personalizer(model, data)
+    user = data.user_ids[0].item()
+    item = next(i for i in data.item_ids.tolist() if i not in seen_of(data, user))
+    t = pd.Timestamp("2024-06-01")
+    p.record(user, item, "complete", timestamp=t)
+    new = pd.DataFrame({"user": [user], "item": [item], "event": ["complete"], "timestamp": [t]})
+    ref = data.append(new)
+    if transform == "bm25":  # the live row keeps the fitted corpus statistics
+        from tastemaker.data.weighting import corpus_stats, transform_values
+
+        u = ref.user_index(user)
+        m = ref.user_idx == u
+        corpus = corpus_stats(data.user_idx, data.item_idx, data.raw_values, data.shape)
+        corpus["df"] = np.concatenate([corpus["df"], np.ones(ref.n_items - data.n_items)])
+        expect = transform_values(np.zeros(m.sum(), dtype=np.int64), ref.item_idx[m],
+                                  ref.raw_values[m], (1, ref.n_items), "bm25", corpus=corpus)
+    else:
+        m = ref.user_idx == ref.user_index(user)
+        expect = ref.values[m]
+    got = dict(zip(p.history(user).items, p.history(user).scores))
+    want = dict(zip(ref.item_ids[ref.item_idx[m]].tolist(), np.asarray(expect, np.float32)))
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k] == pytest.approx(float(want[k]), rel=1e-6)

@@ -88,14 +88,18 @@ class EventRules:
         return s  # last (events arrive in time order)
 
     def values_of(self, items: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """One user's values from their raw strengths (corpus statistics of the last fit;
+        an item newer than them counts as seen by this one user)."""
         tr = self.transform
         if tr is None:
             return raw.astype(np.float32)
-        n_users, n_items = self.shape
-        n_items = max(n_items, int(items.max()) + 1 if items.size else 0)
+        n_items = max(self.shape[1], int(items.max()) + 1 if items.size else 0)
+        corpus = self.stats
+        if corpus is not None and corpus["df"].shape[0] < n_items:
+            pad = np.ones(n_items - corpus["df"].shape[0])
+            corpus = dict(corpus, df=np.concatenate([corpus["df"], pad]))
         vals = transform_values(np.zeros(items.size, dtype=np.int64), items, raw,
-                                (n_users, n_items), tr["method"], stats=self.stats,
-                                **tr["params"])
+                                (1, n_items), tr["method"], corpus=corpus, **tr["params"])
         return vals.astype(np.float32)
 
 

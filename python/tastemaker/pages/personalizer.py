@@ -1179,13 +1179,13 @@ class Personalizer:
             arrays.update({"catalog." + k: v for k, v in c_arrays.items()})
         stats = st.events.stats
         if stats is not None:
-            arrays["stats.idf"] = np.asarray(stats["idf"])
+            arrays["stats.df"] = np.asarray(stats["df"])
         r = self.rules
         meta = {
             "model": {"name": kind, "params": params, "extra": extra},
             "settings": self._settings,
             "catalog": catalog_meta,
-            "stats_avg_length": None if stats is None else float(stats["avg_length"]),
+            "stats": None if stats is None else {k: v for k, v in stats.items() if k != "df"},
             "seq": st.seq,
             "options": {"trending_window": self.trending_window, "new_window": self.new_window,
                         "rules": {"now": r.now, "max_maturity": r.max_maturity,
@@ -1219,8 +1219,8 @@ class Personalizer:
             self.catalog = None if cat is None else Catalog.from_arrays(
                 cat, {k[8:]: v for k, v in arrays.items() if k.startswith("catalog.")})
             stats = None
-            if "stats.idf" in arrays:
-                stats = {"idf": arrays["stats.idf"], "avg_length": meta["stats_avg_length"]}
+            if meta.get("stats") is not None:
+                stats = dict(meta["stats"], df=np.asarray(arrays["stats.df"], dtype=np.float64))
             n_users = len(arrays["user_ids"])
             n_items = len(arrays["item_ids"])
             if (arrays["indptr"].shape != (n_users + 1,) or arrays["vectors"].shape[0] != n_users
