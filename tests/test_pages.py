@@ -457,3 +457,19 @@ def test_record_builds_values_as_interactions_do(synth, transform):
     assert got.keys() == want.keys()
     for k in want:
         assert got[k] == pytest.approx(float(want[k]), rel=1e-6)
+
+
+def test_readme_personalizer_example_runs(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    if not readme.is_file():
+        pytest.skip("needs the source checkout")
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), flags=re.S)
+    code = next(b for b in blocks if "Personalizer(" in b)
+    code = code.replace("n_users=2000, n_items=500", "n_users=300, n_items=150")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README personalizer", "exec"), {"__name__": "readme"})
+    assert "Top picks for you" in capsys.readouterr().out
+    assert isinstance(tm.load(tmp_path / "home.tm"), tm.Personalizer)
