@@ -473,3 +473,18 @@ def test_readme_personalizer_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(code, "README personalizer", "exec"), {"__name__": "readme"})
     assert "Top picks for you" in capsys.readouterr().out
     assert isinstance(tm.load(tmp_path / "home.tm"), tm.Personalizer)
+
+
+def test_genre_rows_and_calibration_from_item_features(model, data, synth, tmp_path):
+    feats = tm.datasets.item_features(synth.items)
+    p = tm.Personalizer(model, data, features=feats)  # no catalog: genres from features
+    user = some_users(data, 1)[0]
+    rows = [r for r in p.homepage(user, row_size=5).rows if r.kind == "genre"]
+    assert rows
+    for r in rows:
+        assert all(r.title in synth.items.loc[i, "genres"].split("|") for i in r.items)
+    assert len(p.top_picks(user, 6, calibration=0.8)) == 6
+    p.save(tmp_path / "f.tm")
+    q = tm.load(tmp_path / "f.tm")
+    assert q.features == feats
+    assert q.homepage(user, row_size=5).to_dict() == p.homepage(user, row_size=5).to_dict()

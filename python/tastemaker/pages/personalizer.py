@@ -445,26 +445,27 @@ class Personalizer:
         return out
 
     def _feature_genres(self, st: _State):
+        """Genres from the ``genres`` (or ``genre``) columns of the ItemFeatures."""
         f = self.features
-        names = list(getattr(f, "names", getattr(f, "feature_names", [])) or [])
-        matrix = getattr(f, "matrix", None)
-        if matrix is None or not names:
+        names = np.asarray(getattr(f, "names", []), dtype=str)
+        groups = getattr(f, "groups", None)
+        groups = (np.array([n.split("=")[0] for n in names]) if groups is None
+                  else np.asarray(groups, dtype=str))
+        cols = np.flatnonzero(np.isin(groups, ("genres", "genre")))
+        if cols.size == 0:
             return None
-        cols = [k for k, n in enumerate(names) if str(n).split("=")[0] in ("genre", "genres")]
-        if not cols:
-            return None
-        m = sp.csr_matrix(matrix)[:, cols].astype(np.float64)
-        f_ids = getattr(f, "item_ids", None)
-        if f_ids is not None:
-            pos = pd.Index(np.asarray(f_ids)).get_indexer(st.items.ids)
-            sel = sp.csr_matrix((np.ones(int((pos >= 0).sum())),
-                                 (np.flatnonzero(pos >= 0), pos[pos >= 0])),
-                                shape=(st.items.n, m.shape[0]))
-            m = (sel @ m).tocsr()
+        m = sp.csr_matrix(f.matrix)[:, cols].astype(np.float64)
+        pos = pd.Index(np.asarray(f.item_ids)).get_indexer(st.items.ids)
+        sel = sp.csr_matrix((np.ones(int((pos >= 0).sum())),
+                             (np.flatnonzero(pos >= 0), pos[pos >= 0])),
+                            shape=(st.items.n, m.shape[0]))
+        m = (sel @ m).tocsr()
         m.data = (m.data != 0).astype(np.float64)
+        m.eliminate_zeros()
         sums = np.asarray(m.sum(axis=1)).ravel()
-        m = sp.diags(np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)) @ m
-        return [str(names[k]).split("=", 1)[-1] for k in cols], sp.csr_matrix(m)
+        m = sp.csr_matrix(sp.diags(np.divide(1.0, sums, out=np.zeros_like(sums),
+                                             where=sums > 0)) @ m)
+        return [n.split("=", 1)[-1] for n in names[cols]], m
 
     def _user_mix(self, st: _State, row: UserRow, genres) -> np.ndarray:
         pos = row.values > 0
@@ -1180,11 +1181,23 @@ class Personalizer:
         stats = st.events.stats
         if stats is not None:
             arrays["stats.df"] = np.asarray(stats["df"])
+        features_meta = None
+        if self.features is not None:
+            fm = sp.csr_matrix(self.features.matrix)
+            features_meta = {"spec": getattr(self.features, "spec", None),
+                             "shape": list(fm.shape)}
+            arrays.update({"features.indptr": fm.indptr.astype(np.int64),
+                           "features.indices": fm.indices.astype(np.int32),
+                           "features.data": fm.data.astype(np.float32),
+                           "features.names": np.asarray(self.features.names, dtype=str),
+                           "features.groups": np.asarray(self.features.groups, dtype=str),
+                           "features.item_ids": np.asarray(self.features.item_ids)})
         r = self.rules
         meta = {
             "model": {"name": kind, "params": params, "extra": extra},
             "settings": self._settings,
             "catalog": catalog_meta,
+            "features": features_meta,
             "stats": None if stats is None else {k: v for k, v in stats.items() if k != "df"},
             "seq": st.seq,
             "options": {"trending_window": self.trending_window, "new_window": self.new_window,
@@ -1218,6 +1231,15 @@ class Personalizer:
             cat = meta["catalog"]
             self.catalog = None if cat is None else Catalog.from_arrays(
                 cat, {k[8:]: v for k, v in arrays.items() if k.startswith("catalog.")})
+            fmeta = meta.get("features")
+            if fmeta is not None:
+                from ..data.features import ItemFeatures
+
+                fm = sp.csr_matrix((arrays["features.data"], arrays["features.indices"],
+                                    arrays["features.indptr"]), shape=tuple(fmeta["shape"]))
+                self.features = ItemFeatures(fm, arrays["features.names"],
+                                             arrays["features.item_ids"],
+                                             arrays["features.groups"], fmeta["spec"])
             stats = None
             if meta.get("stats") is not None:
                 stats = dict(meta["stats"], df=np.asarray(arrays["stats.df"], dtype=np.float64))
