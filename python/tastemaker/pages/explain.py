@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AlsExplainer", "explainer_for"]
+__all__ = ["AlsExplainer"]
 
 
 class AlsExplainer:
@@ -107,13 +107,3 @@ class AlsExplainer:
         z = cho_solve(fac, yh[cols].T, check_finite=False).T
         z *= np.where(pos[cols], c[cols], 0.0)[:, None]
         return np.ascontiguousarray(z, dtype=np.float32)
-
-
-def explainer_for(model):
-    """The explainer of a model, or None when its score does not decompose over the
-    history."""
-    from ..models.als import ALS
-
-    if isinstance(model, ALS):
-        return AlsExplainer(model)
-    return None
