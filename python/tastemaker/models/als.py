@@ -35,6 +35,36 @@ def _native(m: sp.csr_matrix):
     )
 
 
+def _fill_initial(rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
+    """The initial factors: ``out`` (float32, C-contiguous) filled in place, row-major,
+    with uniform [0, 0.01) from ``rng``.  fit draws the users' then the items' matrix
+    from one generator; ``tastemaker.distributed`` draws any block of rows of that
+    stream (:func:`_initial_rows`) to start from the same factors."""
+    rng.random(dtype=np.float32, out=out)
+    out *= np.float32(0.01)
+    return out
+
+
+def _initial_rows(state: dict, offset: int, out: np.ndarray) -> np.ndarray:
+    """Fill ``out`` with the values :func:`_fill_initial` gives from a generator in
+    ``state`` (``bit_generator.state`` of a PCG64/PCG64DXSM), starting ``offset`` values
+    (float32 draws) into its stream, without drawing the values before it.
+
+    Each float32 takes one 32-bit half of a 64-bit draw (low half first, the high half
+    buffered), so the generator is advanced by ``offset // 2`` draws and, for an odd
+    offset, one value is drawn and dropped."""
+    bits = getattr(np.random, state["bit_generator"])()
+    bits.state = state
+    if state.get("has_uint32"):
+        raise ValueError("random_state: a generator holding a buffered half-draw cannot "
+                         "be split into blocks")
+    bits.advance(offset // 2)
+    rng = np.random.Generator(bits)
+    if offset % 2:
+        rng.random(dtype=np.float32)
+    return _fill_initial(rng, out)
+
+
 def _transpose(m: sp.csr_matrix) -> sp.csr_matrix:
     """CSR of m.T with sorted indices (scipy's CSC->CSR conversion sorts them)."""
     t = m.T.tocsr()
@@ -53,10 +83,18 @@ def auto_regularization(user_items: sp.csr_matrix, alpha: float) -> float:
     confidence of the average user with at least one interaction (0 for an empty matrix).
     Distributed fits call it on the global matrix so that they solve the same problem.
     """
+    return _auto_regularization(*_confidence_mass(user_items), alpha)
+
+
+def _confidence_mass(user_items: sp.csr_matrix) -> tuple[float, int]:
+    """(sum of |v| in float64, users with an interaction): both add up over user blocks."""
     active = int(np.count_nonzero(np.diff(user_items.indptr)))
+    return float(np.abs(user_items.data, dtype=np.float64).sum()), active
+
+
+def _auto_regularization(mass: float, active: int, alpha: float) -> float:
     if active == 0:
         return 0.0
-    mass = float(np.abs(user_items.data, dtype=np.float64).sum())
     return AUTO_REGULARIZATION * float(alpha) * mass / active
 
 
@@ -252,10 +290,7 @@ class ALS(FactorModel):
         def initial(n: int) -> np.ndarray:
             # on huge pages where possible (the kernels gather their rows at random),
             # filled in place: no second n x f temporary
-            out = zeros((n, f))
-            rng.random(dtype=np.float32, out=out)
-            out *= np.float32(0.01)
-            return out
+            return _fill_initial(rng, zeros((n, f)))
 
         user_factors = initial(n_users)
         item_factors = initial(n_items)
