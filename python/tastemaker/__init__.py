@@ -21,6 +21,7 @@ from .io import load
 from .models import ALS, Popularity
 from .evaluation import evaluate, tune
 from . import datasets
+from .pages import Explanation, Page, Personalizer, Row, Rules
 
 __all__ = [
     "__version__",
@@ -39,4 +40,9 @@ __all__ = [
     "evaluate",
     "tune",
     "datasets",
+    "Personalizer",
+    "Row",
+    "Page",
+    "Explanation",
+    "Rules",
 ]
