@@ -1138,6 +1138,14 @@ class Personalizer:
             model = type(old)(**old.get_params())
             fit_kwargs.setdefault("show_progress", False)
             csr = inter.to_csr()
+            import inspect
+
+            if ("item_features" in inspect.signature(model.fit).parameters
+                    and "item_features" not in fit_kwargs):
+                if self.features is None:
+                    raise ValueError(f"refresh: {type(old).__name__} is fitted with item "
+                                     "features; give the Personalizer features=")
+                fit_kwargs["item_features"] = self.features.reindex(inter.item_ids)
             model.fit(csr, **fit_kwargs)
             for attr in ("user_ids", "item_ids"):
                 setattr(model, attr, getattr(inter, attr))
