@@ -387,11 +387,14 @@ class TestALSContract(ModelContract):
 ])
 def test_extreme_scales_are_refused_never_nan(solver, params, match):
     # CG used to return NaN factors for these and raise nothing
+    params = {"regularization": 0.01, **params}
     with pytest.raises(ValueError, match=match):
         ALS(factors=4, iterations=2, random_state=0, solver=solver, **params).fit(
             random_matrix(), show_progress=False)
     # large but supported values give finite factors
-    big = {k: (1e12 if k != "regularization_exponent" else 3.0) for k in params}
+    big = {k: (1e12 if k == "alpha" else 1e14 if k == "regularization" else 3.0)
+           for k, v in params.items() if v != 0.01}
+    big = {"regularization": 0.01, **big}
     model = ALS(factors=4, iterations=2, random_state=0, solver=solver, **big).fit(
         random_matrix(), show_progress=False)
     assert np.isfinite(model.user_factors).all() and np.isfinite(model.item_factors).all()
