@@ -21,6 +21,7 @@ from .io import load
 from .models import ALS, Popularity
 from .evaluation import evaluate
 from . import datasets
+from .pages import Explanation, Page, Personalizer, Row, Rules
 
 __all__ = [
     "__version__",
@@ -38,4 +39,9 @@ __all__ = [
     "Popularity",
     "evaluate",
     "datasets",
+    "Personalizer",
+    "Row",
+    "Page",
+    "Explanation",
+    "Rules",
 ]

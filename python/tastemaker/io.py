@@ -15,11 +15,12 @@ import os
 import stat
 import tempfile
 import zipfile
+from typing import Any, Callable
 
 import numpy as np
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_archive", "load_archive", "register_model",
-           "save_model", "load"]
+           "save_model", "register_bundle", "load"]
 
 FORMAT_NAME = "tastemaker"
 FORMAT_VERSION = 1
@@ -410,10 +411,33 @@ _LOAD_ERRORS = (KeyError, TypeError, IndexError, ValueError, AttributeError, Ove
                 RecursionError, NotImplementedError, ZeroDivisionError)
 
 
+_BUNDLE_LOADERS: dict[str, Callable[[Any], Any]] = {}
+
+
+def register_bundle(kind: str, loader: Callable[[Any], Any]) -> None:
+    """Make :func:`load` open memory-mapped bundles (:mod:`tastemaker._mapped`) of
+    ``kind`` with ``loader(path)`` (the Personalizer registers ``"personalizer"``)."""
+    _BUNDLE_LOADERS[kind] = loader
+
+
 def load(path):
-    """Load a model saved with ``model.save(path)`` from a path or a binary file object;
-    the class is read from the file.  Any damaged, foreign or inconsistent file is a
+    """Load a model saved with ``model.save(path)`` from a path or a binary file object
+    (the class is read from the file), or a bundle such as a Personalizer's
+    ``save(path)``, ready to serve.  Any damaged, foreign or inconsistent file is a
     ``ValueError`` naming it."""
+    from . import _mapped
+
+    if not _is_file_object(path):
+        try:
+            os.fspath(path)
+        except TypeError:
+            raise ValueError(f"path: expected a file path or a binary file object, got "
+                             f"{type(path).__name__}") from None
+    if not _is_file_object(path) and _mapped.is_mapped(path):
+        kind = _mapped.mapped_kind(path)
+        if kind not in _BUNDLE_LOADERS:
+            raise ValueError(f"path: {os.fspath(path)!r} holds an unknown bundle kind {kind!r}")
+        return _BUNDLE_LOADERS[kind](path)
     header, arrays = load_archive(path, kind="model:*")
     where = _describe(path)
     name = header["kind"][len("model:"):]
