@@ -979,7 +979,7 @@ class Personalizer:
         from ..io import _MODEL_REGISTRY
 
         params, arrays, extra = model._get_state()
-        out = _MODEL_REGISTRY[type(model)._model_kind](params, arrays, extra)
+        out = _MODEL_REGISTRY[type(model)._model_kind]._from_state(params, arrays, extra)
         out.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         out.user_factors = model.user_factors
         return out
@@ -1247,7 +1247,7 @@ class Personalizer:
             m = meta["model"]
             if m["name"] not in _MODEL_REGISTRY:
                 raise ValueError(f"path: {str(path)!r} holds an unknown model type {m['name']!r}")
-            model = _MODEL_REGISTRY[m["name"]](
+            model = _MODEL_REGISTRY[m["name"]]._from_state(
                 m["params"], {k[6:]: v for k, v in arrays.items() if k.startswith("model.")},
                 m["extra"])
             self = cls.__new__(cls)
