@@ -396,7 +396,8 @@ class Personalizer:
     def _filters(self, st: _State, rules) -> tuple[np.ndarray, np.ndarray | None]:
         """(sorted deny item indices, allow item indices or None) of the rules."""
         r = self.rules if rules is None else Rules.of(rules).checked()
-        now = self._clock(st, r)
+        # to the minute: the clock moves with every event, the windows do not need it
+        now = float(np.floor(self._clock(st, r) / 60.0) * 60.0)
         key = ("blocked", st.items.version, now, r.max_maturity, r.region)
         blocked = st.cache.get(key)
         if blocked is None:
@@ -693,8 +694,11 @@ class Personalizer:
 
     # ------------------------------------------------------------------ home page
     def _trending(self, st: _State, now: float) -> np.ndarray:
-        """Viewers per item with an event in ``[now - trending_window, now]`` (base counts
-        cached per clock; rows changed live replace their base rows)."""
+        """Viewers per item with an event in ``[now - trending_window, now]``, ``now``
+        rounded up to the hour so that the base counts (a pass over every entry) are
+        reused while the clock moves with each event; rows changed live replace their
+        base rows."""
+        now = float(np.ceil(now / 3600.0) * 3600.0)
         lo = now - self.trending_window
         key = ("trending", st.items.version, now)
         base = st.cache.get(key)
