@@ -50,11 +50,21 @@ class AlsExplainer:
         self._systems: dict = {}
 
     def gram(self) -> np.ndarray:
+        """The Gram matrix the model's own fold-in uses (its cache; HybridALS counts only
+        the items with data), so that ``A`` here is the ``A`` of the ranking vector."""
         if self._gram is None:
             m = self._model
-            try:  # the model's cached fold-in Gram, when it has one
-                g = m._item_gram(m._checked_params())
-            except AttributeError:
+            p = m._checked_params()
+            attempts = (lambda: m._gram("item", m.item_factors, p["num_threads"]),
+                        lambda: m._item_gram(p))
+            g = None
+            for attempt in attempts:
+                try:
+                    g = attempt()
+                    break
+                except (AttributeError, TypeError):
+                    continue
+            if g is None:
                 from .. import _core
 
                 g = _core.als_gram(self.item_factors, 0)
