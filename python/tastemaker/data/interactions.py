@@ -363,7 +363,8 @@ class Interactions:
                 continue
             if col not in df.columns:
                 raise ValueError(f"{arg}: column {col!r} not in the frame (columns: "
-                                 f"{list(df.columns)})")
+                                 f"{list(df.columns)}; a file without a header line needs "
+                                 f"header=False and names=[...])")
         if len(df) == 0:
             raise ValueError("df: the frame is empty (no events)")
         return cls._build(
@@ -412,18 +413,59 @@ class Interactions:
                           columns=cols, event_weights=event_weights, **kwargs)
 
     @classmethod
-    def read_csv(cls, path, *, delimiter=",", **kwargs) -> "Interactions":
-        """Read an event log from a CSV file (with a header line) via pyarrow.
+    def read_csv(cls, path, *, delimiter=",", header=True, names=None, id_type="str",
+                 **kwargs) -> "Interactions":
+        """Read an event log from a delimited text file via pyarrow.
 
-        ``kwargs`` are those of :meth:`from_frame`.
+        Parameters
+        ----------
+        path : str or Path
+        delimiter : str, default ","
+            One character, or a longer separator such as ``"::"`` (MovieLens ``.dat``).
+        header : bool, default True
+            Whether the first line holds the column names.
+        names : list of str, optional
+            Column names: required without a header (else columns are ``f0``, ``f1``...),
+            and they replace the header's names with one.
+        id_type : {"str", "auto"}, default "str"
+            The user and item columns are read as strings, so ids such as ``"007"`` keep
+            their leading zeros (as in Parquet); ``"auto"`` lets the reader infer
+            numbers.
+        **kwargs
+            Those of :meth:`from_frame` (``user=``, ``item=``, ``value=``...).
         """
+        import pyarrow as pa
         import pyarrow.csv as pacsv
 
+        if id_type not in ("str", "auto"):
+            raise ValueError(f"id_type: expected 'str' or 'auto', got {id_type!r}")
+        if not isinstance(delimiter, str) or not delimiter or "\n" in delimiter:
+            raise ValueError(f"delimiter: expected a non-empty separator, got {delimiter!r}")
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(set(names)) != len(names):
+                raise ValueError(f"names: duplicate column names {names}")
+        source = str(path)
+        if len(delimiter) > 1:
+            # pyarrow takes one character: map the separator to one that cannot occur
+            try:
+                with open(source, "rb") as fh:
+                    text = fh.read().replace(delimiter.encode("utf-8"), b"\x1f")
+            except OSError as exc:
+                raise ValueError(f"path: cannot read {source!r} ({exc.strerror})") from None
+            source, delimiter = pa.BufferReader(text), "\x1f"
+        read = pacsv.ReadOptions(column_names=names,
+                                 skip_rows=1 if (header and names is not None) else 0,
+                                 autogenerate_column_names=not header and names is None)
+        id_cols = [kwargs.get("user", "user"), kwargs.get("item", "item")]
+        convert = pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in id_cols if isinstance(c, str)}
+            if id_type == "str" else None)
         try:
-            table = pacsv.read_csv(str(path),
+            table = pacsv.read_csv(source, read_options=read, convert_options=convert,
                                    parse_options=pacsv.ParseOptions(delimiter=delimiter))
         except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-            raise ValueError(f"path: cannot read CSV {str(path)!r} ({exc})") from None
+            raise ValueError(f"path: cannot read {str(path)!r} ({exc})") from None
         return cls.from_frame(table.to_pandas(), **kwargs)
 
     @classmethod
@@ -439,16 +481,26 @@ class Interactions:
 
     @classmethod
     def from_path(cls, path, **kwargs) -> "Interactions":
-        """Read ``.csv`` / ``.tsv`` / ``.parquet`` / ``.pq`` files by extension."""
+        """Read ``.csv`` / ``.tsv`` / ``.dat`` / ``.parquet`` / ``.pq`` files by extension.
+
+        Text files take the options of :meth:`read_csv` (``delimiter``, ``header``,
+        ``names``, ``id_type``); the delimiter defaults to ``","``, tab for ``.tsv`` and
+        ``"::"`` for ``.dat`` (MovieLens 1M), which has no header line by default.
+        """
         p = str(path).lower()
         if p.endswith((".parquet", ".pq")):
+            for key in ("delimiter", "header", "names", "id_type"):
+                if key in kwargs:
+                    raise ValueError(f"{key}: only for text files (.csv, .tsv, .dat)")
             return cls.read_parquet(path, **kwargs)
         if p.endswith(".csv") or p.endswith(".csv.gz"):
             return cls.read_csv(path, **kwargs)
         if p.endswith(".tsv"):
-            return cls.read_csv(path, delimiter="\t", **kwargs)
-        raise ValueError(f"path: unknown file type {str(path)!r}; expected .csv, .tsv or "
-                         f".parquet")
+            return cls.read_csv(path, **{"delimiter": "\t", **kwargs})
+        if p.endswith(".dat"):
+            return cls.read_csv(path, **{"delimiter": "::", "header": False, **kwargs})
+        raise ValueError(f"path: unknown file type {str(path)!r}; expected .csv, .tsv, .dat "
+                         f"or .parquet")
 
     # ---- the pipeline
     @staticmethod
