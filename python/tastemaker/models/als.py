@@ -16,6 +16,7 @@ from .._validation import (
     check_dense,
     check_float,
     check_int,
+    check_num_threads,
     check_random_state,
 )
 
@@ -166,7 +167,7 @@ class ALS(FactorModel):
             "iterations": check_int(self.iterations, "iterations", minimum=0),
             "cg_steps": check_int(self.cg_steps, "cg_steps", minimum=1),
             "reg_exponent": check_float(self.regularization_exponent, "regularization_exponent"),
-            "num_threads": check_int(self.num_threads, "num_threads", minimum=0),
+            "num_threads": check_num_threads(self.num_threads),
         }
 
     def _solve(self, m: sp.csr_matrix, other: np.ndarray, out: np.ndarray, p: dict,

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._validation import check_csr, check_dense, check_ids, check_int
+from .._validation import check_csr, check_dense, check_ids, check_int, check_num_threads
 
 __all__ = ["FactorModel"]
 
@@ -248,7 +248,7 @@ class FactorModel:
         return uf, itf
 
     def _query_threads(self) -> int:
-        return check_int(getattr(self, "num_threads", 0), "num_threads", minimum=0)
+        return check_num_threads(getattr(self, "num_threads", 0))
 
     def _packed_items(self, side: str, kind: str, items: np.ndarray, name: str):
         """``items`` (the current ``side`` factors, or ``kind`` of data derived from them)
