@@ -188,14 +188,15 @@ def test_a_cache_pickles_and_copies_as_an_empty_one():
         assert other._entries == {} and other._versions == {"user": 0, "item": 0}
 
 
-@pytest.mark.parametrize("clone", ["deepcopy", "copy"])
+@pytest.mark.parametrize("clone", ["pickle", "deepcopy", "copy"])
 def test_copies_answer_like_the_original_and_leave_it_alone(clone):
     # copy.copy shares the cache object with the original (a shallow copy of __dict__):
     # harmless, entries match only the arrays they were built from
     model, ui = fitted(6)
-    want = answers(model, ui)  # warm caches, with a lock inside, must not break copying
-    other = copy.deepcopy(model) if clone == "deepcopy" else copy.copy(model)
-    if clone == "deepcopy":
+    want = answers(model, ui)  # warm caches, with a lock inside, must not break pickling
+    other = {"pickle": lambda m: pickle.loads(pickle.dumps(m)), "deepcopy": copy.deepcopy,
+             "copy": copy.copy}[clone](model)
+    if clone != "copy":
         assert other._query_cache() is not model._query_cache()
     assert_same(answers(other, ui), want)
     other.item_factors = other.item_factors * np.float32(2)  # must not touch the original
