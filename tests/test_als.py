@@ -383,3 +383,30 @@ def test_bad_non_csr_matrix_at_every_entry_point_is_a_value_error():
     with pytest.raises(ValueError, match="user_items: row index 1000000000"):
         ALS().fit(sp.csc_matrix((np.ones(1, np.float32), np.array([10**9]), np.array([0, 1])),
                                 shape=(2, 1)))
+
+
+def test_auto_regularization_is_a_tenth_of_the_average_users_confidence_mass():
+    from tastemaker.models.als import auto_regularization
+    x = sp.csr_matrix(np.array([[1, 0, 3], [0, 0, 0], [2, 2, 0]], dtype=np.float32))
+    # active users 0 and 2; |v| sums to 8; alpha 2 -> 0.1 * 2 * 8 / 2
+    assert auto_regularization(x, 2.0) == pytest.approx(0.8)
+    m = ALS(factors=4, iterations=2, random_state=0).fit(x, show_progress=False)
+    assert m.regularization == "auto" and m.regularization_ == pytest.approx(0.4)
+    # the same as passing the resolved number
+    ref = ALS(factors=4, iterations=2, random_state=0, regularization=0.4).fit(
+        x, show_progress=False)
+    np.testing.assert_allclose(m.user_factors, ref.user_factors, rtol=1e-6)
+    assert auto_regularization(sp.csr_matrix((2, 2), dtype=np.float32), 1.0) == 0.0
+    with pytest.raises(ValueError, match="regularization"):
+        ALS(regularization="big").fit(x, show_progress=False)
+
+
+def test_auto_regularization_survives_save_and_load(tmp_path):
+    x = sp.random(20, 15, density=0.3, format="csr", dtype=np.float32, random_state=1)
+    m = ALS(factors=4, iterations=2, random_state=0).fit(x, show_progress=False)
+    m.save(tmp_path / "m.npz")
+    back = tastemaker.load(tmp_path / "m.npz")
+    assert back.regularization_ == pytest.approx(m.regularization_)
+    a, _ = m.recommend(0, x[0], N=5, recalculate_user=True)
+    b, _ = back.recommend(0, x[0], N=5, recalculate_user=True)
+    np.testing.assert_array_equal(a, b)

@@ -2,6 +2,7 @@
 
 from . import metrics, splitters
 from .evaluate import EVALUATE_METRICS, evaluate
+from .tune import SEARCH_SPACES, TuneResult, tune
 from .metrics import (
     RANKING_METRICS,
     auc_at_k,
@@ -11,6 +12,7 @@ from .metrics import (
     item_popularity,
     mae,
     map_at_k,
+    map_full_at_k,
     mrr_at_k,
     ndcg_at_k,
     novelty,
@@ -25,8 +27,10 @@ from .splitters import (
     UserFold,
     leave_last_k_out_split,
     random_split,
+    stratified_split,
     temporal_split,
     user_kfold_split,
 )
 
-__all__ = ["metrics", "splitters", "evaluate", "EVALUATE_METRICS", *metrics.__all__, *splitters.__all__]
+__all__ = ["metrics", "splitters", "evaluate", "EVALUATE_METRICS", "tune", "TuneResult",
+           "SEARCH_SPACES", *metrics.__all__, *splitters.__all__]
