@@ -405,11 +405,11 @@ int block_size(const TopkKernels& kern, std::int64_t nq, int nt) {
 // similar_items for every item: queries are the items and each row excludes exactly
 // itself.  Scores are symmetric bit for bit (fma(a, b, c) == fma(b, a, c)), so each pair
 // can be scored once and offered to both rows' heaps: half the arithmetic.  Each thread
-// keeps heaps for every row (merged at the end), bounded to 1 GiB in all.
+// keeps heaps for every row (merged at the end), bounded to 1 GiB in all.  A deny-list
+// (as a per-item flag) is honoured: a denied item is offered to no row.
 bool is_self_join(const TopkRequest& r, const Candidates& cand, int kk, int nt) {
     const std::int64_t nq = r.n_queries;
-    if (r.queries != r.items || nq != r.n_items || nq < kPackMin || cand.subset || !cand.denied.empty() ||
-        r.exclude_indptr == nullptr)
+    if (r.queries != r.items || nq != r.n_items || nq < kPackMin || cand.subset || r.exclude_indptr == nullptr)
         return false;
     if (static_cast<double>(nt) * nq * (kk * sizeof(Entry) + 8) > double(1 << 30)) return false;
     if (r.exclude_indptr[nq] != nq) return false;
@@ -422,8 +422,8 @@ bool is_self_join(const TopkRequest& r, const Candidates& cand, int kk, int nt) 
 // Row block [r0, r0 + m) meets panels from the one holding r0 onwards; a pair (i, j) is
 // used only when j > i, then offered to row i (as a column id) and to row j (as a row
 // id).  Heaps arrive out of id order, hence the `>=` thresholds (see lower()).
-void self_topk(const TopkKernels& kern, const float* x, std::int64_t n, int dim, int k, int kk, int block,
-               int nt, const float* packed, std::int32_t* out_ids, float* out_scores) {
+void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, std::int64_t n, int dim, int k,
+               int kk, int block, int nt, const float* packed, std::int32_t* out_ids, float* out_scores) {
     // column_masks may be absent on a path: then the portable loop below
     auto column_masks = [&](const float* scores, int m, const float* thr, std::uint32_t* masks) {
         if (kern.column_masks != nullptr) return kern.column_masks(scores, m, thr, masks);
@@ -463,6 +463,7 @@ void self_topk(const TopkKernels& kern, const float* x, std::int64_t n, int dim,
         float* bar = bars[t].data();
         std::vector<float>& scores = scratch[t];
         auto offer = [&](std::int64_t row, float score, std::int64_t id) {
+            if (cand.is_denied(static_cast<std::int32_t>(id))) return;  // never a result
             float unused;
             Entry* h = H + row * kk;
             heap_offer(h, cnt[row], unused, kk, Entry{score, static_cast<std::int32_t>(id)});
@@ -547,7 +548,8 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
     if (nt > n_blocks) nt = static_cast<int>(n_blocks);
     if (nq >= kPackMin) panels.pack_all(nt);
     if (is_self_join(r, cand, kk, nt)) {
-        self_topk(kern, r.queries, nq, r.dim, k, kk, block, nt, panels.get(0, 0, nullptr), out_ids, out_scores);
+        self_topk(kern, cand, r.queries, nq, r.dim, k, kk, block, nt, panels.get(0, 0, nullptr), out_ids,
+                  out_scores);
         return;
     }
     scan_blocks(r, kern, cand, panels, k, kk, block, nt, out_ids, out_scores);

@@ -231,7 +231,8 @@ TM_TEST(topk_self_join_matches_the_general_scan) {
     std::uniform_int_distribution<int> small(-2, 2);
     for (int n : {16, 33, 100, 257, 700})
         for (int d : {5, 64})
-            for (int k : {1, 5, 40, 800}) {
+            for (int k : {1, 5, 40, 800})
+                for (bool with_deny : {false, true}) {
                 std::vector<float> x(std::size_t(n) * d);
                 for (auto& v : x) v = d == 5 ? float(small(rng)) : g(rng);
                 std::vector<float> copy(x);
@@ -248,23 +249,32 @@ TM_TEST(topk_self_join_matches_the_general_scan) {
                 r.k = k;
                 r.exclude_indptr = indptr.data();
                 r.exclude_indices = self.data();
+                std::vector<std::int32_t> deny;  // e.g. the zero vectors similar_items denies
+                for (int i = 3; with_deny && i < n; i += 7) deny.push_back(i);
+                r.deny = deny.data();
+                r.n_deny = static_cast<std::int64_t>(deny.size());
                 r.num_threads = 1;
                 simd::set_active(simd::Isa::Scalar);
                 std::vector<std::int32_t> want_ids(std::size_t(n) * k);
                 std::vector<float> want_sc(want_ids.size());
                 topk_inner_product(r, want_ids.data(), want_sc.data());
                 r.queries = x.data();
-                for (simd::Isa isa : simd::available())
-                    for (int threads : {1, 2, 3}) {
-                        simd::set_active(isa);
-                        r.num_threads = threads;
-                        std::vector<std::int32_t> ids(want_ids.size(), 7);
-                        std::vector<float> sc(want_sc.size(), 7.0f);
-                        topk_inner_product(r, ids.data(), sc.data());
-                        TM_CHECK(ids == want_ids);
-                        TM_CHECK(std::memcmp(sc.data(), want_sc.data(), sc.size() * sizeof(float)) == 0);
-                    }
-            }
+                // with a long deny-list only packed items keep the symmetric path (a model
+                // passes its cached PackedItems)
+                const PackedItems packed(x.data(), n, d);
+                for (const PackedItems* pk : {static_cast<const PackedItems*>(nullptr), &packed})
+                    for (simd::Isa isa : simd::available())
+                        for (int threads : {1, 2, 3}) {
+                            simd::set_active(isa);
+                            r.num_threads = threads;
+                            r.packed = pk;
+                            std::vector<std::int32_t> ids(want_ids.size(), 7);
+                            std::vector<float> sc(want_sc.size(), 7.0f);
+                            topk_inner_product(r, ids.data(), sc.data());
+                            TM_CHECK(ids == want_ids);
+                            TM_CHECK(std::memcmp(sc.data(), want_sc.data(), sc.size() * sizeof(float)) == 0);
+                        }
+                }
     simd::set_active(before);
 }
 

@@ -12,7 +12,7 @@
  *  above it are checked against the exclusions and enter a k-element heap.
  *
  *  Self-join shortcut (similar_items for every item): when `queries` and `items` are the
- *  same pointer, every row excludes exactly itself and there is no allow/deny list, each
+ *  same pointer, every row excludes exactly itself and there is no allow-list, each
  *  pair is scored once and offered to both rows (scores are symmetric bit for bit), on
  *  paths with a column_masks kernel; results are identical to the general scan.  It
  *  keeps per-thread heaps for all rows, so it is skipped when they would pass 1 GiB.
