@@ -354,7 +354,7 @@ class Personalizer:
                        vector=b.vectors[u], partial=partial, seq=0)
 
     def _ext_items(self, st: _State, idx) -> list:
-        return [external(x) for x in st.items.ids[np.asarray(idx, dtype=np.int64)]]
+        return st.items.ids[np.asarray(idx, dtype=np.int64)].tolist()  # Python ints / strs
 
     def _title(self, st: _State, i: int) -> str:
         if self.catalog is not None:
