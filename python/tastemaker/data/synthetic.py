@@ -11,10 +11,12 @@ Generative story (all vectorized numpy; no per-event Python loop):
 3. **Habits.**  Each persona has a preferred device (of :data:`DEVICES`, by their overall
    popularity; the second persona of a household prefers another device with probability
    ``distinct_devices``) and a peak viewing hour (breakfast, lunch, after school, prime
-   time or late night, plus a personal offset).
+   time or late night, plus a personal offset; the second persona's is in another part of
+   the day with probability ``distinct_hours``).
 4. **Sessions.**  Each account has a Poisson number of sessions (scaled by a log-normal
    activity level) on uniform random days of ``[start, start + days)``.  A session is
-   watched by one of the account's personas: on its preferred device with probability
+   watched by one of the account's personas (a shared account's main viewer, persona 0,
+   watches about ``main_share`` of them): on its preferred device with probability
    ``device_loyalty`` (else on any device, by popularity), starting near its peak hour
    (normal noise of ``hour_noise`` hours).  It plays a few titles one after the other: a
    genre is drawn from the persona's preference, then a title of that genre by popularity
@@ -155,9 +157,11 @@ def _categorical_rows(cum_rows: np.ndarray, rows: np.ndarray, u: np.ndarray) -> 
 def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
                         sessions_per_user: float = 20.0, picks_per_session: float = 2.5,
                         shared_fraction: float = 0.3, explore: float = 0.1,
-                        start="2024-01-01", days: int = 180, device_loyalty: float = 0.8,
-                        distinct_devices: float = 0.8,
-                        hour_noise: float = 1.5) -> SyntheticStreaming:
+                        start="2024-01-01", days: int = 180, device_loyalty: float = 0.85,
+                        distinct_devices: float = 0.8, distinct_hours: float = 0.8,
+                        main_share: float = 0.7, popularity_sigma: float = 1.2,
+                        taste_concentration: float = 0.25,
+                        hour_noise: float = 1.0) -> SyntheticStreaming:
     """Generate a streaming-service event log with ground-truth tastes.
 
     Parameters
@@ -183,6 +187,18 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     distinct_devices : float in [0, 1]
         Chance that the second persona of a household prefers another device than the
         first (otherwise both draw from the devices' popularity independently).
+    popularity_sigma : float > 0
+        Spread of the titles' log-normal base popularity: larger = a few hits dominate and
+        tastes matter less.
+    taste_concentration : float > 0
+        Dirichlet concentration of a persona's genre preference: smaller = fewer favourite
+        genres.
+    main_share : float in [0.5, 1)
+        Mean share of a shared account's sessions watched by its main viewer (persona
+        0); each household's share is drawn around it.
+    distinct_hours : float in [0, 1]
+        Chance that the second persona's peak hour is in another part of the day
+        (breakfast, lunch, after school, prime time, late night) than the first's.
     hour_noise : float >= 0
         Standard deviation, in hours, of a session's start around its persona's peak.
 
@@ -201,10 +217,19 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     explore = check_float(explore, "explore", minimum=0.0)
     device_loyalty = check_float(device_loyalty, "device_loyalty", minimum=0.0)
     distinct_devices = check_float(distinct_devices, "distinct_devices", minimum=0.0)
+    distinct_hours = check_float(distinct_hours, "distinct_hours", minimum=0.0)
+    main_share = check_float(main_share, "main_share", minimum=0.5)
+    popularity_sigma = check_float(popularity_sigma, "popularity_sigma", minimum=0.0,
+                                   strict=True)
+    taste_concentration = check_float(taste_concentration, "taste_concentration",
+                                      minimum=0.0, strict=True)
+    if main_share >= 1:
+        raise ValueError(f"main_share: expected a number in [0.5, 1), got {main_share}")
     hour_noise = check_float(hour_noise, "hour_noise", minimum=0.0)
     for name, v in (("shared_fraction", shared_fraction), ("explore", explore),
                     ("device_loyalty", device_loyalty),
-                    ("distinct_devices", distinct_devices)):
+                    ("distinct_devices", distinct_devices),
+                    ("distinct_hours", distinct_hours)):
         if v > 1:
             raise ValueError(f"{name}: expected a number in [0, 1], got {v}")
     days = check_int(days, "days", minimum=1)
@@ -227,7 +252,7 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     item_g[rows[keep], member.ravel()[keep]] = True
     item_tastes = item_g / item_g.sum(axis=1, keepdims=True)
     year = np.clip(np.round(2025 - rng.gamma(1.6, 9.0, n_items)), 1930, 2024).astype(np.int64)
-    pop = rng.lognormal(0.0, 1.2, n_items) * (1.0 + 0.6 * (year >= 2015))
+    pop = rng.lognormal(0.0, popularity_sigma, n_items) * (1.0 + 0.6 * (year >= 2015))
     pop = pop / pop.sum()
     primary = member[:, 0]
     base_rt = np.array([_RUNTIME[g] for g in GENRES], dtype=float)[primary]
@@ -256,7 +281,7 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
 
     # ---- accounts and personas
     shared = rng.random(n_users) < shared_fraction
-    persona = rng.dirichlet(np.full(G, 0.25), size=(n_users, 2))
+    persona = rng.dirichlet(np.full(G, taste_concentration), size=(n_users, 2))
     persona[~shared, 1] = persona[~shared, 0]
     user_tastes = persona.mean(axis=1)
     n_personas = np.where(shared, 2, 1)
@@ -266,7 +291,11 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     n_sess = rng.poisson(sessions_per_user * activity)
     sess_user = np.repeat(np.arange(n_users), n_sess)
     S = sess_user.size
-    sess_persona = np.where(shared[sess_user], rng.integers(0, 2, S), 0)
+    # persona 0 is the household's main viewer: it watches a share of the sessions drawn
+    # around ``main_share`` (Beta with 10 pseudo-sessions)
+    main = rng.beta(main_share * 10.0, (1.0 - main_share) * 10.0, n_users)
+    sess_persona = np.where(shared[sess_user], (rng.random(S) >= main[sess_user]), 0)
+    sess_persona = sess_persona.astype(np.int64)
     sess_time = rng.random(S) * (days * 86400.0)
     n_picks = 1 + rng.poisson(picks_per_session - 1.0, S)
     pick_sess = np.repeat(np.arange(S), n_picks)
@@ -328,7 +357,16 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
                               np.arange(n_users), rng.random(n_users))
     dev2 = np.where(rng.random(n_users) < distinct_devices, other, indep)
     persona_devices = np.stack([dev, np.where(shared, dev2, dev)], axis=1).astype(np.int64)
-    peak = (_PEAKS[rng.choice(len(_PEAKS), size=(n_users, 2), p=_PEAK_P)]
+    slot = _categorical_rows(np.cumsum(np.tile(_PEAK_P, (n_users, 1)), axis=1),
+                             np.arange(n_users), rng.random(n_users))
+    other_p = np.tile(_PEAK_P, (n_users, 1))
+    other_p[np.arange(n_users), slot] = 0.0
+    other = _categorical_rows(np.cumsum(other_p / other_p.sum(axis=1, keepdims=True), axis=1),
+                              np.arange(n_users), rng.random(n_users))
+    indep = _categorical_rows(np.cumsum(np.tile(_PEAK_P, (n_users, 1)), axis=1),
+                              np.arange(n_users), rng.random(n_users))
+    slot2 = np.where(rng.random(n_users) < distinct_hours, other, indep)
+    peak = (_PEAKS[np.stack([slot, slot2], axis=1)]
             + rng.normal(0.0, 0.75, (n_users, 2))) % 24.0
     peak[~shared, 1] = peak[~shared, 0]
     s_dev = np.where(rng.random(S) < device_loyalty,
