@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_archive", "load_archive", "register_model",
-           "load"]
+           "register_bundle", "load"]
 
 FORMAT_NAME = "tastemaker"
 FORMAT_VERSION = 1
@@ -161,8 +161,25 @@ def save_model(model, path) -> None:
     save_archive(path, "model:" + kind, {"params": params, "extra": extra}, arrays)
 
 
+_BUNDLE_LOADERS: dict[str, Callable[[Any], Any]] = {}
+
+
+def register_bundle(kind: str, loader: Callable[[Any], Any]) -> None:
+    """Make :func:`load` open memory-mapped bundles (:mod:`tastemaker._mapped`) of
+    ``kind`` with ``loader(path)`` (the Personalizer registers ``"personalizer"``)."""
+    _BUNDLE_LOADERS[kind] = loader
+
+
 def load(path):
-    """Load a model saved with ``model.save(path)``; the class is read from the file."""
+    """Load a model saved with ``model.save(path)`` (the class is read from the file), or
+    a bundle such as a Personalizer's ``save(path)``, ready to serve."""
+    from . import _mapped
+
+    if _mapped.is_mapped(path):
+        kind = _mapped.mapped_kind(path)
+        if kind not in _BUNDLE_LOADERS:
+            raise ValueError(f"path: {os.fspath(path)!r} holds an unknown bundle kind {kind!r}")
+        return _BUNDLE_LOADERS[kind](path)
     header, arrays = load_archive(path, kind="model:*")
     name = header["kind"][len("model:"):]
     if name not in _MODEL_REGISTRY:

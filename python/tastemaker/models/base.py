@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._validation import check_csr, check_dense, check_ids, check_int
+from .._validation import check_csr, check_dense, check_ids, check_int, check_num_threads
 
 __all__ = ["FactorModel"]
 
@@ -123,7 +123,7 @@ class FactorModel:
         return uf, itf
 
     def _query_threads(self) -> int:
-        return check_int(getattr(self, "num_threads", 0), "num_threads", minimum=0)
+        return check_num_threads(getattr(self, "num_threads", 0))
 
     def _fold_in_users(self, user_items) -> np.ndarray:
         raise ValueError(f"recalculate_user: {type(self).__name__} cannot fold in new users")
@@ -222,6 +222,59 @@ class FactorModel:
         out_ids, out_scores = _topk(queries, itf, min(N, pool), indptr, indices, allow, deny,
                                     self._query_threads(),
                                     "fold-in factors" if recalc else "user_factors", "item_factors")
+        return self._shape_result(out_ids, out_scores, scalar)
+
+    def recommend_vectors(self, vectors, N=10, exclude=None, filter_items=None, items=None):
+        """Top-``N`` items for arbitrary user vectors (users held outside the model).
+
+        The product layer keeps its own user vectors (folded in live after every event,
+        one per taste of a shared account, a seed's share of a user's score): this ranks
+        them against ``item_factors`` with the same kernel, ordering and scores as
+        :meth:`recommend`.
+
+        Parameters
+        ----------
+        vectors : array-like of float, shape (f,) or (n_queries, f)
+        N : int, default 10
+        exclude : for a 1-D ``vectors``, array-like of int item ids never returned
+            (the user's seen items, any order); for 2-D, a sparse matrix with one row per
+            query whose stored entries are excluded.  ``None`` excludes nothing.
+        filter_items : array-like of int, optional
+            Deny-list for every query.
+        items : array-like of int, optional
+            Allow-list for every query.
+
+        Returns
+        -------
+        ids, scores : as :meth:`recommend` (1-D for a 1-D ``vectors``).
+        """
+        uf, itf = self._factors()
+        n_items = itf.shape[0]
+        N = check_int(N, "N", minimum=1)
+        q = np.asarray(vectors)
+        scalar = q.ndim == 1
+        q = _factor_array(q.reshape(1, -1) if scalar else q, "vectors")
+        if q.shape[1] != itf.shape[1]:
+            raise ValueError(f"vectors: expected {itf.shape[1]} factors per vector, got "
+                             f"{q.shape[1]}")
+        indptr = indices = None
+        if exclude is not None:
+            if scalar:
+                ex = _id_list(exclude, "exclude", n_items)
+                indptr = np.array([0, ex.size], dtype=np.int64)
+                indices = ex
+            else:
+                rows = check_csr(exclude, "exclude", shape=(q.shape[0], n_items),
+                                 allow_empty=True)
+                indptr, indices = _csr_rows(rows)
+        allow = _id_list(items, "items", n_items)
+        deny = _id_list(filter_items, "filter_items", n_items)
+        pool = n_items if allow is None else len(allow)
+        if pool == 0:
+            empty = np.empty((q.shape[0], 0))
+            return self._shape_result(empty.astype(np.int32), empty.astype(np.float32), scalar)
+        out_ids, out_scores = _topk(q, itf, min(N, pool), indptr, indices, allow, deny,
+                                    self._query_threads(), "vectors", "item_factors")
         return self._shape_result(out_ids, out_scores, scalar)
 
     def _similar(self, factors: np.ndarray, name: str, queryid, N, deny_ids, allow_ids,
