@@ -503,7 +503,7 @@ class Tastes:
     # ------------------------------------------------------------------ public API
     def _fit_one(self, model, interactions, user: int) -> _Fit:
         p = self._params()
-        key = (user, id(interactions), id(interactions.sessions), self._factors_key(model))
+        key = (user, id(interactions.sessions), interactions.n_items, self._factors_key(model))
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None:
@@ -579,22 +579,29 @@ class Tastes:
         w = np.exp(lp)
         return w / w.sum()
 
-    def vectors(self, model, interactions, user: int, fit: _Fit, row) -> np.ndarray:
-        """One factor vector per taste: fold-in of the history, each title weighted by the
-        share of its plays in that taste's sessions.  ``row``: the user's CSR row (1 x n)."""
+    @staticmethod
+    def vectors(model, interactions, fit: _Fit, items, values) -> np.ndarray:
+        """One factor vector per taste, shape (K, f): the model's fold-in of the history
+        (``items``: sorted item indices, ``values``: what the model sees), each title
+        weighted by the share of its plays that fall in that taste's sessions (titles
+        outside every session: by the tastes' weights).  ValueError if the model cannot
+        fold in."""
         sess = interactions.sessions
         k = fit.k
-        row = sp.csr_matrix(row)
-        share = np.tile(np.exp(fit.log_weight), (row.nnz, 1))  # titles outside sessions
-        if fit.sessions.size:
+        items = np.asarray(items, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        share = np.tile(np.exp(fit.log_weight), (items.size, 1))
+        if fit.sessions.size and items.size:
             m = _take_rows(sess, fit.sessions, interactions.n_items)
             m.data = np.maximum(m.data, 0.0)
-            per = np.asarray((m.T @ fit.resp)[row.indices])  # (nnz, k) plays per taste
+            inside = items < interactions.n_items  # titles added live are in no session
+            per = np.zeros((items.size, k))
+            per[inside] = np.asarray((m.T @ fit.resp)[items[inside]])  # plays per taste
             tot = per.sum(axis=1, keepdims=True)
             share = np.where(tot > 0, per / np.where(tot > 0, tot, 1.0), share)
-        data = (row.data[:, None] * share).T.ravel()
-        rows = sp.csr_matrix((data, np.tile(row.indices, k),
-                              np.arange(k + 1) * row.nnz), shape=(k, row.shape[1]),
+        n_cols = model.item_factors.shape[0]
+        rows = sp.csr_matrix(((values[:, None] * share).T.ravel(), np.tile(items, k),
+                              np.arange(k + 1) * items.size), shape=(k, n_cols),
                              dtype=np.float32)
         return np.asarray(model._fold_in_users(rows), dtype=np.float32)
 
@@ -626,7 +633,7 @@ class Tastes:
             weights = weights / weights.sum()
         row = _user_row(interactions, user)
         try:
-            vecs = self.vectors(model, interactions, user, fit, row)
+            vecs = self.vectors(model, interactions, fit, row.indices, row.data)
         except ValueError:
             return None  # the model cannot fold in: one vector it is
         from ..models.base import _id_list, _topk
@@ -649,6 +656,149 @@ class Tastes:
         sc = np.array([score_of[j][i] for i, j in zip(got, src)], dtype=np.float32)
         return (np.asarray(got, dtype=np.int64), sc, np.asarray(src, dtype=np.int64),
                 self._describe(interactions, fit, order=False), weights)
+
+    # ------------------------------------------------------------------ Personalizer
+    # The Personalizer plugs this component in (``set_tastes``; done for it when its
+    # interactions have sessions) and delegates ``tastes``, taste-aware ``top_picks`` and
+    # the home page's top-picks row(s) here.  Ranking goes through the Personalizer's own
+    # ranking (business rules, re-ranking, live history), one taste vector at a time.
+    @staticmethod
+    def _view(pz):
+        """(model, what the model was fitted on: sessions, n_items, item_ids) or None."""
+        sess = getattr(pz, "sessions", None)
+        if sess is None:
+            return None
+        st = pz._state
+        return _SessionView(sess, st.items.n, st.items.ids)
+
+    def _account(self, pz, st, u: int):
+        view = self._view(pz)
+        if view is None:
+            return None, None
+        span = view.sessions.of_user(u)
+        if span.stop == span.start:  # no sessions (e.g. a user recorded live)
+            return None, None
+        return view, self._fit_one(st.items.model, view, u)
+
+    def personalizer_tastes(self, pz, user) -> list[Taste]:
+        """The tastes of an account of a Personalizer (external id), heaviest first."""
+        st = pz._state
+        u = pz._user(st, user)
+        view, fit = self._account(pz, st, u)
+        if fit is None:
+            row = pz._row(st, u)
+            return [Taste(items=pz._ext_items(st, row.items), weight=1.0)]
+        out = self._describe(view, fit)
+        return out
+
+    def _taste_rows(self, pz, st, row, view, fit):
+        """The account's history row once per taste, with that taste's vector."""
+        from dataclasses import replace
+
+        hist, vals = row.nonzero()
+        try:
+            vecs = self.vectors(st.items.model, view, fit, hist, vals)
+        except ValueError:
+            return None
+        return [replace(row, vector=vecs[j]) for j in range(vecs.shape[0])]
+
+    def top_picks(self, pz, user, n, tastes="auto", context=None, *, rules=None,
+                  diversity=0.0, calibration=0.0, exclude=None, _layout="interleave"):
+        """``Personalizer.top_picks`` for a possibly shared account (a Row; or, with
+        ``_layout="rows"``, a list of Rows: one per taste)."""
+        from .rows import Row
+
+        mode = self._choice(tastes, "tastes", TASTE_MODES)
+        n = check_int(n, "n", minimum=1)
+        if context is not None and not isinstance(context, dict):
+            raise ValueError(f"context: expected a dict such as {{'device': 'tv', "
+                             f"'hour': 21}}, got {type(context).__name__}")
+        st = pz._state
+        u = pz._user(st, user)
+        row = pz._row(st, u)
+        deny, allow = pz._filters(st, rules)
+        if exclude is not None and len(exclude):
+            deny = np.union1d(deny, pz._known_items(st, exclude, "exclude"))
+
+        def single():
+            r = pz._top_picks_row(st, row, n, deny, allow, diversity, calibration)
+            return [r] if _layout == "rows" else r
+
+        if mode == "single":
+            return single()
+        view, fit = self._account(pz, st, u)
+        if fit is None or fit.k == 1:
+            return single()
+        trows = self._taste_rows(pz, st, row, view, fit)
+        if trows is None:
+            return single()
+        described = self._describe(view, fit, order=False)
+        if _layout == "rows":
+            out, used = [], deny
+            for j in np.argsort(-fit.log_weight, kind="stable"):
+                ids, scores = pz._ranked_row(st, trows[j], n, used, allow, diversity,
+                                             calibration)
+                used = np.union1d(used, ids)
+                out.append(Row(kind="top_picks", title=_taste_title(described[j]),
+                               items=pz._ext_items(st, ids), scores=[float(x) for x in scores],
+                               reasons=pz._pick_reasons(st, trows[j], ids)))
+            return out
+        if context:
+            weights = self.posterior(fit, context)
+        else:
+            weights = np.exp(fit.log_weight * (1.0 - self._params()["balance"]))
+            weights = weights / weights.sum()
+        ranked = [pz._ranked_row(st, tr, 2 * n, deny, allow, diversity, calibration)
+                  for tr in trows]
+        got, src = interleave([ids.tolist() for ids, _ in ranked], weights, n)
+        score_of = [dict(zip(ids.tolist(), sc.tolist())) for ids, sc in ranked]
+        ids = np.asarray(got, dtype=np.int64)
+        return Row(kind="top_picks", title="Top picks for you", items=pz._ext_items(st, ids),
+                   scores=[float(score_of[j][i]) for i, j in zip(got, src)],
+                   reasons=pz._pick_reasons(st, row, ids))
+
+    def homepage_rows(self, pz, user, n, layout="rows", **options) -> list:
+        """The home page's top-picks row(s): one per taste (``layout="rows"``) or the
+        interleave (``"interleave"``); a one-taste account gets its one row either way."""
+        layout = self._choice(layout, "tastes", ("rows", "interleave", "single"))
+        if layout == "single":
+            return [self.top_picks(pz, user, n, tastes="single", **options)]
+        if layout == "interleave":
+            return [self.top_picks(pz, user, n, **options)]
+        return self.top_picks(pz, user, n, _layout="rows", **options)
+
+
+@dataclass
+class _SessionView:
+    """What the component needs of an Interactions: its sessions and item space."""
+
+    sessions: Any
+    n_items: int
+    item_ids: np.ndarray
+
+
+_DAYPARTS = ((5, "mornings"), (11, "lunchtime"), (14, "afternoons"), (18, "evenings"),
+             (22, "late nights"))
+
+
+def _taste_title(t: Taste) -> str:
+    """A row title from a taste's typical context ("Top picks for evenings on the tv")."""
+    parts = []
+    hour = t.context.get("hour")
+    if isinstance(hour, float):
+        h = hour % 24
+        name = "late nights"
+        for start, label in _DAYPARTS:
+            if h >= start:
+                name = label
+        parts.append(name)
+    dev = t.context.get("device")
+    if dev is not None:
+        parts.append(f"on the {dev}")
+    for k, v in t.context.items():
+        if k not in ("hour", "device"):
+            parts.append(f"{k} {v}")
+    return "Top picks for " + (" ".join(parts) if parts else f"{t.weight:.0%} of the viewing")
 
 
 def _user_row(interactions, user: int) -> sp.csr_matrix:
