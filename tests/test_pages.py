@@ -237,21 +237,51 @@ def test_mmr_reference():
     assert list(picked) == chosen
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.integers(0, 10_000), st.floats(0.1, 1.0))
-def test_calibration_moves_the_mix_towards_the_target(seed, weight):
+def reference_calibrate(scores, g, p, n, lam):
+    """Steck 2018's greedy, written out item by item."""
+    rel = (scores - scores.min()) / (scores.max() - scores.min())
+    chosen = []
+    for _ in range(n):
+        best, best_obj = None, -np.inf
+        for k in range(len(scores)):
+            if k in chosen:
+                continue
+            lst = chosen + [k]
+            q = g[lst].mean(axis=0)
+            obj = (1 - lam) * rel[lst].sum() - lam * kl_divergence(p, q)
+            if obj > best_obj:
+                best, best_obj = k, obj
+        chosen.append(best)
+    return chosen
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.05, 1.0))
+def test_calibration_is_steck_greedy(seed, weight):
     rng = np.random.default_rng(seed)
-    g = (rng.random((40, 5)) < 0.3).astype(float)
+    g = (rng.random((25, 5)) < 0.3).astype(float)
     g[g.sum(axis=1) == 0, 0] = 1
     g /= g.sum(axis=1, keepdims=True)
     target = rng.dirichlet(np.ones(5))
-    scores = rng.random(40)
-    top = np.argsort(-scores)[:10]
-    cal = calibrate(scores, g, target, 10, weight)
-    assert len(set(cal.tolist())) == 10
-    assert (kl_divergence(target, genre_mix(g[cal]))
-            <= kl_divergence(target, genre_mix(g[top])) + 1e-12)
-    assert list(calibrate(scores, g, target, 10, 0.0)) == list(top)
+    scores = rng.random(25)
+    cal = calibrate(scores, g, target, 6, weight)
+    assert list(cal) == reference_calibrate(scores, g, target, 6, weight)
+    assert list(calibrate(scores, g, target, 6, 0.0)) == list(np.argsort(-scores)[:6])
+
+
+def test_calibration_brings_back_the_minority_genre():
+    # the user watches genre 0 and 1 equally; the best-scored titles are all genre 0
+    g = np.zeros((20, 2))
+    g[:10, 0] = 1
+    g[10:, 1] = 1
+    scores = np.r_[np.linspace(1.0, 0.9, 10), np.linspace(0.8, 0.7, 10)]
+    target = np.array([0.5, 0.5])
+    plain = calibrate(scores, g, target, 6, 0.0)
+    cal = calibrate(scores, g, target, 6, 0.99)
+    assert genre_mix(g[plain])[1] == 0
+    assert genre_mix(g[cal])[1] == pytest.approx(0.5)
+    assert 0 < genre_mix(g[calibrate(scores, g, target, 6, 0.9)])[1] < 0.5
+    assert kl_divergence(target, genre_mix(g[cal])) < kl_divergence(target, genre_mix(g[plain]))
 
 
 # ------------------------------------------------------------------ live updates
@@ -457,3 +487,34 @@ def test_record_builds_values_as_interactions_do(synth, transform):
     assert got.keys() == want.keys()
     for k in want:
         assert got[k] == pytest.approx(float(want[k]), rel=1e-6)
+
+
+def test_readme_personalizer_example_runs(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    if not readme.is_file():
+        pytest.skip("needs the source checkout")
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), flags=re.S)
+    code = next(b for b in blocks if "Personalizer(" in b)
+    code = code.replace("n_users=2000, n_items=500", "n_users=300, n_items=150")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README personalizer", "exec"), {"__name__": "readme"})
+    assert "Top picks for you" in capsys.readouterr().out
+    assert isinstance(tm.load(tmp_path / "home.tm"), tm.Personalizer)
+
+
+def test_genre_rows_and_calibration_from_item_features(model, data, synth, tmp_path):
+    feats = tm.datasets.item_features(synth.items)
+    p = tm.Personalizer(model, data, features=feats)  # no catalog: genres from features
+    user = some_users(data, 1)[0]
+    rows = [r for r in p.homepage(user, row_size=5).rows if r.kind == "genre"]
+    assert rows
+    for r in rows:
+        assert all(r.title in synth.items.loc[i, "genres"].split("|") for i in r.items)
+    assert len(p.top_picks(user, 6, calibration=0.8)) == 6
+    p.save(tmp_path / "f.tm")
+    q = tm.load(tmp_path / "f.tm")
+    assert q.features == feats
+    assert q.homepage(user, row_size=5).to_dict() == p.homepage(user, row_size=5).to_dict()

@@ -19,7 +19,7 @@ from . import evaluation
 from .data import Interactions, ItemFeatures
 from .io import load
 from .models import ALS, Popularity
-from .evaluation import evaluate
+from .evaluation import evaluate, tune
 from . import datasets
 from .pages import Explanation, Page, Personalizer, Row, Rules
 
@@ -38,6 +38,7 @@ __all__ = [
     "ALS",
     "Popularity",
     "evaluate",
+    "tune",
     "datasets",
     "Personalizer",
     "Row",

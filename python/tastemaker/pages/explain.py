@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AlsExplainer", "explainer_for"]
+__all__ = ["AlsExplainer"]
 
 
 class AlsExplainer:
@@ -47,6 +47,7 @@ class AlsExplainer:
         self.item_factors = model.item_factors
         self._gram = None
         self._model = model
+        self._systems: dict = {}
 
     def gram(self) -> np.ndarray:
         if self._gram is None:
@@ -61,41 +62,48 @@ class AlsExplainer:
         return self._gram
 
     def system(self, items, values):
-        """(A, c, positive mask, Y_H) of a history."""
+        """(Cholesky factor of A, c, positive mask, Y_H, history items) of a history;
+        the last few are cached (a home page asks for one user's system several times)."""
         items = np.asarray(items, dtype=np.int64)
         v = np.asarray(values, dtype=np.float64)
+        key = (items.tobytes(), v.tobytes())
+        hit = self._systems.get(key)
+        if hit is not None:
+            return hit
+        from scipy.linalg import cho_factor
+
         keep = v != 0
         items, v = items[keep], v[keep]
         yh = self.item_factors[items].astype(np.float64)
         c = self.alpha * np.abs(v)
         lam = self.reg if self.nu == 0.0 else float(np.float32(
             self.reg * (1.0 + items.size) ** self.nu))
-        a = self.gram() + lam * np.eye(yh.shape[1]) + (yh.T * (c - 1.0)) @ yh
-        return a, c, v > 0, yh, items
+        a = self.gram() + (yh.T * (c - 1.0)) @ yh
+        a[np.diag_indices_from(a)] += lam
+        out = (cho_factor(a, lower=True, check_finite=False), c, v > 0, yh, items)
+        if len(self._systems) >= 64:
+            self._systems.clear()
+        self._systems[key] = out
+        return out
 
     def contributions(self, items, values, targets) -> tuple[np.ndarray, np.ndarray]:
         """(history item indices, contributions (len(targets), n_history)) for target
         item indices; a row sums to the targets' score."""
-        a, c, pos, yh, hist = self.system(items, values)
+        from scipy.linalg import cho_solve
+
+        fac, c, pos, yh, hist = self.system(items, values)
         yt = self.item_factors[np.asarray(targets, dtype=np.int64)].astype(np.float64)
-        w = np.linalg.solve(a, yt.T)  # (f, T): A^{-1} y_t  (A is symmetric)
+        w = cho_solve(fac, yt.T, check_finite=False)  # (f, T): A^{-1} y_t
         contrib = (yh @ w).T * np.where(pos, c, 0.0)[None, :]
         return hist, contrib
 
     def seed_vectors(self, items, values, seeds) -> np.ndarray:
         """``z_s = c_s A^{-1} y_s`` for each seed item index (float32, (S, f))."""
-        a, c, pos, yh, hist = self.system(items, values)
+        from scipy.linalg import cho_solve
+
+        fac, c, pos, yh, hist = self.system(items, values)
         where = {int(j): k for k, j in enumerate(hist)}
         cols = [where[int(s)] for s in seeds]
-        z = np.linalg.solve(a, yh[cols].T).T * np.where(pos[cols], c[cols], 0.0)[:, None]
+        z = cho_solve(fac, yh[cols].T, check_finite=False).T
+        z *= np.where(pos[cols], c[cols], 0.0)[:, None]
         return np.ascontiguousarray(z, dtype=np.float32)
-
-
-def explainer_for(model):
-    """The explainer of a model, or None when its score does not decompose over the
-    history."""
-    from ..models.als import ALS
-
-    if isinstance(model, ALS):
-        return AlsExplainer(model)
-    return None

@@ -44,7 +44,7 @@ from ..data.weighting import corpus_stats
 from ..models.base import FactorModel
 from . import rerank as _rerank
 from .catalog import Catalog
-from .explain import explainer_for
+from .scoring import scorer_for
 from .history import EventRules, UserRow, with_event
 from .rows import Explanation, Page, Row, external
 from .rules import Rules
@@ -76,14 +76,18 @@ def _duration(value, name: str) -> float:
 class _Items:
     ids: np.ndarray  # item index -> external id
     index: pd.Index
-    model: FactorModel  # item_factors has len(ids) rows
-    explainer: Any
+    model: FactorModel  # a vector model's item_factors has len(ids) rows
+    scorer: Any  # .scoring adapter: ranks, scores, explains with this model
     cat_rows: np.ndarray  # item index -> catalog row, -1 when absent
     version: int
 
     @property
     def n(self) -> int:
         return int(self.ids.shape[0])
+
+    @property
+    def explainer(self):
+        return self.scorer.explainer
 
 
 @dataclass(frozen=True)
@@ -208,11 +212,11 @@ class Personalizer:
             raise ValueError(f"interactions: expected an Interactions, got "
                              f"{type(interactions).__name__}")
         n_users, n_items = interactions.shape
-        if model.item_factors.shape[0] != n_items:
+        scorer = scorer_for(model)
+        if scorer.n_items != n_items:
             raise ValueError(f"interactions: {n_items} items but the model has "
-                             f"{model.item_factors.shape[0]}; pass the Interactions it was "
-                             "fitted on")
-        if model.user_factors.shape[0] != n_users:
+                             f"{scorer.n_items}; pass the Interactions it was fitted on")
+        if scorer.kind == "vector" and model.user_factors.shape[0] != n_users:
             raise ValueError(f"interactions: {n_users} users but the model has "
                              f"{model.user_factors.shape[0]}; pass the Interactions it was "
                              "fitted on")
@@ -235,11 +239,7 @@ class Personalizer:
         self._settings = settings
         stats = self._stats_for(settings, interactions.user_idx, interactions.item_idx,
                                 interactions.raw_values, interactions.shape)
-        explainer = explainer_for(model)
-        if explainer is not None:
-            arrays["vectors"] = model._fold_in_users(interactions.to_csr())
-        else:
-            arrays["vectors"] = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        arrays["vectors"] = scorer.all_vectors(interactions.to_csr())
         self._state = self._make_state(model, arrays, stats, seq=0, generation=0)
         self.sessions = interactions.sessions
         if self.sessions is not None:  # shared accounts: who is watching (pages/tastes.py)
@@ -325,7 +325,7 @@ class Personalizer:
     def _make_items(self, model, ids: np.ndarray, version: int) -> _Items:
         cat_rows = (np.full(ids.shape[0], -1, dtype=np.int64) if self.catalog is None
                     else self.catalog.rows_of(ids))
-        return _Items(ids=ids, index=pd.Index(ids), model=model, explainer=explainer_for(model),
+        return _Items(ids=ids, index=pd.Index(ids), model=model, scorer=scorer_for(model),
                       cat_rows=cat_rows, version=version)
 
     # ------------------------------------------------------------------ lookups
@@ -424,13 +424,27 @@ class Personalizer:
 
     # ------------------------------------------------------------------ ranking
     def _rank(self, st: _State, vector, n: int, exclude, deny, allow):
-        model = st.items.model
-        if allow is not None and len(allow) == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        ids, scores = model.recommend_vectors(vector, N=n, exclude=exclude,
-                                              filter_items=deny if len(deny) else None,
-                                              items=allow)
-        return ids.astype(np.int64), scores
+        """Top-n (item indices, scores) for a query vector of a vector model."""
+        return st.items.scorer.rank(vector, None, n, exclude, deny, allow)
+
+    def _csr(self, st: _State, row: UserRow) -> sp.csr_matrix:
+        """The row's nonzero values as a 1 x n_items CSR of the model's items."""
+        items, vals = row.nonzero()
+        n = st.items.scorer.n_items
+        keep = items < n
+        items, vals = items[keep], vals[keep]
+        return sp.csr_matrix((vals.astype(np.float32), items.astype(np.int32),
+                              np.array([0, items.size], dtype=np.int64)), shape=(1, n))
+
+    def _rank_user(self, st: _State, row: UserRow, n: int, exclude, deny, allow):
+        """Top-n (item indices, scores) of a user, by whatever the model scores from."""
+        sc = st.items.scorer
+        return sc.rank(row.vector, self._csr(st, row) if sc.kind == "rows" else None, n,
+                       exclude, deny, allow)
+
+    def _scores_of(self, st: _State, row: UserRow, items) -> np.ndarray:
+        sc = st.items.scorer
+        return sc.scores(row.vector, self._csr(st, row) if sc.kind == "rows" else None, items)
 
     def _genres(self, st: _State):
         """(genre names, CSR item index x genre, rows summing to 1) or None."""
@@ -451,26 +465,27 @@ class Personalizer:
         return out
 
     def _feature_genres(self, st: _State):
+        """Genres from the ``genres`` (or ``genre``) columns of the ItemFeatures."""
         f = self.features
-        names = list(getattr(f, "names", getattr(f, "feature_names", [])) or [])
-        matrix = getattr(f, "matrix", None)
-        if matrix is None or not names:
+        names = np.asarray(getattr(f, "names", []), dtype=str)
+        groups = getattr(f, "groups", None)
+        groups = (np.array([n.split("=")[0] for n in names]) if groups is None
+                  else np.asarray(groups, dtype=str))
+        cols = np.flatnonzero(np.isin(groups, ("genres", "genre")))
+        if cols.size == 0:
             return None
-        cols = [k for k, n in enumerate(names) if str(n).split("=")[0] in ("genre", "genres")]
-        if not cols:
-            return None
-        m = sp.csr_matrix(matrix)[:, cols].astype(np.float64)
-        f_ids = getattr(f, "item_ids", None)
-        if f_ids is not None:
-            pos = pd.Index(np.asarray(f_ids)).get_indexer(st.items.ids)
-            sel = sp.csr_matrix((np.ones(int((pos >= 0).sum())),
-                                 (np.flatnonzero(pos >= 0), pos[pos >= 0])),
-                                shape=(st.items.n, m.shape[0]))
-            m = (sel @ m).tocsr()
+        m = sp.csr_matrix(f.matrix)[:, cols].astype(np.float64)
+        pos = pd.Index(np.asarray(f.item_ids)).get_indexer(st.items.ids)
+        sel = sp.csr_matrix((np.ones(int((pos >= 0).sum())),
+                             (np.flatnonzero(pos >= 0), pos[pos >= 0])),
+                            shape=(st.items.n, m.shape[0]))
+        m = (sel @ m).tocsr()
         m.data = (m.data != 0).astype(np.float64)
+        m.eliminate_zeros()
         sums = np.asarray(m.sum(axis=1)).ravel()
-        m = sp.diags(np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)) @ m
-        return [str(names[k]).split("=", 1)[-1] for k in cols], sp.csr_matrix(m)
+        m = sp.csr_matrix(sp.diags(np.divide(1.0, sums, out=np.zeros_like(sums),
+                                             where=sums > 0)) @ m)
+        return [n.split("=", 1)[-1] for n in names[cols]], m
 
     def _user_mix(self, st: _State, row: UserRow, genres) -> np.ndarray:
         pos = row.values > 0
@@ -482,7 +497,7 @@ class Personalizer:
         calibration = _rerank._unit_interval(calibration, "calibration")
         genres = self._genres(st) if calibration > 0 else None
         pool = n if diversity == 0 and (calibration == 0 or genres is None) else n * 5
-        ids, scores = self._rank(st, row.vector, pool, row.items, deny, allow)
+        ids, scores = self._rank_user(st, row, pool, row.items, deny, allow)
         if ids.size <= 1 or pool == n:
             return ids[:n], scores[:n]
         if calibration > 0 and genres is not None:
@@ -490,7 +505,7 @@ class Personalizer:
                                       n, calibration)
             ids, scores = ids[order], scores[order]
         if diversity > 0:
-            order = _rerank.mmr(scores, st.items.model.item_factors[ids], n, diversity)
+            order = _rerank.mmr(scores, st.items.scorer.item_vectors(ids), n, diversity)
             ids, scores = ids[order], scores[order]
         return ids[:n], scores[:n]
 
@@ -618,8 +633,7 @@ class Personalizer:
         u = self._user(st, user)
         i = self._item(st, item)
         row = self._row(st, u)
-        _, sc = st.items.model.recommend_vectors(row.vector, N=1, items=[i])
-        score = float(sc[0])
+        score = float(self._scores_of(st, row, [i])[0])
         ex = st.items.explainer
         if ex is None:
             return Explanation(user=user, item=item, score=score, contributions=[], rest=score,
@@ -671,16 +685,13 @@ class Personalizer:
             return []
         ex = st.items.explainer
         out = []
-        if ex is not None:
-            hist, vals = row.nonzero()
-            z = ex.seed_vectors(hist, vals, row.items[seeds])
+        hist, vals = row.nonzero()
         for k, p in enumerate(seeds):
             s = int(row.items[p])
             d = np.union1d(deny, np.fromiter(used, dtype=np.int64)) if used else deny
             if ex is not None:
-                ids, scores = self._rank(st, z[k], n, row.items, d, allow)
-                keep = scores > 0  # the seed must actually raise the title
-                ids, scores = ids[keep], scores[keep]
+                ids, scores = st.items.scorer.seed_rank(row.vector, hist, vals, s, n,
+                                                        row.items, d, allow)
             else:
                 try:
                     ids, scores = st.items.model.similar_items(
@@ -812,9 +823,10 @@ class Personalizer:
         rest = [r for r in rows if r.kind not in _PINNED]
         if not rest:
             return pinned
-        itf = st.items.model.item_factors
-        v = np.asarray(row.vector, dtype=np.float64)
-        rel = [float(np.mean(itf[[self._item(st, i) for i in r.items]] @ v)) for r in rest]
+        idx = [np.array([self._item(st, i) for i in r.items], dtype=np.int64) for r in rest]
+        flat = np.concatenate(idx)
+        got = dict(zip(flat.tolist(), self._scores_of(st, row, flat).tolist()))
+        rel = [float(np.mean([got[int(i)] for i in ix])) for ix in idx]
         order = sorted(range(len(rest)), key=lambda k: (-rel[k], k))
         return pinned + [rest[k] for k in order]
 
@@ -896,7 +908,7 @@ class Personalizer:
             fresh = np.intersect1d(fresh, allow)
         if fresh.size == 0:
             return None
-        ids, scores = self._rank(st, row.vector, n, None, np.zeros(0, dtype=np.int64), fresh)
+        ids, scores = self._rank_user(st, row, n, None, np.zeros(0, dtype=np.int64), fresh)
         return Row(kind="new_releases", title="New releases", items=self._ext_items(st, ids),
                    scores=[float(s) for s in scores],
                    reasons=[f"New: released {pd.Timestamp(rel[i], unit='s').date()}"
@@ -943,7 +955,7 @@ class Personalizer:
                 raise ValueError(f"item: {item!r} is not in the catalog")
             if u is None:
                 u = st.n_users
-                f = st.items.model.item_factors.shape[1]
+                f = st.items.scorer.factors
                 old = UserRow(items=np.zeros(0, dtype=np.int32), raw=np.zeros(0),
                               values=np.zeros(0, dtype=np.float32),
                               counts=np.zeros(0, dtype=np.int32),
@@ -983,10 +995,7 @@ class Personalizer:
         return _time_value(timestamp, "timestamp")
 
     def _fold_in(self, st: _State, row: UserRow) -> np.ndarray:
-        items, vals = row.nonzero()
-        m = sp.csr_matrix((vals.astype(np.float32), items.astype(np.int32),
-                           np.array([0, items.size], dtype=np.int64)), shape=(1, st.items.n))
-        return np.ascontiguousarray(st.items.model._fold_in_users(m)[0], dtype=np.float32)
+        return st.items.scorer.fold_in(self._csr(st, row))
 
     @staticmethod
     def _with_item_factors(model, item_factors):
@@ -995,16 +1004,15 @@ class Personalizer:
         from ..io import _MODEL_REGISTRY
 
         params, arrays, extra = model._get_state()
-        out = _MODEL_REGISTRY[type(model)._model_kind](params, arrays, extra)
+        out = _MODEL_REGISTRY[type(model)._model_kind]._from_state(params, arrays, extra)
         out.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         out.user_factors = model.user_factors
         return out
 
-    def _add_item(self, st: _State, key, u: int, value: float) -> _State:
-        """A new state with one more item, folded in from user ``u``'s entry (zero
-        factors, i.e. cold until the next refresh, when ``value`` is 0 or the model cannot
-        fold in items)."""
-        model = st.items.model
+    def _grown_model(self, model, u: int, value: float):
+        """A copy of a vector model with one more item row, folded in from user ``u``'s
+        value (zeros when ``value`` is 0, ``u`` is unknown to the model or the model
+        cannot fold in items)."""
         f = model.item_factors.shape[1]
         vec = np.zeros((1, f), dtype=np.float32)
         n_model_users = model.user_factors.shape[0]
@@ -1016,7 +1024,17 @@ class Personalizer:
                 vec = np.asarray(model._fold_in_items(row), dtype=np.float32).reshape(1, f)
             except ValueError:
                 pass  # the model cannot fold in items: the title stays cold until refresh
-        grown = self._with_item_factors(model, np.vstack([model.item_factors, vec]))
+        return self._with_item_factors(model, np.vstack([model.item_factors, vec]))
+
+    def _add_item(self, st: _State, key, u: int, value: float) -> _State:
+        """A new state with one more item, folded in from user ``u``'s entry (zero
+        factors, i.e. cold until the next refresh, when ``value`` is 0 or the model cannot
+        fold in items)."""
+        model = st.items.model
+        if st.items.scorer.kind == "rows":  # a row model knows no new item until refresh
+            grown = model
+        else:
+            grown = self._grown_model(model, u, value)
         ids = st.items.ids
         extra = np.asarray([key]).astype(ids.dtype if ids.dtype.kind in "iu" else str)
         ids = np.concatenate([ids.astype(str) if ids.dtype.kind == "U" else ids, extra])
@@ -1150,10 +1168,7 @@ class Personalizer:
                 setattr(model, attr, getattr(inter, attr))
             arrays = dict(snap)
             arrays["values"] = inter.values
-            if explainer_for(model) is not None:
-                arrays["vectors"] = model._fold_in_users(csr)
-            else:
-                arrays["vectors"] = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+            arrays["vectors"] = scorer_for(model).all_vectors(csr)
             stats = self._stats_for(self._settings, inter.user_idx, inter.item_idx,
                                     inter.raw_values, inter.shape)
             with self._lock:
@@ -1213,11 +1228,23 @@ class Personalizer:
         if self.sessions is not None:
             sessions_meta, s_arrays = self.sessions.to_arrays()
             arrays.update({"sessions." + k: v for k, v in s_arrays.items()})
+        features_meta = None
+        if self.features is not None:
+            fm = sp.csr_matrix(self.features.matrix)
+            features_meta = {"spec": getattr(self.features, "spec", None),
+                             "shape": list(fm.shape)}
+            arrays.update({"features.indptr": fm.indptr.astype(np.int64),
+                           "features.indices": fm.indices.astype(np.int32),
+                           "features.data": fm.data.astype(np.float32),
+                           "features.names": np.asarray(self.features.names, dtype=str),
+                           "features.groups": np.asarray(self.features.groups, dtype=str),
+                           "features.item_ids": np.asarray(self.features.item_ids)})
         r = self.rules
         meta = {
             "model": {"name": kind, "params": params, "extra": extra},
             "settings": self._settings,
             "catalog": catalog_meta,
+            "features": features_meta,
             "stats": None if stats is None else {k: v for k, v in stats.items() if k != "df"},
             "seq": st.seq,
             "sessions": sessions_meta,
@@ -1244,7 +1271,7 @@ class Personalizer:
             m = meta["model"]
             if m["name"] not in _MODEL_REGISTRY:
                 raise ValueError(f"path: {str(path)!r} holds an unknown model type {m['name']!r}")
-            model = _MODEL_REGISTRY[m["name"]](
+            model = _MODEL_REGISTRY[m["name"]]._from_state(
                 m["params"], {k[6:]: v for k, v in arrays.items() if k.startswith("model.")},
                 m["extra"])
             self = cls.__new__(cls)
@@ -1254,13 +1281,22 @@ class Personalizer:
             cat = meta["catalog"]
             self.catalog = None if cat is None else Catalog.from_arrays(
                 cat, {k[8:]: v for k, v in arrays.items() if k.startswith("catalog.")})
+            fmeta = meta.get("features")
+            if fmeta is not None:
+                from ..data.features import ItemFeatures
+
+                fm = sp.csr_matrix((arrays["features.data"], arrays["features.indices"],
+                                    arrays["features.indptr"]), shape=tuple(fmeta["shape"]))
+                self.features = ItemFeatures(fm, arrays["features.names"],
+                                             arrays["features.item_ids"],
+                                             arrays["features.groups"], fmeta["spec"])
             stats = None
             if meta.get("stats") is not None:
                 stats = dict(meta["stats"], df=np.asarray(arrays["stats.df"], dtype=np.float64))
             n_users = len(arrays["user_ids"])
             n_items = len(arrays["item_ids"])
             if (arrays["indptr"].shape != (n_users + 1,) or arrays["vectors"].shape[0] != n_users
-                    or model.item_factors.shape[0] != n_items
+                    or scorer_for(model).n_items > n_items
                     or (arrays["items"].size and int(arrays["items"].max()) >= n_items)
                     or int(arrays["indptr"][-1]) != arrays["items"].size):
                 raise ValueError("inconsistent array shapes")

@@ -53,7 +53,7 @@ def mmr(scores, vectors, n, diversity: float) -> np.ndarray:
     ----------
     scores : array of float, shape (c,)
         Candidates' relevance, best first or in any order.
-    vectors : array of float, shape (c, d)
+    vectors : array of float or sparse matrix, shape (c, d)
         Item representations; similarity is their cosine.
     n : int
     diversity : float in [0, 1]
@@ -65,10 +65,18 @@ def mmr(scores, vectors, n, diversity: float) -> np.ndarray:
     n = min(n, c)
     if diversity == 0.0 or c == 0:
         return np.argsort(-rel, kind="stable")[:n]
-    v = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(v, axis=1)
-    v = v / np.where(norms > 0, norms, 1.0)[:, None]
-    sim = v @ v.T
+    if hasattr(vectors, "toarray"):  # sparse rows (neighbour lists): cosine of the rows
+        import scipy.sparse as sp
+
+        v = sp.csr_matrix(vectors, dtype=np.float64)
+        norms = np.sqrt(np.asarray(v.multiply(v).sum(axis=1)).ravel())
+        v = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ v
+        sim = np.asarray((v @ v.T).toarray())
+    else:
+        v = np.asarray(vectors, dtype=np.float64)
+        norms = np.linalg.norm(v, axis=1)
+        v = v / np.where(norms > 0, norms, 1.0)[:, None]
+        sim = v @ v.T
     chosen = []
     max_sim = np.full(c, -np.inf)
     free = np.ones(c, dtype=bool)

@@ -453,6 +453,15 @@ class Tastes:
         if interactions.sessions is None:
             raise ValueError("interactions: has no sessions; build it with session= (and "
                              "context=) to find the tastes of shared accounts")
+        n_model = np.shape(getattr(model, "item_factors", None) if
+                           getattr(model, "item_factors", None) is not None else [])[:1]
+        if n_model != (interactions.n_items,):
+            raise ValueError(f"interactions: {interactions.n_items} items but the model has "
+                             f"{n_model[0] if n_model else 'no'} item factors; pass the "
+                             "fitted model and the Interactions it was fitted on")
+        if users.size and (users.min() < 0 or users.max() >= interactions.n_users):
+            raise ValueError(f"users: expected user indices in [0, {interactions.n_users}), "
+                             f"got {int(users.min())}..{int(users.max())}")
         rows, acc_all, x, cat, circ, num = self._features(interactions, users, p, model)
         n_all = np.bincount(acc_all, minlength=users.size)
         active = np.flatnonzero(n_all > 0)  # accounts without sessions: one taste
@@ -580,25 +589,33 @@ class Tastes:
         return w / w.sum()
 
     @staticmethod
-    def vectors(model, interactions, fit: _Fit, items, values) -> np.ndarray:
-        """One factor vector per taste, shape (K, f): the model's fold-in of the history
-        (``items``: sorted item indices, ``values``: what the model sees), each title
-        weighted by the share of its plays that fall in that taste's sessions (titles
-        outside every session: by the tastes' weights).  ValueError if the model cannot
-        fold in."""
+    def shares(interactions, fit: _Fit, items) -> np.ndarray:
+        """(len(items), K): the share of each title's plays that fall in each taste's
+        sessions (titles outside every session: the tastes' weights)."""
         sess = interactions.sessions
-        k = fit.k
         items = np.asarray(items, dtype=np.int64)
-        values = np.asarray(values, dtype=np.float64)
         share = np.tile(np.exp(fit.log_weight), (items.size, 1))
         if fit.sessions.size and items.size:
             m = _take_rows(sess, fit.sessions, interactions.n_items)
             m.data = np.maximum(m.data, 0.0)
             inside = items < interactions.n_items  # titles added live are in no session
-            per = np.zeros((items.size, k))
+            per = np.zeros((items.size, fit.k))
             per[inside] = np.asarray((m.T @ fit.resp)[items[inside]])  # plays per taste
             tot = per.sum(axis=1, keepdims=True)
             share = np.where(tot > 0, per / np.where(tot > 0, tot, 1.0), share)
+        return share
+
+    @classmethod
+    def vectors(cls, model, interactions, fit: _Fit, items, values) -> np.ndarray:
+        """One factor vector per taste, shape (K, f): the model's fold-in of the history
+        (``items``: sorted item indices, ``values``: what the model sees), each title
+        weighted by the share of its plays that fall in that taste's sessions (titles
+        outside every session: by the tastes' weights).  ValueError if the model cannot
+        fold in."""
+        k = fit.k
+        items = np.asarray(items, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        share = cls.shares(interactions, fit, items)
         n_cols = model.item_factors.shape[0]
         rows = sp.csr_matrix(((values[:, None] * share).T.ravel(), np.tile(items, k),
                               np.arange(k + 1) * items.size), shape=(k, n_cols),
@@ -692,15 +709,24 @@ class Tastes:
         return out
 
     def _taste_rows(self, pz, st, row, view, fit):
-        """The account's history row once per taste, with that taste's vector."""
+        """(rows, own): the account's history row once per taste with that taste's vector
+        (it still excludes everything seen), and the row of the titles that are mostly
+        that taste's (to explain its picks by its own history)."""
         from dataclasses import replace
 
         hist, vals = row.nonzero()
         try:
             vecs = self.vectors(st.items.model, view, fit, hist, vals)
         except ValueError:
-            return None
-        return [replace(row, vector=vecs[j]) for j in range(vecs.shape[0])]
+            return None, None
+        mine = np.argmax(self.shares(view, fit, row.items), axis=1) if row.items.size else (
+            np.zeros(0, dtype=np.int64))
+        rows = [replace(row, vector=vecs[j]) for j in range(vecs.shape[0])]
+        own = [replace(row, items=row.items[mine == j], values=row.values[mine == j],
+                       raw=row.raw[mine == j], counts=row.counts[mine == j],
+                       ts=None if row.ts is None else row.ts[mine == j], vector=vecs[j])
+               for j in range(vecs.shape[0])]
+        return rows, own
 
     def top_picks(self, pz, user, n, tastes="auto", context=None, *, rules=None,
                   diversity=0.0, calibration=0.0, exclude=None, _layout="interleave"):
@@ -729,7 +755,7 @@ class Tastes:
         view, fit = self._account(pz, st, u)
         if fit is None or fit.k == 1:
             return single()
-        trows = self._taste_rows(pz, st, row, view, fit)
+        trows, own = self._taste_rows(pz, st, row, view, fit)
         if trows is None:
             return single()
         described = self._describe(view, fit, order=False)
@@ -741,7 +767,7 @@ class Tastes:
                 used = np.union1d(used, ids)
                 out.append(Row(kind="top_picks", title=_taste_title(described[j]),
                                items=pz._ext_items(st, ids), scores=[float(x) for x in scores],
-                               reasons=pz._pick_reasons(st, trows[j], ids)))
+                               reasons=pz._pick_reasons(st, own[j], ids)))
             return out
         if context:
             weights = self.posterior(fit, context)
