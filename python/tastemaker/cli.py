@@ -672,7 +672,9 @@ def _cmd_demo(args) -> int:
                      progress_col="watch_fraction" if events is not None else None)
     label_of = dict(zip(data.item_ids.tolist(), labels))
     user = _external(data.user_ids, u)
-    page = p.homepage(user, row_size=args.n)
+    # one row of top picks here (interleaving the people of a shared account); the rows
+    # per person follow below
+    page = p.homepage(user, row_size=args.n, tastes="interleave")
     print(f"\nHome page of user {user} ({len(page.rows)} rows, each title once):")
     for r in page.rows:
         print()

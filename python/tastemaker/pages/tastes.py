@@ -686,7 +686,7 @@ class Tastes:
         if sess is None:
             return None
         st = pz._state
-        return _SessionView(sess, st.items.n, st.items.ids)
+        return _SessionView(sess, st.items.n, st.items.ids, st.n_users)
 
     def _account(self, pz, st, u: int):
         view = self._view(pz)
@@ -801,6 +801,7 @@ class _SessionView:
     sessions: Any
     n_items: int
     item_ids: np.ndarray
+    n_users: int
 
 
 _DAYPARTS = ((5, "mornings"), (11, "lunchtime"), (14, "afternoons"), (18, "evenings"),
