@@ -4,7 +4,7 @@
 #include "common.hpp"
 #include "tastemaker/simd.hpp"
 #include "tastemaker/threads.hpp"
-#include "tastemaker/vec.hpp"
+#include "tastemaker/als.hpp"
 
 namespace tastemaker::py_bindings {
 namespace {
@@ -30,7 +30,7 @@ void register_config(py::module_& m) {
             const float* px = checked_ptr<float>(x, "x", 1);
             const float* py_ = checked_ptr<float>(y, "y", 1);
             check_dim(y, 0, x.shape(0), "y");
-            return vec_kernels().dot(px, py_, static_cast<std::size_t>(x.shape(0)));
+            return als_kernels().dot(px, py_, static_cast<std::size_t>(x.shape(0)));
         },
         py::arg("x"), py::arg("y"), "float32 dot product on the active SIMD path (for tests).");
 }

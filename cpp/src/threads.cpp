@@ -34,6 +34,14 @@ int resolve_threads(int requested) noexcept {
     return n < kMaxThreads ? n : kMaxThreads;
 }
 
+void ParallelError::capture() noexcept {
+#pragma omp critical(tastemaker_parallel_error)
+    {
+        if (!first_) first_ = std::current_exception();
+        failed_.store(true, std::memory_order_relaxed);
+    }
+}
+
 bool have_openmp() noexcept {
 #ifdef _OPENMP
     return true;
