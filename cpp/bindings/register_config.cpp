@@ -5,6 +5,7 @@
 #include "tastemaker/simd.hpp"
 #include "tastemaker/threads.hpp"
 #include "tastemaker/als.hpp"
+#include "tastemaker/probe.hpp"
 
 namespace tastemaker::py_bindings {
 namespace {
@@ -33,6 +34,15 @@ void register_config(py::module_& m) {
             return als_kernels().dot(px, py_, static_cast<std::size_t>(x.shape(0)));
         },
         py::arg("x"), py::arg("y"), "float32 dot product on the active SIMD path (for tests).");
+    m.def(
+        "fma_peak_gflops",
+        [](double seconds, int num_threads) {
+            py::gil_scoped_release nogil;
+            return fma_peak_gflops(seconds, num_threads);
+        },
+        py::arg("seconds") = 0.2, py::arg("num_threads") = 0,
+        "Measured fp32 multiply-add throughput (GFLOP/s) of the active SIMD path on num_threads "
+        "threads (bench/: the peak kernel figures are reported against).");
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <random>
 #include <stdexcept>
 #include <tuple>
@@ -6,6 +7,7 @@
 #include "tastemaker/simd.hpp"
 #include "tastemaker/threads.hpp"
 #include "tastemaker/als.hpp"
+#include "tastemaker/probe.hpp"
 #include "tastemaker/topk.hpp"
 #include "testing.hpp"
 
@@ -91,4 +93,17 @@ TM_TEST(threads_resolve) {
     TM_CHECK(resolve_threads(0) == 2);
     set_num_threads(0);
     TM_CHECK(resolve_threads(0) >= 1);
+}
+
+TM_TEST(fma_probe_counts_its_work_on_every_path) {
+    tmtest::check_table("probe", probe_kernels_dispatch(), simd::Isa::Scalar, true);
+    tmtest::for_each_isa([&](simd::Isa isa) {
+        tmtest::check_table("probe", probe_kernels_dispatch(), isa, true);
+        double flops = 0.0;
+        const float r = probe_kernels().fma_chains(1000, 1.0f, &flops);
+        TM_CHECK(std::isfinite(r));
+        TM_CHECK(flops >= 2.0 * 1000 * 12);
+        TM_CHECK(fma_peak_gflops(0.01, 1) > 0.0);
+    });
+    TM_CHECK_THROWS(fma_peak_gflops(0.0, 1), std::invalid_argument);
 }
