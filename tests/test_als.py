@@ -447,3 +447,17 @@ def test_auto_regularization_survives_save_and_load(tmp_path):
     a, _ = m.recommend(0, x[0], N=5, recalculate_user=True)
     b, _ = back.recommend(0, x[0], N=5, recalculate_user=True)
     np.testing.assert_array_equal(a, b)
+
+
+def test_huge_integer_parameters_are_value_errors_not_pybind_errors():
+    # ints >= 2**31 reached pybind11 as "incompatible function arguments" (a TypeError)
+    m = random_matrix()
+    with pytest.raises(ValueError, match="cg_steps: expected an int <= 1024"):
+        ALS(cg_steps=2**31).fit(m, show_progress=False)
+    with pytest.raises(ValueError, match="factors: expected an int <= 4096"):
+        ALS(factors=2**31).fit(m, show_progress=False)
+    model = ALS(factors=3, iterations=1, random_state=0).fit(m, show_progress=False)
+    ids, _ = model.recommend(0, m, N=2**40)
+    assert len(ids) == m.shape[1] - m[0].nnz
+    with pytest.raises(IndexError, match="userid: id 1099511627776 out of range"):
+        model.recommend(2**40, m[0], recalculate_user=True)

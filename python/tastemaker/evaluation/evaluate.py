@@ -230,5 +230,11 @@ def _score(rec, users, train, test, ks, names, item_features) -> dict:
             elif name == "personalization":
                 out[col] = _m.personalization(rec, kl)
             elif name == "diversity":
-                out[col] = _m.intra_list_diversity(rec, item_features, kl)
+                try:
+                    out[col] = _m.intra_list_diversity(rec, item_features, kl)
+                except ValueError as exc:  # the metric's argument is evaluate's item_features
+                    msg = str(exc)
+                    if msg.startswith("item_vectors:"):
+                        raise ValueError("item_features:" + msg[len("item_vectors:"):]) from None
+                    raise
     return out

@@ -228,7 +228,7 @@ class ALS(FactorModel):
             "regularization": self._resolved_regularization(),
             "alpha": check_float(self.alpha, "alpha", minimum=0.0, strict=True),
             "iterations": check_int(self.iterations, "iterations", minimum=0),
-            "cg_steps": check_int(self.cg_steps, "cg_steps", minimum=1),
+            "cg_steps": check_int(self.cg_steps, "cg_steps", minimum=1, maximum=1024),
             "reg_exponent": check_float(self.regularization_exponent, "regularization_exponent"),
             "num_threads": check_num_threads(self.num_threads),
         }
