@@ -83,6 +83,11 @@ def test_demo_small():
     assert "\nBecause you watched " in out
     assert "Recently watched:" in out
     assert "Home page of user" in out and "Trending now:" in out
+    # who is watching: a shared account's tastes and one row per taste (or, on a log this
+    # small, the note that the account looks like one person)
+    assert "Who is watching? Account" in out or "one taste found" in out
+    if "Who is watching? Account" in out:
+        assert out.count("Top picks for ") >= 3  # "for you" + one per taste
     # ten numbered picks, each a title from the generated catalog, each with a reason
     picks = out.split("Top picks for you:")[1].split("\n\n")[0]
     assert len(re.findall(r"^ +\d+\. \S.*\(-?\d\.\d{3}\)", picks, flags=re.M)) == 10
