@@ -21,11 +21,13 @@ Timings (best of ``--repeat`` runs, each the median of its iterations after the 
     ``recommendForAllUsers(10)`` written to Parquet (Spark cannot filter seen items).
 
 Cost model (W workers, U users, I items, f factors, one user and one item block each):
-  a half-step sends every worker the other side's blocks it does not hold, so per
-  iteration the cluster moves (W - 1) * (U + I) * f * 4 bytes plus 2 W f^2 * 8 bytes of
-  partial Grams (and W - 1 copies of each summed Gram); the compute is the single-machine
-  iteration divided by the cores.  s/iter ~ compute(nnz / cores) + bytes per worker / link
-  bandwidth + a fixed engine cost per iteration (measured here).
+  a half-step sends every worker the other side's blocks it does not hold, each with its
+  f x f float64 partial Gram, so per iteration the cluster moves
+  (W - 1) * (U + I) * f * 4 + 2 W (W - 1) f^2 * 8 bytes, 1/W of it into each worker; the
+  compute is the single-machine iteration spread over all cores.
+  s/iter ~ compute + bytes per worker / link bandwidth + the engine's fixed cost per
+  iteration (measured here as dask with 1 worker - single: scheduling, the stacked copy
+  of the other side, the partial Grams; nothing is transferred).
 
 Usage: python bench/distributed.py [--scale 1] [--workers 1 2 4] [--iterations 4]
                                    [--spark-scale 0.1] [--skip-spark] [--repeat 2]
@@ -107,7 +109,7 @@ def dask_fit(ddf, W, args) -> dict:
             model = fit_als(client, ddf, user="user", item="item", value="value",
                             factors=args.factors, iterations=args.iterations,
                             regularization=args.reg, random_state=0, show_progress=False,
-                            callback=mark)
+                            num_threads=args.kernel_threads, callback=mark)
             total = time.perf_counter() - t0
             moved = (marks[-1] - marks[0]) / (args.iterations - 1) if len(marks) == 2 else None
             run = {"s_per_iter": per_iteration(stamps),
@@ -117,6 +119,7 @@ def dask_fit(ddf, W, args) -> dict:
             if best is None or run["s_per_iter"] < best["s_per_iter"]:
                 best = run
         best["threads_per_worker"] = threads
+        best["kernel_threads"] = args.kernel_threads or threads
         return best
 
 
@@ -139,8 +142,10 @@ def dask_recommend(model, seen, W, args, out_dir) -> float:
 
 
 def cost_model(n_users, n_items, f, W) -> dict:
+    """Bytes moved per iteration: each half-step every worker fetches the W - 1 blocks of
+    the other side it does not hold, each with its f x f float64 partial Gram."""
     factors = (W - 1) * (n_users + n_items) * f * 4
-    grams = 2 * (W * f * f * 8 + (W - 1) * f * f * 8)
+    grams = 2 * W * (W - 1) * f * f * 8
     return {"bytes_per_iter": factors + grams,
             "bytes_per_worker_per_iter": (factors + grams) / W}
 
@@ -217,6 +222,10 @@ def main() -> None:
     ap.add_argument("--reg", type=float, default=0.1)
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--kernel-threads", type=int, default=0,
+                    help="OpenMP threads of each worker's kernel (0: the worker's threads, "
+                         "cores // workers); = cores lets one machine's workers share cores "
+                         "when a block finishes early")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--worker-memory-gb", type=float, default=4.0)
     ap.add_argument("--skip-spark", action="store_true")
@@ -264,6 +273,7 @@ def main() -> None:
                 run["dask"][str(W)] = {
                     "s_per_iter": d["s_per_iter"], "setup_s": d["setup_s"],
                     "threads_per_worker": d["threads_per_worker"],
+                    "kernel_threads": d["kernel_threads"],
                     "vs_single": d["s_per_iter"] / single["s_per_iter"],
                     "engine_overhead_s_per_iter": d["s_per_iter"] - single["s_per_iter"],
                     "bytes_per_iter_measured": d["bytes_per_iter_measured"],
@@ -293,8 +303,9 @@ def main() -> None:
             result["runs"].append(run)
         base = result["runs"][0]
         W2 = "2" if "2" in base["dask"] else next(iter(base["dask"]))
-        if args.engine_overhead_s is None:
-            args.engine_overhead_s = max(0.0, base["dask"][W2]["engine_overhead_s_per_iter"])
+        if args.engine_overhead_s is None:  # the fixed cost, with nothing to transfer
+            W1 = "1" if "1" in base["dask"] else W2
+            args.engine_overhead_s = max(0.0, base["dask"][W1]["engine_overhead_s_per_iter"])
         result["projection"] = projection(base["single"]["s_per_iter"], base["nnz"],
                                           args.cores, args)
         result["args"] = vars(args)

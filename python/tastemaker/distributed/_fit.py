@@ -89,8 +89,8 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     The result equals ``ALS(**als_params).fit(Interactions.from_frame(events, ...).to_csr())``
     within float rounding: the same weighting code builds the matrix, the same initial
     factors are drawn from ``random_state``, and every block is solved by the same native
-    kernel.  Only the Gram matrices are summed from per-block parts (float64), so
-    factors agree to about 1e-6 relative, not bit for bit.
+    kernel.  Only the Gram matrices are summed from per-block parts (float64), so factors
+    agree to float rounding (often bit for bit), not by construction.
 
     Parameters
     ----------
@@ -121,15 +121,21 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
 
     Notes
     -----
-    Each worker holds its user block (CSR, 12 bytes per entry + 8 per user), its item
-    block (12 bytes per entry + 8 per item), its own factor blocks, and during a
-    half-step the whole other side's factors twice (as received in blocks and stacked,
-    ``2 x n_other x factors x 4`` bytes) plus the new block and the f x f Grams.  Per
-    iteration every worker receives the other side's factor blocks it does not hold and
-    the Gram matrices: about ``(W - 1) / W x (n_users + n_items) x factors x 4`` bytes.
-    A worker that dies is replaced by Dask, which recomputes the lost blocks from their
-    lineage (the data read included); tasks never modify their inputs, so the result is
-    unchanged.
+    **Memory per worker** (W workers, one user and one item block each, f factors,
+    4-byte floats): its user block (CSR: 8 bytes per stored entry + 8 per user row),
+    its item block (the same for items), its own factor blocks (rows x f x 4), and
+    during a half-step the whole other side's factors twice, as received block by block
+    and stacked (2 x n_other x f x 4), plus the new block and f x f float64 Grams.  The
+    ingest holds, per worker, its partitions' events and its block's aggregated entries
+    (about 40 bytes per event) once, before the iterations start.
+
+    **Traffic per iteration**: every worker receives the factor blocks of the other side
+    that it does not hold, with their partial Grams: (W - 1) x (n_users + n_items) x f x 4
+    bytes in all, about 1/W of it into each worker.
+
+    **Faults**: a worker that dies is replaced by Dask, which recomputes what was lost
+    from its lineage (back to the data read if need be).  Tasks never modify their
+    inputs, so a recomputed block is the block that was lost and the result is unchanged.
     """
     from distributed import Client, wait
     from tqdm.auto import tqdm
