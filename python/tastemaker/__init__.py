@@ -19,8 +19,9 @@ from . import evaluation
 from .data import Interactions, ItemFeatures
 from .io import load
 from .models import ALS, Popularity
-from .evaluation import evaluate
+from .evaluation import evaluate, tune
 from . import datasets
+from .pages import Explanation, Page, Personalizer, Row, Rules
 
 __all__ = [
     "__version__",
@@ -37,5 +38,11 @@ __all__ = [
     "ALS",
     "Popularity",
     "evaluate",
+    "tune",
     "datasets",
+    "Personalizer",
+    "Row",
+    "Page",
+    "Explanation",
+    "Rules",
 ]

@@ -1,7 +1,7 @@
 """Recommendation models."""
 
-from .base import FactorModel
+from .base import FactorModel, Model
 from .als import ALS
 from .popularity import Popularity
 
-__all__ = ["FactorModel", "ALS", "Popularity"]
+__all__ = ["Model", "FactorModel", "ALS", "Popularity"]
