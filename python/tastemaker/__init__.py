@@ -1,6 +1,6 @@
 """tastemaker: a personalization engine on SIMD + OpenMP C++ kernels.
 
-Public API: models (``ALS``, ``Popularity``), data (``Interactions``, ``datasets``),
+Public API: models (``ALS``, ``ItemKNN``, ``Popularity``), data (``Interactions``, ``datasets``),
 evaluation (``evaluate``), persistence (``load``) and runtime configuration
 (``show_config``, ``set_num_threads``).
 """
@@ -16,7 +16,7 @@ from ._core import __version__
 from . import evaluation
 from .data import Interactions
 from .io import load
-from .models import ALS, Popularity
+from .models import ALS, ItemKNN, Popularity
 from .evaluation import evaluate
 from . import datasets
 
@@ -32,6 +32,7 @@ __all__ = [
     "load",
     "ALS",
     "Popularity",
+    "ItemKNN",
     "evaluate",
     "datasets",
 ]
