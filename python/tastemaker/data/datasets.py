@@ -7,7 +7,11 @@ loader takes the data set's directory and returns ``(interactions, items)``:
   options (``transform``, ``min_user_count``... of :meth:`Interactions.from_frame`);
 - ``items``: a DataFrame indexed by the external item id, in the order of
   ``interactions.item_ids`` (row ``k`` describes item index ``k``), with a ``title``
-  column and, where the data set has them, ``genres`` as one ``"|"``-joined string.
+  column and, where the data set has them, ``genres`` as one ``"|"``-joined string,
+  ``year`` (release year, nullable Int64) and ``tags`` (``"|"``-joined).
+
+:func:`item_features` turns such a table (or the synthetic catalog) into
+:class:`~tastemaker.ItemFeatures` in one line.
 """
 
 from __future__ import annotations
@@ -20,9 +24,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .features import ItemFeatures
 from .interactions import Interactions
 
-__all__ = ["movielens_100k", "movielens_1m", "movielens_latest", "lastfm_2k"]
+__all__ = ["movielens_100k", "movielens_1m", "movielens_latest", "lastfm_2k",
+           "item_features"]
+
+#: How :func:`item_features` encodes the loaders' (and the synthetic log's) columns.
+FEATURE_COLUMNS = {
+    "multi_valued": {"genres": "|", "tags": "|", "cast": ", "},
+    "categorical": ("language",),
+    "numeric": ("year", "release_year", "runtime"),
+}
 
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
                  "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror",
@@ -43,6 +56,54 @@ def _items_for(X: Interactions, table: pd.DataFrame) -> pd.DataFrame:
     """Rows of ``table`` (indexed by external item id) in the order of ``X.item_ids``."""
     out = table.reindex(pd.Index(X.item_ids, name=table.index.name))
     return out
+
+
+def _year_from_title(titles: pd.Series) -> pd.Series:
+    """The release year MovieLens writes at the end of a title: ``"Heat (1995)"``."""
+    year = titles.astype(str).str.extract(r"\((\d{4})\)\s*$", expand=False)
+    return pd.to_numeric(year, errors="coerce").astype("Int64")
+
+
+def item_features(items: pd.DataFrame, item_ids=None, **kwargs) -> ItemFeatures:
+    """:class:`~tastemaker.ItemFeatures` of a loader's items table, in one line.
+
+    The known metadata columns present in ``items`` are used: ``genres``, ``tags``
+    (``"|"``-separated) and ``cast`` (``", "``-separated) as multi-valued, ``language``
+    as categorical, ``year`` / ``release_year`` / ``runtime`` as numeric (10 quantile
+    buckets).  ``item_ids`` defaults to the table's index (the loaders return it in the
+    order of ``interactions.item_ids``, so row ``k`` describes item index ``k``); rows
+    without metadata (an id the catalog file does not list) are all zero.
+
+    Parameters
+    ----------
+    items : pandas.DataFrame indexed by item id
+        As returned by :func:`movielens_100k` & co. or ``synthetic_streaming(...).items``.
+    item_ids : array-like, optional
+        Row order (see :meth:`ItemFeatures.from_frame`).
+    **kwargs
+        Override ``categorical``, ``multi_valued``, ``numeric``, ``text``, ``embeddings``
+        or ``min_df`` of :meth:`ItemFeatures.from_frame`.
+
+    Examples
+    --------
+    >>> X, items = tastemaker.datasets.movielens_100k(path)          # doctest: +SKIP
+    >>> F = tastemaker.datasets.item_features(items)                  # genres + year
+    """
+    if not isinstance(items, pd.DataFrame):
+        raise ValueError(f"items: expected a pandas DataFrame, got {type(items).__name__}")
+    table = items.copy()
+    table.index = table.index.rename("item")
+    spec = {
+        "multi_valued": {c: s for c, s in FEATURE_COLUMNS["multi_valued"].items()
+                         if c in table.columns},
+        "categorical": tuple(c for c in FEATURE_COLUMNS["categorical"] if c in table.columns),
+        "numeric": tuple(c for c in FEATURE_COLUMNS["numeric"] if c in table.columns),
+    }
+    spec.update(kwargs)
+    if "item" in table.columns:
+        table = table.drop(columns="item")
+    ids = table.index.to_numpy() if item_ids is None else item_ids
+    return ItemFeatures.from_frame(table, item="item", item_ids=ids, **spec)
 
 
 def _read_double_colon(path: Path, names, encoding: str) -> pd.DataFrame:
@@ -69,7 +130,8 @@ def movielens_100k(path, *, value="rating", **kwargs):
     -------
     (Interactions, pandas.DataFrame)
         Items indexed by movie id with ``title``, ``release_date`` (datetime64),
-        ``genres`` and ``imdb_url``.
+        ``genres``, ``imdb_url`` and ``year`` (Int64); :func:`item_features` encodes
+        genres + year.
     """
     d = _dir(path, "u.data")
     ratings = pd.read_csv(d / "u.data", sep="\t", header=None,
@@ -84,15 +146,16 @@ def movielens_100k(path, *, value="rating", **kwargs):
     items["genres"] = ["|".join(names[row]) for row in flags]  # 1.7K rows: fine
     items["release_date"] = pd.to_datetime(items["release_date"], format="%d-%b-%Y",
                                            errors="coerce")
-    table = items.set_index("item")[["title", "release_date", "genres", "imdb_url"]]
+    items["year"] = items["release_date"].dt.year.astype("Int64")
+    table = items.set_index("item")[["title", "release_date", "genres", "imdb_url", "year"]]
     return X, _items_for(X, table)
 
 
 def movielens_1m(path, *, value="rating", **kwargs):
     """MovieLens 1M (``ratings.dat``, ``movies.dat``; ``::``-separated, Latin-1).
 
-    Returns ``(Interactions, items)`` with ``title`` and ``genres``; see
-    :func:`movielens_100k` for the parameters.
+    Returns ``(Interactions, items)`` with ``title``, ``genres`` and ``year`` (from the
+    title, Int64); see :func:`movielens_100k` for the parameters.
     """
     d = _dir(path, "ratings.dat")
     ratings = _read_double_colon(d / "ratings.dat", ["user", "item", "rating", "timestamp"],
@@ -103,13 +166,15 @@ def movielens_1m(path, *, value="rating", **kwargs):
         movies = _read_double_colon(d / "movies.dat", ["item", "title", "genres"], "latin-1")
         movies["item"] = movies["item"].astype(np.int64)
         table = movies.set_index("item")[["title", "genres"]]
+    table["year"] = _year_from_title(table["title"])
     return X, _items_for(X, table)
 
 
 def movielens_latest(path, *, value="rating", **kwargs):
     """MovieLens "latest" / 20M / 25M CSV format (``ratings.csv``, ``movies.csv``).
 
-    Returns ``(Interactions, items)`` with ``title`` and ``genres``; see
+    Returns ``(Interactions, items)`` with ``title``, ``genres`` (``"(no genres
+    listed)"`` becomes empty) and ``year`` (from the title, Int64); see
     :func:`movielens_100k` for the parameters.
     """
     d = _dir(path, "ratings.csv")
@@ -124,10 +189,12 @@ def movielens_latest(path, *, value="rating", **kwargs):
         movies = pd.read_csv(d / "movies.csv", dtype={"movieId": np.int64}, encoding="utf-8")
         table = movies.rename(columns={"movieId": "item"}).set_index("item")[["title",
                                                                              "genres"]]
+        table["genres"] = table["genres"].replace("(no genres listed)", "")
+    table["year"] = _year_from_title(table["title"])
     return X, _items_for(X, table)
 
 
-def lastfm_2k(path, *, value="weight", **kwargs):
+def lastfm_2k(path, *, value="weight", max_tags=20, **kwargs):
     """Last.fm HetRec 2011 (``user_artists.dat``, ``artists.dat``).
 
     ``user_artists.dat`` is read with or without its header line and with LF or CRLF line
@@ -137,7 +204,9 @@ def lastfm_2k(path, *, value="weight", **kwargs):
     Returns
     -------
     (Interactions, pandas.DataFrame)
-        Items indexed by artist id with ``title`` (the artist name) and ``url``.
+        Items indexed by artist id with ``title`` (the artist name), ``url`` and ``tags``:
+        the artist's tags from ``user_taggedartists.dat`` + ``tags.dat`` when both are
+        there, most-used first (at most ``max_tags``), ``"|"``-joined; empty otherwise.
     """
     d = _dir(path, "user_artists.dat")
     with open(d / "user_artists.dat", "rb") as fh:
@@ -152,4 +221,30 @@ def lastfm_2k(path, *, value="weight", **kwargs):
                               quoting=csv.QUOTE_NONE, dtype={"id": np.int64})
         table = artists.rename(columns={"id": "item", "name": "title"}).set_index("item")[
             ["title", "url"]]
+    table["tags"] = _lastfm_tags(d, table.index, max_tags)
     return X, _items_for(X, table)
+
+
+def _lastfm_tags(d: Path, artists: pd.Index, max_tags: int) -> pd.Series:
+    """Each artist's tags by number of users who applied them (ties: tag name)."""
+    from .._validation import check_int
+
+    max_tags = check_int(max_tags, "max_tags", minimum=1)
+    out = pd.Series("", index=artists, dtype=object)
+    tagged = next((d / f for f in ("user_taggedartists.dat",
+                                   "user_taggedartists-timestamps.dat")
+                   if (d / f).is_file()), None)
+    if tagged is None or not (d / "tags.dat").is_file():
+        return out
+    ut = pd.read_csv(tagged, sep="\t", encoding="utf-8-sig", usecols=[1, 2], header=0,
+                     names=["item", "tag"], dtype=np.int64)
+    names = pd.read_csv(d / "tags.dat", sep="\t", encoding="latin-1", quoting=csv.QUOTE_NONE,
+                        header=0, names=["tag", "value"], dtype={"tag": np.int64, "value": str})
+    counts = ut.groupby(["item", "tag"]).size().rename("n").reset_index()
+    counts = counts.merge(names, on="tag", how="inner")
+    counts["value"] = counts["value"].str.strip().str.replace("|", " ", regex=False)
+    counts = counts[counts["value"] != ""].sort_values(["item", "n", "value"],
+                                                      ascending=[True, False, True])
+    top = counts.groupby("item").head(max_tags).groupby("item")["value"].agg("|".join)
+    hit = top.reindex(artists)
+    return hit.where(hit.notna(), "").astype(object)

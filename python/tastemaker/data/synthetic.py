@@ -106,6 +106,15 @@ class SyntheticStreaming:
     genres: tuple = GENRES
     event_weights: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
 
+    def item_features(self, **kwargs):
+        """The catalog as :class:`~tastemaker.ItemFeatures`: genres, cast (multi-valued),
+        language (categorical), runtime and release year (quantile buckets); rows in
+        item id order 0..n_items-1.  ``kwargs`` override the encoding (see
+        :func:`tastemaker.datasets.item_features`)."""
+        from .datasets import item_features
+
+        return item_features(self.items, **kwargs)
+
     def interactions(self, **kwargs) -> Interactions:
         """The events as :class:`Interactions` with :attr:`event_weights` and timestamps.
 
