@@ -1,7 +1,7 @@
 """tastemaker: a personalization engine on SIMD + OpenMP C++ kernels.
 
-Public API: models (``ALS``, ``ItemKNN``, ``Popularity``), data (``Interactions``,
-``ItemFeatures``, ``datasets``), evaluation (``evaluate``), persistence (``load``), runtime
+Public API: models (``ALS``, ``ExplicitALS``, ``ItemKNN``, ``EASE``, ``Popularity``), data
+(``Interactions``, ``ItemFeatures``, ``datasets``), evaluation (``evaluate``), persistence (``load``), runtime
 configuration (``show_config``, ``set_num_threads``) and ``IdError`` (an out-of-range id:
 both a ``ValueError`` and an ``IndexError``).
 """
@@ -18,7 +18,7 @@ from ._validation import IdError
 from . import evaluation
 from .data import Interactions, ItemFeatures
 from .io import load
-from .models import ALS, ItemKNN, Popularity
+from .models import ALS, EASE, ExplicitALS, ItemKNN, Popularity
 from .evaluation import evaluate
 from . import datasets
 
@@ -37,6 +37,8 @@ __all__ = [
     "ALS",
     "Popularity",
     "ItemKNN",
+    "EASE",
+    "ExplicitALS",
     "evaluate",
     "datasets",
 ]
