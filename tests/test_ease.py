@@ -9,6 +9,14 @@ import pytest
 import scipy.sparse as sp
 
 import tastemaker as tm
+from model_contract import ModelContract
+
+
+class TestEASEContract(ModelContract):
+    supports_similar_users = False
+
+    def make_model(self):
+        return tm.EASE(regularization=5.0)
 
 
 def _binary(seed, n_users=60, n_items=40, density=0.15):
@@ -86,8 +94,7 @@ def test_bad_input(monkeypatch):
     with pytest.raises(ValueError, match="not fitted"):
         tm.EASE().recommend(0, X)
     model = tm.EASE(regularization=1.0).fit(X)
-    with pytest.raises(ValueError, match="user_items"):
-        model.recommend(0)
+    np.testing.assert_array_equal(model.recommend(0)[0], model.recommend(0, X)[0])
     with pytest.raises(ValueError, match="recalculate_item"):
         model.similar_items(0, recalculate_item=True)
     with pytest.raises(NotImplementedError, match="similar_users"):

@@ -9,6 +9,12 @@ import pytest
 import scipy.sparse as sp
 
 import tastemaker as tm
+from model_contract import ModelContract
+
+
+class TestExplicitALSContract(ModelContract):
+    def make_model(self):
+        return tm.ExplicitALS(factors=3, iterations=2, random_state=0, num_threads=1)
 
 
 def _ratings(seed=0, n_users=40, n_items=30, density=0.3):

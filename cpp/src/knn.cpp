@@ -57,6 +57,7 @@ struct TopK {
         k = k_;
     }
     void push(float s, std::int32_t id) {
+        if (std::isnan(s)) s = -std::numeric_limits<float>::infinity();  // overflowed sums
         if (h.size() < k) {
             h.emplace_back(s, id);
             std::push_heap(h.begin(), h.end(), better);

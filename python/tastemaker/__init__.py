@@ -1,9 +1,9 @@
 """tastemaker: a personalization engine on SIMD + OpenMP C++ kernels.
 
 Public API: models (``ALS``, ``ExplicitALS``, ``ItemKNN``, ``EASE``, ``Popularity``), data
-(``Interactions``, ``ItemFeatures``, ``datasets``), evaluation (``evaluate``), persistence (``load``), runtime
-configuration (``show_config``, ``set_num_threads``) and ``IdError`` (an out-of-range id:
-both a ``ValueError`` and an ``IndexError``).
+(``Interactions``, ``ItemFeatures``, ``datasets``), evaluation (``evaluate``), persistence
+(``load``), runtime configuration (``show_config``, ``set_num_threads``) and ``IdError``
+(an out-of-range id: both a ``ValueError`` and an ``IndexError``).
 """
 
 from ._config import (
@@ -19,8 +19,9 @@ from . import evaluation
 from .data import Interactions, ItemFeatures
 from .io import load
 from .models import ALS, EASE, ExplicitALS, ItemKNN, Popularity
-from .evaluation import evaluate
+from .evaluation import evaluate, tune
 from . import datasets
+from .pages import Explanation, Page, Personalizer, Row, Rules
 
 __all__ = [
     "__version__",
@@ -40,5 +41,11 @@ __all__ = [
     "EASE",
     "ExplicitALS",
     "evaluate",
+    "tune",
     "datasets",
+    "Personalizer",
+    "Row",
+    "Page",
+    "Explanation",
+    "Rules",
 ]

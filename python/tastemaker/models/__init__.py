@@ -1,10 +1,10 @@
 """Recommendation models."""
 
-from .base import FactorModel
+from .base import FactorModel, Model
 from .als import ALS
 from .popularity import Popularity
 from .knn import ItemKNN
 from .ease import EASE
 from .explicit import ExplicitALS
 
-__all__ = ["FactorModel", "ALS", "Popularity", "ItemKNN", "EASE", "ExplicitALS"]
+__all__ = ["Model", "FactorModel", "ALS", "Popularity", "ItemKNN", "EASE", "ExplicitALS"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -10,8 +12,8 @@ from .._memory import check_fits
 from .._validation import check_dense, check_float, check_int
 from ..io import register_model
 from .als import _native, _transpose
-from .base import FactorModel, _csr_rows, _id_list, _topk
-from .knn import _as_user_items
+from .base import _as_user_items, _check_callback, _csr_rows, _topk
+from .knn import RowScoredModel
 
 __all__ = ["EASE"]
 
@@ -23,7 +25,7 @@ _QUERY_CHUNK = 256
 
 
 @register_model("EASE")
-class EASE(FactorModel):
+class EASE(RowScoredModel):
     r"""Embarrassingly Shallow Autoencoder (Steck 2019, "Embarrassingly Shallow
     Autoencoders for Sparse Data").
 
@@ -65,26 +67,11 @@ class EASE(FactorModel):
     cosine of the columns of ``B``; ``similar_users`` is not defined and raises.
     """
 
-    _PARAMS = ("regularization", "num_threads")
-
     def __init__(self, regularization=500.0, *, num_threads=0):
         self.regularization = regularization
         self.num_threads = num_threads
 
-    n_users_ = None
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor parameters, as given (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params):
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ValueError(f"{name}: not a parameter of {type(self).__name__}")
-            setattr(self, name, value)
-        return self
-
-    def fit(self, user_items, show_progress: bool = False):
+    def fit(self, user_items, *, show_progress: bool = False, callback=None):
         """Solve for ``B``.
 
         Parameters
@@ -92,6 +79,8 @@ class EASE(FactorModel):
         user_items : Interactions or scipy.sparse matrix, shape (n_users, n_items)
         show_progress : bool, default False
             Accepted for a uniform ``fit`` signature.
+        callback : callable, optional
+            ``callback(0, elapsed_seconds, None)`` once ``B`` is solved.
 
         Returns
         -------
@@ -105,6 +94,8 @@ class EASE(FactorModel):
         """
         from scipy.linalg import lapack
 
+        start = time.perf_counter()
+        _check_callback(callback)
         lam = check_float(self.regularization, "regularization", minimum=0.0, strict=True)
         threads = check_int(self.num_threads, "num_threads", minimum=0)
         m = _as_user_items(user_items)
@@ -138,49 +129,27 @@ class EASE(FactorModel):
         del gram, c, p, q
         np.fill_diagonal(bt, 0.0)
         self.item_factors = bt
-        self.n_users_ = int(m.shape[0])
+        self._fit_done(m, start, callback)
         return self
 
     # ------------------------------------------------------------------ queries
-    def _check_fitted(self) -> None:
-        if getattr(self, "item_factors", None) is None:
-            raise ValueError(f"{type(self).__name__} is not fitted; call fit() first")
-
-    def recommend(self, userid, user_items=None, N=10, filter_already_liked_items=True,
-                  filter_items=None, recalculate_user=False, items=None):
-        """Top-``N`` items for one user or a batch, scored ``x_u B``.
-
-        Parameters, returns, ordering and padding as in
-        :meth:`tastemaker.models.FactorModel.recommend`; ``user_items`` is required (the
-        users' rows, or the full training matrix sliced by ``userid``).
-        """
-        self._check_fitted()
+    def _score(self, rows: sp.csr_matrix, exclude_seen: bool, allow, deny, k: int):
         bt = self.item_factors
-        n_items = bt.shape[0]
-        N = check_int(N, "N", minimum=1)
-        filt = self._check_bool(filter_already_liked_items, "filter_already_liked_items")
-        recalc = self._check_bool(recalculate_user, "recalculate_user")
-        n_users = self.n_users_ if self.n_users_ is not None else 2**31 - 1
-        ids, scalar = self._query_ids(userid, "userid", None if recalc else n_users)
-        if user_items is None:
-            raise ValueError(f"user_items: required, {type(self).__name__} scores users from "
-                             f"their rows")
-        rows = self._rows_for(ids, user_items, "user_items", n_users, n_items, recalc)
-        allow = _id_list(items, "items", n_items)
-        deny = _id_list(filter_items, "filter_items", n_items)
-        k = min(N, n_items if allow is None else len(allow))
-        out_ids = np.empty((len(ids), k), dtype=np.int32)
-        out_scores = np.empty((len(ids), k), dtype=np.float32)
+        out_ids = np.empty((rows.shape[0], k), dtype=np.int32)
+        out_scores = np.empty((rows.shape[0], k), dtype=np.float32)
         threads = self._query_threads()
-        for lo in range(0, len(ids), _QUERY_CHUNK):
+        for lo in range(0, rows.shape[0], _QUERY_CHUNK):
             part = rows[lo:lo + _QUERY_CHUNK]
             queries = np.ascontiguousarray(part.toarray(), dtype=np.float32)
-            indptr, indices = _csr_rows(part) if filt else (None, None)
+            indptr, indices = _csr_rows(part) if exclude_seen else (None, None)
             i, s = _topk(queries, bt, k, indptr, indices, allow, deny, threads, "user_items",
                          "item_factors")
             out_ids[lo:lo + len(i)] = i
             out_scores[lo:lo + len(i)] = s
-        return self._shape_result(out_ids, out_scores, scalar)
+        return out_ids, out_scores
+
+    def _dense_scores(self, row: sp.csr_matrix) -> np.ndarray:
+        return self.item_factors @ row.toarray().ravel().astype(np.float32)
 
     def similar_items(self, itemid, N=10, filter_items=None, items=None, recalculate_item=False,
                       item_users=None):
@@ -197,25 +166,18 @@ class EASE(FactorModel):
                              (filter_items, "filter_items"), (items, "items"), False, None,
                              "item_users", self._fold_in_items)
 
-    def similar_users(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__}.similar_users: an item-item model has no user "
-            f"representation; use ALS or ExplicitALS for similar users")
-
     # ------------------------------------------------------------------ persistence
     def _get_state(self):
         self._check_fitted()
-        return self.get_params(), {"item_factors": self.item_factors,
-                                   "n_users": np.array([self.n_users_], dtype=np.int64)}, {}
+        return self._saved_params(), {"item_factors": self.item_factors,
+                                      **self._state_arrays()}, {}
 
     @classmethod
     def _from_state(cls, params, arrays, extra):
-        model = cls(**{k: v for k, v in params.items() if k in cls._PARAMS})
+        model = cls._from_params(params)
         bt = check_dense(arrays["item_factors"], "item_factors", ndim=2)
-        if bt.shape[0] != bt.shape[1]:
+        model._load_train(arrays)
+        if bt.shape != (model.n_items_, model.n_items_):
             raise ValueError(f"EASE: damaged state (item_factors of shape {bt.shape})")
         model.item_factors = bt
-        model.n_users_ = int(np.asarray(arrays["n_users"]).ravel()[0])
-        if model.n_users_ < 0:
-            raise ValueError("EASE: damaged state (n_users)")
         return model

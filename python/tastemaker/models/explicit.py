@@ -11,15 +11,18 @@ from .. import _core
 from .._validation import check_csr, check_dense, check_float, check_ids, check_int, check_random_state
 from ..io import register_model
 from .als import _native, _transpose
-from .base import FactorModel, _csr_rows, _factor_array, _id_list, _topk
+from .base import (
+    FactorModel,
+    _append_liked,
+    _as_user_items,
+    _check_callback,
+    _csr_rows,
+    _factor_array,
+    _id_list,
+    _topk,
+)
 
 __all__ = ["ExplicitALS"]
-
-
-def _ratings(user_items, name: str = "user_items") -> sp.csr_matrix:
-    if not sp.issparse(user_items) and callable(getattr(user_items, "to_csr", None)):
-        user_items = user_items.to_csr()
-    return check_csr(user_items, name)
 
 
 @register_model("ExplicitALS")
@@ -75,9 +78,6 @@ class ExplicitALS(FactorModel):
     biases from their rows with the items fixed.
     """
 
-    _PARAMS = ("factors", "regularization", "bias_regularization", "iterations", "clip",
-               "random_state", "num_threads")
-
     def __init__(self, factors=50, regularization=0.1, bias_regularization=0.1, iterations=15,
                  clip=None, *, random_state=None, num_threads=0):
         self.factors = factors
@@ -92,17 +92,6 @@ class ExplicitALS(FactorModel):
     user_bias_ = None
     item_bias_ = None
     clip_ = None
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor parameters, as given (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params):
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ValueError(f"{name}: not a parameter of {type(self).__name__}")
-            setattr(self, name, value)
-        return self
 
     def _checked_params(self) -> dict:
         clip = self.clip
@@ -136,7 +125,7 @@ class ExplicitALS(FactorModel):
                                      global_mean=mean, num_threads=p["num_threads"])
         return x, b
 
-    def fit(self, user_items, show_progress: bool = True, callback=None):
+    def fit(self, user_items, *, show_progress: bool = True, callback=None):
         """Learn biases and factors from a users x items matrix of ratings.
 
         Parameters
@@ -153,9 +142,8 @@ class ExplicitALS(FactorModel):
         self
         """
         p = self._checked_params()
-        if callback is not None and not callable(callback):
-            raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
-        r = _ratings(user_items)
+        _check_callback(callback)
+        r = _as_user_items(user_items)
         rt = _transpose(r)
         rng = check_random_state(self.random_state)
         f = p["factors"]
@@ -180,6 +168,9 @@ class ExplicitALS(FactorModel):
                 bar.update(1)
                 if callback is not None:
                     callback(it, time.perf_counter() - start, rmse)
+        if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(b).all()
+                and np.isfinite(c).all()):
+            raise ValueError("user_items: ratings too large for float32 factors; rescale them")
         self.global_mean_ = mean
         self.user_bias_, self.item_bias_ = b, c
         self.user_factors = np.ascontiguousarray(np.hstack([x, np.ones((n_users, 1), np.float32)]))
@@ -263,6 +254,8 @@ class ExplicitALS(FactorModel):
         out_ids, out_scores = _topk(queries, itf, min(N, pool), indptr, indices, allow, deny,
                                     self._query_threads(), "user_factors", "item_factors")
         valid = out_ids >= 0
+        if filt and allow is not None:
+            _append_liked(out_ids, out_scores, queries, itf, rows, allow, deny)
         shift = (self.global_mean_ + bias.astype(np.float64))[:, None]
         out_scores = np.where(valid, out_scores + shift, out_scores).astype(np.float32)
         return self._shape_result(out_ids, out_scores, scalar)
@@ -292,12 +285,22 @@ class ExplicitALS(FactorModel):
                              "user_items", self._fold_in_users)
 
     # ------------------------------------------------------------------ persistence
+    def _saved_params(self) -> dict:
+        params = super()._saved_params()
+        if params.get("clip") is not None:
+            params["clip"] = [float(v) for v in params["clip"]]
+        return params
+
+    @classmethod
+    def _from_params(cls, params: dict):
+        params = dict(params)
+        if isinstance(params.get("clip"), list):
+            params["clip"] = tuple(params["clip"])
+        return super()._from_params(params)
+
     def _get_state(self):
         self._check_fitted()
-        params = self.get_params()
-        rs = params["random_state"]
-        if rs is not None and not isinstance(rs, (int, np.integer)):
-            params["random_state"] = None
+        params = self._saved_params()
         if params["clip"] is not None:
             params["clip"] = [float(v) for v in params["clip"]]
         arrays = {"user_factors": self.user_factors, "item_factors": self.item_factors,
@@ -307,10 +310,7 @@ class ExplicitALS(FactorModel):
 
     @classmethod
     def _from_state(cls, params, arrays, extra):
-        params = dict(params)
-        if params.get("clip") is not None:
-            params["clip"] = tuple(params["clip"])
-        model = cls(**{k: v for k, v in params.items() if k in cls._PARAMS})
+        model = cls._from_params(params)
         uf = check_dense(arrays["user_factors"], "user_factors", ndim=2)
         itf = check_dense(arrays["item_factors"], "item_factors", ndim=2)
         ub = check_dense(arrays["user_bias"], "user_bias", ndim=1, shape=(uf.shape[0],))

@@ -5,24 +5,19 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+import time
+
 from .. import _core
 from .._validation import check_csr, check_float, check_int
 from ..data.weighting import transform_values
 from ..io import register_model
 from .als import _native, _transpose
-from .base import FactorModel, _id_list
+from .base import LIKED_SCORE, FactorModel, _as_user_items, _check_callback, _id_list
 
-__all__ = ["ItemKNN", "SIMILARITIES"]
+__all__ = ["ItemKNN", "SIMILARITIES", "RowScoredModel"]
 
 #: Similarities accepted by :class:`ItemKNN`.
 SIMILARITIES = ("cosine", "bm25", "tfidf", "jaccard")
-
-
-def _as_user_items(user_items, name: str = "user_items") -> sp.csr_matrix:
-    """An Interactions (``to_csr()``) or a sparse matrix, as validated CSR float32."""
-    if not sp.issparse(user_items) and callable(getattr(user_items, "to_csr", None)):
-        user_items = user_items.to_csr()
-    return check_csr(user_items, name)
 
 
 def _normalize_columns(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -44,8 +39,117 @@ def _items_as_documents(m: sp.csr_matrix, method: str, values, **params) -> sp.c
     return out
 
 
+class RowScoredModel(FactorModel):
+    """Base of item-item models (ItemKNN, EASE): a user is scored from their row of the
+    users x items matrix, so there are no user factors and a new user needs no fold-in.
+
+    Subclasses set ``train_`` (the training matrix, CSR: the rows used when
+    ``recommend`` gets no ``user_items``) and ``n_items_`` in ``fit`` and implement
+    ``_score(rows, exclude_seen, allow, deny, k) -> (ids, scores)`` (the native top-k of
+    ``rows`` against the model, padded with -1 / -inf) and ``_dense_scores(row)`` (all
+    items' scores of one 1 x n_items CSR row, for ``items=``'s liked items).
+    """
+
+    train_ = None
+    n_items_ = None
+
+    def _check_fitted(self) -> None:
+        if getattr(self, "train_", None) is None or getattr(self, "n_items_", None) is None:
+            raise ValueError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    def _n_users_items(self):
+        self._check_fitted()
+        return int(self.train_.shape[0]), int(self.n_items_)
+
+    def _fit_done(self, train: sp.csr_matrix, start: float, callback) -> None:
+        self.train_ = train
+        self.n_items_ = int(train.shape[1])
+        if callback is not None:
+            callback(0, time.perf_counter() - start, None)
+
+    def recommend(self, userid, user_items=None, N=10, filter_already_liked_items=True,
+                  filter_items=None, recalculate_user=False, items=None):
+        """Top-``N`` items for one user or a batch, scored from the users' rows.
+
+        Parameters
+        ----------
+        userid : int or array-like of int, shape (n_queries,)
+        user_items : Interactions or scipy.sparse matrix, optional
+            The full users x items matrix (sliced by ``userid``) or one row per id; the
+            rows' values weight the items, their stored items are the seen ones.  None
+            uses the training rows (ids must then be training users).
+        N, filter_already_liked_items, filter_items, items
+            As in :meth:`tastemaker.models.FactorModel.recommend` (``items=`` ranks every
+            given item, already-liked ones last with score ``LIKED_SCORE``).
+        recalculate_user : bool, default False
+            Accepted for API compatibility: an item-item model always scores from the
+            row, so any non-negative ``userid`` is accepted with True.
+
+        Returns
+        -------
+        ids : ndarray of int32;  scores : ndarray of float32
+            Shapes, order (score descending, then id) and padding (-1 / -inf) as for
+            every tastemaker model.
+        """
+        self._check_fitted()
+        n_users, n_items = self._n_users_items()
+        N = check_int(N, "N", minimum=1)
+        filt = self._check_bool(filter_already_liked_items, "filter_already_liked_items")
+        recalc = self._check_bool(recalculate_user, "recalculate_user")
+        ids, scalar = self._query_ids(userid, "userid", None if recalc else n_users)
+        if user_items is None:
+            if recalc:
+                raise ValueError("user_items: required when recalculate_user is True")
+            rows = self.train_[ids]
+        else:
+            rows = self._rows_for(ids, user_items, "user_items", n_users, n_items, recalc)
+        allow = _id_list(items, "items", n_items)
+        deny = _id_list(filter_items, "filter_items", n_items)
+        pool = n_items if allow is None else len(allow)
+        out_ids, out_scores = self._score(rows, filt, allow, deny, min(N, pool))
+        if filt and allow is not None:
+            self._append_liked(out_ids, out_scores, rows, allow, deny)
+        return self._shape_result(out_ids, out_scores, scalar)
+
+    def _append_liked(self, out_ids, out_scores, rows, allow, deny) -> None:
+        """``items=``: each row's padding takes its liked items among ``allow`` (minus
+        ``deny``), by their own scores, with score ``LIKED_SCORE`` (implicit's rule)."""
+        width = out_ids.shape[1]
+        filled = np.count_nonzero(out_ids >= 0, axis=1)
+        for r in np.flatnonzero(filled < width):
+            liked = rows.indices[rows.indptr[r]:rows.indptr[r + 1]]
+            liked = liked[np.isin(liked, allow)]
+            if deny is not None:
+                liked = liked[~np.isin(liked, deny)]
+            if not liked.size:
+                continue
+            scores = self._dense_scores(rows[r])[liked]
+            order = np.lexsort((liked, -scores))[: width - filled[r]]
+            out_ids[r, filled[r]:filled[r] + len(order)] = liked[order]
+            out_scores[r, filled[r]:filled[r] + len(order)] = LIKED_SCORE
+
+    def similar_users(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__}.similar_users: an item-item model has no user "
+            f"representation; use ALS or ExplicitALS for similar users")
+
+    def _state_arrays(self) -> dict:
+        t = self.train_
+        return {"train_indptr": t.indptr.astype(np.int64), "train_indices": t.indices,
+                "train_data": t.data, "train_shape": np.asarray(t.shape, dtype=np.int64)}
+
+    def _load_train(self, arrays) -> None:
+        shape = tuple(int(v) for v in np.asarray(arrays["train_shape"]).ravel())
+        if len(shape) != 2 or min(shape) < 0:
+            raise ValueError(f"{type(self).__name__}: damaged state (train shape)")
+        t = sp.csr_matrix((arrays["train_data"], arrays["train_indices"],
+                           arrays["train_indptr"]), shape=shape)
+        self.train_ = check_csr(t, "train", allow_empty=True)
+        self.n_items_ = shape[1]
+
+
 @register_model("ItemKNN")
-class ItemKNN(FactorModel):
+class ItemKNN(RowScoredModel):
     r"""Item-based nearest neighbours (Sarwar et al. 2001) on a native sparse top-K build.
 
     ``fit`` keeps, for every item, its ``K`` most similar other items (similarity > 0)
@@ -106,8 +210,6 @@ class ItemKNN(FactorModel):
     the same).
     """
 
-    _PARAMS = ("K", "similarity", "K1", "B", "num_threads")
-
     def __init__(self, K=100, similarity="cosine", *, K1=1.2, B=0.75, num_threads=0):
         self.K = K
         self.similarity = similarity
@@ -119,18 +221,6 @@ class ItemKNN(FactorModel):
     # constructor argument (scikit-learn convention), so the graph is ``similarity_``.
     similarity_ = None
     self_similarity_ = None
-    n_users_ = None
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor parameters, as given (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params):
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ValueError(f"{name}: not a parameter of {type(self).__name__}")
-            setattr(self, name, value)
-        return self
 
     def _checked_params(self) -> dict:
         if not isinstance(self.similarity, str) or self.similarity not in SIMILARITIES:
@@ -159,7 +249,7 @@ class ItemKNN(FactorModel):
         return sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32),
                               (rows, m.indices[keep])), shape=m.shape)
 
-    def fit(self, user_items, show_progress: bool = False):
+    def fit(self, user_items, *, show_progress: bool = False, callback=None):
         """Build the neighbour graph.
 
         Parameters
@@ -169,12 +259,16 @@ class ItemKNN(FactorModel):
             duplicate indices are errors).
         show_progress : bool, default False
             Accepted for a uniform ``fit`` signature; the build is one native call.
+        callback : callable, optional
+            ``callback(0, elapsed_seconds, None)`` once the graph is built.
 
         Returns
         -------
         self
         """
+        start = time.perf_counter()
         p = self._checked_params()
+        _check_callback(callback)
         m = _as_user_items(user_items)
         w = self._weighted(m, p)
         wt = _transpose(w)
@@ -185,58 +279,17 @@ class ItemKNN(FactorModel):
         # Neighbours are stored in an unspecified order within a row (see knn.hpp).
         self.similarity_ = sp.csr_matrix((data, indices, indptr), shape=(n, n))
         self.self_similarity_ = self_sim
-        self.n_users_ = int(m.shape[0])
+        self._fit_done(m, start, callback)
         return self
 
     # ------------------------------------------------------------------ queries
-    def _check_fitted(self) -> None:
-        if getattr(self, "similarity_", None) is None:
-            raise ValueError(f"{type(self).__name__} is not fitted; call fit() first")
-
     def _score(self, rows: sp.csr_matrix, exclude_seen: bool, allow, deny, k: int):
         g = self.similarity_
         return _core.knn_recommend(*_native(g), *_native(rows), exclude_seen, allow, deny, k,
                                    self._query_threads())
 
-    def recommend(self, userid, user_items=None, N=10, filter_already_liked_items=True,
-                  filter_items=None, recalculate_user=False, items=None):
-        """Top-``N`` items for one user or a batch, scored from the neighbour lists.
-
-        Parameters
-        ----------
-        userid : int or array-like of int, shape (n_queries,)
-        user_items : scipy.sparse matrix, shape (n_queries, n_items) or (n_users, n_items)
-            Required: the users' rows (one per id, in order) or the full training matrix
-            (sliced by ``userid``).  The row's values weight its items' neighbour lists;
-            its stored items are the already-seen ones.
-        N, filter_already_liked_items, filter_items, items
-            As in :meth:`tastemaker.models.FactorModel.recommend`.
-        recalculate_user : bool, default False
-            Accepted for API compatibility: an item-item model always scores from
-            ``user_items``; with True any non-negative ``userid`` is accepted.
-
-        Returns
-        -------
-        ids : ndarray of int32;  scores : ndarray of float32
-            Shapes, order (score descending, then id) and padding (-1 / -inf) as for
-            every tastemaker model.  Items no neighbour list reaches score 0.
-        """
-        self._check_fitted()
-        n_items = self.similarity_.shape[0]
-        N = check_int(N, "N", minimum=1)
-        filt = self._check_bool(filter_already_liked_items, "filter_already_liked_items")
-        recalc = self._check_bool(recalculate_user, "recalculate_user")
-        n_users = self.n_users_ if self.n_users_ is not None else 2**31 - 1
-        ids, scalar = self._query_ids(userid, "userid", None if recalc else n_users)
-        if user_items is None:
-            raise ValueError(f"user_items: required, {type(self).__name__} scores users from "
-                             f"their rows")
-        rows = self._rows_for(ids, user_items, "user_items", n_users, n_items, recalc)
-        allow = _id_list(items, "items", n_items)
-        deny = _id_list(filter_items, "filter_items", n_items)
-        pool = n_items if allow is None else len(allow)
-        out_ids, out_scores = self._score(rows, filt, allow, deny, min(N, pool))
-        return self._shape_result(out_ids, out_scores, scalar)
+    def _dense_scores(self, row: sp.csr_matrix) -> np.ndarray:
+        return np.asarray((row @ self.similarity_).todense()).ravel()
 
     def similar_items(self, itemid, N=10, filter_items=None, items=None, recalculate_item=False,
                       item_users=None):
@@ -257,6 +310,10 @@ class ItemKNN(FactorModel):
         allow = _id_list(items, "items", n)
         deny = _id_list(filter_items, "filter_items", n)
         width = min(N, n if allow is None else len(allow))
+        # an item nobody interacted with is similar to nothing, and nothing to it
+        empty = np.flatnonzero(self.self_similarity_ == 0).astype(np.int32)
+        if empty.size:
+            deny = empty if deny is None else np.union1d(deny, empty).astype(np.int32)
         one_hot = sp.csr_matrix((np.ones(len(ids), dtype=np.float32), ids.astype(np.int32),
                                  np.arange(len(ids) + 1, dtype=np.int64)), shape=(len(ids), n))
         out_ids, out_scores = self._score(one_hot, True, allow, deny, width)
@@ -271,12 +328,10 @@ class ItemKNN(FactorModel):
             out_scores[r, 1:] = out_scores[r, :-1]
             out_ids[r, 0] = ids[r]
             out_scores[r, 0] = self.self_similarity_[ids[r]]
+        dead = np.isin(ids, empty)
+        out_ids[dead] = -1
+        out_scores[dead] = -np.inf
         return self._shape_result(out_ids, out_scores, scalar)
-
-    def similar_users(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__}.similar_users: an item-item model has no user "
-            f"representation; use ALS or ExplicitALS for similar users")
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self):
@@ -284,12 +339,12 @@ class ItemKNN(FactorModel):
         g = self.similarity_
         arrays = {"indptr": g.indptr.astype(np.int64), "indices": g.indices.astype(np.int32),
                   "data": g.data.astype(np.float32), "self": self.self_similarity_,
-                  "n_users": np.array([self.n_users_], dtype=np.int64)}
-        return self.get_params(), arrays, {}
+                  **self._state_arrays()}
+        return self._saved_params(), arrays, {}
 
     @classmethod
     def _from_state(cls, params, arrays, extra):
-        model = cls(**{k: v for k, v in params.items() if k in cls._PARAMS})
+        model = cls._from_params(params)
         self_sim = np.asarray(arrays["self"], dtype=np.float32)
         n = self_sim.shape[0] if self_sim.ndim == 1 else -1
         if n < 0:
@@ -302,7 +357,7 @@ class ItemKNN(FactorModel):
         check_csr(g.sorted_indices(), "similarity", allow_empty=True)
         model.similarity_ = g
         model.self_similarity_ = np.ascontiguousarray(self_sim)
-        model.n_users_ = int(np.asarray(arrays["n_users"]).ravel()[0])
-        if model.n_users_ < 0:
-            raise ValueError("ItemKNN: damaged state (n_users)")
+        model._load_train(arrays)
+        if model.n_items_ != n:
+            raise ValueError("ItemKNN: damaged state (train and graph sizes differ)")
         return model
