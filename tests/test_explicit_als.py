@@ -7,7 +7,6 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 import tastemaker as tm
 from model_contract import ModelContract
 

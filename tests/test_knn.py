@@ -8,10 +8,9 @@ import threading
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import tastemaker as tm
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import tastemaker as tm
 from model_contract import ModelContract
 
 
@@ -167,7 +166,7 @@ def test_similar_items_and_thread_determinism():
     ids, scores = one.similar_items(5, N=4)
     assert ids[0] == 5 and scores[0] == pytest.approx(1.0)
     row = one.similarity_[5].toarray().ravel()
-    best = sorted(((-row[j], j) for j in range(len(row)) if row[j] > 0))[:3]
+    best = sorted((-row[j], j) for j in range(len(row)) if row[j] > 0)[:3]
     np.testing.assert_array_equal(ids[1:], [j for _, j in best])
     ids, _ = one.similar_items([5, 6], N=3, filter_items=[5])
     assert ids.shape == (2, 3) and 5 not in ids[0] and ids[1, 0] == 6

@@ -13,8 +13,7 @@ void register_explicit_als(py::module_& m) {
         "explicit_als_solve",
         [](const py::array& indptr, const py::array& indices, const py::array& data, const py::array& Y,
            const py::array& other_bias, py::array& X, py::array& bias, double regularization,
-           double bias_regularization, bool weighted, double global_mean, double sample_scale,
-           std::uint64_t seed, int num_threads) {
+           double bias_regularization, bool weighted, double global_mean, int num_threads) {
             const float* py_ = checked_ptr<float>(Y, "Y", 2);
             const float* pob = checked_ptr<float>(other_bias, "other_bias", 1);
             float* px = checked_mutable_ptr<float>(X, "X", 2);
@@ -31,15 +30,13 @@ void register_explicit_als(py::module_& m) {
             p.bias_regularization = bias_regularization;
             p.weighted = weighted;
             p.global_mean = global_mean;
-            p.sample_scale = sample_scale;
-            p.seed = seed;
             p.num_threads = num_threads;
             py::gil_scoped_release nogil;
             explicit_als_solve(R, py_, pob, n_other, f, px, pb, p);
         },
         py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("Y"), py::arg("other_bias"), py::arg("X"),
         py::arg("bias"), py::arg("regularization"), py::arg("bias_regularization"), py::arg("weighted"),
-        py::arg("global_mean"), py::arg("sample_scale") = 0.0, py::arg("seed") = 0, py::arg("num_threads") = 0,
+        py::arg("global_mean"), py::arg("num_threads") = 0,
         "Solve the factors X and biases of every row of the rating CSR with (Y, other_bias) fixed (in place).");
     m.def(
         "explicit_als_rmse",

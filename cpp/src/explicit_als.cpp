@@ -57,24 +57,6 @@ bool cholesky_solve(double* A, double* b, int d) {
     return true;
 }
 
-// Standard normal draws from a counter-based generator (splitmix64 + Box-Muller): the
-// stream of row r depends only on (seed, r), never on which thread solves it.
-struct RowNormal {
-    std::uint64_t state;
-    RowNormal(std::uint64_t seed, std::uint64_t row) : state(seed * 0x9E3779B97F4A7C15ULL ^ (row + 0x632BE59BD9B4E019ULL)) {}
-    std::uint64_t next() {
-        std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        return z ^ (z >> 31);
-    }
-    double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-    double normal() {
-        const double u1 = uniform(), u2 = uniform();
-        return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-    }
-};
-
 }  // namespace
 
 void explicit_als_solve(const CsrView& R, const float* Y, const float* other_bias, std::int64_t n_other, int f,
@@ -85,8 +67,6 @@ void explicit_als_solve(const CsrView& R, const float* Y, const float* other_bia
     if (!(p.bias_regularization >= 0.0) || !std::isfinite(p.bias_regularization))
         throw std::invalid_argument("bias_regularization: expected a finite number >= 0");
     if (!std::isfinite(p.global_mean)) throw std::invalid_argument("global_mean: expected a finite number");
-    if (!(p.sample_scale >= 0.0) || !std::isfinite(p.sample_scale))
-        throw std::invalid_argument("sample_scale: expected a finite number >= 0");
     check_ratings(R, n_other);
     const int d = f + 1;
     const int threads = resolve_threads(p.num_threads);
@@ -140,17 +120,6 @@ void explicit_als_solve(const CsrView& R, const float* Y, const float* other_bia
                 for (int k = 0; k < f; ++k) x[k] = 0.0f;
                 bias[u] = 0.0f;
                 continue;
-            }
-            if (p.sample_scale > 0.0) {
-                // z += s L^{-T} e, e ~ N(0, I): covariance s^2 (L L^T)^{-1} = s^2 A^{-1}.
-                RowNormal rng(p.seed, static_cast<std::uint64_t>(u));
-                for (int k = 0; k < d; ++k) a[k] = rng.normal();
-                for (int i = d - 1; i >= 0; --i) {
-                    double t = a[i];
-                    for (int k = i + 1; k < d; ++k) t -= A[k * d + i] * a[k];
-                    a[i] = t / A[i * d + i];
-                }
-                for (int k = 0; k < d; ++k) b[k] += p.sample_scale * a[k];
             }
             for (int k = 0; k < f; ++k) x[k] = static_cast<float>(b[k]);
             bias[u] = static_cast<float>(b[f]);

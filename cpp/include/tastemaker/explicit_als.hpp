@@ -29,13 +29,7 @@ struct ExplicitAlsParams {
     double bias_regularization = 0.1;  ///< lambda_b (>= 0) on the bias
     bool weighted = true;              ///< ALS-WR: scale both by the row's rating count
     double global_mean = 0.0;          ///< mu
-    /** 0: the least-squares solution (ALS).  s > 0: a draw from the Gaussian posterior of
-     *  z given the other side, mean z* and covariance s^2 A^{-1} (A the regularised normal
-     *  matrix): one Gibbs-sampling step of the same model (Salakhutdinov & Mnih 2008,
-     *  with fixed precisions), s being the rating noise's standard deviation. */
-    double sample_scale = 0.0;
-    std::uint64_t seed = 0;  ///< with sample_scale > 0: draws depend only on (seed, row)
-    int num_threads = 0;     ///< 0 = global default (threads.hpp)
+    int num_threads = 0;               ///< 0 = global default (threads.hpp)
 };
 
 /** One half-step.

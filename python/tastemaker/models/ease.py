@@ -44,9 +44,9 @@ class EASE(RowScoredModel):
     **Memory**: fitting needs ``12 * n_items**2`` bytes at its peak (the float64 Gram
     matrix, inverted in place, and the float32 ``B``): 34 MB for MovieLens' 1,682
     items, 1.2 GB for 10,000 items, 4.8 GB for 20,000 items.  The fitted model keeps
-    ``4 * n_items**2`` bytes.  ``fit`` raises ``ValueError`` before allocating
-    anything when that does not fit in the available memory.  Catalogs of a few tens of
-    thousands of items at most; use ItemKNN or ALS beyond.
+    ``4 * n_items**2`` bytes plus the training matrix.  ``fit`` raises ``ValueError``
+    before allocating anything when that does not fit in the available memory.  Catalogs
+    of a few tens of thousands of items at most; use ItemKNN or ALS beyond.
 
     Parameters
     ----------
@@ -62,8 +62,9 @@ class EASE(RowScoredModel):
     item_factors : ndarray of float32, shape (n_items, n_items)
         ``B^T``: row ``j`` holds the weights with which every item predicts item ``j``.
 
-    ``recommend`` always scores from ``user_items`` (new users need no fold-in;
-    ``recalculate_user`` is accepted and means the same).  ``similar_items`` ranks by the
+    ``recommend`` scores from the rows of ``user_items`` (the training rows when it is
+    None; new users need no fold-in, ``recalculate_user`` is accepted and means the
+    same).  ``similar_items`` ranks by the
     cosine of the columns of ``B``; ``similar_users`` is not defined and raises.
     """
 

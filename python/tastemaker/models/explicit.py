@@ -8,7 +8,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._validation import check_csr, check_dense, check_float, check_ids, check_int, check_random_state
+from .._validation import (
+    check_csr,
+    check_dense,
+    check_float,
+    check_ids,
+    check_int,
+    check_random_state,
+)
 from ..io import register_model
 from .als import _native, _transpose
 from .base import (
@@ -49,7 +56,7 @@ class ExplicitALS(FactorModel):
     factors : int, default 50
     regularization : float, default 0.1
         :math:`\lambda` on the factors (>= 0), scaled by each row's rating count.
-    bias_regularization : float, default 0.1
+    bias_regularization : float, default 0.05
         :math:`\lambda_b` on the biases (>= 0), scaled the same way.
     iterations : int, default 15
         Alternating sweeps (users, then items).
@@ -78,7 +85,7 @@ class ExplicitALS(FactorModel):
     biases from their rows with the items fixed.
     """
 
-    def __init__(self, factors=50, regularization=0.1, bias_regularization=0.1, iterations=15,
+    def __init__(self, factors=50, regularization=0.1, bias_regularization=0.05, iterations=15,
                  clip=None, *, random_state=None, num_threads=0):
         self.factors = factors
         self.regularization = regularization

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import scipy.sparse as sp
-
-import time
 
 from .. import _core
 from .._validation import check_csr, check_float, check_int
@@ -14,7 +14,7 @@ from ..io import register_model
 from .als import _native, _transpose
 from .base import LIKED_SCORE, FactorModel, _as_user_items, _check_callback, _id_list
 
-__all__ = ["ItemKNN", "SIMILARITIES", "RowScoredModel"]
+__all__ = ["SIMILARITIES", "ItemKNN", "RowScoredModel"]
 
 #: Similarities accepted by :class:`ItemKNN`.
 SIMILARITIES = ("cosine", "bm25", "tfidf", "jaccard")
@@ -201,13 +201,16 @@ class ItemKNN(RowScoredModel):
         Each item's similarity with itself (1 for cosine, TF-IDF and Jaccard of an item
         with interactions).
 
-    Memory: ``12 * K * n_items`` bytes for the graph; each fitting or querying thread
-    uses ``5 * n_items`` bytes of scratch.
+    Memory: ``8 * K * n_items`` bytes for the graph (about twice that while it is
+    built) plus the training matrix; each fitting or querying thread uses
+    ``5 * n_items`` bytes of scratch.
 
     ``similar_users`` and fold-in of items (``recalculate_item``) are not defined for an
-    item-item model and raise.  ``recommend`` always scores from ``user_items``, so a new
-    user needs no fold-in: pass their row (``recalculate_user`` is accepted and means
-    the same).
+    item-item model and raise.  ``recommend`` scores from the rows of ``user_items`` (the
+    training rows when it is None), so a new user needs no fold-in: pass their row
+    (``recalculate_user`` is accepted and means the same).  ``similar_items`` lists the
+    item itself first, then its neighbours; an item without interactions is similar to
+    nothing.
     """
 
     def __init__(self, K=100, similarity="cosine", *, K1=1.2, B=0.75, num_threads=0):
