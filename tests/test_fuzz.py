@@ -172,6 +172,15 @@ def _als_similar_fold_in(m, ctx):
     _check_topk(*out, N_ITEMS)
 
 
+@entry_point("ALS.recommend_vectors(exclude=)", shape=("any", "items"))
+def _als_recommend_vectors(m, ctx):
+    model = ctx["als"]
+    vectors = np.ones((m.shape[0], model.item_factors.shape[1]), dtype=np.float32)
+    out = model.recommend_vectors(vectors, N=3, exclude=m)
+    if ctx["reference"] is not None:
+        _check_topk(*out, N_ITEMS, sp.csr_matrix(ctx["reference"]))
+
+
 @entry_point("Popularity.recommend(user_items=)", shape=("any", "items"))
 def _popularity_recommend(m, ctx):
     ids = np.arange(min(m.shape[0], N_USERS))

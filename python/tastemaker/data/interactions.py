@@ -78,6 +78,10 @@ def _ids_array(raw, name: str) -> np.ndarray:
             )
         if np.any(arr != np.round(arr)):
             raise ValueError(f"{name}: float ids must be whole numbers; use int or str ids")
+        if arr.size and np.abs(arr).max() >= 2.0**63:
+            # astype(int64) would turn every one of them into the same id
+            raise ValueError(f"{name}: float ids of 2**63 or more do not fit int64; pass "
+                             f"them as int or str ids")
         return arr.astype(np.int64)
     if kind == "U":
         return arr
@@ -256,7 +260,17 @@ class Interactions:
         else:
             vals = transform_values(self.user_idx, self.item_idx, self.raw_values, self.shape,
                                     tr["method"], **tr["params"])
-        self.values = vals.astype(np.float32)
+        # every path into an Interactions ends here: inf/NaN never get stored (they only
+        # failed later, at fit)
+        if not np.all(np.isfinite(self.raw_values)):
+            raise ValueError("values: the aggregated values overflow (inf or NaN); use "
+                             "smaller values or aggregate='mean'/'max'")
+        with np.errstate(over="ignore"):
+            values = np.asarray(vals).astype(np.float32)
+        if not np.all(np.isfinite(values)):
+            raise ValueError("values: aggregated values beyond float32's range (~3.4e38); "
+                             "scale them down or use a transform")
+        self.values = values
 
     @property
     def user_ids(self) -> np.ndarray:
@@ -349,7 +363,8 @@ class Interactions:
                 continue
             if col not in df.columns:
                 raise ValueError(f"{arg}: column {col!r} not in the frame (columns: "
-                                 f"{list(df.columns)})")
+                                 f"{list(df.columns)}; a file without a header line needs "
+                                 f"header=False and names=[...])")
         if len(df) == 0:
             raise ValueError("df: the frame is empty (no events)")
         return cls._build(
@@ -398,18 +413,59 @@ class Interactions:
                           columns=cols, event_weights=event_weights, **kwargs)
 
     @classmethod
-    def read_csv(cls, path, *, delimiter=",", **kwargs) -> "Interactions":
-        """Read an event log from a CSV file (with a header line) via pyarrow.
+    def read_csv(cls, path, *, delimiter=",", header=True, names=None, id_type="str",
+                 **kwargs) -> "Interactions":
+        """Read an event log from a delimited text file via pyarrow.
 
-        ``kwargs`` are those of :meth:`from_frame`.
+        Parameters
+        ----------
+        path : str or Path
+        delimiter : str, default ","
+            One character, or a longer separator such as ``"::"`` (MovieLens ``.dat``).
+        header : bool, default True
+            Whether the first line holds the column names.
+        names : list of str, optional
+            Column names: required without a header (else columns are ``f0``, ``f1``...),
+            and they replace the header's names with one.
+        id_type : {"str", "auto"}, default "str"
+            The user and item columns are read as strings, so ids such as ``"007"`` keep
+            their leading zeros (as in Parquet); ``"auto"`` lets the reader infer
+            numbers.
+        **kwargs
+            Those of :meth:`from_frame` (``user=``, ``item=``, ``value=``...).
         """
+        import pyarrow as pa
         import pyarrow.csv as pacsv
 
+        if id_type not in ("str", "auto"):
+            raise ValueError(f"id_type: expected 'str' or 'auto', got {id_type!r}")
+        if not isinstance(delimiter, str) or not delimiter or "\n" in delimiter:
+            raise ValueError(f"delimiter: expected a non-empty separator, got {delimiter!r}")
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(set(names)) != len(names):
+                raise ValueError(f"names: duplicate column names {names}")
+        source = str(path)
+        if len(delimiter) > 1:
+            # pyarrow takes one character: map the separator to one that cannot occur
+            try:
+                with open(source, "rb") as fh:
+                    text = fh.read().replace(delimiter.encode("utf-8"), b"\x1f")
+            except OSError as exc:
+                raise ValueError(f"path: cannot read {source!r} ({exc.strerror})") from None
+            source, delimiter = pa.BufferReader(text), "\x1f"
+        read = pacsv.ReadOptions(column_names=names,
+                                 skip_rows=1 if (header and names is not None) else 0,
+                                 autogenerate_column_names=not header and names is None)
+        id_cols = [kwargs.get("user", "user"), kwargs.get("item", "item")]
+        convert = pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in id_cols if isinstance(c, str)}
+            if id_type == "str" else None)
         try:
-            table = pacsv.read_csv(str(path),
+            table = pacsv.read_csv(source, read_options=read, convert_options=convert,
                                    parse_options=pacsv.ParseOptions(delimiter=delimiter))
         except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-            raise ValueError(f"path: cannot read CSV {str(path)!r} ({exc})") from None
+            raise ValueError(f"path: cannot read {str(path)!r} ({exc})") from None
         return cls.from_frame(table.to_pandas(), **kwargs)
 
     @classmethod
@@ -425,16 +481,26 @@ class Interactions:
 
     @classmethod
     def from_path(cls, path, **kwargs) -> "Interactions":
-        """Read ``.csv`` / ``.tsv`` / ``.parquet`` / ``.pq`` files by extension."""
+        """Read ``.csv`` / ``.tsv`` / ``.dat`` / ``.parquet`` / ``.pq`` files by extension.
+
+        Text files take the options of :meth:`read_csv` (``delimiter``, ``header``,
+        ``names``, ``id_type``); the delimiter defaults to ``","``, tab for ``.tsv`` and
+        ``"::"`` for ``.dat`` (MovieLens 1M), which has no header line by default.
+        """
         p = str(path).lower()
         if p.endswith((".parquet", ".pq")):
+            for key in ("delimiter", "header", "names", "id_type"):
+                if key in kwargs:
+                    raise ValueError(f"{key}: only for text files (.csv, .tsv, .dat)")
             return cls.read_parquet(path, **kwargs)
         if p.endswith(".csv") or p.endswith(".csv.gz"):
             return cls.read_csv(path, **kwargs)
         if p.endswith(".tsv"):
-            return cls.read_csv(path, delimiter="\t", **kwargs)
-        raise ValueError(f"path: unknown file type {str(path)!r}; expected .csv, .tsv or "
-                         f".parquet")
+            return cls.read_csv(path, **{"delimiter": "\t", **kwargs})
+        if p.endswith(".dat"):
+            return cls.read_csv(path, **{"delimiter": "::", "header": False, **kwargs})
+        raise ValueError(f"path: unknown file type {str(path)!r}; expected .csv, .tsv, .dat "
+                         f"or .parquet")
 
     # ---- the pipeline
     @staticmethod
@@ -486,8 +552,16 @@ class Interactions:
         if half_life_s is not None:
             reference = (float(seconds.max()) if reference_time is None
                          else _time_value(reference_time, "reference_time"))
-        strength = cls._event_strength(n, values, events, seconds, names, event_weights,
-                                       half_life_s, reference)
+        with np.errstate(over="ignore", invalid="ignore"):
+            strength = cls._event_strength(n, values, events, seconds, names, event_weights,
+                                           half_life_s, reference)
+        bad = ~np.isfinite(strength)
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            what = ("half_life" if half_life_s is not None else names["value"]
+                    if values is not None else "event_weights")
+            raise ValueError(f"{what}: the weighted value of event {pos} overflows "
+                             f"({strength[pos]}); use a longer half_life or smaller values")
         user_ids, u_codes = np.unique(u_raw, return_inverse=True)
         item_ids, i_codes = np.unique(i_raw, return_inverse=True)
         settings = {
@@ -538,10 +612,12 @@ class Interactions:
         cnt = np.add.reduceat(c, starts) if c.size else c
         ends = np.concatenate((starts[1:], [len(u)])) - 1
         if aggregate == "sum":
-            raw = np.add.reduceat(s, starts)
+            with np.errstate(over="ignore"):  # an overflow is reported by the constructor
+                raw = np.add.reduceat(s, starts)
         elif aggregate == "mean":
             # ``counts`` weights rows that are themselves means (append)
-            raw = np.add.reduceat(s * c, starts) / cnt
+            with np.errstate(over="ignore", invalid="ignore"):
+                raw = np.add.reduceat(s * c, starts) / cnt
         elif aggregate == "max":
             raw = np.maximum.reduceat(s, starts)
         else:  # last: rows are ordered by time inside each pair (stable otherwise)
@@ -756,21 +832,47 @@ class Interactions:
     def load(cls, path) -> "Interactions":
         """Read a file written by :meth:`save`."""
         header, arrays = _io.load_archive(path, kind=_KIND)
+        where = _io._describe(path)
         try:
+            cls._check_loaded(arrays)
             obj = cls(user_ids=arrays["user_ids"], item_ids=arrays["item_ids"],
                       user_idx=arrays["user_idx"], item_idx=arrays["item_idx"],
                       raw_values=arrays["raw_values"], counts=arrays["counts"],
                       timestamps=arrays.get("timestamps"), settings=header["settings"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"path: {str(path)!r} is a damaged interactions file "
-                             f"({exc!r})") from None
-        n = obj.nnz
-        if (obj.item_idx.shape != (n,) or obj.raw_values.shape != (n,)
-                or (n and (obj.user_idx.min() < 0 or obj.user_idx.max() >= obj.n_users
-                           or obj.item_idx.min() < 0 or obj.item_idx.max() >= obj.n_items))):
-            raise ValueError(f"path: {str(path)!r} is a damaged interactions file "
-                             "(inconsistent arrays)")
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                OverflowError) as exc:
+            raise ValueError(f"path: {where} is a damaged interactions file ({exc})") from None
         return obj
+
+    @staticmethod
+    def _check_loaded(arrays) -> None:
+        """Everything a file could get wrong, checked before any array is used."""
+        for key in ("user_ids", "item_ids"):
+            ids = arrays[key]
+            if ids.ndim != 1 or ids.dtype.kind not in "iuU":
+                raise ValueError(f"{key}: expected a 1-D int or str array")
+        n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
+        if max(n_users, n_items) > np.iinfo(np.int32).max:
+            raise ValueError("too many users or items")
+        n = None
+        for key in ("user_idx", "item_idx", "raw_values", "counts", "timestamps"):
+            a = arrays.get(key)
+            if a is None and key == "timestamps":
+                continue
+            if a.ndim != 1 or (n is not None and len(a) != n):
+                raise ValueError(f"{key}: inconsistent length")
+            n = len(a)
+            if key in ("user_idx", "item_idx", "counts") and a.dtype.kind not in "iu":
+                raise ValueError(f"{key}: expected integers")
+            if key in ("raw_values", "timestamps") and (
+                    a.dtype.kind not in "fiu" or not np.all(np.isfinite(a))):
+                raise ValueError(f"{key}: contains NaN or inf values")
+        for key, size in (("user_idx", n_users), ("item_idx", n_items)):
+            a = arrays[key]
+            if a.size and (a.min() < 0 or a.max() >= size):
+                raise ValueError(f"{key}: index out of range [0, {size})")
+        if arrays["counts"].size and arrays["counts"].min() < 1:
+            raise ValueError("counts: expected counts >= 1")
 
     def __eq__(self, other: Any) -> bool:  # structural equality, for tests and users
         if not isinstance(other, Interactions):

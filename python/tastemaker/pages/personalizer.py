@@ -150,6 +150,8 @@ def _lookup(index: pd.Index, ids: np.ndarray, key, what: str):
             key = int(key)
         else:
             raise ValueError(f"{what}: ids are integers, got {type(key).__name__} {key!r}")
+        if not -2**63 <= key < 2**63:
+            raise ValueError(f"{what}: id {key} does not fit a 64-bit integer")
     else:
         if not isinstance(key, (str, np.str_)):
             key = str(key) if isinstance(key, (int, np.integer)) else key
@@ -936,6 +938,8 @@ class Personalizer:
                 old = self._row(st, u)
             seq = st.seq + 1
             strength = st.events.strength(event, value, t)
+            if not np.isfinite(strength) or abs(strength) > 1e30:
+                raise ValueError(f"value: {value!r} gives the event a weight out of range")
             if event in _PARTIAL_EVENTS:
                 pu = ("start", value if value is not None and 0 < value < 1 else np.nan)
             elif event in _FINISH_EVENTS:
@@ -1134,6 +1138,14 @@ class Personalizer:
             model = type(old)(**old.get_params())
             fit_kwargs.setdefault("show_progress", False)
             csr = inter.to_csr()
+            import inspect
+
+            if ("item_features" in inspect.signature(model.fit).parameters
+                    and "item_features" not in fit_kwargs):
+                if self.features is None:
+                    raise ValueError(f"refresh: {type(old).__name__} is fitted with item "
+                                     "features; give the Personalizer features=")
+                fit_kwargs["item_features"] = self.features.reindex(inter.item_ids)
             model.fit(csr, **fit_kwargs)
             for attr in ("user_ids", "item_ids"):
                 setattr(model, attr, getattr(inter, attr))
