@@ -139,12 +139,14 @@ class EASE(RowScoredModel):
         out_ids = np.empty((rows.shape[0], k), dtype=np.int32)
         out_scores = np.empty((rows.shape[0], k), dtype=np.float32)
         threads = self._query_threads()
+        packed = (None if allow is not None
+                  else self._packed_items("item", "factors", bt, "item_factors"))
         for lo in range(0, rows.shape[0], _QUERY_CHUNK):
             part = rows[lo:lo + _QUERY_CHUNK]
             queries = np.ascontiguousarray(part.toarray(), dtype=np.float32)
             indptr, indices = _csr_rows(part) if exclude_seen else (None, None)
             i, s = _topk(queries, bt, k, indptr, indices, allow, deny, threads, "user_items",
-                         "item_factors")
+                         "item_factors", packed)
             out_ids[lo:lo + len(i)] = i
             out_scores[lo:lo + len(i)] = s
         return out_ids, out_scores

@@ -267,8 +267,11 @@ class ExplicitALS(FactorModel):
         out_scores = np.where(valid, out_scores + shift, out_scores).astype(np.float32)
         return self._shape_result(out_ids, out_scores, scalar)
 
-    def _plain(self, factors: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(factors[:, :-1])
+    def _plain(self, side: str) -> np.ndarray:
+        """The ``x`` / ``y`` factors without the bias column (cached per factor version)."""
+        factors = self.user_factors if side == "user" else self.item_factors
+        return self._derived(side, "plain", factors,
+                             lambda a: np.ascontiguousarray(a[:, :-1]))
 
     def similar_items(self, itemid, N=10, filter_items=None, items=None, recalculate_item=False,
                       item_users=None):
@@ -279,7 +282,7 @@ class ExplicitALS(FactorModel):
         if self._check_bool(recalculate_item, "recalculate_item"):
             raise ValueError(f"recalculate_item: {type(self).__name__} cannot fold in new "
                              f"items; refit with the new item's ratings")
-        return self._similar(self._plain(self.item_factors), "itemid", itemid, N,
+        return self._similar(self._plain("item"), "itemid", itemid, N,
                              (filter_items, "filter_items"), (items, "items"), False, None,
                              "item_users", self._fold_in_items)
 
@@ -287,7 +290,7 @@ class ExplicitALS(FactorModel):
         """Users by cosine of their factors ``x``; see
         :meth:`tastemaker.models.FactorModel.similar_users`."""
         self._check_fitted()
-        return self._similar(self._plain(self.user_factors), "userid", userid, N,
+        return self._similar(self._plain("user"), "userid", userid, N,
                              (filter_users, "filter_users"), (users, "users"), False, None,
                              "user_items", self._fold_in_users)
 
