@@ -148,7 +148,10 @@ def evaluate(models, train, test, k=(10, 20), metrics=None, *, show_progress: bo
         Indexed by model name (``index.name == "model"``), one float column per metric
         and cut-off named ``"<metric>@<k>"`` (e.g. ``"ndcg@10"``), metrics in the order
         asked and each at increasing k.  Ranking metrics are means over the users with
-        test items; ``df.attrs["n_users"]`` holds how many users were scored.
+        test items; ``df.attrs["n_users"]`` holds how many users were scored.  When a
+        model can ``predict`` ratings (``ExplicitALS``), ``"rmse"`` and ``"mae"`` columns
+        (no cut-off) score its predictions of every stored ``test`` value (NaN for the
+        models that cannot predict); they are in the default metrics then.
 
     Raises
     ------
