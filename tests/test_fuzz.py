@@ -247,6 +247,27 @@ def _metrics(m, ctx):
     assert all(np.isnan(v) or 0 <= v <= 1 for k, v in out.items() if k != "auc")
 
 
+@entry_point("Interactions(sessions=, context=) + Tastes (a matrix's entries as events)")
+def _tastes(m, ctx):
+    import tastemaker
+    from tastemaker._validation import check_csr
+    from tastemaker.pages import Tastes
+
+    c = check_csr(m, "user_items", allow_empty=True).tocoo()
+    x = tastemaker.Interactions.from_arrays(
+        c.row, c.col, values=c.data, sessions=c.row * 3 + c.col % 3,
+        context={"hour": (c.col * 7) % 24, "device": np.where(c.col % 2, "tv", "phone")})
+    model = tastemaker.ALS(factors=2, iterations=1, random_state=0).fit(
+        x.to_csr(), show_progress=False)
+    comp = Tastes(n_topics=3, n_init=1, max_iter=5)
+    fits = comp.fit_users(model, x, np.arange(x.n_users))
+    assert all(1 <= f.k <= 3 for f in fits)
+    for u in range(min(x.n_users, 3)):
+        ts = comp.find(model, x, u)
+        assert abs(sum(t.weight for t in ts) - 1) < 1e-9
+        comp.rank(model, x, u, 3, context={"hour": 5, "device": "tv"})
+
+
 # ------------------------------------------------------------------------------- matrices
 FORMATS = ("csr", "csc", "coo", "lil")
 INDEX_DTYPES = (np.int32, np.int64, np.uint32, np.uint64)

@@ -611,7 +611,9 @@ def _demo_data(args):
         t0 = time.perf_counter()
         synth = datasets.synthetic_streaming(n_users=args.users, n_items=args.items,
                                              seed=args.seed)
-        data = synth.interactions()
+        # sessions with their device and hour: the product layer tells the people of a
+        # shared account apart with them (pages/tastes.py)
+        data = synth.interactions(session="session", context=("device", "hour"))
         items = synth.items.loc[data.item_ids]
         titles = items["title"].tolist()
         labels = [f"{t}  [{g.replace('|', ', ')}]" for t, g in zip(titles, items["genres"])]
@@ -724,13 +726,45 @@ def _cmd_demo(args) -> int:
                      progress_col="watch_fraction" if events is not None else None)
     label_of = dict(zip(data.item_ids.tolist(), labels))
     user = _external(data.user_ids, u)
-    page = p.homepage(user, row_size=args.n)
+    # one row of top picks here (interleaving the people of a shared account); the rows
+    # per person follow below
+    page = p.homepage(user, row_size=args.n, tastes="interleave")
     print(f"\nHome page of user {user} ({len(page.rows)} rows, each title once):")
     for r in page.rows:
         print()
         _print_row(r, lambda i: label_of.get(i, str(i)))
+    if p.sessions is not None:
+        _demo_shared_account(p, data, test, args, shared, u, notes, label_of)
     print(f"\nDone in {time.perf_counter() - t_start:.1f}s.")
     return 0
+
+
+def _demo_shared_account(p, data, test, args, shared, u, notes, label_of) -> None:
+    """Who is watching: a shared account's tastes and its top-picks row per taste."""
+    user = _external(data.user_ids, u)
+    tastes = p.tastes(user)
+    if len(tastes) < 2 and args.user is None and shared is not None:
+        # the account shown above looked like one person: show one that does not
+        n_seen = np.bincount(data.user_idx, minlength=data.n_users)
+        for c in np.flatnonzero(shared & (n_seen >= 15))[:60]:
+            cand = _external(data.user_ids, int(c))
+            if len(p.tastes(cand)) > 1:
+                u, user, tastes = int(c), cand, p.tastes(cand)
+                break
+    if len(tastes) < 2:
+        print(f"\nUser {user}: one taste found (no sign of a shared account).")
+        return
+    note = f" ({notes[u]})" if notes is not None else ""
+    print(f"\nWho is watching? Account {user}{note} holds {len(tastes)} tastes:")
+    for t in tastes:
+        ctx = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in t.context.items())
+        print(f"  - {t.weight:.0%} of the sessions ({ctx}): {len(t.items)} titles")
+    page = p.homepage(user, rows=["top_picks"], row_size=args.n, tastes="rows")
+    print("\nTop picks, one row per taste (homepage(..., tastes='rows')):")
+    for r in page.rows:
+        print()
+        _print_row(r, lambda i: label_of.get(i, str(i)))
 
 
 # --------------------------------------------------------------------------- entry point

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from .. import io as _io
 from .._validation import check_float, check_ids, check_int
+from .sessions import Sessions, context_array
 from .weighting import _check_params, transform_values
 
 __all__ = ["Interactions", "DEFAULT_EVENT_WEIGHTS"]
@@ -235,10 +236,13 @@ class Interactions:
         Seconds since the epoch of each pair's latest event.
     counts : ndarray of int32, shape (nnz,)
         Number of events aggregated into each entry.
+    sessions : :class:`~tastemaker.data.sessions.Sessions` or None
+        The titles of each session and its context values, when built with ``session=``
+        (and ``context=``); kept by :meth:`subset`, :meth:`append`, :meth:`save`.
     """
 
     def __init__(self, *, user_ids, item_ids, user_idx, item_idx, raw_values, counts,
-                 timestamps, settings):
+                 timestamps, settings, sessions=None):
         self._user_ids = user_ids
         self._item_ids = item_ids
         self.user_idx = np.ascontiguousarray(user_idx, dtype=np.int32)
@@ -248,6 +252,7 @@ class Interactions:
         self.timestamps = (None if timestamps is None
                            else np.ascontiguousarray(timestamps, dtype=np.float64))
         self._settings = settings
+        self.sessions = sessions
         self._user_lookup = None
         self._item_lookup = None
         self._recompute_values()
@@ -306,15 +311,17 @@ class Interactions:
 
     def __repr__(self) -> str:
         ts = "with" if self.timestamps is not None else "without"
+        sess = ("" if self.sessions is None else
+                f", {self.sessions.n_sessions} sessions, context {list(self.sessions.context)}")
         return (f"Interactions(n_users={self.n_users}, n_items={self.n_items}, "
-                f"nnz={self.nnz}, {ts} timestamps)")
+                f"nnz={self.nnz}, {ts} timestamps{sess})")
 
     # ---- construction
     @classmethod
     def from_frame(cls, df, user="user", item="item", value=None, event=None, timestamp=None,
                    event_weights=None, *, aggregate="sum", half_life=None,
                    reference_time=None, transform=None, min_user_count=1,
-                   min_item_count=1) -> "Interactions":
+                   min_item_count=1, session=None, context=()) -> "Interactions":
         """Build from an event log DataFrame.
 
         Parameters
@@ -347,6 +354,14 @@ class Interactions:
         min_user_count, min_item_count : int
             Keep only users / items with at least this many distinct partners; applied
             repeatedly until both hold (a k-core).  Removed ids leave the id maps.
+        session : str, optional
+            Column of session ids (int or str; a session is keyed by user and id).  Kept
+            as :attr:`sessions`: each session's titles, start and context.
+        context : str or sequence of str
+            Columns describing the circumstances of a session (``("device", "hour")``,
+            or any columns of the frame); each session keeps the value of its first
+            event.  Numeric columns are stored as float64, others as strings.  Needs
+            ``session`` (for a log without sessions, pass a column of row numbers).
 
         Returns
         -------
@@ -367,6 +382,14 @@ class Interactions:
                                  f"header=False and names=[...])")
         if len(df) == 0:
             raise ValueError("df: the frame is empty (no events)")
+        context = cls._check_context(context, session)
+        for col in context:
+            if col not in df.columns:
+                raise ValueError(f"context: column {col!r} not in the frame (columns: "
+                                 f"{list(df.columns)})")
+        if session is not None and session not in df.columns:
+            raise ValueError(f"session: column {session!r} not in the frame (columns: "
+                             f"{list(df.columns)})")
         return cls._build(
             df[user], df[item],
             None if value is None else df[value],
@@ -376,7 +399,30 @@ class Interactions:
             columns={k: v for k, v in cols.items()},
             event_weights=event_weights, aggregate=aggregate, half_life=half_life,
             reference_time=reference_time, transform=transform,
-            min_user_count=min_user_count, min_item_count=min_item_count)
+            min_user_count=min_user_count, min_item_count=min_item_count,
+            sessions=None if session is None else df[session],
+            context={c: df[c] for c in context},
+            session_names=(session, list(context)))
+
+    @staticmethod
+    def _check_context(context, session):
+        """``context=`` as a list of column names (a str is one name)."""
+        if context is None:
+            context = ()
+        if isinstance(context, str):
+            context = (context,)
+        try:
+            context = list(context)
+        except TypeError:
+            raise ValueError(f"context: expected column names, got {context!r}") from None
+        if not all(isinstance(c, str) for c in context):
+            raise ValueError(f"context: expected column names (str), got {context!r}")
+        if len(set(context)) != len(context):
+            raise ValueError(f"context: repeated column names in {context!r}")
+        if context and session is None:
+            raise ValueError("context: needs session= (context values belong to sessions; "
+                             "for a log without sessions pass a column of row numbers)")
+        return context
 
     @classmethod
     def from_arrays(cls, users, items, values=None, events=None, timestamps=None,
@@ -384,10 +430,18 @@ class Interactions:
         """Build from parallel 1-D arrays (one element per event).
 
         Same options as :meth:`from_frame` (keyword ``aggregate``, ``half_life``,
-        ``reference_time``, ``transform``, ``min_user_count``, ``min_item_count``).
+        ``reference_time``, ``transform``, ``min_user_count``, ``min_item_count``), plus
+        ``sessions`` (an array of session ids) and ``context`` (a dict of name -> array).
         """
+        sessions = kwargs.pop("sessions", None)
+        context = kwargs.pop("context", None)
+        if context is not None and not isinstance(context, dict):
+            raise ValueError(f"context: expected a dict of name -> array, got "
+                             f"{type(context).__name__}")
+        names_ctx = cls._check_context(list(context or {}), sessions)
         arrays = {"users": users, "items": items, "values": values, "events": events,
-                  "timestamps": timestamps}
+                  "timestamps": timestamps, "sessions": sessions,
+                  **{f"context[{k!r}]": (context or {})[k] for k in names_ctx}}
         n = None
         conv = {}
         for name, a in arrays.items():
@@ -409,8 +463,12 @@ class Interactions:
         return cls._build(conv["users"], conv["items"], conv["values"], conv["events"],
                           conv["timestamps"],
                           names={"user": "users", "item": "items", "value": "values",
-                                 "event": "events", "timestamp": "timestamps"},
-                          columns=cols, event_weights=event_weights, **kwargs)
+                                 "event": "events", "timestamp": "timestamps",
+                                 "session": "sessions"},
+                          columns=cols, event_weights=event_weights,
+                          sessions=conv["sessions"],
+                          context={k: conv[f"context[{k!r}]"] for k in names_ctx},
+                          session_names=(None, names_ctx), **kwargs)
 
     @classmethod
     def read_csv(cls, path, *, delimiter=",", header=True, names=None, id_type="str",
@@ -466,7 +524,18 @@ class Interactions:
                                    parse_options=pacsv.ParseOptions(delimiter=delimiter))
         except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
             raise ValueError(f"path: cannot read {str(path)!r} ({exc})") from None
-        return cls.from_frame(table.to_pandas(), **kwargs)
+        return cls._from_file_frame(table.to_pandas(), path, kwargs)
+
+    @classmethod
+    def _from_file_frame(cls, df, path, kwargs) -> "Interactions":
+        """from_frame for a frame read from ``path``: its errors name the file, not ``df``."""
+        try:
+            return cls.from_frame(df, **kwargs)
+        except ValueError as exc:
+            msg = str(exc)
+            if msg.startswith("df:"):
+                raise ValueError(f"path: {str(path)!r}:{msg[3:]}") from None
+            raise
 
     @classmethod
     def read_parquet(cls, path, **kwargs) -> "Interactions":
@@ -477,7 +546,7 @@ class Interactions:
             table = pq.read_table(str(path))
         except (OSError, ValueError) as exc:
             raise ValueError(f"path: cannot read Parquet {str(path)!r} ({exc})") from None
-        return cls.from_frame(table.to_pandas(), **kwargs)
+        return cls._from_file_frame(table.to_pandas(), path, kwargs)
 
     @classmethod
     def from_path(cls, path, **kwargs) -> "Interactions":
@@ -535,7 +604,8 @@ class Interactions:
     @classmethod
     def _build(cls, users, items, values, events, timestamps, *, names, columns,
                event_weights=None, aggregate="sum", half_life=None, reference_time=None,
-               transform=None, min_user_count=1, min_item_count=1):
+               transform=None, min_user_count=1, min_item_count=1, sessions=None,
+               context=None, session_names=(None, [])):
         if aggregate not in _AGGREGATES:
             raise ValueError(f"aggregate: expected one of {_AGGREGATES}, got {aggregate!r}")
         min_user_count = check_int(min_user_count, "min_user_count", minimum=1)
@@ -576,18 +646,31 @@ class Interactions:
             "transform": tr,
             "has_values": values is not None,
         }
+        sess = None
+        if sessions is not None:
+            settings["session"] = {"column": session_names[0], "context": session_names[1]}
+            sess = Sessions.build(
+                u_codes.ravel(), _ids_array(sessions, names.get("session", "session")),
+                i_codes.ravel(), strength, seconds,
+                {k: context_array(v, f"column {k!r}") for k, v in (context or {}).items()},
+                len(item_ids))
         uu, ii, raw, cnt, ts = cls._aggregate(u_codes.ravel(), i_codes.ravel(), strength,
                                               np.ones(n, dtype=np.int64), seconds,
                                               len(item_ids), aggregate)
         if min_user_count > 1 or min_item_count > 1:
+            old_u, old_i = user_ids, item_ids
             uu, ii, raw, cnt, ts, user_ids, item_ids = cls._kcore(
                 uu, ii, raw, cnt, ts, user_ids, item_ids, min_user_count, min_item_count)
             if uu.size == 0:
                 raise ValueError(
                     f"min_user_count/min_item_count: no interactions survive the filter "
                     f"(min_user_count={min_user_count}, min_item_count={min_item_count})")
+            if sess is not None and (len(user_ids) < len(old_u) or len(item_ids) < len(old_i)):
+                sess = sess.take(user_map=pd.Index(user_ids).get_indexer(old_u),
+                                 item_map=pd.Index(item_ids).get_indexer(old_i))
         return cls(user_ids=user_ids, item_ids=item_ids, user_idx=uu, item_idx=ii,
-                   raw_values=raw, counts=cnt, timestamps=ts, settings=settings)
+                   raw_values=raw, counts=cnt, timestamps=ts, settings=settings,
+                   sessions=sess)
 
     @staticmethod
     def _check_transform(transform):
@@ -725,7 +808,8 @@ class Interactions:
     def _replace(self, **kw) -> "Interactions":
         state = dict(user_ids=self._user_ids, item_ids=self._item_ids, user_idx=self.user_idx,
                      item_idx=self.item_idx, raw_values=self.raw_values, counts=self.counts,
-                     timestamps=self.timestamps, settings=dict(self._settings))
+                     timestamps=self.timestamps, settings=dict(self._settings),
+                     sessions=self.sessions)
         state.update(kw)
         return Interactions(**state)
 
@@ -739,9 +823,13 @@ class Interactions:
         if m.dtype != bool or m.shape != (self.nnz,):
             raise ValueError(f"mask: expected a boolean array of shape ({self.nnz},), got "
                              f"dtype {m.dtype} shape {m.shape}")
+        sess = (None if self.sessions is None else
+                self.sessions.restrict_to_pairs(self.user_idx[m], self.item_idx[m],
+                                                self.n_items))
         return self._replace(user_idx=self.user_idx[m], item_idx=self.item_idx[m],
                              raw_values=self.raw_values[m], counts=self.counts[m],
-                             timestamps=None if self.timestamps is None else self.timestamps[m])
+                             timestamps=None if self.timestamps is None else self.timestamps[m],
+                             sessions=sess)
 
     def transform(self, method, **params) -> "Interactions":
         """A copy whose :attr:`values` are ``raw_values`` under another transform.
@@ -795,14 +883,22 @@ class Interactions:
             if self.timestamps is not None and cols["timestamp"] is None:
                 raise ValueError("timestamp: this Interactions has timestamps; name the column")
             hl = st["half_life"]
+            sess_cols = st.get("session") or {}
+            if self.sessions is not None and sess_cols.get("column") is None:
+                raise ValueError("events: this Interactions has sessions but was built from "
+                                 "arrays; append an Interactions instead")
             other = Interactions.from_frame(
                 events, user=cols["user"], item=cols["item"], value=cols["value"],
                 event=cols["event"] if st["event_weights"] is not None else None,
                 timestamp=cols["timestamp"] if self.timestamps is not None else None,
                 event_weights=st["event_weights"], aggregate=st["aggregate"],
-                half_life=hl, reference_time=st["reference_time"] if hl else None)
+                half_life=hl, reference_time=st["reference_time"] if hl else None,
+                session=sess_cols.get("column") if self.sessions is not None else None,
+                context=sess_cols.get("context", ()) if self.sessions is not None else ())
         if (self.timestamps is None) != (other.timestamps is None):
             raise ValueError("events: both sides must have timestamps, or neither")
+        if (self.sessions is None) != (other.sessions is None):
+            raise ValueError("events: both sides must have sessions, or neither")
         user_ids = _merge_ids(self._user_ids, other._user_ids)
         item_ids = _merge_ids(self._item_ids, other._item_ids)
         ou = pd.Index(user_ids).get_indexer(other._user_ids.astype(user_ids.dtype))[other.user_idx]
@@ -815,8 +911,15 @@ class Interactions:
               else np.concatenate([self.timestamps, other.timestamps]))
         uu, ii, raw, cnt, ts = self._aggregate(u, i, raw, cnt, ts, len(item_ids),
                                                st["aggregate"])
+        sess = None
+        if self.sessions is not None:
+            sess = self.sessions.concat(
+                other.sessions,
+                pd.Index(user_ids).get_indexer(other._user_ids.astype(user_ids.dtype)),
+                pd.Index(item_ids).get_indexer(other._item_ids.astype(item_ids.dtype)),
+                len(item_ids))
         return self._replace(user_ids=user_ids, item_ids=item_ids, user_idx=uu, item_idx=ii,
-                             raw_values=raw, counts=cnt, timestamps=ts)
+                             raw_values=raw, counts=cnt, timestamps=ts, sessions=sess)
 
     # ---- persistence
     def save(self, path) -> None:
@@ -826,7 +929,11 @@ class Interactions:
                   "raw_values": self.raw_values, "counts": self.counts}
         if self.timestamps is not None:
             arrays["timestamps"] = self.timestamps
-        _io.save_archive(path, _KIND, {"settings": self._settings}, arrays)
+        header = {"settings": self._settings}
+        if self.sessions is not None:
+            header["sessions"], more = self.sessions.to_arrays()
+            arrays.update(more)
+        _io.save_archive(path, _KIND, header, arrays)
 
     @classmethod
     def load(cls, path) -> "Interactions":
@@ -839,6 +946,8 @@ class Interactions:
                       user_idx=arrays["user_idx"], item_idx=arrays["item_idx"],
                       raw_values=arrays["raw_values"], counts=arrays["counts"],
                       timestamps=arrays.get("timestamps"), settings=header["settings"])
+            obj.sessions = Sessions.from_arrays(header.get("sessions"), arrays, obj.n_users,
+                                                obj.n_items)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError,
                 OverflowError) as exc:
             raise ValueError(f"path: {where} is a damaged interactions file ({exc})") from None
@@ -885,6 +994,8 @@ class Interactions:
                 and np.array_equal(self.user_idx, other.user_idx)
                 and np.array_equal(self.item_idx, other.item_idx)
                 and np.array_equal(self.values, other.values)
-                and np.array_equal(self.counts, other.counts) and same_ts)
+                and np.array_equal(self.counts, other.counts) and same_ts
+                and ((self.sessions is None and other.sessions is None)
+                     or (self.sessions is not None and self.sessions == other.sessions)))
 
     __hash__ = None  # mutable arrays inside

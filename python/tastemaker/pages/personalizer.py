@@ -39,6 +39,7 @@ import scipy.sparse as sp
 
 from .._validation import check_float, check_int
 from ..data.interactions import Interactions
+from ..data.sessions import Sessions
 from ..data.weighting import corpus_stats
 from ..models.base import FactorModel
 from . import rerank as _rerank
@@ -47,6 +48,7 @@ from .scoring import scorer_for
 from .history import EventRules, UserRow, with_event
 from .rows import Explanation, Page, Row, external
 from .rules import Rules
+from .tastes import Taste, Tastes
 
 __all__ = ["Personalizer", "ROW_KINDS"]
 
@@ -241,6 +243,9 @@ class Personalizer:
                                 interactions.raw_values, interactions.shape)
         arrays["vectors"] = scorer.all_vectors(interactions.to_csr())
         self._state = self._make_state(model, arrays, stats, seq=0, generation=0)
+        self.sessions = interactions.sessions
+        if self.sessions is not None:  # shared accounts: who is watching (pages/tastes.py)
+            self._tastes = Tastes()
 
     # ------------------------------------------------------------------ construction
     def _init_options(self, rules, trending_window, new_window):
@@ -250,6 +255,7 @@ class Personalizer:
         self._lock = threading.RLock()
         self._refreshing: Future | None = None
         self._tastes = None
+        self.sessions = None
         self.interactions = None
         self.features = None
 
@@ -354,7 +360,7 @@ class Personalizer:
                        vector=b.vectors[u], partial=partial, seq=0)
 
     def _ext_items(self, st: _State, idx) -> list:
-        return [external(x) for x in st.items.ids[np.asarray(idx, dtype=np.int64)]]
+        return st.items.ids[np.asarray(idx, dtype=np.int64)].tolist()  # Python ints / strs
 
     def _title(self, st: _State, i: int) -> str:
         if self.catalog is not None:
@@ -396,7 +402,8 @@ class Personalizer:
     def _filters(self, st: _State, rules) -> tuple[np.ndarray, np.ndarray | None]:
         """(sorted deny item indices, allow item indices or None) of the rules."""
         r = self.rules if rules is None else Rules.of(rules).checked()
-        now = self._clock(st, r)
+        # to the minute: the clock moves with every event, the windows do not need it
+        now = float(np.floor(self._clock(st, r) / 60.0) * 60.0)
         key = ("blocked", st.items.version, now, r.max_maturity, r.region)
         blocked = st.cache.get(key)
         if blocked is None:
@@ -519,8 +526,22 @@ class Personalizer:
     def set_tastes(self, component) -> None:
         """Plug in the shared-account component: ``top_picks(tastes=..., context=...)``
         and the home page delegate to ``component.top_picks(personalizer, user, n,
-        tastes=, context=, **options)`` for anything but ``tastes="single"``."""
+        tastes=, context=, **options)`` for anything but ``tastes="single"``.
+
+        A :class:`~tastemaker.pages.tastes.Tastes` is plugged in by default when the
+        interactions have sessions; ``set_tastes(None)`` turns it off."""
         self._tastes = component
+
+    def tastes(self, user) -> list:
+        """The people ("tastes") inside an account, heaviest first: a list of
+        :class:`~tastemaker.pages.tastes.Taste` (``.items``, ``.weight``, ``.context``).
+        One taste holding the whole history when the account is one person, or when
+        there are no sessions to tell people apart."""
+        if isinstance(self._tastes, Tastes):
+            return self._tastes.personalizer_tastes(self, user)
+        st = self._state
+        row = self._row(st, self._user(st, user))
+        return [Taste(items=self._ext_items(st, row.items), weight=1.0)]
 
     def top_picks(self, user, n=10, tastes="auto", context=None, *, rules=None,
                   diversity=0.0, calibration=0.0, exclude=None) -> Row:
@@ -693,8 +714,11 @@ class Personalizer:
 
     # ------------------------------------------------------------------ home page
     def _trending(self, st: _State, now: float) -> np.ndarray:
-        """Viewers per item with an event in ``[now - trending_window, now]`` (base counts
-        cached per clock; rows changed live replace their base rows)."""
+        """Viewers per item with an event in ``[now - trending_window, now]``, ``now``
+        rounded up to the hour so that the base counts (a pass over every entry) are
+        reused while the clock moves with each event; rows changed live replace their
+        base rows."""
+        now = float(np.ceil(now / 3600.0) * 3600.0)
         lo = now - self.trending_window
         key = ("trending", st.items.version, now)
         base = st.cache.get(key)
@@ -722,7 +746,7 @@ class Personalizer:
         return hit
 
     def homepage(self, user, rows=None, row_size=10, *, rules=None, diversity=0.0,
-                 calibration=0.0, n_because=2, n_genres=3) -> Page:
+                 calibration=0.0, n_because=2, n_genres=3, tastes="rows") -> Page:
         """The user's home page: ordered rows, each title at most once on the page.
 
         Parameters
@@ -736,6 +760,10 @@ class Personalizer:
             Re-ranking of the top-picks and genre rows (see :meth:`top_picks`).
         n_because, n_genres : int
             How many "Because you watched" and genre rows.
+        tastes : {"rows", "interleave", "single"}
+            A shared account's top picks: one row per taste (titled by its habits, e.g.
+            "Top picks for evenings on the tv"), one row interleaving them, or one row
+            by the account's single vector.  One-person accounts get one row anyway.
 
         Row order: "Continue watching" and "Top picks" first, then the other rows by the
         user's predicted engagement with their content (the mean model score of their
@@ -765,7 +793,12 @@ class Personalizer:
             if kind == "continue_watching":
                 res = self._continue_row(st, row, row_size, deny, allow)
             elif kind == "top_picks":
-                if self._tastes is not None:
+                if isinstance(self._tastes, Tastes):
+                    res = self._tastes.homepage_rows(
+                        self, user, row_size, layout=tastes, rules=rules,
+                        diversity=diversity, calibration=calibration,
+                        exclude=self._ext_items(st, sorted(used)))
+                elif self._tastes is not None:
                     res = self.top_picks(user, row_size, rules=rules, diversity=diversity,
                                          calibration=calibration,
                                          exclude=self._ext_items(st, sorted(used)))
@@ -1098,7 +1131,7 @@ class Personalizer:
         return Interactions(user_ids=snap["user_ids"], item_ids=snap["item_ids"],
                             user_idx=user_idx, item_idx=snap["items"], raw_values=snap["raw"],
                             counts=snap["counts"], timestamps=snap.get("ts"),
-                            settings=dict(self._settings))
+                            settings=dict(self._settings), sessions=self.sessions)
 
     # ------------------------------------------------------------------ refresh
     def refresh(self, wait: bool = False, **fit_kwargs) -> Future:
@@ -1207,6 +1240,10 @@ class Personalizer:
         stats = st.events.stats
         if stats is not None:
             arrays["stats.df"] = np.asarray(stats["df"])
+        sessions_meta = None
+        if self.sessions is not None:
+            sessions_meta, s_arrays = self.sessions.to_arrays()
+            arrays.update({"sessions." + k: v for k, v in s_arrays.items()})
         features_meta = None
         if self.features is not None:
             fm = sp.csr_matrix(self.features.matrix)
@@ -1226,6 +1263,9 @@ class Personalizer:
             "features": features_meta,
             "stats": None if stats is None else {k: v for k, v in stats.items() if k != "df"},
             "seq": st.seq,
+            "sessions": sessions_meta,
+            "tastes": (self._tastes.get_params() if isinstance(self._tastes, Tastes)
+                       else None),
             "options": {"trending_window": self.trending_window, "new_window": self.new_window,
                         "rules": {"now": r.now, "max_maturity": r.max_maturity,
                                   "region": r.region,
@@ -1278,6 +1318,12 @@ class Personalizer:
                 raise ValueError("inconsistent array shapes")
             self._state = self._make_state(model, arrays, stats, seq=int(meta["seq"]),
                                            generation=0)
+            if meta.get("sessions") is not None:
+                self.sessions = Sessions.from_arrays(
+                    meta["sessions"], {k[9:]: v for k, v in arrays.items()
+                                       if k.startswith("sessions.")}, n_users, n_items)
+                if meta.get("tastes") is not None:
+                    self._tastes = Tastes(**meta["tastes"])
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             if str(exc).startswith("path:"):
                 raise
