@@ -13,6 +13,7 @@ from model_contract import ModelContract
 
 class TestEASEContract(ModelContract):
     supports_similar_users = False
+    supports_item_fold_in = False
 
     def make_model(self):
         return tm.EASE(regularization=5.0)

@@ -12,6 +12,8 @@ from model_contract import ModelContract
 
 
 class TestExplicitALSContract(ModelContract):
+    supports_item_fold_in = False
+
     def make_model(self):
         return tm.ExplicitALS(factors=3, iterations=2, random_state=0, num_threads=1)
 

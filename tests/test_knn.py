@@ -16,6 +16,7 @@ from model_contract import ModelContract
 
 class TestItemKNNContract(ModelContract):
     supports_similar_users = False
+    supports_item_fold_in = False
 
     def make_model(self):
         return tm.ItemKNN(K=5)
@@ -23,6 +24,7 @@ class TestItemKNNContract(ModelContract):
 
 class TestItemKNNBM25Contract(ModelContract):
     supports_similar_users = False
+    supports_item_fold_in = False
 
     def make_model(self):
         return tm.ItemKNN(K=5, similarity="bm25")
