@@ -1,6 +1,6 @@
 """tastemaker: a personalization engine on SIMD + OpenMP C++ kernels.
 
-Public API: models (``ALS``, ``Popularity``), data (``Interactions``, ``ItemFeatures``, ``datasets``),
+Public API: models (``ALS``, ``Popularity``, ``ContentModel``, ``HybridALS``), data (``Interactions``, ``ItemFeatures``, ``datasets``),
 evaluation (``evaluate``), persistence (``load``) and runtime configuration
 (``show_config``, ``set_num_threads``).
 """
@@ -16,7 +16,7 @@ from ._core import __version__
 from . import evaluation
 from .data import Interactions, ItemFeatures
 from .io import load
-from .models import ALS, Popularity
+from .models import ALS, ContentModel, HybridALS, Popularity
 from .evaluation import evaluate
 from . import datasets
 
@@ -33,6 +33,8 @@ __all__ = [
     "load",
     "ALS",
     "Popularity",
+    "ContentModel",
+    "HybridALS",
     "evaluate",
     "datasets",
 ]
