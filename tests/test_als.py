@@ -329,7 +329,84 @@ def test_queries_from_factor_model_use_als_fold_in():
 
 def test_absurd_thread_count_does_not_crash():
     m = random_matrix()
-    a = ALS(factors=4, iterations=1, random_state=0, num_threads=100_000).fit(
-        m, show_progress=False)
+    # clamped to 4x the CPU count with a warning (10^9 threads made libgomp exit the
+    # process under a memory limit; >= 2^31 made pybind11 reject the call)
+    with pytest.warns(RuntimeWarning, match="more than 4x the CPU count"):
+        a = ALS(factors=4, iterations=1, random_state=0, num_threads=10**9).fit(
+            m, show_progress=False)
     b = ALS(factors=4, iterations=1, random_state=0, num_threads=1).fit(m, show_progress=False)
     np.testing.assert_array_equal(a.user_factors, b.user_factors)
+    before = tastemaker.get_num_threads()
+    try:
+        with pytest.warns(RuntimeWarning):
+            tastemaker.set_num_threads(2**40)
+        c = ALS(factors=4, iterations=1, random_state=0).fit(m, show_progress=False)
+        np.testing.assert_array_equal(c.user_factors, b.user_factors)
+        with pytest.warns(RuntimeWarning):
+            ids, _ = a.recommend(0, m, N=3)
+        np.testing.assert_array_equal(ids, b.recommend(0, m, N=3)[0])
+    finally:
+        tastemaker.set_num_threads(0)
+    assert tastemaker.get_num_threads() == before
+
+
+def test_pickled_factors_reach_the_kernels():
+    # the binding compared dtypes by identity: after pickle, "expected dtype float32, got
+    # float32"
+    import pickle
+
+    m = random_matrix()
+    model = ALS(factors=4, iterations=2, random_state=0).fit(m, show_progress=False)
+    back = pickle.loads(pickle.dumps(model))
+    for a, b in ((model.recommend(np.arange(5), m, N=4), back.recommend(np.arange(5), m, N=4)),
+                 (model.similar_items(2, N=4), back.similar_items(2, N=4)),
+                 (model.recommend(1, m[1], N=4, recalculate_user=True),
+                  back.recommend(1, m[1], N=4, recalculate_user=True))):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    big_endian = np.ascontiguousarray(model.user_factors, dtype=">f4")
+    with pytest.raises(ValueError, match="expected dtype float32"):
+        _core.als_gram(big_endian)
+
+
+def test_bad_non_csr_matrix_at_every_entry_point_is_a_value_error():
+    model = ALS(factors=4, iterations=1, random_state=0).fit(random_matrix(), show_progress=False)
+    n_users, n_items = model.user_factors.shape[0], model.item_factors.shape[0]
+    row = sp.csc_matrix((np.ones(1, np.float32), np.array([10**9]), np.array([0, 1] + [1] * (n_items - 1))),
+                        shape=(1, n_items))
+    with pytest.raises(ValueError, match="user_items: row index 1000000000"):
+        model.recommend(0, row, recalculate_user=True)
+    with pytest.raises(ValueError, match="user_items: row index 1000000000"):
+        model.recommend(0, row)
+    with pytest.raises(ValueError, match="user_items: row index 1000000000"):
+        model.partial_fit_users([n_users], row)
+    with pytest.raises(ValueError, match="user_items: row index 1000000000"):
+        ALS().fit(sp.csc_matrix((np.ones(1, np.float32), np.array([10**9]), np.array([0, 1])),
+                                shape=(2, 1)))
+
+
+def test_auto_regularization_is_a_tenth_of_the_average_users_confidence_mass():
+    from tastemaker.models.als import auto_regularization
+    x = sp.csr_matrix(np.array([[1, 0, 3], [0, 0, 0], [2, 2, 0]], dtype=np.float32))
+    # active users 0 and 2; |v| sums to 8; alpha 2 -> 0.1 * 2 * 8 / 2
+    assert auto_regularization(x, 2.0) == pytest.approx(0.8)
+    m = ALS(factors=4, iterations=2, random_state=0).fit(x, show_progress=False)
+    assert m.regularization == "auto" and m.regularization_ == pytest.approx(0.4)
+    # the same as passing the resolved number
+    ref = ALS(factors=4, iterations=2, random_state=0, regularization=0.4).fit(
+        x, show_progress=False)
+    np.testing.assert_allclose(m.user_factors, ref.user_factors, rtol=1e-6)
+    assert auto_regularization(sp.csr_matrix((2, 2), dtype=np.float32), 1.0) == 0.0
+    with pytest.raises(ValueError, match="regularization"):
+        ALS(regularization="big").fit(x, show_progress=False)
+
+
+def test_auto_regularization_survives_save_and_load(tmp_path):
+    x = sp.random(20, 15, density=0.3, format="csr", dtype=np.float32, random_state=1)
+    m = ALS(factors=4, iterations=2, random_state=0).fit(x, show_progress=False)
+    m.save(tmp_path / "m.npz")
+    back = tastemaker.load(tmp_path / "m.npz")
+    assert back.regularization_ == pytest.approx(m.regularization_)
+    a, _ = m.recommend(0, x[0], N=5, recalculate_user=True)
+    b, _ = back.recommend(0, x[0], N=5, recalculate_user=True)
+    np.testing.assert_array_equal(a, b)

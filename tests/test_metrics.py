@@ -102,6 +102,7 @@ def _reference(rec, test_rows, n_items, k, exclude_rows=None):
                 seen += 1
                 ap += seen / (i + 1)
         out["map"].append(ap / min(k, len(rel)))
+        out["map_full"].append(ap / len(rel))
         dcg = sum(1 / math.log2(i + 2) for i, h in enumerate(hit) if h)
         idcg = sum(1 / math.log2(i + 2) for i in range(min(k, len(rel))))
         out["ndcg"].append(dcg / idcg)
@@ -327,3 +328,11 @@ def test_personalization_extremes():
     assert M.personalization(same) == pytest.approx(0.0)
     disjoint = np.arange(20).reshape(4, 5)
     assert M.personalization(disjoint) == pytest.approx(1.0)
+
+
+def test_map_full_divides_by_all_test_items():
+    # 3 relevant items, k=2, hits at ranks 1 and 2: AP sum = 1 + 1 = 2
+    rec = np.array([[0, 1, 5]])
+    test = _csr([{0, 1, 2}], 6)
+    assert M.map_at_k(rec, test, 2) == pytest.approx(2 / 2)
+    assert M.map_full_at_k(rec, test, 2) == pytest.approx(2 / 3)

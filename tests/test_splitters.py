@@ -234,3 +234,39 @@ def test_interactions_keep_their_id_maps_and_type():
     fold = next(user_kfold_split(data, 2, random_state=0))
     assert isinstance(fold.fold_in, Interactions)
     np.testing.assert_array_equal(fold.test.item_ids, data.item_ids)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 12), st.floats(0.05, 0.95), st.sampled_from(["user", "item"]),
+       st.integers(0, 2**32 - 1))
+def test_stratified_split_keeps_each_groups_proportion(n_users, n_items, frac, by, seed):
+    from tastemaker.evaluation import stratified_split
+    rng = np.random.default_rng(seed)
+    m = sp.random(n_users, n_items, density=0.6, format="csr", random_state=rng,
+                  dtype=np.float32)
+    m.data[:] = rng.integers(1, 6, m.nnz)
+    if m.nnz == 0:
+        with pytest.raises(ValueError, match="no interactions"):
+            stratified_split(m, frac, by=by, random_state=seed)
+        return
+    train, test = stratified_split(m, frac, by=by, random_state=seed)
+    # disjoint and together the input
+    assert (train.multiply(test)).nnz == 0
+    np.testing.assert_array_equal((train + test).toarray(), m.toarray())
+    axis = 1 if by == "user" else 0
+    n = np.asarray((m != 0).sum(axis=axis)).ravel()
+    n_train = np.asarray((train != 0).sum(axis=axis)).ravel()
+    np.testing.assert_array_equal(n_train, np.round((1 - frac) * n))  # numpy: half to even
+    # same seed, same split
+    again, _ = stratified_split(m, frac, by=by, random_state=seed)
+    np.testing.assert_array_equal(again.toarray(), train.toarray())
+
+
+def test_stratified_split_bad_input():
+    from tastemaker.evaluation import stratified_split
+    m = sp.csr_matrix(np.ones((3, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="by"):
+        stratified_split(m, 0.25, by="session")
+    for bad in (0, 1.0, 1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="test_size"):
+            stratified_split(m, bad)

@@ -50,7 +50,11 @@ inline std::string shape_str(const py::array& a) {
 /** Check dtype T, ndim and C-contiguity; return the data pointer. */
 template <class T>
 const T* checked_ptr(const py::array& a, const char* name, int ndim) {
-    if (!py::isinstance<py::array_t<T>>(a) || !a.dtype().is(py::dtype::of<T>()))
+    // Compare dtypes by value: an array that went through pickle (joblib, multiprocessing,
+    // Dask) has an equal dtype that is a different object.  EquivTypes also rejects a
+    // byte-swapped dtype, which the kernels cannot read.
+    if (!py::isinstance<py::array_t<T>>(a) ||
+        !py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), py::dtype::of<T>().ptr()))
         throw std::invalid_argument(std::string(name) + ": expected dtype " +
                                     std::string(py::str(py::dtype::of<T>())) + ", got " +
                                     std::string(py::str(a.dtype())));

@@ -30,8 +30,23 @@ int get_num_threads() noexcept {
 int resolve_threads(int requested) noexcept {
     const int n = requested > 0 ? requested : get_num_threads();
     // libgomp sizes per-team data on the caller's stack: ~10^5 threads overflow it and
-    // segfault.  No machine this runs on wants more than kMaxThreads anyway.
-    return n < kMaxThreads ? n : kMaxThreads;
+    // segfault; and under a memory limit, thread creation failing makes libgomp exit the
+    // process.  More than 4 threads per CPU never helps, so that is the cap.
+    const int cap = max_threads();
+    return n < cap ? n : cap;
+}
+
+int max_threads() noexcept {
+#ifdef _OPENMP
+    static const int cap = [] {
+        const int procs = omp_get_num_procs();
+        const int c = 4 * (procs > 1 ? procs : 1);
+        return c < kMaxThreads ? c : kMaxThreads;
+    }();
+    return cap;
+#else
+    return 4;  // no threads are started without OpenMP; the cap only has to be valid
+#endif
 }
 
 bool have_openmp() noexcept {

@@ -1,8 +1,9 @@
 """tastemaker: a personalization engine on SIMD + OpenMP C++ kernels.
 
-Public API: models (``ALS``, ``Popularity``, ``ContentModel``, ``HybridALS``), data (``Interactions``, ``ItemFeatures``, ``datasets``),
-evaluation (``evaluate``), persistence (``load``) and runtime configuration
-(``show_config``, ``set_num_threads``).
+Public API: models (``ALS``, ``Popularity``, ``ContentModel``, ``HybridALS``), data
+(``Interactions``, ``ItemFeatures``, ``datasets``), evaluation (``evaluate``),
+persistence (``load``), runtime configuration (``show_config``, ``set_num_threads``) and
+``IdError`` (an out-of-range id: both a ``ValueError`` and an ``IndexError``).
 """
 
 from ._config import (
@@ -13,6 +14,7 @@ from ._config import (
     simd_path,
 )
 from ._core import __version__
+from ._validation import IdError
 from . import evaluation
 from .data import Interactions, ItemFeatures
 from .io import load
@@ -22,6 +24,7 @@ from . import datasets
 
 __all__ = [
     "__version__",
+    "IdError",
     "show_config",
     "set_num_threads",
     "get_num_threads",

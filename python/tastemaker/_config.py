@@ -46,14 +46,12 @@ def set_simd_path(name: str) -> None:
 def set_num_threads(n: int) -> None:
     """Set the default number of OpenMP threads for every kernel (0 = OpenMP default).
 
-    Models also take ``num_threads``; a non-zero value there wins for that model.
+    Models also take ``num_threads``; a non-zero value there wins for that model.  More
+    than 4x the CPU count is clamped to that, with a ``RuntimeWarning``.
     """
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
-        raise ValueError(f"n: expected a non-negative int, got {type(n).__name__}")
-    n = int(n)
-    if n < 0:
-        raise ValueError(f"n: expected a non-negative int, got {n}")
-    _core.set_num_threads(n)
+    from ._validation import check_num_threads
+
+    _core.set_num_threads(check_num_threads(n, "n"))
 
 
 def get_num_threads() -> int:

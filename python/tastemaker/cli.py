@@ -75,14 +75,18 @@ def _float(text: str) -> float:
     return v
 
 
+def _regularization(text: str):
+    return "auto" if text == "auto" else _float(text)
+
+
 def _add_model_options(p: argparse.ArgumentParser, factors=64, iterations: int = 15,
-                       regularization=0.01) -> None:
+                       regularization="auto") -> None:
     g = p.add_argument_group("model (implicit ALS)")
     g.add_argument("--factors", type=_positive_int, default=factors,
                    help=f"default {factors or _DEMO_HELP['factors']}")
     g.add_argument("--iterations", type=_nonneg_int, default=iterations,
                    help=f"default {iterations}")
-    g.add_argument("--regularization", type=_float, default=regularization,
+    g.add_argument("--regularization", type=_regularization, default=regularization,
                    help=f"default {regularization or _DEMO_HELP['regularization']}")
     g.add_argument("--alpha", type=_float, default=1.0, help="confidence scale, default 1")
     g.add_argument("--solver", choices=("cg", "cholesky"), default="cg")

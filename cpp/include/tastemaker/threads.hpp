@@ -17,7 +17,10 @@ int get_num_threads() noexcept;
 /** Upper bound on the threads any kernel starts (a larger request is clamped to it). */
 constexpr int kMaxThreads = 1024;
 
-/** requested > 0 -> requested, else get_num_threads(); at most kMaxThreads. */
+/** 4x the CPUs available to the process (omp_get_num_procs), at most kMaxThreads. */
+int max_threads() noexcept;
+
+/** requested > 0 -> requested, else get_num_threads(); at most max_threads(). */
 int resolve_threads(int requested) noexcept;
 
 /** Whether the library was built with OpenMP. */

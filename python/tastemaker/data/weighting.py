@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from .._validation import check_csr, check_float
 
-__all__ = ["TRANSFORMS", "apply_transform", "transform_values"]
+__all__ = ["TRANSFORMS", "apply_transform", "combine_corpus_stats", "corpus_stats", "transform_values"]
 
 TRANSFORMS = ("binary", "linear", "log1p", "tfidf", "bm25")
 
@@ -58,12 +58,45 @@ def _check_params(method, params: dict) -> dict:
     return out
 
 
+def corpus_stats(user_idx: np.ndarray, item_idx: np.ndarray, values: np.ndarray,
+                 shape: tuple[int, int]) -> dict:
+    """The whole-matrix statistics that ``tfidf`` and ``bm25`` need.
+
+    ``df`` (float64, per item: users with a stored entry), ``n_users``, and the sum and
+    count of the active users' lengths (sum of ``|x|``).  Statistics of disjoint sets of
+    users add up with :func:`combine_corpus_stats`, so a matrix split into user blocks
+    (``tastemaker.distributed``) is transformed exactly as the whole.
+    """
+    n_users, n_items = (int(s) for s in shape)
+    item_idx = np.asarray(item_idx, dtype=np.int64)
+    user_idx = np.asarray(user_idx, dtype=np.int64)
+    mag = np.abs(np.asarray(values, dtype=np.float64))
+    length = np.bincount(user_idx, weights=mag, minlength=n_users)
+    active = length[np.bincount(user_idx, minlength=n_users) > 0]
+    return {"df": np.bincount(item_idx, minlength=n_items).astype(np.float64),
+            "n_users": n_users, "length_sum": float(active.sum()),
+            "active_users": int(active.size),
+            # the mean as numpy takes it, so a single matrix is transformed as before
+            "avg_length": float(active.mean()) if active.size else None}
+
+
+def combine_corpus_stats(parts, n_users: int) -> dict:
+    """:func:`corpus_stats` of user blocks that partition a matrix of ``n_users`` users."""
+    parts = list(parts)
+    active = sum(p["active_users"] for p in parts)
+    total = sum(p["length_sum"] for p in parts)
+    return {"df": np.sum([p["df"] for p in parts], axis=0), "n_users": int(n_users),
+            "length_sum": total, "active_users": active,
+            "avg_length": total / active if active else None}
+
+
 def transform_values(
     user_idx: np.ndarray,
     item_idx: np.ndarray,
     values: np.ndarray,
     shape: tuple[int, int],
     method: str,
+    corpus: dict | None = None,
     **params,
 ) -> np.ndarray:
     """Transform the values of stored (user, item) entries; returns float64, same length.
@@ -76,6 +109,10 @@ def transform_values(
         Aggregated strengths; negative means dislike.
     shape : (n_users, n_items)
     method : {"binary", "linear", "log1p", "tfidf", "bm25"}
+    corpus : dict, optional
+        :func:`corpus_stats` of the whole matrix when these entries are only a block of
+        its users (``user_idx`` then indexes ``shape[0]`` users of the block; every entry
+        of each of them must be given).  Default: the statistics of these entries.
     **params
         ``alpha`` (linear, log1p), ``epsilon`` (log1p), ``k1`` and ``b`` (bm25).
     """
@@ -89,17 +126,16 @@ def transform_values(
         return p["alpha"] * x
     if method == "log1p":
         return sign * p["alpha"] * np.log1p(mag / p["epsilon"])
-    n_users, n_items = (int(s) for s in shape)
+    if corpus is None:
+        corpus = corpus_stats(user_idx, item_idx, x, shape)
     item_idx = np.asarray(item_idx, dtype=np.int64)
-    df = np.bincount(item_idx, minlength=n_items).astype(np.float64)
-    idf = np.log(n_users / np.maximum(df, 1.0))
+    idf = np.log(corpus["n_users"] / np.maximum(corpus["df"], 1.0))
     if method == "tfidf":
         return x * idf[item_idx]
     # bm25
     user_idx = np.asarray(user_idx, dtype=np.int64)
-    length = np.bincount(user_idx, weights=mag, minlength=n_users)
-    active = length[np.bincount(user_idx, minlength=n_users) > 0]
-    avg = active.mean() if active.size else 1.0
+    length = np.bincount(user_idx, weights=mag, minlength=int(shape[0]))
+    avg = corpus["avg_length"] if corpus["avg_length"] is not None else 1.0
     avg = avg if avg > 0 else 1.0
     k1, b = p["k1"], p["b"]
     norm = k1 * (1.0 - b + b * length[user_idx] / avg)

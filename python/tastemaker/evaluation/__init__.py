@@ -11,6 +11,7 @@ from .metrics import (
     item_popularity,
     mae,
     map_at_k,
+    map_full_at_k,
     mrr_at_k,
     ndcg_at_k,
     novelty,
@@ -26,6 +27,7 @@ from .splitters import (
     cold_item_split,
     leave_last_k_out_split,
     random_split,
+    stratified_split,
     temporal_split,
     user_kfold_split,
 )

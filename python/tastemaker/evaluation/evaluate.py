@@ -22,7 +22,7 @@ __all__ = ["evaluate", "EVALUATE_METRICS"]
 EVALUATE_METRICS = _m.RANKING_METRICS + (
     "coverage", "novelty", "arp", "personalization", "diversity")
 
-_DEFAULT_METRICS = ("precision", "recall", "map", "ndcg", "mrr", "hit_rate", "auc",
+_DEFAULT_METRICS = ("precision", "recall", "map", "map_full", "ndcg", "mrr", "hit_rate", "auc",
                     "coverage", "novelty", "arp", "personalization")
 
 _BASELINE_NAME = "Popularity"

@@ -48,6 +48,7 @@ __all__ = [
     "precision_at_k",
     "recall_at_k",
     "map_at_k",
+    "map_full_at_k",
     "ndcg_at_k",
     "mrr_at_k",
     "hit_rate_at_k",
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`ranking_metrics_at_k` (and by ``evaluate``'s ``metrics``).
-RANKING_METRICS = ("precision", "recall", "map", "ndcg", "mrr", "hit_rate", "auc")
+RANKING_METRICS = ("precision", "recall", "map", "map_full", "ndcg", "mrr", "hit_rate", "auc")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -194,10 +195,11 @@ class _Hits:
             elif name == "mrr":
                 first = np.argmax(hits, axis=1)
                 out = np.where(n_hit > 0, 1.0 / (first + 1.0), 0.0)
-            elif name == "map":
+            elif name in ("map", "map_full"):
                 ranks = np.arange(1, k + 1, dtype=np.float64)
                 prec = np.cumsum(hits, axis=1) / ranks
-                out = (prec * hits).sum(axis=1) / np.minimum(k, n_pos)
+                denom = np.minimum(k, n_pos) if name == "map" else n_pos
+                out = (prec * hits).sum(axis=1) / denom
             elif name == "ndcg":
                 disc = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
                 dcg = hits @ disc
@@ -302,6 +304,16 @@ def map_at_k(recommended, test, k=10, *, users=None, per_user=False):
     Parameters as in :func:`ranking_metrics_at_k`.
     """
     return _single("map")(recommended, test, k, users=users, per_user=per_user)
+
+
+def map_full_at_k(recommended, test, k=10, *, users=None, per_user=False):
+    """Mean average precision at ``k`` with AP normalised by ``|test items|``.
+
+    The form of Microsoft Recommenders' published tables: a user with more than ``k``
+    test items cannot reach 1.  :func:`map_at_k` divides by ``min(k, |test items|)``
+    instead.  Parameters as in :func:`ranking_metrics_at_k`.
+    """
+    return _single("map_full")(recommended, test, k, users=users, per_user=per_user)
 
 
 def ndcg_at_k(recommended, test, k=10, *, users=None, per_user=False):

@@ -24,6 +24,7 @@ from .._validation import check_csr, check_float, check_int, check_random_state
 
 __all__ = [
     "random_split",
+    "stratified_split",
     "leave_last_k_out_split",
     "temporal_split",
     "user_kfold_split",
@@ -126,6 +127,49 @@ def random_split(data, test_size=0.2, *, min_train: int = 1, random_state=None):
     rng = check_random_state(random_state)
     rank = e.rank_within_user(rng.random(e.nnz))
     test = rank < n_test[e.user]
+    return e.take(~test), e.take(test)
+
+
+def stratified_split(data, test_size=0.25, *, by: str = "user", random_state=None):
+    """Stratified random split: every user's (or item's) entries are split in proportion.
+
+    The protocol of Microsoft Recommenders' ``python_stratified_split`` (the one its
+    published MovieLens tables use): the entries of each group -- a user's, or with
+    ``by="item"`` an item's -- are shuffled and the first
+    ``round((1 - test_size) * n)`` (half to even) go to train, the rest to test.  So a
+    group with a single entry stays in train, and with ``by="item"`` every item is split
+    on its own (some users may then have no training entry).
+
+    Parameters
+    ----------
+    data : Interactions or scipy.sparse matrix, shape (n_users, n_items)
+    test_size : float in (0, 1), default 0.25
+        Fraction of each group's entries held out.
+    by : {"user", "item"}, default "user"
+        The grouping that is stratified.
+    random_state : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    (train, test)
+        Same type and shape as ``data``; disjoint; together they are ``data``.
+    """
+    e = _Entries(data)
+    frac = check_float(test_size, "test_size", minimum=0.0, strict=True)
+    if frac >= 1.0:
+        raise ValueError(f"test_size: expected a fraction in (0, 1), got {frac}")
+    if by not in ("user", "item"):
+        raise ValueError(f"by: expected 'user' or 'item', got {by!r}")
+    rng = check_random_state(random_state)
+    group = e.user if by == "user" else e.item
+    n_groups = e.n_users if by == "user" else e.n_items
+    counts = np.bincount(group, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)))[:-1]
+    order = np.lexsort((rng.random(e.nnz), group))
+    rank = np.empty(e.nnz, dtype=np.int64)
+    rank[order] = np.arange(e.nnz) - starts[group[order]]
+    n_train = np.round((1.0 - frac) * counts).astype(np.int64)
+    test = rank >= n_train[group]
     return e.take(~test), e.take(test)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._validation import check_csr, check_dense, check_ids, check_int
+from .._validation import check_csr, check_dense, check_ids, check_int, check_num_threads
 
 __all__ = ["FactorModel"]
 
@@ -123,7 +123,7 @@ class FactorModel:
         return uf, itf
 
     def _query_threads(self) -> int:
-        return check_int(getattr(self, "num_threads", 0), "num_threads", minimum=0)
+        return check_num_threads(getattr(self, "num_threads", 0))
 
     def _fold_in_users(self, user_items) -> np.ndarray:
         raise ValueError(f"recalculate_user: {type(self).__name__} cannot fold in new users")

@@ -12,7 +12,7 @@ from .. import _core
 from .._memory import zeros
 from .._validation import check_csr, check_dense, check_float, check_random_state
 from ..io import register_model
-from .als import ALS, _native, _transpose
+from .als import ALS, _native, _transpose, auto_regularization
 from .content import feature_matrix
 
 __all__ = ["HybridALS"]
@@ -162,6 +162,11 @@ class HybridALS(ALS):
         if callback is not None and not callable(callback):
             raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
         cui = check_csr(user_items, "user_items")
+        if isinstance(self.regularization, str):
+            self.regularization_ = auto_regularization(cui, p["alpha"])
+        else:
+            self.regularization_ = p["regularization"]
+        p["regularization"] = self.regularization_
         n_users, n_items = cui.shape
         F = self._design(item_features, n_items=n_items)
         from ..data.features import ItemFeatures

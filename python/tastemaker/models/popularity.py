@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import io as _io
-from .._validation import check_csr, check_float, check_int
+from .._validation import check_csr, check_float, check_num_threads
 from .base import FactorModel
 
 __all__ = ["Popularity"]
@@ -80,7 +80,7 @@ class Popularity(FactorModel):
         -------
         self
         """
-        check_int(self.num_threads, "num_threads", minimum=0)
+        check_num_threads(self.num_threads)
         window = self._window_seconds()
         if sp.issparse(user_items):
             if window is not None:

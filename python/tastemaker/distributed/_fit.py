@@ -1,0 +1,227 @@
+"""``fit_als``: implicit ALS on a Dask cluster, the same model as ``ALS.fit``."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from .._memory import zeros
+from .._validation import check_random_state
+from ..models.als import (
+    ALS,
+    _auto_regularization,
+    _confidence_mass,
+    _fill_initial,
+    _initial_rows,
+)
+from ._ingest import _same, build_blocks
+
+__all__ = ["fit_als"]
+
+_SPLITTABLE = ("PCG64", "PCG64DXSM")  # bit generators with advance()
+
+
+# --------------------------------------------------------------------------- tasks
+def _threads(p: dict) -> int:
+    """The model's num_threads, or (0) the worker's thread count: one block is solved per
+    worker at a time, so the kernel's OpenMP team takes the worker's cores."""
+    if p["num_threads"]:
+        return p["num_threads"]
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return 0
+
+
+def _init_block(state, offset, n_rows, f):
+    return _initial_rows(state, offset, zeros((n_rows, f)))
+
+
+def _stack(blocks) -> np.ndarray:
+    """The other side's factor blocks as one matrix (on huge pages, as ALS.fit has it)."""
+    out = zeros((sum(b.shape[0] for b in blocks), blocks[0].shape[1]))
+    np.concatenate(blocks, out=out)
+    return out
+
+
+def _solve_block(m, x, gram, p, *others):
+    """One block of a half-step, by the single-machine fit's own solve (the native kernel,
+    GIL released).  ``x`` is copied, never written: a retried task must see its inputs
+    as the first try saw them."""
+    out = x.copy()
+    if m.shape[0]:
+        q = dict(p, num_threads=_threads(p))
+        ALS(solver=p["solver"])._solve(m, _stack(others), out, q, p["solver"], gram)
+    return out
+
+
+def _gram(x, p):
+    from .. import _core
+
+    return _core.als_gram(x, _threads(p))
+
+
+def _sum_grams(*grams):
+    """Partial Grams summed in block order (float64): the Gram of the whole side."""
+    total = grams[0].copy()
+    for g in grams[1:]:
+        total += g
+    return total
+
+
+def _skip(rng: np.random.Generator, count: int) -> None:
+    """Advance ``rng`` past ``count`` float32 draws, as ALS.fit's initialization would."""
+    rng.bit_generator.advance(count // 2)
+    if count % 2:
+        rng.random(dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- API
+def fit_als(client, events, *, user="user", item="item", value=None, event=None,
+            timestamp=None, event_weights=None, aggregate="sum", half_life=None,
+            reference_time=None, transform=None, min_user_count=1, min_item_count=1,
+            n_blocks=None, show_progress=True, callback=None, **als_params) -> ALS:
+    """Train implicit ALS on a Dask cluster; returns an ordinary :class:`tastemaker.ALS`.
+
+    The result equals ``ALS(**als_params).fit(Interactions.from_frame(events, ...).to_csr())``
+    within float rounding: the same weighting code builds the matrix, the same initial
+    factors are drawn from ``random_state``, and every block is solved by the same native
+    kernel.  Only the Gram matrices are summed from per-block parts (float64), so
+    factors agree to about 1e-6 relative, not bit for bit.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    events : dask.dataframe.DataFrame, pandas.DataFrame, or str / list of str
+        The event log, or a path, glob or list of Parquet files (read with
+        ``dask.dataframe.read_parquet``).
+    user, item, value, event, timestamp, event_weights, aggregate, half_life,
+    reference_time, transform, min_user_count, min_item_count
+        As :meth:`tastemaker.Interactions.from_frame` (same meaning, same defaults).
+    n_blocks : int, optional
+        Blocks per side (default: one per worker); block b lives on worker b % workers.
+    show_progress : bool, default True
+        Print the dashboard link and show a tqdm bar with one step per iteration.
+    callback : callable, optional
+        ``callback(iteration, elapsed_seconds, None)`` after every iteration.
+    **als_params
+        :class:`tastemaker.ALS` parameters (``factors``, ``regularization``, ``alpha``,
+        ``iterations``, ``solver``, ``cg_steps``, ``regularization_exponent``,
+        ``random_state``, ``num_threads``).  ``num_threads=0`` uses each worker's thread
+        count.  ``calculate_training_loss`` is not supported.
+
+    Returns
+    -------
+    ALS
+        With ``user_factors``, ``item_factors`` and the id maps ``user_ids``, ``item_ids``
+        (row ``i`` is external id ``user_ids[i]``); ``save`` keeps the id maps.
+
+    Notes
+    -----
+    Each worker holds its user block (CSR, 12 bytes per entry + 8 per user), its item
+    block (12 bytes per entry + 8 per item), its own factor blocks, and during a
+    half-step the whole other side's factors twice (as received in blocks and stacked,
+    ``2 x n_other x factors x 4`` bytes) plus the new block and the f x f Grams.  Per
+    iteration every worker receives the other side's factor blocks it does not hold and
+    the Gram matrices: about ``(W - 1) / W x (n_users + n_items) x factors x 4`` bytes.
+    A worker that dies is replaced by Dask, which recomputes the lost blocks from their
+    lineage (the data read included); tasks never modify their inputs, so the result is
+    unchanged.
+    """
+    from distributed import Client, wait
+    from tqdm.auto import tqdm
+
+    if not isinstance(client, Client):
+        raise ValueError(f"client: expected a distributed.Client, got {type(client).__name__}")
+    unknown = sorted(set(als_params) - set(ALS._PARAMS))
+    if unknown:
+        raise ValueError(f"als_params: unknown ALS parameter(s) {unknown} "
+                         f"(known: {list(ALS._PARAMS)})")
+    model = ALS(**als_params)
+    p = model._checked_params()
+    p["solver"] = model.solver
+    if model.calculate_training_loss:
+        raise ValueError("calculate_training_loss: not supported by fit_als")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
+    if not isinstance(show_progress, (bool, np.bool_)):
+        raise ValueError(f"show_progress: expected a bool, got {type(show_progress).__name__}")
+    rng = check_random_state(model.random_state)
+
+    if show_progress:
+        print(f"tastemaker.distributed: Dask dashboard at {client.dashboard_link}",
+              file=sys.stderr)
+    blocks = build_blocks(client, events, user=user, item=item, value=value, event=event,
+                          timestamp=timestamp, event_weights=event_weights,
+                          aggregate=aggregate, half_life=half_life,
+                          reference_time=reference_time, transform=transform,
+                          min_user_count=min_user_count, min_item_count=min_item_count,
+                          n_blocks=n_blocks)
+    if isinstance(model.regularization, str):  # "auto": from the whole matrix, as fit does
+        parts = client.gather([client.submit(_confidence_mass, m) for m in blocks.users])
+        model.regularization_ = _auto_regularization(sum(mp[0] for mp in parts),
+                                                     sum(mp[1] for mp in parts), p["alpha"])
+    else:
+        model.regularization_ = p["regularization"]
+    p["regularization"] = model.regularization_
+    f = p["factors"]
+    n_users, n_items = len(blocks.user_ids), len(blocks.item_ids)
+    ub, ib = blocks.user_bounds, blocks.item_bounds
+    on = blocks.on
+
+    def pinned(b):
+        return {"workers": on[b % len(on)], "allow_other_workers": True, "pure": False}
+
+    # the initial factors of ALS.fit: users' then items' matrix from one stream
+    state = rng.bit_generator.state
+    if state["bit_generator"] in _SPLITTABLE and not state.get("has_uint32"):
+        X = [client.submit(_init_block, state, int(ub[b]) * f, int(ub[b + 1] - ub[b]), f,
+                           **pinned(b)) for b in range(len(ub) - 1)]
+        Y = [client.submit(_init_block, state, (n_users + int(ib[c])) * f,
+                           int(ib[c + 1] - ib[c]), f, **pinned(c)) for c in range(len(ib) - 1)]
+        _skip(rng, (n_users + n_items) * f)
+    else:  # a generator that cannot jump: draw on the client, send the blocks
+        x0 = _fill_initial(rng, zeros((n_users, f)))
+        y0 = _fill_initial(rng, zeros((n_items, f)))
+        X = [client.submit(_same, x0[ub[b]:ub[b + 1]].copy(), **pinned(b))
+             for b in range(len(ub) - 1)]
+        Y = [client.submit(_same, y0[ib[c]:ib[c + 1]].copy(), **pinned(c))
+             for c in range(len(ib) - 1)]
+        del x0, y0
+
+    # the whole graph is submitted at once: iteration t + 1 waits only on its inputs,
+    # never on the client; the bar follows the last item block of each iteration
+    done = []
+    for _ in range(p["iterations"]):
+        gy = client.submit(_sum_grams, *[client.submit(_gram, y, p, **pinned(c))
+                                         for c, y in enumerate(Y)], pure=False)
+        X = [client.submit(_solve_block, m, x, gy, p, *Y, **pinned(b))
+             for b, (m, x) in enumerate(zip(blocks.users, X))]
+        gx = client.submit(_sum_grams, *[client.submit(_gram, x, p, **pinned(b))
+                                         for b, x in enumerate(X)], pure=False)
+        Y = [client.submit(_solve_block, m, y, gx, p, *X, **pinned(c))
+             for c, (m, y) in enumerate(zip(blocks.items, Y))]
+        done.append(X + Y)
+    start = time.perf_counter()
+    with tqdm(total=p["iterations"], disable=not show_progress, desc="ALS (dask)") as bar:
+        for it in range(p["iterations"]):
+            wait(done[it])
+            done[it] = None  # the client lets go of it; the cluster frees it when used
+            bar.update(1)
+            if callback is not None:
+                callback(it, time.perf_counter() - start, None)
+    user_factors = zeros((n_users, f))
+    item_factors = zeros((n_items, f))
+    for b, x in enumerate(client.gather(X)):
+        user_factors[ub[b]:ub[b + 1]] = x
+    for c, y in enumerate(client.gather(Y)):
+        item_factors[ib[c]:ib[c + 1]] = y
+    model.user_factors = user_factors
+    model.item_factors = item_factors
+    model.user_ids = blocks.user_ids
+    model.item_ids = blocks.item_ids
+    return model

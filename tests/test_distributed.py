@@ -1,0 +1,246 @@
+"""tastemaker.distributed on a LocalCluster: the same model as the single-machine fit,
+batch recommendations equal to ``recommend``, a killed worker changes nothing."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+import tastemaker as tm
+from tastemaker.data.weighting import (
+    combine_corpus_stats,
+    corpus_stats,
+    transform_values,
+)
+from tastemaker.distributed import fit_als, recommend_all
+from tastemaker.distributed._ingest import _balanced_bounds, _split
+
+ALS_PARAMS = dict(factors=8, iterations=4, regularization=0.5, random_state=7)
+WEIGHTING = dict(user="user", item="item", event="event", timestamp="timestamp",
+                 half_life="60D", transform="bm25", min_user_count=3, min_item_count=3)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def events():
+    return tm.datasets.synthetic_streaming(n_users=400, n_items=150, seed=3).events
+
+
+def single_machine(df, weighting, **params):
+    data = tm.Interactions.from_frame(df, **weighting)
+    model = tm.ALS(**params).fit(data.to_csr(), show_progress=False)
+    return data, model
+
+
+def assert_same_model(model, data, ref):
+    assert isinstance(model, tm.ALS)
+    np.testing.assert_array_equal(model.user_ids, data.user_ids)
+    np.testing.assert_array_equal(model.item_ids, data.item_ids)
+    assert model.user_factors.dtype == np.float32
+    np.testing.assert_allclose(model.user_factors, ref.user_factors, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.item_factors, ref.item_factors, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.regularization_, ref.regularization_, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- fit_als
+def test_same_model_as_single_machine_fit(client, events):
+    data, ref = single_machine(events, WEIGHTING, **ALS_PARAMS)
+    model = fit_als(client, dd.from_pandas(events, npartitions=3), show_progress=False,
+                    **WEIGHTING, **ALS_PARAMS)
+    assert_same_model(model, data, ref)
+    assert model.get_params() == ref.get_params()
+
+
+def test_parquet_glob_cholesky_and_more_blocks(client, events, tmp_path):
+    for k, rows in enumerate(np.array_split(np.arange(len(events)), 3)):
+        events.iloc[rows].to_parquet(tmp_path / f"part-{k}.parquet")
+    weighting = dict(user="user", item="item", value="watch_fraction", aggregate="max",
+                     transform={"method": "log1p", "alpha": 4.0})
+    params = dict(ALS_PARAMS, solver="cholesky", regularization_exponent=0.5)
+    data, ref = single_machine(events, weighting, **params)
+    model = fit_als(client, str(tmp_path / "part-*.parquet"), n_blocks=3, show_progress=False,
+                    **weighting, **params)
+    assert_same_model(model, data, ref)
+
+
+def test_saved_model_keeps_id_maps(client, events, tmp_path):
+    model = fit_als(client, events, show_progress=False, **WEIGHTING, **ALS_PARAMS)
+    model.save(tmp_path / "m.npz")
+    back = tm.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.user_ids, model.user_ids)
+    np.testing.assert_array_equal(back.user_factors, model.user_factors)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), n_parts=st.integers(1, 4),
+       aggregate=st.sampled_from(["sum", "mean", "max", "last"]),
+       transform=st.sampled_from([None, "binary", "tfidf", "bm25"]),
+       string_ids=st.booleans())
+def test_random_logs_give_the_single_machine_model(client, seed, n_parts, aggregate,
+                                                  transform, string_ids):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(30, 300))
+    users = rng.integers(0, 25, n)
+    items = rng.integers(0, 15, n)
+    df = pd.DataFrame({"u": users.astype(str) if string_ids else users * 7,
+                       "i": items, "v": rng.integers(-2, 5, n).astype(float),
+                       "t": rng.permutation(n).astype(float)})
+    weighting = dict(user="u", item="i", value="v", timestamp="t", aggregate=aggregate,
+                     transform=transform)
+    params = dict(factors=4, iterations=2, random_state=seed)  # regularization="auto"
+    data, ref = single_machine(df, weighting, **params)
+    model = fit_als(client, dd.from_pandas(df, npartitions=n_parts), show_progress=False,
+                    **weighting, **params)
+    assert_same_model(model, data, ref)
+
+
+def test_progress_bar_and_dashboard_link(client, events, capsys):
+    seen = []
+    fit_als(client, events, callback=lambda it, t, loss: seen.append(it), **WEIGHTING,
+            **dict(ALS_PARAMS, iterations=2))
+    err = capsys.readouterr().err
+    assert "dashboard" in err and "ALS (dask)" in err
+    assert seen == [0, 1]
+
+
+def test_fit_als_bad_input(client, events):
+    ddf = dd.from_pandas(events, npartitions=2)
+    with pytest.raises(ValueError, match="client"):
+        fit_als(None, ddf)
+    with pytest.raises(ValueError, match="events"):
+        fit_als(client, [1, 2, 3])
+    with pytest.raises(ValueError, match="item: column 'nope'"):
+        fit_als(client, ddf, item="nope")
+    with pytest.raises(ValueError, match="unknown ALS parameter"):
+        fit_als(client, ddf, factorz=3)
+    with pytest.raises(ValueError, match="factors"):
+        fit_als(client, ddf, factors=0)
+    with pytest.raises(ValueError, match="aggregate"):
+        fit_als(client, ddf, aggregate="median")
+    with pytest.raises(ValueError, match="half_life"):
+        fit_als(client, ddf, half_life="30D")
+    with pytest.raises(ValueError, match="calculate_training_loss"):
+        fit_als(client, ddf, calculate_training_loss=True)
+    with pytest.raises(ValueError, match="min_user_count"):
+        fit_als(client, ddf, min_user_count=10**6)
+    with pytest.raises(ValueError, match="no weight"):
+        fit_als(client, ddf, event="event", event_weights={"play": 1.0}, show_progress=False)
+    with pytest.raises(ValueError, match="events"):
+        fit_als(client, "/nonexistent/dir/*.parquet")
+
+
+# --------------------------------------------------------------------------- recommend_all
+def test_recommend_all_matches_recommend(client, events, tmp_path):
+    data = tm.Interactions.from_frame(events, **WEIGHTING)
+    seen = data.to_csr()
+    model = tm.ALS(**ALS_PARAMS).fit(seen, show_progress=False)
+    model.user_ids, model.item_ids = data.user_ids, data.item_ids
+    paths = recommend_all(client, model, seen, N=7, output=str(tmp_path / "recs" / "*.parquet"),
+                          partition_size=64)
+    assert len(paths) == -(-data.n_users // 64) and all(os.path.isfile(p) for p in paths)
+    recs = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    assert list(recs.columns) == ["user", "item", "score", "rank"]
+    ids, scores = model.recommend(np.arange(data.n_users), seen, N=7)
+    valid = ids >= 0
+    np.testing.assert_array_equal(recs["user"], np.repeat(data.user_ids, valid.sum(1)))
+    np.testing.assert_array_equal(recs["item"], data.item_ids[ids[valid]])
+    np.testing.assert_array_equal(recs["score"], scores[valid])
+    np.testing.assert_array_equal(recs["rank"], np.tile(np.arange(1, 8), len(valid))[valid.ravel()])
+    # seen items never come back; an independent NumPy check of the top score
+    pairs = set(zip(data.user_idx.tolist(), data.item_idx.tolist()))
+    u = data.user_index(recs["user"].to_numpy())
+    i = data.item_index(recs["item"].to_numpy())
+    assert not any((a, b) in pairs for a, b in zip(u.tolist(), i.tolist()))
+    full = model.user_factors @ model.item_factors.T
+    full[seen.nonzero()] = -np.inf
+    top = recs[recs["rank"] == 1]
+    np.testing.assert_allclose(top["score"], full.max(axis=1), rtol=1e-5)
+
+
+def test_recommend_all_from_interactions_and_unfiltered(client, tmp_path):
+    data = tm.Interactions.from_arrays(["a", "b", "b", "c"], [10, 10, 20, 30])
+    model = tm.ALS(factors=2, iterations=2, random_state=0).fit(data.to_csr(),
+                                                                show_progress=False)
+    paths = recommend_all(client, model, data, N=5, output=str(tmp_path / "*.parquet"))
+    recs = pd.concat([pd.read_parquet(p) for p in paths])
+    assert set(recs["user"]) == {"a", "b", "c"}
+    assert (recs.groupby("user").size() == [2, 1, 2]).all()  # 3 items minus the seen ones
+    paths = recommend_all(client, model, None, N=5, filter_already_liked_items=False,
+                          output=str(tmp_path / "all" / "*.parquet"))
+    recs = pd.concat([pd.read_parquet(p) for p in paths])
+    assert len(recs) == 9 and set(recs["item"]) == {0, 1, 2}  # no ids given: indices
+
+
+def test_recommend_all_bad_input(client, tmp_path):
+    m = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    model = tm.ALS(factors=2, iterations=1, random_state=0).fit(m, show_progress=False)
+    out = str(tmp_path / "*.parquet")
+    with pytest.raises(ValueError, match="client"):
+        recommend_all("nope", model, m, output=out)
+    with pytest.raises(ValueError, match="model"):
+        recommend_all(client, object(), m, output=out)
+    with pytest.raises(ValueError, match="not fitted"):
+        recommend_all(client, tm.ALS(), m, output=out)
+    with pytest.raises(ValueError, match="N"):
+        recommend_all(client, model, m, N=0, output=out)
+    with pytest.raises(ValueError, match="output"):
+        recommend_all(client, model, m, output=str(tmp_path / "recs.parquet"))
+    with pytest.raises(ValueError, match="user_items"):
+        recommend_all(client, model, None, output=out)
+    with pytest.raises(ValueError, match="user_items"):
+        recommend_all(client, model, sp.csr_matrix((3, 4), dtype=np.float32), output=out)
+    with pytest.raises(ValueError, match="user_ids"):
+        recommend_all(client, model, m, user_ids=[1, 2], output=out)
+    with pytest.raises(ValueError, match="partition_size"):
+        recommend_all(client, model, m, partition_size=0, output=out)
+
+
+# --------------------------------------------------------------------------- pieces
+@settings(max_examples=50, deadline=None)
+@given(counts=st.lists(st.integers(0, 50), min_size=1, max_size=40), n_blocks=st.integers(1, 6))
+def test_balanced_bounds_cover_every_row_once(counts, n_blocks):
+    b = _balanced_bounds(np.array(counts, dtype=float), n_blocks)
+    assert b[0] == 0 and b[-1] == len(counts) and np.all(np.diff(b) >= 0)
+    assert len(b) - 1 == min(n_blocks, len(counts))
+    key = np.random.default_rng(0).integers(0, len(counts), 100)
+    parts = _split(key, b, (key, np.arange(100)))
+    assert sum(len(p[0]) for p in parts) == 100
+    for k, (keys, pos) in enumerate(parts):
+        assert np.all((keys >= b[k]) & (keys < b[k + 1])) and np.all(np.diff(pos) > 0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**16), method=st.sampled_from(["tfidf", "bm25"]),
+       cut=st.integers(0, 12))
+def test_transform_by_user_blocks_equals_whole(seed, method, cut):
+    rng = np.random.default_rng(seed)
+    m = sp.random(12, 9, density=0.4, random_state=rng, format="csr", dtype=np.float64)
+    m.data = rng.normal(size=m.nnz)
+    coo = m.tocoo()
+    whole = transform_values(coo.row, coo.col, coo.data, m.shape, method)
+    first, second = coo.row < cut, coo.row >= cut
+    parts = [corpus_stats(coo.row[k] - (0 if k is first else cut), coo.col[k], coo.data[k],
+                          (cut if k is first else 12 - cut, 9)) for k in (first, second)]
+    corpus = combine_corpus_stats(parts, 12)
+    got = np.empty_like(whole)
+    got[first] = transform_values(coo.row[first], coo.col[first], coo.data[first], (cut, 9),
+                                  method, corpus=corpus)
+    got[second] = transform_values(coo.row[second] - cut, coo.col[second], coo.data[second],
+                                   (12 - cut, 9), method, corpus=corpus)
+    np.testing.assert_allclose(got, whole, rtol=1e-12, atol=1e-12)
