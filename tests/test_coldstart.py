@@ -42,6 +42,11 @@ def test_content_matches_numpy_cosine(small):
     _, X, F, train, _, cold = small
     w = {"genres": 1.0, "release_year": 0.5}
     m = ContentModel(weights=w).fit(train, F)
+    calls = []
+    same = ContentModel(weights=w).fit(X.subset(np.isin(X.item_idx, cold, invert=True)), F,
+                                       callback=lambda *a: calls.append(a))
+    np.testing.assert_array_equal(same.user_factors, m.user_factors)
+    assert len(calls) == 1
     E = unit(F.weighted(w).toarray().astype(np.float64))
     np.testing.assert_allclose(m.item_factors, E, atol=1e-6)
     # similar_items for a title nobody watched: cosine of its features
@@ -111,6 +116,10 @@ def test_content_bad_input(small):
         ContentModel().fit(train, sp.csr_matrix((train.shape[1], 0), dtype=np.float32))
     with pytest.raises(ValueError, match="not fitted"):
         ContentModel().recommend(0, train[0])
+    with pytest.raises(ValueError, match="item_features: required"):
+        ContentModel().fit(train)
+    with pytest.raises(ValueError, match="callback: expected a callable"):
+        ContentModel().fit(train, F, callback=1)
     with pytest.raises(ValueError, match="item_features: contains NaN"):
         ContentModel().fit(train, np.full((train.shape[1], 2), np.nan))
 
@@ -240,6 +249,8 @@ def test_hybrid_bad_input(small):
         HybridALS(fit_intercept="yes").fit(train, F, show_progress=False)
     with pytest.raises(ValueError, match="not fitted"):
         HybridALS().add_items(F)
+    with pytest.raises(ValueError, match="item_features: required"):
+        HybridALS().fit(train, show_progress=False)
     m = HybridALS(factors=2, iterations=1).fit(train, F.matrix, show_progress=False)
     with pytest.raises(ValueError, match="item_features: expected .* feature columns, got 1"):
         m.add_items(np.ones((2, 1)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,7 +12,7 @@ from .. import io as _io
 from .._validation import check_csr, check_dense, check_int, check_random_state
 from .base import FactorModel
 
-__all__ = ["ContentModel", "feature_matrix"]
+__all__ = ["ContentModel", "feature_matrix", "user_items_csr"]
 
 
 def feature_matrix(item_features, name: str = "item_features", weights=None,
@@ -46,6 +47,15 @@ def feature_matrix(item_features, name: str = "item_features", weights=None,
     if m.shape[1] == 0:
         raise ValueError(f"{name}: has no feature columns (shape {m.shape})")
     return sp.csr_matrix(m, dtype=np.float64)
+
+
+def user_items_csr(user_items, name: str = "user_items") -> sp.csr_matrix:
+    """An ``Interactions`` (its ``to_csr()``) or a scipy sparse matrix, validated."""
+    from ..data.interactions import Interactions
+
+    if isinstance(user_items, Interactions):
+        user_items = user_items.to_csr()
+    return check_csr(user_items, name)
 
 
 def _unit_rows(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -146,27 +156,36 @@ class ContentModel(FactorModel):
             return np.ascontiguousarray(unit.toarray(), dtype=np.float32)
         return np.ascontiguousarray(_unit_dense(unit @ self.projection_), dtype=np.float32)
 
-    def fit(self, user_items, item_features, *, show_progress: bool = False):
+    def fit(self, user_items, item_features=None, *, show_progress: bool = False,
+            callback=None):
         """Build item vectors from ``item_features`` and user profiles from ``user_items``.
 
         Parameters
         ----------
-        user_items : scipy.sparse matrix, shape (n_users, n_items)
+        user_items : Interactions or scipy.sparse matrix, shape (n_users, n_items)
             Interaction strengths (confidence; negative = dislike).  Items whose column
             is empty are fine: they are described by their features alone.
         item_features : ItemFeatures, scipy.sparse matrix or ndarray, shape (n_items, n_features)
             Row ``i`` describes item ``i`` (``ItemFeatures.from_interactions`` aligns it).
         show_progress : bool, default False
-            Accepted for a uniform ``fit`` signature.
+            Accepted for a uniform ``fit`` signature (there is no long loop).
+        callback : callable, optional
+            ``callback(0, elapsed_seconds, None)`` once, when done.
 
         Returns
         -------
         self
         """
+        start = time.perf_counter()
         max_dims = check_int(self.max_dims, "max_dims", minimum=1, maximum=65536)
         check_int(self.num_threads, "num_threads", minimum=0)
         weights = self._check_weights()
-        cui = check_csr(user_items, "user_items")
+        if callback is not None and not callable(callback):
+            raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
+        cui = user_items_csr(user_items)
+        if item_features is None:
+            raise ValueError("item_features: required (a tastemaker.ItemFeatures, or a matrix "
+                             "with one row per item)")
         F = feature_matrix(item_features, "item_features", weights, n_items=cui.shape[1])
         self.projection_ = None
         if F.shape[1] > max_dims:
@@ -187,6 +206,8 @@ class ContentModel(FactorModel):
                                if isinstance(item_features, ItemFeatures) else None)
         self.item_factors = self._item_vectors(F)
         self.user_factors = self._profiles(cui)
+        if callback is not None:
+            callback(0, time.perf_counter() - start, None)
         return self
 
     def _profiles(self, rows: sp.csr_matrix) -> np.ndarray:

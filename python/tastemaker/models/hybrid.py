@@ -10,10 +10,10 @@ import scipy.sparse as sp
 
 from .. import _core
 from .._memory import zeros
-from .._validation import check_csr, check_dense, check_float, check_random_state
+from .._validation import check_dense, check_float, check_random_state
 from ..io import register_model
 from .als import ALS, _native, _transpose, auto_regularization
-from .content import feature_matrix
+from .content import feature_matrix, user_items_csr
 
 __all__ = ["HybridALS"]
 
@@ -73,10 +73,12 @@ class HybridALS(ALS):
     Parameters
     ----------
     factors, regularization, alpha, iterations, solver, cg_steps, random_state, num_threads
-        As in :class:`~tastemaker.ALS` (``regularization`` is the users' :math:`\lambda_U`).
-    item_regularization : float, default 1.0
+        As in :class:`~tastemaker.ALS` (``regularization`` is the users' :math:`\lambda_U`,
+        ``"auto"`` scales it to the data as ALS does).
+    item_regularization : float, default 100.0
         :math:`\lambda_I`, the pull of item factors toward their feature prediction.
-    feature_regularization : float, default 1.0
+        Large values make items nearly their feature prediction (best for new titles).
+    feature_regularization : float, default 100.0
         :math:`\mu`, the ridge penalty on the feature -> factor map.
     regularization_exponent : float, default 0.0
         :math:`\nu` (frequency-scaled item pull; users as in ALS).
@@ -97,8 +99,8 @@ class HybridALS(ALS):
                "fit_intercept", "random_state", "num_threads")
     calculate_training_loss = False
 
-    def __init__(self, factors=64, regularization=0.01, item_regularization=1.0,
-                 feature_regularization=1.0, alpha=1.0, iterations=15, solver="cg", cg_steps=3,
+    def __init__(self, factors=64, regularization="auto", item_regularization=100.0,
+                 feature_regularization=100.0, alpha=1.0, iterations=15, solver="cg", cg_steps=3,
                  regularization_exponent=0.0, fit_intercept=True, random_state=None,
                  num_threads=0):
         super().__init__(factors=factors, regularization=regularization, alpha=alpha,
@@ -140,12 +142,13 @@ class HybridALS(ALS):
         return F
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, user_items, item_features, show_progress: bool = True, callback=None):
+    def fit(self, user_items, item_features=None, *, show_progress: bool = True,
+            callback=None):
         """Learn user factors, item factors and the feature -> factor map.
 
         Parameters
         ----------
-        user_items : scipy.sparse matrix, shape (n_users, n_items)
+        user_items : Interactions or scipy.sparse matrix, shape (n_users, n_items)
             Interaction strengths (the ALS confidence convention).  Columns may be
             empty: those catalog items get their factors from their features.
         item_features : ItemFeatures, scipy.sparse matrix or ndarray, shape (n_items, n_features)
@@ -161,7 +164,10 @@ class HybridALS(ALS):
         p = self._checked_params()
         if callback is not None and not callable(callback):
             raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
-        cui = check_csr(user_items, "user_items")
+        cui = user_items_csr(user_items)
+        if item_features is None:
+            raise ValueError("item_features: required (a tastemaker.ItemFeatures, or a matrix "
+                             "with one row per item)")
         if isinstance(self.regularization, str):
             self.regularization_ = auto_regularization(cui, p["alpha"])
         else:
