@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tastemaker
+from model_contract import ModelContract
 from tastemaker import ALS, _core
 
 
@@ -154,18 +155,6 @@ def test_every_simd_path_agrees_with_scalar(factors):
 
 
 # ---------------------------------------------------------------- persistence, growth
-def test_save_load_round_trip(tmp_path):
-    m = random_matrix()
-    model = ALS(factors=8, iterations=2, regularization=0.2, alpha=1.5, random_state=5)
-    model.fit(m, show_progress=False)
-    path = tmp_path / "als.npz"
-    model.save(path)
-    loaded = tastemaker.load(path)
-    assert isinstance(loaded, ALS)
-    assert loaded.get_params() == model.get_params()
-    np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
-    np.testing.assert_array_equal(loaded.item_factors, model.item_factors)
-    np.testing.assert_array_equal(loaded._fold_in_users(m[:3]), model._fold_in_users(m[:3]))
 
 
 def test_partial_fit_grows_and_matches_fold_in():
@@ -239,8 +228,8 @@ def test_not_fitted_and_bad_fold_in():
         ALS()._fold_in_users(random_matrix())
     with pytest.raises(ValueError, match="not fitted"):
         ALS().partial_fit_users([0], random_matrix(1, 30))
-    with pytest.raises(ValueError, match="not fitted"):
-        ALS().save("/nonexistent/x.npz")
+    with pytest.raises(ValueError, match="path: directory '/nonexistent' does not exist"):
+        ALS().save("/nonexistent/x.npz")  # an unfitted model saves, but not there
     model = ALS(factors=4, iterations=1, random_state=0).fit(random_matrix(), show_progress=False)
     with pytest.raises(ValueError, match="user_items"):
         model._fold_in_users(random_matrix(2, 31))
@@ -383,6 +372,54 @@ def test_bad_non_csr_matrix_at_every_entry_point_is_a_value_error():
     with pytest.raises(ValueError, match="user_items: row index 1000000000"):
         ALS().fit(sp.csc_matrix((np.ones(1, np.float32), np.array([10**9]), np.array([0, 1])),
                                 shape=(2, 1)))
+
+
+class TestALSContract(ModelContract):
+    def make_model(self):
+        return ALS(factors=4, iterations=3, regularization=0.1, random_state=0)
+
+
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+@pytest.mark.parametrize("params, match", [
+    ({"regularization": 1e30}, "regularization: regularization"),
+    ({"regularization_exponent": 50.0}, "regularization_exponent=50"),
+    ({"alpha": 1e30}, "alpha: alpha"),
+])
+def test_extreme_scales_are_refused_never_nan(solver, params, match):
+    # CG used to return NaN factors for these and raise nothing
+    params = {"regularization": 0.01, **params}
+    with pytest.raises(ValueError, match=match):
+        ALS(factors=4, iterations=2, random_state=0, solver=solver, **params).fit(
+            random_matrix(), show_progress=False)
+    # large but supported values give finite factors
+    big = {k: (1e12 if k == "alpha" else 1e14 if k == "regularization" else 3.0)
+           for k, v in params.items() if v != 0.01}
+    big = {"regularization": 0.01, **big}
+    model = ALS(factors=4, iterations=2, random_state=0, solver=solver, **big).fit(
+        random_matrix(), show_progress=False)
+    assert np.isfinite(model.user_factors).all() and np.isfinite(model.item_factors).all()
+
+
+def test_rows_without_interactions_get_zero_factors():
+    m = random_matrix().tolil()
+    m[:, 4] = 0
+    m[2, :] = 0
+    m = m.tocsr()
+    m.eliminate_zeros()
+    for solver in ("cg", "cholesky"):
+        model = ALS(factors=4, iterations=3, random_state=0, solver=solver).fit(
+            m, show_progress=False)
+        assert not model.item_factors[4].any() and not model.user_factors[2].any()
+        assert model.item_factors[3].any()
+
+
+def test_nan_factors_are_named_in_fold_in():
+    m = random_matrix()
+    model = ALS(factors=4, iterations=2, random_state=0).fit(m, show_progress=False)
+    model.item_factors = model.item_factors.copy()
+    model.item_factors[1, 0] = np.nan
+    with pytest.raises(ValueError, match="item_factors: contains NaN"):
+        model.recommend(0, m[0], recalculate_user=True)
 
 
 def test_auto_regularization_is_a_tenth_of_the_average_users_confidence_mass():

@@ -80,11 +80,12 @@ def test_demo_small():
     assert "Held-out evaluation at k=10" in out
     assert "ALS" in out and "Popularity" in out and "ndcg@10" in out
     assert "Top picks for you:" in out
-    assert "Because you watched " in out
+    assert "\nBecause you watched " in out
     assert "Recently watched:" in out
-    # ten numbered picks, each a title from the generated catalog
-    picks = out.split("Top picks for you:")[1].split("Because you watched")[0]
-    assert len(re.findall(r"^ +\d+\. \S", picks, flags=re.M)) == 10
+    assert "Home page of user" in out and "Trending now:" in out
+    # ten numbered picks, each a title from the generated catalog, each with a reason
+    picks = out.split("Top picks for you:")[1].split("\n\n")[0]
+    assert len(re.findall(r"^ +\d+\. \S.*\(-?\d\.\d{3}\)", picks, flags=re.M)) == 10
 
 
 def test_demo_on_movielens(ml100k_dir):
@@ -225,3 +226,57 @@ def test_console_script_installed():
         pytest.skip("not pip-installed (source checkout on PYTHONPATH)")
     proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == f"tastemaker {tastemaker.__version__}"
+
+
+@pytest.fixture(scope="module")
+def bundle_file(events_csv, tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli_bundle")
+    cat = pd.DataFrame({"title": [f"title-{k}" for k in range(40)],
+                        "name": [f"Film number {k}" for k in range(40)],
+                        "genres": ["Drama" if k < 20 else "Comedy" for k in range(40)]})
+    cat.to_csv(d / "items.csv", index=False)
+    out = d / "bundle.tm"
+    proc = run_cli("fit", events_csv, "--user-col", "account", "--item-col", "title",
+                   "--event-col", "kind", "--time-col", "ts",
+                   "--event-weights", '{"play": 1, "complete": 3}',
+                   "--factors", 4, "--regularization", 2, "--iterations", 10, "--quiet",
+                   "--items", d / "items.csv", "--item-title-col", "name", "-o", out)
+    assert "Personalizer bundle with a 40-title catalog" in proc.stderr
+    return out
+
+
+def test_bundle_commands_print_titles(bundle_file, events_csv):
+    p = tastemaker.load(bundle_file)
+    assert isinstance(p, tastemaker.Personalizer)
+    txt = run_cli("recommend", bundle_file, "--user", "user-0", "-n", 3).stdout
+    assert txt.startswith("Top picks for user user-0:") and " 3. Film number " in txt
+    rec = json.loads(run_cli("recommend", bundle_file, "--user", "user-0", "-n", 4,
+                             "--json").stdout)
+    assert [r["item"] for r in rec["items"]] == p.top_picks("user-0", 4).items
+    assert all(r["title"].startswith("Film number") for r in rec["items"])
+    sim = run_cli("similar", bundle_file, "--item", "title-25", "-n", 3).stdout
+    assert sim.startswith("Similar to Film number 25:")
+    page = run_cli("homepage", bundle_file, "--user", "user-1", "--row-size", 4).stdout
+    assert "Top picks for you:" in page and "Film number" in page
+    js = json.loads(run_cli("homepage", bundle_file, "--user", "user-1", "--json").stdout)
+    items = [i for r in js["rows"] for i in r["items"]]
+    assert len(items) == len(set(items))
+    top = p.top_picks("user-1", 1).items[0]
+    ex = run_cli("explain", bundle_file, "--user", "user-1", "--item", top, "-n", 2).stdout
+    assert ex.startswith(f"Why {p.title(top)} for user user-1: score")
+    assert "because you watched Film number" in ex and "everything else" in ex
+    e = json.loads(run_cli("explain", bundle_file, "--user", "user-1", "--item", top,
+                           "--json").stdout)
+    assert abs(sum(c["value"] for c in e["contributions"]) + e["rest"] - e["score"]) < 1e-9
+
+
+def test_bundle_command_errors(bundle_file, model_file, events_csv, tmp_path):
+    assert_user_error(run_cli("homepage", model_file, "--user", "user-0", check=False),
+                      "needs a Personalizer bundle")
+    assert_user_error(run_cli("explain", bundle_file, "--user", "nobody", "--item", "title-1",
+                              check=False), "--user", "nobody")
+    assert_user_error(run_cli("explain", bundle_file, "--user", "user-1", "--item", "x",
+                              check=False), "--item")
+    assert_user_error(run_cli("fit", events_csv, "--user-col", "account", "--item-col", "title",
+                              "--items", tmp_path / "missing.csv", "-o", tmp_path / "b.tm",
+                              check=False), "--items")

@@ -14,6 +14,8 @@ from tastemaker import ContentModel, HybridALS, ItemFeatures
 from tastemaker.evaluation import cold_item_split, ndcg_at_k
 from tastemaker.models.als import _transpose
 
+from model_contract import N_ITEMS, ModelContract
+
 
 def sorted_csr(m):
     m = sp.csr_matrix(m, dtype=np.float32)
@@ -272,3 +274,33 @@ def test_cold_item_split():
         cold_item_split(m, 1.5)
     with pytest.raises(ValueError, match="need at least one on each side"):
         cold_item_split(m, 0.001)
+
+
+# ------------------------------------------------------------------ the shared contract
+def contract_features(user_items) -> sp.csr_matrix:
+    """Features of the contract data: its three taste groups (item % 3) and a number;
+    items beyond the contract's catalog (an added empty column) have none."""
+    n = np.shape(user_items)[1]
+    j = np.arange(n)
+    dense = np.zeros((n, 4), dtype=np.float32)
+    dense[j, j % 3] = 1.0
+    dense[:, 3] = (j % 5) / 5.0
+    dense[j >= N_ITEMS] = 0.0
+    return sp.csr_matrix(dense)
+
+
+class TestContentModelContract(ModelContract):
+    def make_model(self):
+        return ContentModel()
+
+    def fit_kwargs(self, user_items):
+        return {"item_features": contract_features(user_items)}
+
+
+class TestHybridALSContract(ModelContract):
+    def make_model(self):
+        # no intercept: an item with neither features nor interactions has a zero vector
+        return HybridALS(factors=4, iterations=3, random_state=0, fit_intercept=False)
+
+    def fit_kwargs(self, user_items):
+        return {"item_features": contract_features(user_items)}

@@ -47,18 +47,6 @@ def test_hand_worked_ranking_example():
         assert means[name] == pytest.approx(np.mean(values[:2]))
 
 
-def test_single_metric_functions_match_the_combined_one():
-    both = M.ranking_metrics_at_k(REC, TEST, 2)
-    assert M.precision_at_k(REC, TEST, 2) == both["precision"]
-    assert M.recall_at_k(REC, TEST, 2) == both["recall"]
-    assert M.map_at_k(REC, TEST, 2) == both["map"]
-    assert M.ndcg_at_k(REC, TEST, 2) == both["ndcg"]
-    assert M.mrr_at_k(REC, TEST, 2) == both["mrr"]
-    assert M.hit_rate_at_k(REC, TEST, 2) == both["hit_rate"]
-    assert M.auc_at_k(REC, TEST, 2) == both["auc"]
-    assert M.precision_at_k(REC, TEST, 2, per_user=True).shape == (3,)
-
-
 def test_recall_uses_all_test_items_and_ndcg_ideal_is_capped_at_k():
     test = _csr([set(range(10))], 12)
     rec = np.array([[0, 1, 2]])

@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import tastemaker
+from model_contract import ModelContract
 from tastemaker import Popularity
 
 
@@ -71,20 +72,6 @@ def test_window_counts_only_recent_interactions():
     np.testing.assert_array_equal(same.popularity_, recent.popularity_)
 
 
-def test_save_load_round_trip(tmp_path):
-    x = _matrix()
-    m = Popularity(window=None, num_threads=1).fit(x)
-    path = tmp_path / "pop.npz"
-    m.save(path)
-    back = tastemaker.load(path)
-    assert isinstance(back, Popularity)
-    np.testing.assert_array_equal(back.popularity_, m.popularity_)
-    np.testing.assert_array_equal(back.item_factors, m.item_factors)
-    a, _ = m.recommend(np.arange(5), x, N=4)
-    b, _ = back.recommend(np.arange(5), x, N=4)
-    np.testing.assert_array_equal(a, b)
-
-
 def test_recalculate_user_folds_in_a_new_history():
     x = _matrix()
     m = Popularity().fit(x)
@@ -117,3 +104,11 @@ def test_errors():
         Popularity(num_threads=-1).fit(x)
     with pytest.raises(ValueError, match="not fitted|fit"):
         Popularity().recommend(0, x[0])
+
+
+class TestPopularityContract(ModelContract):
+    supports_similar_items = False
+    supports_similar_users = False
+
+    def make_model(self):
+        return Popularity()

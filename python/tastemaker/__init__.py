@@ -19,8 +19,9 @@ from . import evaluation
 from .data import Interactions, ItemFeatures
 from .io import load
 from .models import ALS, ContentModel, HybridALS, Popularity
-from .evaluation import evaluate
+from .evaluation import evaluate, tune
 from . import datasets
+from .pages import Explanation, Page, Personalizer, Row, Rules
 
 __all__ = [
     "__version__",
@@ -39,5 +40,11 @@ __all__ = [
     "ContentModel",
     "HybridALS",
     "evaluate",
+    "tune",
     "datasets",
+    "Personalizer",
+    "Row",
+    "Page",
+    "Explanation",
+    "Rules",
 ]

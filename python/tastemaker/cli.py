@@ -145,6 +145,14 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_event_options(p)
     _add_model_options(p)
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file (.npz)")
+    g = p.add_argument_group("catalog (saves a Personalizer bundle: titles, home pages, "
+                             "explanations)")
+    g.add_argument("--items", metavar="PATH", help="catalog table (.csv, .tsv or .parquet), one "
+                   "row per title")
+    g.add_argument("--item-id-col", metavar="C",
+                   help="catalog column of item ids (default: the --item-col name)")
+    g.add_argument("--item-title-col", default="title", metavar="C",
+                   help="catalog column of display titles (default 'title')")
 
     p = sub.add_parser("recommend", help="top picks for a user of a model file")
     p.add_argument("model", metavar="MODEL")
@@ -174,6 +182,24 @@ def _build_parser() -> argparse.ArgumentParser:
                    "share of the latest events (time); default 0.2, 'last' uses 1 if < 1")
     p.add_argument("-k", type=_positive_int, nargs="+", default=[10], help="cut-offs")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
+
+    p = sub.add_parser("homepage", help="a user's home page from a Personalizer bundle",
+                       description="Print a user's home page (top picks, because you watched, "
+                       "genre rows, trending, new releases, continue watching) with reasons, "
+                       "from a bundle saved by 'tastemaker fit --items'.")
+    p.add_argument("model", metavar="BUNDLE")
+    p.add_argument("--user", required=True, metavar="ID", help="external user id")
+    p.add_argument("--row-size", type=_positive_int, default=10)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("explain", help="why a title scores what it does for a user",
+                       description="The user's history titles that contribute most to the "
+                       "title's score (exact for ALS), from a Personalizer bundle.")
+    p.add_argument("model", metavar="BUNDLE")
+    p.add_argument("--user", required=True, metavar="ID", help="external user id")
+    p.add_argument("--item", required=True, metavar="ID", help="external item id")
+    p.add_argument("-n", type=_positive_int, default=5)
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("show-config", help="print version, SIMD path and threads")
     return parser
@@ -243,6 +269,9 @@ def _load_model(path: str):
 
     _check_file(path, "MODEL")
     model = load(path)
+    if not hasattr(model, "recommend"):
+        raise UserError(f"MODEL: {path!r} is a Personalizer bundle; this option needs a bare "
+                        "model file")
     for name in ("user_ids", "item_ids"):
         if getattr(model, name, None) is None:
             raise UserError(f"MODEL: {path!r} has no id maps; save models with "
@@ -269,6 +298,7 @@ def _cmd_fit(args) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise UserError(f"--output: directory {out_dir!r} does not exist")
+    catalog = None if args.items is None else _read_catalog(args)
     data = _read_events(args)
     print(f"read {data!r} from {args.events}", file=sys.stderr)
     model = _make_als(args)
@@ -277,10 +307,44 @@ def _cmd_fit(args) -> int:
     model.user_ids = data.user_ids
     model.item_ids = data.item_ids
     model.user_items = user_items
-    model.save(args.output)
-    print(f"saved ALS ({data.n_users} users, {data.n_items} items, {model.factors} factors) "
+    what = "ALS"
+    if catalog is None:
+        model.save(args.output)
+    else:
+        from .pages import Personalizer
+
+        Personalizer(model, data, catalog=catalog, title_col=args.item_title_col).save(args.output)
+        what = f"a Personalizer bundle with a {len(catalog)}-title catalog and ALS"
+    print(f"saved {what} ({data.n_users} users, {data.n_items} items, {model.factors} factors) "
           f"to {args.output} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return 0
+
+
+def _read_catalog(args):
+    """The --items table, indexed by the item id column."""
+    import pandas as pd
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    _check_file(args.items, "--items")
+    path = args.items.lower()
+    try:
+        if path.endswith((".parquet", ".pq")):
+            frame = pq.read_table(args.items).to_pandas()
+        else:
+            delim = "\t" if path.endswith(".tsv") else ","
+            frame = pacsv.read_csv(args.items, parse_options=pacsv.ParseOptions(
+                delimiter=delim)).to_pandas()
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--items: cannot read {args.items!r} ({exc})") from None
+    col = args.item_id_col or args.item_col
+    if col not in frame.columns:
+        raise UserError(f"--item-id-col: column {col!r} not in {args.items!r} (columns: "
+                        f"{list(frame.columns)})")
+    if args.item_title_col not in frame.columns:
+        raise UserError(f"--item-title-col: column {args.item_title_col!r} not in "
+                        f"{args.items!r} (columns: {list(frame.columns)})")
+    return frame.set_index(col).rename_axis("item")
 
 
 def _print_result(model, key: str, query, list_key: str, title: str, ids, scores,
@@ -294,7 +358,112 @@ def _print_result(model, key: str, query, list_key: str, title: str, ids, scores
         _print_list(title, ids, scores, lambda i: str(_external(model.item_ids, i)))
 
 
+def _load_bundle(path: str, command: str):
+    from .io import load
+    from .pages import Personalizer
+
+    _check_file(path, "BUNDLE" if command in ("homepage", "explain") else "MODEL")
+    obj = load(path)
+    if not isinstance(obj, Personalizer):
+        raise UserError(f"MODEL: {path!r} is a bare model; '{command}' needs a Personalizer "
+                        "bundle (run 'tastemaker fit' with --items CATALOG)")
+    return obj
+
+
+def _is_bundle(path: str) -> bool:
+    from ._mapped import is_mapped
+
+    return is_mapped(path)
+
+
+def _print_row(row, label, numbered: bool = True) -> None:
+    """A Row as a titled, numbered list: label, score and reason per line."""
+    print(f"{row.title}:")
+    if not row.items:
+        print("  (nothing to show)")
+    for rank, (i, s, why) in enumerate(zip(row.items, row.scores, row.reasons), 1):
+        tail = f"  - {why}" if why else ""
+        head = f"  {rank:>2}. " if numbered else "    - "
+        print(f"{head}{label(i)}  ({s:.3f}){tail}")
+
+
+def _row_json(p, row) -> dict:
+    d = row.to_dict()
+    d["titles"] = [p.title(i) for i in row.items]
+    return d
+
+
+def _bundle_user(p, text: str):
+    """A command-line user id -> the bundle's id (ints stay ints)."""
+    for key in (text, _int_or_none(text)):
+        if key is not None and p.has_user(key):
+            return key
+    raise UserError(f"--user: unknown user {text!r} (the bundle knows {p.n_users} users)")
+
+
+def _bundle_item(p, text: str):
+    for key in (text, _int_or_none(text)):
+        if key is None:
+            continue
+        try:
+            p.title(key)
+        except ValueError:
+            continue
+        return key
+    raise UserError(f"--item: unknown item {text!r} (the bundle knows {p.n_items} items)")
+
+
+def _int_or_none(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _cmd_homepage(args) -> int:
+    p = _load_bundle(args.model, "homepage")
+    user = _bundle_user(p, args.user)
+    page = p.homepage(user, row_size=args.row_size)
+    if args.json:
+        print(json.dumps({"user": page.to_dict()["user"],
+                          "rows": [_row_json(p, r) for r in page.rows]}))
+        return 0
+    print(f"Home page of user {args.user}:")
+    for row in page.rows:
+        print()
+        _print_row(row, p.title)
+    return 0
+
+
+def _cmd_explain(args) -> int:
+    p = _load_bundle(args.model, "explain")
+    user, item = _bundle_user(p, args.user), _bundle_item(p, args.item)
+    e = p.explain(user, item, n=args.n)
+    if args.json:
+        d = e.to_dict()
+        d["title"] = p.title(item)
+        d["contributions"] = [{"item": i, "title": p.title(i), "value": v}
+                              for i, v in d["contributions"]]
+        print(json.dumps(d))
+        return 0
+    print(f"Why {p.title(item)} for user {args.user}: score {e.score:.4f}")
+    for i, v in e.contributions:
+        print(f"  {v:+.4f}  because you watched {p.title(i)}")
+    print(f"  {e.rest:+.4f}  everything else")
+    return 0
+
+
 def _cmd_recommend(args) -> int:
+    if _is_bundle(args.model) and not args.include_seen:
+        p = _load_bundle(args.model, "recommend")
+        row = p.top_picks(_bundle_user(p, args.user), n=args.n)
+        if args.json:
+            print(json.dumps({"user": _bundle_user(p, args.user), "items": [
+                {"item": i, "title": p.title(i), "score": round(float(s), 6), "reason": why}
+                for i, s, why in zip(row.to_dict()["items"], row.scores, row.reasons)]}))
+        else:
+            _print_row(_retitled(row, f"Top picks for user {args.user}"), p.title)
+        return 0
     model = _load_model(args.model)
     u = _find(model.user_ids, args.user, "user")
     seen = getattr(model, "user_items", None)
@@ -306,7 +475,24 @@ def _cmd_recommend(args) -> int:
     return 0
 
 
+def _retitled(row, title: str):
+    from dataclasses import replace
+
+    return replace(row, title=title)
+
+
 def _cmd_similar(args) -> int:
+    if _is_bundle(args.model):
+        p = _load_bundle(args.model, "similar")
+        item = _bundle_item(p, args.item)
+        row = p.similar(item, n=args.n)
+        if args.json:
+            print(json.dumps({"item": item, "title": p.title(item), "similar": [
+                {"item": i, "title": p.title(i), "score": round(float(s), 6)}
+                for i, s in zip(row.to_dict()["items"], row.scores)]}))
+        else:
+            _print_row(_retitled(row, f"Similar to {p.title(item)}"), p.title)
+        return 0
     model = _load_model(args.model)
     i = _find(model.item_ids, args.item, "item")
     ids, scores = model.similar_items(i, N=args.n, filter_items=[i])
@@ -363,7 +549,7 @@ def _cmd_evaluate(args) -> int:
 # --------------------------------------------------------------------------- demo
 def _demo_data(args):
     """-> (Interactions, titles and display labels by item index, description, per-user
-    notes or None)."""
+    notes or None, catalog DataFrame indexed by item id, event log or None)."""
     from . import datasets
 
     if args.data is None:
@@ -382,7 +568,7 @@ def _demo_data(args):
         desc = (f"synthetic streaming log: {len(synth.events):,} events "
                 f"({', '.join(f'{k} {v:,}' for k, v in synth.events['event'].value_counts().items())})"
                 f" in {time.perf_counter() - t0:.1f}s")
-        return data, titles, labels, desc, notes
+        return data, titles, labels, desc, notes, synth.items, synth.events
     if args.format is None:
         raise UserError(f"--format: required with --data (one of {', '.join(sorted(_FORMATS))})")
     if not os.path.isdir(args.data):
@@ -392,7 +578,18 @@ def _demo_data(args):
     # every loader's item table has a title column; an item missing from it shows its id
     titles = [t if isinstance(t, str) else str(i)
               for i, t in zip(data.item_ids, items["title"].reindex(data.item_ids))]
-    return data, titles, titles, f"{args.format} from {args.data}: {data!r}", None
+    return data, titles, titles, f"{args.format} from {args.data}: {data!r}", None, items, None
+
+
+def _demo_catalog(catalog, train):
+    """The loader's item table as a catalog: one row per id (the first), ids of the
+    training data's kind."""
+    if catalog is None:
+        return None
+    cat = catalog[~catalog.index.duplicated(keep="first")]
+    if train.item_ids.dtype.kind == "U" and cat.index.dtype.kind != "U":
+        cat = cat.set_axis(cat.index.astype(str))
+    return cat
 
 
 def _pick_user(data, test, requested, prefer=None):
@@ -421,7 +618,7 @@ def _cmd_demo(args) -> int:
     for key, value in (_DEMO_SYNTHETIC if args.data is None else _DEMO_DATASET).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    data, titles, labels, desc, notes = _demo_data(args)
+    data, titles, labels, desc, notes, catalog, events = _demo_data(args)
     print(f"tastemaker demo: {desc}")
     print(f"  {data.n_users:,} users x {data.n_items:,} items, {data.nnz:,} user-item "
           f"entries; SIMD path {simd_path()}")
@@ -466,23 +663,26 @@ def _cmd_demo(args) -> int:
         mark = "  (disliked)" if v < 0 else ""
         print(f"    - {labels[int(data.item_idx[e])]}{mark}")
 
-    ids, scores = model.recommend(u, row, N=args.n)
-    _print_list("\nTop picks for you:", ids, scores, lambda i: labels[i])
+    # the whole home page, from the product layer over the model just trained
+    from .pages import Personalizer
 
-    liked = [int(data.item_idx[e]) for e in order if data.values[e] > 0]
-    if liked:
-        anchor = liked[0]
-        sim_ids, sim_scores = model.similar_items(anchor, N=args.n,
-                                                  filter_items=np.union1d(seen, [anchor]))
-        _print_list(f"\nBecause you watched {titles[anchor]}:", sim_ids, sim_scores,
-                    lambda i: labels[i])
+    p = Personalizer(model, train, catalog=_demo_catalog(catalog, train), events=events,
+                     progress_col="watch_fraction" if events is not None else None)
+    label_of = dict(zip(data.item_ids.tolist(), labels))
+    user = _external(data.user_ids, u)
+    page = p.homepage(user, row_size=args.n)
+    print(f"\nHome page of user {user} ({len(page.rows)} rows, each title once):")
+    for r in page.rows:
+        print()
+        _print_row(r, lambda i: label_of.get(i, str(i)))
     print(f"\nDone in {time.perf_counter() - t_start:.1f}s.")
     return 0
 
 
 # --------------------------------------------------------------------------- entry point
 _COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "recommend": _cmd_recommend,
-             "similar": _cmd_similar, "evaluate": _cmd_evaluate}
+             "similar": _cmd_similar, "evaluate": _cmd_evaluate, "homepage": _cmd_homepage,
+             "explain": _cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,10 +137,10 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
 
     if not isinstance(client, Client):
         raise ValueError(f"client: expected a distributed.Client, got {type(client).__name__}")
-    unknown = sorted(set(als_params) - set(ALS._PARAMS))
+    unknown = sorted(set(als_params) - set(ALS._param_names()))
     if unknown:
         raise ValueError(f"als_params: unknown ALS parameter(s) {unknown} "
-                         f"(known: {list(ALS._PARAMS)})")
+                         f"(known: {ALS._param_names()})")
     model = ALS(**als_params)
     p = model._checked_params()
     p["solver"] = model.solver

@@ -2,6 +2,7 @@
 
 from . import metrics, splitters
 from .evaluate import EVALUATE_METRICS, evaluate
+from .tune import SEARCH_SPACES, TuneResult, tune
 from .metrics import (
     RANKING_METRICS,
     auc_at_k,
@@ -32,4 +33,5 @@ from .splitters import (
     user_kfold_split,
 )
 
-__all__ = ["metrics", "splitters", "evaluate", "EVALUATE_METRICS", *metrics.__all__, *splitters.__all__]
+__all__ = ["metrics", "splitters", "evaluate", "EVALUATE_METRICS", "tune", "TuneResult",
+           "SEARCH_SPACES", *metrics.__all__, *splitters.__all__]

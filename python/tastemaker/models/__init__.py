@@ -1,9 +1,9 @@
 """Recommendation models."""
 
-from .base import FactorModel
+from .base import FactorModel, Model
 from .als import ALS
 from .popularity import Popularity
 from .content import ContentModel
 from .hybrid import HybridALS
 
-__all__ = ["FactorModel", "ALS", "Popularity", "ContentModel", "HybridALS"]
+__all__ = ["Model", "FactorModel", "ALS", "Popularity", "ContentModel", "HybridALS"]

@@ -9,16 +9,15 @@ import scipy.sparse as sp
 
 from .. import _core
 from .._memory import zeros
-from ..io import register_model
-from .base import FactorModel
 from .._validation import (
     check_csr,
-    check_dense,
     check_float,
     check_int,
     check_num_threads,
     check_random_state,
 )
+from ..io import register_model
+from .base import FactorModel, _as_user_items, _check_callback
 
 __all__ = ["ALS", "auto_regularization", "AUTO_REGULARIZATION"]
 
@@ -70,6 +69,30 @@ def _transpose(m: sp.csr_matrix) -> sp.csr_matrix:
     t = m.T.tocsr()
     t.sort_indices()
     return t
+
+
+#: The largest effective regularization and confidence the float32 solvers handle: beyond
+#: it, CG's residual norms overflow (NaN factors) and Cholesky loses definiteness.
+MAX_SCALE = 1e15
+
+
+def _check_scales(cui: sp.csr_matrix, ciu: sp.csr_matrix, p: dict) -> None:
+    """Reject parameters whose per-row regularization or confidence overflow float32."""
+    counts = np.concatenate([np.diff(cui.indptr), np.diff(ciu.indptr)])
+    nu = p["reg_exponent"]
+    with np.errstate(over="ignore"):
+        lam = max(p["regularization"] * (1.0 + float(n)) ** nu
+                  for n in (0, counts.min(), counts.max()))
+    if not lam <= MAX_SCALE:
+        raise ValueError(
+            f"regularization: regularization * (1 + n_interactions) ** "
+            f"regularization_exponent reaches {lam:.3g} (regularization="
+            f"{p['regularization']:g}, regularization_exponent={nu:g}); at most "
+            f"{MAX_SCALE:g} is supported")
+    vmax = float(np.abs(cui.data).max()) if cui.nnz else 0.0
+    if not p["alpha"] * vmax <= MAX_SCALE:
+        raise ValueError(f"alpha: alpha * max |value| is {p['alpha'] * vmax:.3g}; at most "
+                         f"{MAX_SCALE:g} is supported (scale the values down)")
 
 
 #: Fraction of the average active user's confidence mass used by ``regularization="auto"``.
@@ -166,19 +189,6 @@ class ALS(FactorModel):
     item_factors : ndarray of shape (n_items, factors), float32
     """
 
-    _PARAMS = (
-        "factors",
-        "regularization",
-        "alpha",
-        "iterations",
-        "solver",
-        "cg_steps",
-        "regularization_exponent",
-        "random_state",
-        "num_threads",
-        "calculate_training_loss",
-    )
-
     def __init__(
         self,
         factors=64,
@@ -208,17 +218,6 @@ class ALS(FactorModel):
         self._gram_cache = {}
 
     # ------------------------------------------------------------------ params
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor parameters, as given (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params):
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ValueError(f"{name}: not a parameter of ALS")
-            setattr(self, name, value)
-        return self
-
     def _checked_params(self) -> dict:
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver: expected one of {_SOLVERS}, got {self.solver!r}")
@@ -247,24 +246,41 @@ class ALS(FactorModel):
 
     def _solve(self, m: sp.csr_matrix, other: np.ndarray, out: np.ndarray, p: dict,
                solver: str, gram: np.ndarray | None = None) -> None:
+        name = ("item_factors" if other is self.item_factors
+                else "user_factors" if other is self.user_factors else "factors")
         if not np.isfinite(p["regularization"]):
             raise ValueError("regularization: 'auto' is resolved from the data by fit; this "
                              "model has factors but no regularization_ (set a number)")
         if gram is None:
             gram = _core.als_gram(other, p["num_threads"])
+        if not np.isfinite(gram).all():
+            # NaN/inf factors (set by hand, or overflowing): say so, instead of the
+            # solver's "not positive definite"
+            raise ValueError(f"{name}: contains NaN or inf values (or values so large that "
+                             f"their Gram matrix overflows)")
         indptr, indices, data = _native(m)
-        _core.als_solve(indptr, indices, data, other, gram, out, p["regularization"],
-                        p["reg_exponent"], p["alpha"], solver, p["cg_steps"], p["num_threads"])
+        try:
+            _core.als_solve(indptr, indices, data, other, gram, out, p["regularization"],
+                            p["reg_exponent"], p["alpha"], solver, p["cg_steps"],
+                            p["num_threads"])
+        except ValueError as exc:  # the core's argument names -> the user's
+            msg = str(exc)
+            for core, user in (("Y:", name), ("X:", "the solved factors"),
+                               ("reg_exponent:", "regularization_exponent:")):
+                if msg.startswith(core):
+                    raise ValueError(user + msg[len(core):].rstrip()) from None
+            raise
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, user_items, show_progress: bool = True, callback=None):
+    def fit(self, user_items, *, show_progress: bool = True, callback=None):
         """Learn the factors from a users x items matrix.
 
         Parameters
         ----------
-        user_items : scipy.sparse matrix of shape (n_users, n_items)
+        user_items : Interactions or scipy.sparse matrix of shape (n_users, n_items)
             Interaction strengths (see the confidence convention in the class doc).
-            Converted to CSR float32; unsorted/duplicate indices, NaN/inf are errors.
+            Converted to CSR float32; a CSR matrix with unsorted/duplicate indices and
+            NaN/inf values are errors (other formats have their duplicates summed).
         show_progress : bool, default True
             Show a tqdm progress bar.
         callback : callable, optional
@@ -276,9 +292,9 @@ class ALS(FactorModel):
         self
         """
         p = self._checked_params()
-        if callback is not None and not callable(callback):
-            raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
-        cui = check_csr(user_items, "user_items")
+        _check_callback(callback)
+        show_progress = self._check_bool(show_progress, "show_progress")
+        cui = _as_user_items(user_items)
         if isinstance(self.regularization, str):
             self.regularization_ = auto_regularization(cui, p["alpha"])
         else:
@@ -292,9 +308,10 @@ class ALS(FactorModel):
             # filled in place: no second n x f temporary
             return _fill_initial(rng, zeros((n, f)))
 
+        ciu = _transpose(cui)
+        _check_scales(cui, ciu, p)
         user_factors = initial(n_users)
         item_factors = initial(n_items)
-        ciu = _transpose(cui)
         self._gram_cache = {}
         from tqdm.auto import tqdm
 
@@ -314,6 +331,14 @@ class ALS(FactorModel):
                 bar.update(1)
                 if callback is not None:
                     callback(it, time.perf_counter() - start, loss)
+        for name, x in (("user_factors", user_factors), ("item_factors", item_factors)):
+            if not np.isfinite(x).all():  # a backstop: _check_scales should prevent it
+                raise ValueError(f"regularization: the solver produced non-finite "
+                                 f"{name}; use a smaller regularization, "
+                                 f"regularization_exponent or alpha, or solver='cholesky'")
+        # a row with no interactions has no direction: exactly zero (CG stops near it)
+        user_factors[np.diff(cui.indptr) == 0] = 0.0
+        item_factors[np.diff(ciu.indptr) == 0] = 0.0
         self.user_factors = user_factors
         self.item_factors = item_factors
         return self
@@ -436,23 +461,14 @@ class ALS(FactorModel):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self):
-        self._check_fitted()
-        params = self.get_params()
-        rs = params["random_state"]
-        if rs is not None and not isinstance(rs, (int, np.integer)):
-            params["random_state"] = None  # a Generator is not serializable; factors are
+        params, arrays, _ = super()._get_state()
         extra = {"regularization_": None if self.regularization_ is None
                  else float(self.regularization_)}
-        return params, {"user_factors": self.user_factors, "item_factors": self.item_factors}, extra
+        return params, arrays, extra
 
     @classmethod
     def _from_state(cls, params, arrays, extra):
-        model = cls(**{k: v for k, v in params.items() if k in cls._PARAMS})
-        uf = check_dense(arrays["user_factors"], "user_factors", ndim=2)
-        itf = check_dense(arrays["item_factors"], "item_factors", ndim=2)
-        if uf.shape[1] != itf.shape[1]:
-            raise ValueError("item_factors: factor dimension differs from user_factors")
-        model.user_factors, model.item_factors = uf, itf
+        model = super()._from_state(params, arrays, extra)
         reg = (extra or {}).get("regularization_")
         if reg is None and not isinstance(model.regularization, str):
             reg = float(model.regularization)

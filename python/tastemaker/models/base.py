@@ -24,9 +24,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._validation import check_csr, check_dense, check_ids, check_int, check_num_threads
+from .._validation import (
+    IdError,
+    check_csr,
+    check_dense,
+    check_ids,
+    check_int,
+    check_num_threads,
+)
 
-__all__ = ["FactorModel"]
+__all__ = ["Model", "FactorModel"]
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -78,12 +85,179 @@ def _id_list(ids, name: str, n: int) -> np.ndarray | None:
     return np.unique(arr).astype(np.int32)
 
 
+#: The score of an already-liked item ranked because ``items=`` listed it (implicit's value).
+LIKED_SCORE = np.finfo(np.float32).min
+
+
+def _append_liked(out_ids, out_scores, queries, itf, rows, allow, deny) -> None:
+    """Fill each row's padding with its already-liked items from the allow-list.
+
+    ``recommend(..., items=...)`` ranks *all* the given items, as implicit does: the
+    kernel returns the not-yet-liked ones; the liked ones (minus the deny-list) follow,
+    ordered by their own scores (ties by lower id), with score :data:`LIKED_SCORE`.
+    """
+    width = out_ids.shape[1]
+    if width == 0:
+        return
+    filled = np.count_nonzero(out_ids >= 0, axis=1)
+    for r in np.flatnonzero(filled < width):
+        liked = rows.indices[rows.indptr[r]:rows.indptr[r + 1]]
+        liked = liked[np.isin(liked, allow)]
+        if deny is not None:
+            liked = liked[~np.isin(liked, deny)]
+        if not liked.size:
+            continue
+        scores = itf[liked] @ queries[r]
+        order = np.lexsort((liked, -scores))[: width - filled[r]]
+        out_ids[r, filled[r]:filled[r] + len(order)] = liked[order]
+        out_scores[r, filled[r]:filled[r] + len(order)] = LIKED_SCORE
+
+
 def _csr_rows(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return (np.ascontiguousarray(m.indptr, dtype=np.int64),
             np.ascontiguousarray(m.indices, dtype=np.int32))
 
 
-class FactorModel:
+def _as_user_items(user_items, name: str = "user_items", **kwargs) -> sp.csr_matrix:
+    """An ``Interactions`` (its ``to_csr()``) or a scipy sparse matrix, validated to CSR."""
+    from ..data.interactions import Interactions
+
+    if isinstance(user_items, Interactions):
+        user_items = user_items.to_csr()
+    elif not sp.issparse(user_items):
+        raise ValueError(f"{name}: expected a tastemaker.Interactions or a scipy sparse "
+                         f"matrix, got {type(user_items).__name__}")
+    return check_csr(user_items, name, **kwargs)
+
+
+def _check_callback(callback):
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
+    return callback
+
+
+class Model:
+    """The estimator contract every tastemaker model shares (scikit-learn style).
+
+    * ``__init__`` takes every hyperparameter as a keyword argument and stores it as given
+      under the same name; learned state is set by ``fit``.
+    * :meth:`get_params` / :meth:`set_params` / ``repr`` read the parameter names from
+      ``__init__``'s signature, once, here.
+    * ``fit(user_items, *, show_progress=..., callback=None)`` takes an
+      :class:`~tastemaker.Interactions` or a users x items scipy sparse matrix (use
+      :func:`_as_user_items`) and returns ``self``.
+    * :meth:`save` writes a path or a binary file object (fitted or not);
+      :meth:`load` (a classmethod) and :func:`tastemaker.load` read it back.  A registered
+      subclass (``@tastemaker.io.register_model(name)``) implements ``_get_state`` /
+      ``_from_state`` for its learned state and ``_n_users_items``; ``_check_fitted``
+      says whether it is fitted.
+    * Models pickle and deep-copy (joblib, multiprocessing, Dask).
+    """
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        import inspect
+
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor parameters, as given (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters (validated at the next ``fit``); returns ``self``."""
+        names = self._param_names()
+        for name in params:
+            if name not in names:
+                raise ValueError(f"{name}: not a parameter of {type(self).__name__} "
+                                 f"(parameters: {', '.join(names)})")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        import inspect
+
+        sig = inspect.signature(type(self).__init__)
+        shown = []
+        for name in self._param_names():
+            value = getattr(self, name, None)
+            default = sig.parameters[name].default
+            try:
+                same = default is not inspect.Parameter.empty and bool(value == default)
+            except Exception:  # arrays and other objects without a plain ==
+                same = False
+            if not same:
+                shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # ---- fitted state
+    def _check_fitted(self) -> None:  # subclasses say what "fitted" means
+        raise NotImplementedError
+
+    def _is_fitted(self) -> bool:
+        try:
+            self._check_fitted()
+        except ValueError:
+            return False
+        return True
+
+    def _n_users_items(self) -> tuple[int, int] | None:
+        """(n_users, n_items) of the fitted model (checked against saved id maps)."""
+        return None
+
+    # ---- persistence
+    def _saved_params(self) -> dict:
+        """The constructor parameters as JSON values (an unfitted model's whole state)."""
+        import datetime
+
+        out = {}
+        for name, value in self.get_params().items():
+            if isinstance(value, (np.random.Generator, np.random.RandomState)):
+                value = None  # not serializable; a fitted model keeps its factors
+            elif isinstance(value, datetime.timedelta):
+                value = value.total_seconds()
+            elif isinstance(value, np.timedelta64):
+                value = float(value / np.timedelta64(1, "s"))
+            elif isinstance(value, np.generic):
+                value = value.item()
+            out[name] = value
+        return out
+
+    @classmethod
+    def _from_params(cls, params: dict):
+        names = cls._param_names()
+        return cls(**{k: v for k, v in params.items() if k in names})
+
+    def save(self, path) -> None:
+        """Save to ``path`` or a binary file object (npz + JSON header, no pickle).
+
+        A path is replaced atomically (temporary file in the same directory, fsync,
+        rename): a crash or a concurrent save never leaves a partial file.  Read it back
+        with :meth:`load` or :func:`tastemaker.load`.
+        """
+        from ..io import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved by :meth:`save` from a path or a binary file object.
+
+        Raises ``ValueError`` if the file is damaged or holds another kind of model.
+        """
+        from ..io import _describe, load
+
+        model = load(path)
+        if not isinstance(model, cls):
+            raise ValueError(f"path: {_describe(path)} holds a {type(model).__name__}, not a "
+                             f"{cls.__name__}")
+        return model
+
+
+class FactorModel(Model):
     """Base class of models scoring ``user_factors[u] . item_factors[i]``.
 
     Subclass contract
@@ -145,15 +319,21 @@ class FactorModel:
     @staticmethod
     def _rows_for(ids: np.ndarray, matrix, name: str, n_rows_model: int, n_cols: int,
                   new_ids_ok: bool) -> sp.csr_matrix:
-        """The CSR rows belonging to ``ids``: ``matrix`` holds either one row per id (in
-        order) or the model's full matrix (then sliced)."""
-        m = check_csr(matrix, name, shape=(None, n_cols), allow_empty=True)
+        """The CSR rows belonging to ``ids``.
+
+        One rule: a matrix with the model's number of rows is the full matrix and is
+        always sliced by id (even when it also has one row per id: ``ids`` may be any
+        permutation); otherwise it must hold one row per id, in order.  An Interactions is
+        the full matrix.
+        """
+        m = _as_user_items(matrix, name, shape=(None, n_cols), allow_empty=True)
+        if m.shape[0] == n_rows_model and (not len(ids) or ids.max() < n_rows_model):
+            return m[ids]
         if m.shape[0] == len(ids):
             return m
         if m.shape[0] == n_rows_model:
-            if new_ids_ok and len(ids) and ids.max() >= n_rows_model:
-                raise ValueError(f"{name}: id {int(ids.max())} has no row in the {n_rows_model}-row matrix")
-            return m[ids]
+            raise IdError(f"{name}: id {int(ids.max())} has no row in the {n_rows_model}-row "
+                          f"matrix")
         raise ValueError(f"{name}: expected {len(ids)} row(s) (one per id, in order) or the full "
                          f"{n_rows_model}-row matrix, got shape {m.shape}")
 
@@ -174,11 +354,12 @@ class FactorModel:
         userid : int or array-like of int, shape (n_queries,)
             User index/indices.  With ``recalculate_user=True`` any non-negative id is
             accepted (the factors come from ``user_items``).
-        user_items : scipy.sparse matrix, shape (n_queries, n_items) or (n_users, n_items)
-            The rows of these users (row ``k`` for ``userid[k]``, as in implicit 0.7), or
-            the model's full user x item matrix (then sliced by ``userid``).  Required when
-            ``filter_already_liked_items`` or ``recalculate_user``; stored entries of a row
-            are the user's seen items.
+        user_items : Interactions or scipy.sparse matrix, shape (n_users, n_items) or (n_queries, n_items)
+            The model's full user x item matrix (or an Interactions), always sliced by
+            ``userid``; or else the rows of these users (row ``k`` for ``userid[k]``, as in
+            implicit 0.7).  A matrix with the model's number of rows is always taken as the
+            full matrix.  Required when ``filter_already_liked_items`` or
+            ``recalculate_user``; stored entries of a row are the user's seen items.
         N : int, default 10
             Number of results (>= 1).
         filter_already_liked_items : bool, default True
@@ -189,7 +370,11 @@ class FactorModel:
             Compute the user factors from ``user_items`` (fold-in) instead of using
             ``user_factors``; for new users or users who just acted.
         items : array-like of int, optional
-            Only these items may be returned (allow-list).
+            Rank only these items (allow-list).  As in implicit, *all* of them are ranked:
+            with ``filter_already_liked_items`` a user's liked items among them come last
+            (ordered by their own scores) with score :data:`LIKED_SCORE` instead of being
+            dropped, so every row holds ``min(N, len(items))`` items (minus
+            ``filter_items``).
 
         Returns
         -------
@@ -222,6 +407,61 @@ class FactorModel:
         out_ids, out_scores = _topk(queries, itf, min(N, pool), indptr, indices, allow, deny,
                                     self._query_threads(),
                                     "fold-in factors" if recalc else "user_factors", "item_factors")
+        if filt and allow is not None:
+            _append_liked(out_ids, out_scores, queries, itf, rows, allow, deny)
+        return self._shape_result(out_ids, out_scores, scalar)
+
+    def recommend_vectors(self, vectors, N=10, exclude=None, filter_items=None, items=None):
+        """Top-``N`` items for arbitrary user vectors (users held outside the model).
+
+        The product layer keeps its own user vectors (folded in live after every event,
+        one per taste of a shared account, a seed's share of a user's score): this ranks
+        them against ``item_factors`` with the same kernel, ordering and scores as
+        :meth:`recommend`.
+
+        Parameters
+        ----------
+        vectors : array-like of float, shape (f,) or (n_queries, f)
+        N : int, default 10
+        exclude : for a 1-D ``vectors``, array-like of int item ids never returned
+            (the user's seen items, any order); for 2-D, a sparse matrix with one row per
+            query whose stored entries are excluded.  ``None`` excludes nothing.
+        filter_items : array-like of int, optional
+            Deny-list for every query.
+        items : array-like of int, optional
+            Allow-list for every query.
+
+        Returns
+        -------
+        ids, scores : as :meth:`recommend` (1-D for a 1-D ``vectors``).
+        """
+        uf, itf = self._factors()
+        n_items = itf.shape[0]
+        N = check_int(N, "N", minimum=1)
+        q = np.asarray(vectors)
+        scalar = q.ndim == 1
+        q = _factor_array(q.reshape(1, -1) if scalar else q, "vectors")
+        if q.shape[1] != itf.shape[1]:
+            raise ValueError(f"vectors: expected {itf.shape[1]} factors per vector, got "
+                             f"{q.shape[1]}")
+        indptr = indices = None
+        if exclude is not None:
+            if scalar:
+                ex = _id_list(exclude, "exclude", n_items)
+                indptr = np.array([0, ex.size], dtype=np.int64)
+                indices = ex
+            else:
+                rows = check_csr(exclude, "exclude", shape=(q.shape[0], n_items),
+                                 allow_empty=True)
+                indptr, indices = _csr_rows(rows)
+        allow = _id_list(items, "items", n_items)
+        deny = _id_list(filter_items, "filter_items", n_items)
+        pool = n_items if allow is None else len(allow)
+        if pool == 0:
+            empty = np.empty((q.shape[0], 0))
+            return self._shape_result(empty.astype(np.int32), empty.astype(np.float32), scalar)
+        out_ids, out_scores = _topk(q, itf, min(N, pool), indptr, indices, allow, deny,
+                                    self._query_threads(), "vectors", "item_factors")
         return self._shape_result(out_ids, out_scores, scalar)
 
     def _similar(self, factors: np.ndarray, name: str, queryid, N, deny_ids, allow_ids,
@@ -235,6 +475,10 @@ class FactorModel:
         pool = n if allow is None else len(allow)
         width = min(N, pool)
         normed = _normalized(factors, f"{name[:-2]}_factors")
+        # a zero vector (an item nobody interacted with) has no direction: never a result
+        zero = np.flatnonzero(~normed.any(axis=1))
+        if zero.size:
+            deny = (zero if deny is None else np.union1d(deny, zero)).astype(np.int32)
         if recalc:
             if fold_rows is None:
                 raise ValueError(f"{fold_name}: required when recalculate is True")
@@ -256,7 +500,7 @@ class FactorModel:
             out_ids, out_scores = _topk(queries, normed, width, indptr, ids.astype(np.int32),
                                         allow, deny, self._query_threads(),
                                         f"{name[:-2]}_factors", f"{name[:-2]}_factors")
-            eligible = np.ones(len(ids), dtype=bool)
+            eligible = queries.any(axis=1)
             if allow is not None:
                 eligible &= np.isin(ids, allow)
             if deny is not None:
@@ -268,6 +512,10 @@ class FactorModel:
                 out_scores[rows_e, 1:] = out_scores[rows_e, :-1]
                 out_ids[rows_e, 0] = ids[rows_e]
                 out_scores[rows_e, 0] = self_score.astype(np.float32)
+        # ... nor a query: no item is similar to a vector without direction
+        zero_query = ~queries.any(axis=1)
+        out_ids[zero_query] = -1
+        out_scores[zero_query] = -np.inf
         valid = out_ids >= 0
         np.clip(out_scores, -1.0, 1.0, out=out_scores, where=valid)
         return self._shape_result(out_ids, out_scores, scalar)
@@ -294,8 +542,10 @@ class FactorModel:
         -------
         ids : ndarray of int32;  scores : ndarray of float32 (cosine in [-1, 1])
             Shapes and padding as in :meth:`recommend`.  Without recalculation the query
-            item itself comes first with score 1 (0 for an all-zero vector) unless it is
-            filtered out; with recalculation nothing is special-cased.
+            item itself comes first with score 1 unless it is filtered out; with
+            recalculation nothing is special-cased.  An item whose factor vector is zero
+            (no interactions) has no direction: it is never a result, and a zero query gets
+            no results.
         """
         uf, itf = self._factors()
         return self._similar(itf, "itemid", itemid, N, (filter_items, "filter_items"),
@@ -314,8 +564,23 @@ class FactorModel:
                              (users, "users"), False, None, "user_items", self._fold_in_users)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path) -> None:
-        """Save to ``path`` (npz + JSON header, no pickle); ``tastemaker.load`` reads it."""
-        from ..io import save_model
+    def _n_users_items(self):
+        self._check_fitted()
+        return (int(np.shape(self.user_factors)[0]), int(np.shape(self.item_factors)[0]))
 
-        save_model(self, path)
+    def _get_state(self):
+        """(params, arrays, extra) of a fitted model: the parameters and both factors."""
+        self._check_fitted()
+        return (self._saved_params(),
+                {"user_factors": np.asarray(self.user_factors),
+                 "item_factors": np.asarray(self.item_factors)}, {})
+
+    @classmethod
+    def _from_state(cls, params, arrays, extra):
+        model = cls._from_params(params)
+        uf = check_dense(arrays["user_factors"], "user_factors", ndim=2)
+        itf = check_dense(arrays["item_factors"], "item_factors", ndim=2)
+        if uf.shape[1] != itf.shape[1]:
+            raise ValueError("item_factors: factor dimension differs from user_factors")
+        model.user_factors, model.item_factors = uf, itf
+        return model

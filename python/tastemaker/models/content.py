@@ -9,10 +9,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import io as _io
-from .._validation import check_csr, check_dense, check_int, check_random_state
-from .base import FactorModel
+from .._validation import (check_csr, check_dense, check_int, check_num_threads,
+                           check_random_state)
+from .base import FactorModel, _as_user_items
 
-__all__ = ["ContentModel", "feature_matrix", "user_items_csr"]
+__all__ = ["ContentModel", "feature_matrix"]
 
 
 def feature_matrix(item_features, name: str = "item_features", weights=None,
@@ -47,15 +48,6 @@ def feature_matrix(item_features, name: str = "item_features", weights=None,
     if m.shape[1] == 0:
         raise ValueError(f"{name}: has no feature columns (shape {m.shape})")
     return sp.csr_matrix(m, dtype=np.float64)
-
-
-def user_items_csr(user_items, name: str = "user_items") -> sp.csr_matrix:
-    """An ``Interactions`` (its ``to_csr()``) or a scipy sparse matrix, validated."""
-    from ..data.interactions import Interactions
-
-    if isinstance(user_items, Interactions):
-        user_items = user_items.to_csr()
-    return check_csr(user_items, name)
 
 
 def _unit_rows(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -109,8 +101,6 @@ class ContentModel(FactorModel):
         The SVD projection, when one was needed.
     """
 
-    _PARAMS = ("weights", "max_dims", "random_state", "num_threads")
-
     def __init__(self, weights=None, max_dims=256, *, random_state=None, num_threads=0):
         self.weights = weights
         self.max_dims = max_dims
@@ -120,21 +110,6 @@ class ContentModel(FactorModel):
         self.item_factors = None
         self.projection_ = None
         self.feature_names_ = None
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor parameters, as given (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._PARAMS}
-
-    def set_params(self, **params):
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ValueError(f"{name}: not a parameter of {type(self).__name__}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     def _check_weights(self):
         w = self.weights
@@ -178,11 +153,11 @@ class ContentModel(FactorModel):
         """
         start = time.perf_counter()
         max_dims = check_int(self.max_dims, "max_dims", minimum=1, maximum=65536)
-        check_int(self.num_threads, "num_threads", minimum=0)
+        check_num_threads(self.num_threads)
         weights = self._check_weights()
         if callback is not None and not callable(callback):
             raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
-        cui = user_items_csr(user_items)
+        cui = _as_user_items(user_items)
         if item_features is None:
             raise ValueError("item_features: required (a tastemaker.ItemFeatures, or a matrix "
                              "with one row per item)")
@@ -238,31 +213,21 @@ class ContentModel(FactorModel):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self):
-        self._check_fitted()
-        params = self.get_params()
-        rs = params["random_state"]
-        if rs is not None and not isinstance(rs, (int, np.integer)):
-            params["random_state"] = None
-        arrays = {"user_factors": self.user_factors, "item_factors": self.item_factors}
+        params, arrays, extra = super()._get_state()
         if self.projection_ is not None:
-            arrays["projection"] = self.projection_
+            arrays["projection"] = np.asarray(self.projection_, dtype=np.float64)
         if self.feature_names_ is not None:
             arrays["feature_names"] = np.asarray(self.feature_names_, dtype=str)
-        return params, arrays, {}
+        return params, arrays, extra
 
     @classmethod
     def _from_state(cls, params, arrays, extra):
-        model = cls(**{k: v for k, v in params.items() if k in cls._PARAMS})
-        uf = check_dense(arrays["user_factors"], "user_factors", ndim=2)
-        itf = check_dense(arrays["item_factors"], "item_factors", ndim=2)
-        if uf.shape[1] != itf.shape[1]:
-            raise ValueError("item_factors: dimension differs from user_factors")
+        model = super()._from_state(params, arrays, extra)
         if "projection" in arrays:
             proj = check_dense(arrays["projection"], "projection", ndim=2, dtype=np.float64)
-            if proj.shape[1] != itf.shape[1]:
+            if proj.shape[1] != model.item_factors.shape[1]:
                 raise ValueError("projection: dimension differs from item_factors")
             model.projection_ = proj
         if "feature_names" in arrays:
             model.feature_names_ = np.asarray(arrays["feature_names"], dtype=str)
-        model.user_factors, model.item_factors = uf, itf
         return model

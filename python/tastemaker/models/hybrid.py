@@ -13,7 +13,8 @@ from .._memory import zeros
 from .._validation import check_dense, check_float, check_random_state
 from ..io import register_model
 from .als import ALS, _native, _transpose, auto_regularization
-from .content import feature_matrix, user_items_csr
+from .base import _as_user_items
+from .content import feature_matrix
 
 __all__ = ["HybridALS"]
 
@@ -94,9 +95,6 @@ class HybridALS(ALS):
         Items that had interactions in ``fit`` (``add_items`` appends False).
     """
 
-    _PARAMS = ("factors", "regularization", "item_regularization", "feature_regularization",
-               "alpha", "iterations", "solver", "cg_steps", "regularization_exponent",
-               "fit_intercept", "random_state", "num_threads")
     calculate_training_loss = False
 
     def __init__(self, factors=64, regularization="auto", item_regularization=100.0,
@@ -114,17 +112,6 @@ class HybridALS(ALS):
         self.feature_factors_ = None
         self.item_has_data_ = None
         self.feature_names_ = None
-
-    def set_params(self, **params):
-        for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ValueError(f"{name}: not a parameter of HybridALS")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"HybridALS({args})"
 
     def _checked_params(self) -> dict:
         p = super()._checked_params()
@@ -164,7 +151,7 @@ class HybridALS(ALS):
         p = self._checked_params()
         if callback is not None and not callable(callback):
             raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
-        cui = user_items_csr(user_items)
+        cui = _as_user_items(user_items)
         if item_features is None:
             raise ValueError("item_features: required (a tastemaker.ItemFeatures, or a matrix "
                              "with one row per item)")

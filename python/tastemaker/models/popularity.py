@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime
 import numbers
+import time
 
 import numpy as np
 import scipy.sparse as sp
 
 from .. import io as _io
 from .._validation import check_csr, check_float, check_num_threads
-from .base import FactorModel
+from .base import FactorModel, _check_callback
 
 __all__ = ["Popularity"]
 
@@ -65,7 +66,7 @@ class Popularity(FactorModel):
                              f"{type(self.window).__name__}")
         return check_float(w, "window", minimum=0.0, strict=True)
 
-    def fit(self, user_items, *, show_progress: bool = False):
+    def fit(self, user_items, *, show_progress: bool = False, callback=None):
         """Count each item's users.
 
         Parameters
@@ -75,12 +76,18 @@ class Popularity(FactorModel):
             users x items matrix.
         show_progress : bool, default False
             Accepted for a uniform ``fit`` signature; counting needs no progress bar.
+        callback : callable, optional
+            ``callback(0, elapsed_seconds, None)`` once, after counting (the uniform
+            ``fit`` signature: counting is one "iteration").
 
         Returns
         -------
         self
         """
         check_num_threads(self.num_threads)
+        _check_callback(callback)
+        self._check_bool(show_progress, "show_progress")
+        start = time.perf_counter()
         window = self._window_seconds()
         if sp.issparse(user_items):
             if window is not None:
@@ -111,6 +118,8 @@ class Popularity(FactorModel):
         self.popularity_ = np.bincount(items, minlength=n_items).astype(np.int64)
         self.item_factors = (self.popularity_ / n_users).astype(np.float32).reshape(-1, 1)
         self.user_factors = np.ones((n_users, 1), dtype=np.float32)
+        if callback is not None:
+            callback(0, time.perf_counter() - start, None)
         return self
 
     def _fold_in_users(self, user_items):
@@ -139,6 +148,8 @@ class Popularity(FactorModel):
         model = cls(window=params.get("window"), num_threads=params.get("num_threads", 0))
         pop = np.asarray(arrays["popularity"], dtype=np.int64)
         n_users = int(np.asarray(arrays["n_users"]).ravel()[0])
+        if n_users > np.iinfo(np.int32).max:
+            raise ValueError(f"Popularity: damaged state ({n_users} users)")
         if pop.ndim != 1 or n_users <= 0 or (pop < 0).any() or (pop > n_users).any():
             raise ValueError("Popularity: damaged state (popularity counts do not fit n_users)")
         model.popularity_ = pop

@@ -1,0 +1,109 @@
+"""Exact per-history-item decompositions of a model's score ("why this title").
+
+Implicit ALS (Hu, Koren & Volinsky 2008, section 5).  With the item factors ``Y`` fixed,
+a user's vector is the exact solution of
+
+    A x_u = sum_{j in H, v_j > 0} c_j y_j,   A = Y^T Y + lambda_u I + sum_{j in H} (c_j - 1) y_j y_j^T
+
+(``c_j = alpha |v_j|``; the confidence convention of :class:`tastemaker.ALS`), so the
+score of item ``i`` is a sum over the history:
+
+    y_i . x_u = sum_{j in H, v_j > 0} c_j (y_i^T A^{-1} y_j)
+
+Each term is history item ``j``'s contribution; a dislike (``v_j < 0``) has preference 0,
+so it contributes nothing directly: it acts through ``A``, lowering the scores of titles
+like it.  The :class:`~tastemaker.pages.Personalizer` ranks by exactly this ``x_u``
+(every user is folded in against the item factors at construction and after each
+event), so the contributions add up to the score that ``top_picks`` ranks by.  The
+algebra is done in float64; the ranking score is the float32 kernel dot product, and the
+difference (about 1e-6 relative) is part of ``rest``.
+
+The same system gives "because you watched" rows: ``z_s = c_s A^{-1} y_s`` is the share of
+the user's vector owed to seed ``s``, and ``y_i . z_s`` is the seed's contribution to
+item ``i``, so ranking items by it yields titles explained by that seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["AlsExplainer"]
+
+
+class AlsExplainer:
+    """HKV section 5 for an implicit ALS model's fixed item factors.
+
+    ``history`` arguments are ``(items, values)``: int item indices and the float32 values
+    the model sees (nonzero entries only).
+    """
+
+    method = "als"
+
+    def __init__(self, model):
+        p = model._checked_params()  # regularization="auto" resolved as fit resolved it
+        self.alpha = float(np.float32(p["alpha"]))
+        self.reg = float(np.float32(p["regularization"]))
+        self.nu = float(np.float32(p["reg_exponent"]))
+        self.item_factors = model.item_factors
+        self._gram = None
+        self._model = model
+        self._systems: dict = {}
+
+    def gram(self) -> np.ndarray:
+        if self._gram is None:
+            m = self._model
+            try:  # the model's cached fold-in Gram, when it has one
+                g = m._item_gram(m._checked_params())
+            except AttributeError:
+                from .. import _core
+
+                g = _core.als_gram(self.item_factors, 0)
+            self._gram = np.asarray(g, dtype=np.float64)
+        return self._gram
+
+    def system(self, items, values):
+        """(Cholesky factor of A, c, positive mask, Y_H, history items) of a history;
+        the last few are cached (a home page asks for one user's system several times)."""
+        items = np.asarray(items, dtype=np.int64)
+        v = np.asarray(values, dtype=np.float64)
+        key = (items.tobytes(), v.tobytes())
+        hit = self._systems.get(key)
+        if hit is not None:
+            return hit
+        from scipy.linalg import cho_factor
+
+        keep = v != 0
+        items, v = items[keep], v[keep]
+        yh = self.item_factors[items].astype(np.float64)
+        c = self.alpha * np.abs(v)
+        lam = self.reg if self.nu == 0.0 else float(np.float32(
+            self.reg * (1.0 + items.size) ** self.nu))
+        a = self.gram() + (yh.T * (c - 1.0)) @ yh
+        a[np.diag_indices_from(a)] += lam
+        out = (cho_factor(a, lower=True, check_finite=False), c, v > 0, yh, items)
+        if len(self._systems) >= 64:
+            self._systems.clear()
+        self._systems[key] = out
+        return out
+
+    def contributions(self, items, values, targets) -> tuple[np.ndarray, np.ndarray]:
+        """(history item indices, contributions (len(targets), n_history)) for target
+        item indices; a row sums to the targets' score."""
+        from scipy.linalg import cho_solve
+
+        fac, c, pos, yh, hist = self.system(items, values)
+        yt = self.item_factors[np.asarray(targets, dtype=np.int64)].astype(np.float64)
+        w = cho_solve(fac, yt.T, check_finite=False)  # (f, T): A^{-1} y_t
+        contrib = (yh @ w).T * np.where(pos, c, 0.0)[None, :]
+        return hist, contrib
+
+    def seed_vectors(self, items, values, seeds) -> np.ndarray:
+        """``z_s = c_s A^{-1} y_s`` for each seed item index (float32, (S, f))."""
+        from scipy.linalg import cho_solve
+
+        fac, c, pos, yh, hist = self.system(items, values)
+        where = {int(j): k for k, j in enumerate(hist)}
+        cols = [where[int(s)] for s in seeds]
+        z = cho_solve(fac, yh[cols].T, check_finite=False).T
+        z *= np.where(pos[cols], c[cols], 0.0)[:, None]
+        return np.ascontiguousarray(z, dtype=np.float32)

@@ -1,0 +1,530 @@
+"""Fuzzing every public entry point that takes a sparse matrix, in a forked child.
+
+Hypothesis draws random and corrupted sparse matrices (CSR, CSC, COO, LIL; signed and
+unsigned index dtypes; out-of-range, negative, unsorted and duplicate indices; broken
+``indptr``; NaN, inf and float32-overflowing values; non-numeric data; empty and huge
+shapes) and feeds each to every registered entry point in a child process.  The child
+must either return a correct result or raise a ``ValueError`` (``IdError`` included);
+any other exception is an unclear error, and a signal (segfault, abort) or a hang fails
+the test with the reproducing case.
+
+Children come from a ``forkserver`` that never runs a kernel itself: a child forked
+from a process that has used OpenMP can hang in libgomp, and a fresh interpreter per
+case would be too slow.
+
+Registering an entry point (other engineers: add yours here)
+------------------------------------------------------------
+Write a module-level function ``fn(matrix, ctx) -> None`` that calls your entry point
+with ``matrix`` and asserts the result is correct (it runs in the child; ``ctx`` is the
+dict built by :func:`_context`: a small fitted ALS and Popularity, their sizes, the
+case), and decorate it::
+
+    @entry_point("ItemKNN.fit", shape=("any", "any"))
+    def _itemknn_fit(m, ctx):
+        ItemKNN(k=5).fit(m, show_progress=False)
+
+``shape`` says which shapes the entry point takes so that most cases have them:
+``"any"``, ``"users"`` or ``"items"`` (the context models' numbers), per axis.
+``valid_may_fail=True`` lets a valid matrix be refused with a ``ValueError`` (for entry
+points with extra conditions on their input).  Add what your entry point needs to
+:func:`_context` (built once, in the parent, and pickled to the children).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (POSIX)")
+
+N_USERS, N_ITEMS = 12, 9
+CHILD_TIMEOUT_S = 120  # generous: the machine may be loaded; a real hang still fails
+# per entry point; the whole file stays around half a minute (more: TASTEMAKER_FUZZ_EXAMPLES)
+EXAMPLES = int(os.environ.get("TASTEMAKER_FUZZ_EXAMPLES", "18"))
+
+
+# ------------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class EntryPoint:
+    name: str
+    fn: Callable
+    shape: tuple[str, str]
+    valid_may_fail: bool = False
+
+
+ENTRY_POINTS: dict[str, EntryPoint] = {}
+
+
+def entry_point(name: str, shape=("any", "any"), valid_may_fail: bool = False):
+    """Register ``fn(matrix, ctx)`` as a fuzzed entry point (see the module doc)."""
+
+    def deco(fn):
+        ENTRY_POINTS[name] = EntryPoint(name, fn, tuple(shape), valid_may_fail)
+        return fn
+
+    return deco
+
+
+def _context() -> dict:
+    """What the entry points need, built once in the parent and pickled to children."""
+    import tastemaker
+
+    rng = np.random.default_rng(0)
+    ui = sp.random(N_USERS, N_ITEMS, density=0.4, format="csr", random_state=rng,
+                   dtype=np.float32)
+    ui.data[:] = rng.integers(1, 4, ui.nnz)
+    ui.sort_indices()
+    return {
+        "user_items": ui,
+        "als": tastemaker.ALS(factors=3, iterations=2, random_state=0, num_threads=1).fit(
+            ui, show_progress=False),
+        "popularity": tastemaker.Popularity().fit(ui),
+    }
+
+
+def _check_topk(ids, scores, n_items, seen=None):
+    ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+    assert ids.dtype == np.int32 and scores.dtype == np.float32
+    valid = ids >= 0
+    assert (ids[valid] < n_items).all()
+    assert not np.isnan(scores).any()
+    if seen is not None:
+        for r in range(ids.shape[0]):
+            assert not np.isin(ids[r][valid[r]], seen[r].indices).any()
+
+
+# ------------------------------------------------------------------------------- entry points
+@entry_point("check_csr (every model's matrix input)")
+def _check_csr(m, ctx):
+    from tastemaker._validation import check_csr
+
+    out = check_csr(m, "user_items", allow_empty=True)
+    assert out.dtype == np.float32 and out.indices.dtype == np.int32
+    if ctx["reference"] is not None:
+        np.testing.assert_allclose(out.toarray(), ctx["reference"], rtol=1e-6)
+
+
+@entry_point("ALS.fit")
+def _als_fit(m, ctx):
+    import tastemaker
+
+    model = tastemaker.ALS(factors=2, iterations=1, random_state=0).fit(m, show_progress=False)
+    assert np.isfinite(model.user_factors).all() and np.isfinite(model.item_factors).all()
+    assert model.user_factors.shape == (m.shape[0], 2)
+
+
+@entry_point("Popularity.fit")
+def _popularity_fit(m, ctx):
+    import tastemaker
+
+    model = tastemaker.Popularity().fit(m)
+    if ctx["reference"] is not None:
+        ref = (ctx["reference"] > 0).sum(axis=0)
+        np.testing.assert_array_equal(model.popularity_, ref)
+
+
+@entry_point("ALS.recommend(user_items=)", shape=("any", "items"))
+def _als_recommend(m, ctx):
+    model = ctx["als"]
+    ids = np.arange(min(m.shape[0], N_USERS))
+    rows = m if m.shape[0] in (len(ids), N_USERS) else None
+    out = model.recommend(ids, m, N=4)
+    if ctx["reference"] is not None and rows is not None:
+        seen = sp.csr_matrix(ctx["reference"])
+        seen = seen if seen.shape[0] == len(ids) else seen[ids]
+        _check_topk(*out, N_ITEMS, seen)
+
+
+@entry_point("ALS.recommend(recalculate_user=True)", shape=("any", "items"))
+def _als_fold_in(m, ctx):
+    ids = np.arange(N_USERS, N_USERS + m.shape[0])  # new users: one row each
+    out = ctx["als"].recommend(ids, m, N=3, recalculate_user=True,
+                               filter_already_liked_items=False)
+    _check_topk(*out, N_ITEMS)
+
+
+@entry_point("ALS.partial_fit_users", shape=("any", "items"))
+def _als_partial_fit(m, ctx):
+    import copy
+
+    model = copy.deepcopy(ctx["als"])
+    model.partial_fit_users(np.arange(N_USERS, N_USERS + m.shape[0]), m)
+    assert np.isfinite(model.user_factors).all()
+
+
+@entry_point("ALS.similar_items(recalculate_item=True)", shape=("any", "users"))
+def _als_similar_fold_in(m, ctx):
+    ids = np.arange(N_ITEMS, N_ITEMS + m.shape[0])
+    out = ctx["als"].similar_items(ids, N=3, recalculate_item=True, item_users=m)
+    _check_topk(*out, N_ITEMS)
+
+
+@entry_point("Popularity.recommend(user_items=)", shape=("any", "items"))
+def _popularity_recommend(m, ctx):
+    ids = np.arange(min(m.shape[0], N_USERS))
+    ctx["popularity"].recommend(ids, m, N=4)
+
+
+@entry_point("evaluation.ranking_metrics_at_k(test=)", shape=("any", "items"))
+def _metrics(m, ctx):
+    from tastemaker.evaluation import ranking_metrics_at_k
+
+    rec = np.tile(np.arange(4, dtype=np.int32), (m.shape[0], 1))
+    out = ranking_metrics_at_k(rec, m, 4)
+    assert all(np.isnan(v) or 0 <= v <= 1 for k, v in out.items() if k != "auc")
+
+
+# ------------------------------------------------------------------------------- matrices
+FORMATS = ("csr", "csc", "coo", "lil")
+INDEX_DTYPES = (np.int32, np.int64, np.uint32, np.uint64)
+CORRUPTIONS = ("none", "none", "none", "index_high", "index_negative", "unsorted",
+               "duplicate", "nan", "inf", "overflow", "indptr_wrap", "indptr_decreasing",
+               "indptr_short", "data_short", "huge_shape", "empty", "complex", "object",
+               "float_indices", "negative_values")
+
+
+@dataclass
+class Case:
+    fmt: str
+    n_rows: int
+    n_cols: int
+    density: float
+    index_dtype: type
+    corruption: str
+    seed: int
+
+    def __repr__(self):
+        return (f"Case(fmt={self.fmt!r}, shape=({self.n_rows}, {self.n_cols}), "
+                f"density={self.density}, index_dtype={self.index_dtype.__name__}, "
+                f"corruption={self.corruption!r}, seed={self.seed})")
+
+
+def _dim(kind: str, draw) -> int:
+    fixed = {"users": N_USERS, "items": N_ITEMS}.get(kind)
+    if fixed is not None and draw(st.integers(0, 9)) > 0:  # mostly the expected size
+        return fixed
+    return draw(st.integers(0, 14))
+
+
+@st.composite
+def cases(draw, shape=("any", "any")):
+    return Case(fmt=draw(st.sampled_from(FORMATS)),
+                n_rows=_dim(shape[0], draw), n_cols=_dim(shape[1], draw),
+                density=draw(st.sampled_from([0.0, 0.2, 0.5, 1.0])),
+                index_dtype=draw(st.sampled_from(INDEX_DTYPES)),
+                corruption=draw(st.sampled_from(CORRUPTIONS)),
+                seed=draw(st.integers(0, 2**16)))
+
+
+def build(case: Case):
+    """-> (matrix, dense reference or None when the matrix is invalid)."""
+    rng = np.random.default_rng(case.seed)
+    dense = np.where(rng.random((case.n_rows, case.n_cols)) < case.density,
+                     rng.integers(1, 5, (case.n_rows, case.n_cols)), 0).astype(np.float64)
+    if case.corruption == "negative_values":
+        dense = -dense
+    if case.corruption == "empty":
+        dense[:] = 0
+    m = sp.csr_matrix(dense).asformat(case.fmt)
+    ref = dense.astype(np.float32)
+    c = case.corruption
+    nnz = m.nnz
+
+    def index_arrays():
+        if case.fmt in ("csr", "csc"):
+            return ["indices", "indptr"]
+        if case.fmt == "coo":
+            return ["row", "col"]
+        return []
+
+    for attr in index_arrays():  # the index dtype under test
+        setattr(m, attr, np.asarray(getattr(m, attr)).astype(case.index_dtype))
+    if c in ("none", "empty", "negative_values"):
+        return m, ref
+    if c in ("nan", "inf", "overflow", "complex", "object"):
+        if nnz == 0:
+            return m, ref
+        if case.fmt == "lil":
+            r = next(i for i, row in enumerate(m.rows) if row)
+            m.data[r][0] = {"nan": np.nan, "inf": np.inf, "overflow": 1e39,
+                            "complex": 1 + 2j, "object": "x"}[c]
+            return m, None
+        data = np.asarray(m.data, dtype={"complex": np.complex128, "object": object}.get(
+            c, np.float64))
+        data[0] = {"nan": np.nan, "inf": -np.inf, "overflow": 1e39, "complex": 1 + 2j,
+                   "object": "x"}[c]
+        m.data = data
+        return m, None
+    if c == "huge_shape":
+        m._shape = (2**31 + case.n_rows, case.n_cols) if case.seed % 2 else \
+            (case.n_rows, 2**40)
+        return m, None
+    if nnz == 0 and c not in ("indptr_wrap", "indptr_decreasing", "indptr_short"):
+        return m, ref
+    if case.fmt == "lil":
+        r = next((i for i, row in enumerate(m.rows) if row), None)
+        if r is None:
+            return m, ref
+        if c == "index_high":
+            m.rows[r][0] = 10**9
+        elif c == "index_negative":
+            m.rows[r][0] = -1
+        elif c == "float_indices":
+            m.rows[r][0] = 0.5
+        elif c == "data_short":
+            m.data[r] = m.data[r][:-1]
+        elif c in ("unsorted", "duplicate") and len(m.rows[r]) > 1:
+            m.rows[r][0], m.rows[r][1] = m.rows[r][1], m.rows[r][0]
+            if c == "duplicate":
+                m.rows[r][1] = m.rows[r][0]
+            return m, _dense_of_lil(m, case)  # LIL is converted: sorted and summed
+        else:
+            return m, ref
+        return m, None
+    if case.fmt == "coo":
+        row, col = np.asarray(m.row), np.asarray(m.col)
+        if c == "index_high":
+            col = col.copy()
+            col[-1] = col.dtype.type(min(10**9, np.iinfo(col.dtype).max))
+        elif c == "index_negative":
+            if col.dtype.kind == "u":
+                col = col.astype(np.int64)
+            col = col.copy()
+            col[0] = -1
+        elif c == "float_indices":
+            col = col.astype(np.float64)
+        elif c == "data_short":
+            m.data = m.data[:-1]
+        elif c in ("unsorted", "duplicate") and nnz > 1:
+            row, col = row.copy(), col.copy()
+            row[[0, 1]], col[[0, 1]] = row[[1, 0]], col[[1, 0]]
+            if c == "duplicate":
+                row[1], col[1] = row[0], col[0]
+            ref = np.zeros_like(ref)
+            np.add.at(ref, (row.astype(np.int64), col.astype(np.int64)), m.data)
+            m.row, m.col = row, col
+            return m, ref
+        else:
+            return m, ref
+        m.row, m.col = row, col
+        stored = np.asarray(m.col)
+        return m, (ref if c == "float_indices" and stored.dtype.kind in "iu" else None)
+    # csr / csc
+    indices, indptr = np.asarray(m.indices).copy(), np.asarray(m.indptr).copy()
+    if c == "index_high":
+        indices[-1] = indices.dtype.type(min(10**9, np.iinfo(indices.dtype).max))
+    elif c == "index_negative":
+        if indices.dtype.kind == "u":
+            indices = indices.astype(np.int64)
+        indices[0] = -1
+    elif c == "float_indices":
+        indices = indices.astype(np.float64)
+    elif c == "data_short":
+        m.data = m.data[:-1]
+    elif c == "indptr_wrap":
+        indptr = indptr.astype(np.uint64)
+        if len(indptr) > 2:
+            indptr[1] = np.uint64(2**64 - 10**7)
+        else:
+            indptr[-1] = np.uint64(2**64 - 1)
+    elif c == "indptr_decreasing":
+        if len(indptr) < 3:
+            return m, ref
+        indptr[1] = indptr[-1] + 1
+    elif c == "indptr_short":
+        indptr = indptr[:-1]
+    elif c in ("unsorted", "duplicate"):
+        rows = np.flatnonzero(np.diff(indptr.astype(np.int64)) > 1)
+        if rows.size == 0:
+            return m, ref
+        a = int(indptr[rows[0]])
+        if c == "unsorted":
+            indices[[a, a + 1]] = indices[[a + 1, a]]
+        else:
+            indices[a + 1] = indices[a]
+        m.indices = indices
+        if case.fmt == "csr":
+            return m, None  # a CSR matrix must be canonical
+        ref = np.zeros_like(ref)
+        cols = np.repeat(np.arange(m.shape[1]), np.diff(indptr.astype(np.int64)))
+        np.add.at(ref, (indices.astype(np.int64), cols), m.data)
+        return m, ref
+    m.indices, m.indptr = indices, indptr
+    return m, None
+
+
+def _dense_of_lil(m, case):
+    ref = np.zeros((case.n_rows, case.n_cols), dtype=np.float32)
+    for r, (cols, vals) in enumerate(zip(m.rows, m.data)):
+        for c, v in zip(cols, vals):
+            ref[r, c] += v
+    return ref
+
+
+# ------------------------------------------------------------------------------- the child
+def _run_one(name: str, case: Case, ctx: dict):
+    try:
+        matrix, ref = build(case)
+        ENTRY_POINTS[name].fn(matrix, dict(ctx, reference=ref, case=case))
+        return ("ok", "")
+    except AssertionError:
+        return ("wrong", traceback.format_exc(limit=6))
+    except ValueError as exc:
+        return ("value_error", f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        return ("unclear", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
+
+
+def _worker(conn, ctx) -> None:
+    """The child: runs one case per message until told to stop (or until a case kills it,
+    which is what the parent watches for)."""
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        conn.send(_run_one(*msg, ctx))
+
+
+class _Worker:
+    """A child process (from a forkserver that never ran a kernel: a child forked from a
+    process that used OpenMP can hang in libgomp).  Starting one costs about a second, so
+    it serves cases until one kills it; then the next case gets a fresh one."""
+
+    _mp = None
+
+    def __init__(self, ctx):
+        if _Worker._mp is None:
+            _Worker._mp = multiprocessing.get_context("forkserver")
+            _Worker._mp.set_forkserver_preload(["numpy", "scipy.sparse", "tastemaker"])
+        self.conn, child = _Worker._mp.Pipe()
+        self.proc = _Worker._mp.Process(target=_worker, args=(child, ctx), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def run(self, name: str, case: Case):
+        try:
+            self.conn.send((name, case))
+            if self.conn.poll(CHILD_TIMEOUT_S):
+                return self.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            pass
+        self.proc.join(1)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+            return ("hang", f"no answer within {CHILD_TIMEOUT_S}s")
+        code = self.proc.exitcode
+        if code is not None and code < 0:
+            return ("signal", f"killed by signal {-code}")
+        return ("died", f"exit status {code} without an answer")
+
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self.proc.join(5)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join()
+
+
+_STATE: dict = {}
+
+
+def run_case(name: str, case: Case):
+    """Run one entry point on one case in the child; returns (status, detail)."""
+    if "ctx" not in _STATE:
+        _STATE["ctx"] = _context()
+    worker = _STATE.get("worker")
+    if worker is None or not worker.alive():
+        worker = _STATE["worker"] = _Worker(_STATE["ctx"])
+    result = worker.run(name, case)
+    if result[0] in ("signal", "hang", "died"):
+        _STATE.pop("worker", None)
+    return result
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_worker():
+    yield
+    worker = _STATE.pop("worker", None)
+    if worker is not None:
+        worker.close()
+
+
+def _expect(ep: EntryPoint, case: Case, status: str, detail: str) -> None:
+    where = f"{ep.name} on {case!r}"
+    assert status not in ("signal", "hang", "died"), f"{where}: {detail}"
+    assert status != "unclear", f"{where}: not a ValueError:\n{detail}"
+    assert status != "wrong", f"{where}: wrong result:\n{detail}"
+    # a valid, non-empty matrix of the shape the entry point takes must be accepted
+    _, ref = build(case)
+    wanted = {"any": None, "users": N_USERS, "items": N_ITEMS}
+    shape_ok = all(wanted[k] in (None, n) for k, n in zip(ep.shape, (case.n_rows, case.n_cols)))
+    if (ref is not None and ref.any() and shape_ok and status != "ok"
+            and not ep.valid_may_fail and case.corruption != "negative_values"):
+        pytest.fail(f"{where}: a valid matrix was refused: {detail}")
+
+
+# ------------------------------------------------------------------------------- the tests
+def _fuzz_test(name: str):
+    ep = ENTRY_POINTS[name]
+
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(case=cases(ep.shape))
+    def test(case):
+        status, detail = run_case(name, case)
+        _expect(ep, case, status, detail)
+
+    return test
+
+
+@entry_point("_crash_for_the_test")
+def _crash(m, ctx):  # not fuzzed (names starting with "_" are not): proves signals are seen
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in ENTRY_POINTS if not n.startswith("_")))
+def test_entry_point_never_crashes(name):
+    _fuzz_test(name)()
+
+
+def test_every_corruption_is_generated_and_rejected_by_check_csr():
+    """The generator really corrupts: each kind, in each format it applies to, is refused
+    (or, for non-CSR duplicates, summed) by check_csr, run in-process (no kernel)."""
+    from tastemaker._validation import check_csr
+
+    for fmt in FORMATS:
+        for corruption in CORRUPTIONS:
+            case = Case(fmt, 6, 5, 0.5, np.int64, corruption, 3)
+            m, ref = build(case)
+            if ref is None:
+                with pytest.raises(ValueError):
+                    check_csr(m, "x", allow_empty=True)
+            else:
+                np.testing.assert_allclose(check_csr(m, "x", allow_empty=True).toarray(), ref)
+
+
+def test_a_crash_in_the_child_is_caught():
+    status, detail = run_case("_crash_for_the_test", Case("csr", 1, 1, 1.0, np.int32, "none", 0))
+    assert status == "signal", (status, detail)
