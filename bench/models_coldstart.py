@@ -133,8 +133,8 @@ def run_seed(X, F, seed: int, threads: int, skip_lightfm: bool) -> dict:
                             **params)
 
     grid = [dict(zip(HYBRID_GRID, v)) for v in itertools.product(*HYBRID_GRID.values())]
-    val = [(validate(lambda tr, te, c: eval_tm(hybrid(p).fit(tr, F, show_progress=False),
-                                               tr, te, c)["ndcg@10"]), k)
+    val = [(validate(lambda tr, te, c, p=p: eval_tm(hybrid(p).fit(tr, F, show_progress=False),
+                                                    tr, te, c)["ndcg@10"]), k)
            for k, p in enumerate(grid)]
     best = grid[max(val)[1]]
     t = time.perf_counter()

@@ -65,7 +65,7 @@ def test_content_matches_numpy_cosine(small):
     ids, scores = m.recommend(u, train[u], N=10)
     np.testing.assert_allclose(scores, np.sort(ref)[::-1][:10], rtol=1e-5, atol=1e-5)
     # fold-in gives the stored profile back
-    ids2, scores2 = m.recommend(u, train[u], N=10, recalculate_user=True)
+    ids2, _ = m.recommend(u, train[u], N=10, recalculate_user=True)
     np.testing.assert_array_equal(ids2, ids)
 
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from .. import io as _io
 from .._validation import (check_csr, check_dense, check_int, check_num_threads,
                            check_random_state)
-from .base import FactorModel, _as_user_items
+from .base import FactorModel, _as_user_items, _check_callback
 
 __all__ = ["ContentModel", "feature_matrix"]
 
@@ -27,6 +27,9 @@ def feature_matrix(item_features, name: str = "item_features", weights=None,
     """
     from ..data.features import ItemFeatures
 
+    if item_features is None:
+        raise ValueError(f"{name}: required (a tastemaker.ItemFeatures, or a matrix with one "
+                         f"row per item)")
     if isinstance(item_features, ItemFeatures):
         if names is not None and not np.array_equal(item_features.names, np.asarray(names)):
             raise ValueError(f"{name}: feature columns differ from the ones the model was "
@@ -39,7 +42,7 @@ def feature_matrix(item_features, name: str = "item_features", weights=None,
                              "has no column names)")
         if sp.issparse(item_features):
             m = item_features
-        elif isinstance(item_features, np.ndarray) or isinstance(item_features, (list, tuple)):
+        elif isinstance(item_features, (np.ndarray, list, tuple)):
             m = sp.csr_matrix(check_dense(item_features, name, ndim=2, dtype=np.float64))
         else:
             raise ValueError(f"{name}: expected a tastemaker.ItemFeatures, a scipy sparse "
@@ -155,12 +158,8 @@ class ContentModel(FactorModel):
         max_dims = check_int(self.max_dims, "max_dims", minimum=1, maximum=65536)
         check_num_threads(self.num_threads)
         weights = self._check_weights()
-        if callback is not None and not callable(callback):
-            raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
+        _check_callback(callback)
         cui = _as_user_items(user_items)
-        if item_features is None:
-            raise ValueError("item_features: required (a tastemaker.ItemFeatures, or a matrix "
-                             "with one row per item)")
         F = feature_matrix(item_features, "item_features", weights, n_items=cui.shape[1])
         self.projection_ = None
         if F.shape[1] > max_dims:

@@ -13,7 +13,7 @@ from .._memory import zeros
 from .._validation import check_dense, check_float, check_random_state
 from ..io import register_model
 from .als import ALS, _native, _transpose, auto_regularization
-from .base import _as_user_items
+from .base import _as_user_items, _check_callback
 from .content import feature_matrix
 
 __all__ = ["HybridALS"]
@@ -149,12 +149,8 @@ class HybridALS(ALS):
         self
         """
         p = self._checked_params()
-        if callback is not None and not callable(callback):
-            raise ValueError(f"callback: expected a callable, got {type(callback).__name__}")
+        _check_callback(callback)
         cui = _as_user_items(user_items)
-        if item_features is None:
-            raise ValueError("item_features: required (a tastemaker.ItemFeatures, or a matrix "
-                             "with one row per item)")
         if isinstance(self.regularization, str):
             self.regularization_ = auto_regularization(cui, p["alpha"])
         else:
