@@ -50,6 +50,46 @@ def median_ms(fn, args_list, rounds: int) -> float:
     return best * 1e3
 
 
+def bench_open(args, rng) -> dict:
+    """Time ``tastemaker.load`` of a saved Personalizer bundle (memory-mapped)."""
+    import tempfile
+
+    n_users, n_items, f, E = args.open_users, args.items, args.factors, args.events
+    users = np.repeat(np.arange(n_users), E)
+    items = rng.integers(0, n_items, users.size)
+    items[:n_items] = np.arange(n_items)
+    data = tastemaker.Interactions.from_arrays(
+        users, items, events=np.full(users.size, "play"),
+        timestamps=1_700_000_000.0 + rng.random(users.size) * 86400 * 30)
+    model = tastemaker.ALS(factors=f, regularization=0.05, num_threads=0)
+    model.user_factors = rng.standard_normal((data.n_users, f), dtype=np.float32)
+    model.item_factors = rng.standard_normal((data.n_items, f), dtype=np.float32) * 0.1
+    tastemaker.set_num_threads(0)
+    t = time.perf_counter()
+    p = tastemaker.Personalizer(model, data)
+    build = time.perf_counter() - t
+    tastemaker.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "bundle.tm")
+        t = time.perf_counter()
+        p.save(path)
+        save = time.perf_counter() - t
+        size = os.path.getsize(path)
+        del p
+        loads, firsts = [], []
+        for k in range(5):
+            t = time.perf_counter()
+            q = tastemaker.load(path)
+            loads.append(time.perf_counter() - t)
+            q.top_picks(int(data.user_ids[k]), 10)
+            firsts.append(time.perf_counter() - t)
+            del q
+    return {"users": int(data.n_users), "items": int(data.n_items), "entries": int(data.nnz),
+            "file_mb": size / 2**20, "build_s": build, "save_s": save,
+            "load_ms": float(np.median(loads)) * 1e3,
+            "load_and_query_ms": float(np.median(firsts)) * 1e3}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--items", type=int, default=26_744)
@@ -60,6 +100,8 @@ def main() -> None:
     ap.add_argument("--N", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-implicit", action="store_true")
+    ap.add_argument("--open-users", type=int, default=50_000,
+                    help="users of the bundle whose open time is measured (0: skip)")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "realtime.json"))
     args = ap.parse_args()
 
@@ -121,6 +163,8 @@ def main() -> None:
         lat["implicit_fold_in_top10"] = median_ms(
             lambda u, row: theirs.recommend(u, row, N=N, recalculate_user=True), rows,
             args.rounds)
+    if args.open_users:
+        res_open = bench_open(args, rng)
     ratios = {}
     if "implicit_fold_in_top10" in lat:
         for k in ("personalizer_record_top_picks", "tastemaker_fold_in_top10"):
@@ -128,6 +172,8 @@ def main() -> None:
     res = {"items": n_items, "factors": f, "events": E, "N": N, "calls": args.calls,
            "rounds": args.rounds, "threads": 1, "personalizer_build_s": build_s,
            "latency_ms": lat, "ratios": ratios, "target_ms": 1.0}
+    if args.open_users:
+        res["open"] = res_open
     out = {"machine": {**machine_info(1), "load_average": os.getloadavg()[0]}, "results": res}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(out, indent=2))
@@ -137,6 +183,12 @@ def main() -> None:
         print(f"  {k:<34} {v:8.3f} ms")
     for k, v in ratios.items():
         print(f"  {k:<34} {v:8.2f}x")
+    if args.open_users:
+        o = res["open"]
+        print(f"bundle of {o['users']} users x {o['items']} items ({o['entries']} entries, "
+              f"{o['file_mb']:.0f} MB): built in {o['build_s']:.1f} s, saved in "
+              f"{o['save_s']:.2f} s; tastemaker.load {o['load_ms']:.1f} ms, load + first "
+              f"top_picks {o['load_and_query_ms']:.1f} ms (medians of 5)")
     print(f"wrote {args.output}")
 
 

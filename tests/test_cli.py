@@ -83,6 +83,11 @@ def test_demo_small():
     assert "\nBecause you watched " in out
     assert "Recently watched:" in out
     assert "Home page of user" in out and "Trending now:" in out
+    # who is watching: a shared account's tastes and one row per taste (or, on a log this
+    # small, the note that the account looks like one person)
+    assert "Who is watching? Account" in out or "one taste found" in out
+    if "Who is watching? Account" in out:
+        assert out.count("Top picks for ") >= 3  # "for you" + one per taste
     # ten numbered picks, each a title from the generated catalog, each with a reason
     picks = out.split("Top picks for you:")[1].split("\n\n")[0]
     assert len(re.findall(r"^ +\d+\. \S.*\(-?\d\.\d{3}\)", picks, flags=re.M)) == 10
@@ -280,3 +285,80 @@ def test_bundle_command_errors(bundle_file, model_file, events_csv, tmp_path):
     assert_user_error(run_cli("fit", events_csv, "--user-col", "account", "--item-col", "title",
                               "--items", tmp_path / "missing.csv", "-o", tmp_path / "b.tm",
                               check=False), "--items")
+
+
+# ------------------------------------------------------------------ issue 9 regressions
+# in-process (tastemaker.cli.main): fast, and the same code path as the console script
+def _main(capsys, *args):
+    from tastemaker.cli import main
+
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr()
+
+
+def _headerless(tmp_path, sep, suffix):
+    rng = np.random.default_rng(3)
+    lines = []
+    for u in range(30):
+        for it in rng.choice(12, size=5, replace=False):
+            lines.append(sep.join([f"0{u}", f"00{it}", str(int(rng.integers(1, 6))),
+                                   str(880_000_000 + u * 100 + int(it))]))
+    path = tmp_path / f"ratings{suffix}"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fit_headerless_tsv_and_dat_files(tmp_path, capsys):
+    tsv = _headerless(tmp_path, "\t", ".tsv")
+    out = tmp_path / "m.npz"
+    code, cap = _main(capsys, "fit", tsv, "--sep", "\\t", "--no-header",
+                      "--names", "user,item,rating,ts", "--value-col", "rating",
+                      "--time-col", "ts", "--factors", 2, "--iterations", 1, "--quiet",
+                      "-o", out)
+    assert code == 0, cap.err
+    model = tastemaker.load(out)
+    # ids from a text file stay strings: "007" is not 7
+    assert model.user_ids.dtype.kind == "U" and "00" in model.user_ids.tolist()
+    assert set(model.item_ids.tolist()) == {f"00{i}" for i in range(12)}
+    assert model.user_items.nnz == 150
+    dat = _headerless(tmp_path, "::", ".dat")
+    code, cap = _main(capsys, "fit", dat, "--names", "user,item,rating,ts", "--value-col",
+                      "rating", "--factors", 2, "--iterations", 1, "--quiet", "-o", out)
+    assert code == 0, cap.err
+    np.testing.assert_array_equal(tastemaker.load(out).user_items.toarray(),
+                                  model.user_items.toarray())
+    # without --no-header the first event would be the header: a clear error, not data
+    code, cap = _main(capsys, "fit", tsv, "--sep", "\\t", "--value-col", "rating",
+                      "--quiet", "-o", out)
+    assert code == 2 and "--user-col: column 'user' not in the frame" in cap.err
+
+
+def test_fit_checks_the_output_before_reading_or_training(tmp_path, capsys):
+    missing_events = tmp_path / "nothing.csv"  # never read: the output is checked first
+    for target in ("/dev/full", "/dev/null", tmp_path):
+        code, cap = _main(capsys, "fit", missing_events, "-o", target)
+        assert code == 2 and "--output:" in cap.err, cap.err
+        assert "not a regular file" in cap.err or "is a directory" in cap.err, cap.err
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    code, cap = _main(capsys, "fit", missing_events, "-o", tmp_path / "no" / "m.npz")
+    assert code == 2 and "--output: directory" in cap.err
+    code, cap = _main(capsys, "fit", missing_events, "--alpha", -1, "-o", tmp_path / "m.npz")
+    assert code == 2 and "alpha" in cap.err
+
+
+def test_fit_through_a_symlinked_output_writes_its_target(tmp_path, capsys, events_csv):
+    real = tmp_path / "real.npz"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.npz"
+    link.symlink_to(real)
+    code, cap = _main(capsys, "fit", events_csv, "--user-col", "account", "--item-col", "title",
+                      "--factors", 2, "--iterations", 1, "--quiet", "-o", link)
+    assert code == 0, cap.err
+    assert link.is_symlink() and tastemaker.load(real).item_factors.shape == (40, 2)
+
+
+def test_demo_rejects_an_unknown_user_before_training(capsys):
+    code, cap = _main(capsys, "demo", "--users", 200, "--items", 80, "--user", "nobody",
+                      "--quiet")
+    assert code == 2 and "--user: unknown user 'nobody'" in cap.err
+    assert "Training ALS" not in cap.out

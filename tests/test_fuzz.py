@@ -173,6 +173,15 @@ def _als_similar_fold_in(m, ctx):
     _check_topk(*out, N_ITEMS)
 
 
+@entry_point("ALS.recommend_vectors(exclude=)", shape=("any", "items"))
+def _als_recommend_vectors(m, ctx):
+    model = ctx["als"]
+    vectors = np.ones((m.shape[0], model.item_factors.shape[1]), dtype=np.float32)
+    out = model.recommend_vectors(vectors, N=3, exclude=m)
+    if ctx["reference"] is not None:
+        _check_topk(*out, N_ITEMS, sp.csr_matrix(ctx["reference"]))
+
+
 @entry_point("Popularity.recommend(user_items=)", shape=("any", "items"))
 def _popularity_recommend(m, ctx):
     ids = np.arange(min(m.shape[0], N_USERS))
@@ -253,6 +262,27 @@ def _item_features(m, ctx):
     f = ItemFeatures(m, [f"f:{j}" for j in range(n_cols)], np.arange(n_rows))
     if ctx["reference"] is not None:
         np.testing.assert_allclose(f.matrix.toarray(), ctx["reference"], rtol=1e-6)
+
+
+@entry_point("Interactions(sessions=, context=) + Tastes (a matrix's entries as events)")
+def _tastes(m, ctx):
+    import tastemaker
+    from tastemaker._validation import check_csr
+    from tastemaker.pages import Tastes
+
+    c = check_csr(m, "user_items", allow_empty=True).tocoo()
+    x = tastemaker.Interactions.from_arrays(
+        c.row, c.col, values=c.data, sessions=c.row * 3 + c.col % 3,
+        context={"hour": (c.col * 7) % 24, "device": np.where(c.col % 2, "tv", "phone")})
+    model = tastemaker.ALS(factors=2, iterations=1, random_state=0).fit(
+        x.to_csr(), show_progress=False)
+    comp = Tastes(n_topics=3, n_init=1, max_iter=5)
+    fits = comp.fit_users(model, x, np.arange(x.n_users))
+    assert all(1 <= f.k <= 3 for f in fits)
+    for u in range(min(x.n_users, 3)):
+        ts = comp.find(model, x, u)
+        assert abs(sum(t.weight for t in ts) - 1) < 1e-9
+        comp.rank(model, x, u, 3, context={"hour": 5, "device": "tv"})
 
 
 # ------------------------------------------------------------------------------- matrices

@@ -352,3 +352,41 @@ def test_errors_name_the_column_and_problem():
 def test_exported_from_package():
     assert tm.Interactions is Interactions
     assert transform_values is not None
+
+
+# ------------------------------------------------------------------ issue 9 regressions
+def test_float_ids_beyond_int64_are_refused_not_collapsed():
+    with pytest.raises(ValueError, match="users: float ids of 2\\*\\*63 or more"):
+        Interactions.from_arrays(np.array([2.0**63, 2.0**64]), [1, 2])
+    ok = Interactions.from_arrays(np.array([1.0, 2.0**62]), [1, 2])
+    assert ok.user_ids.tolist() == [1, 2**62]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"values": [1e308, 1e308]}, "values: the aggregated values overflow"),
+    ({"values": [1e39, 1.0], "users": [1, 2]}, "values: aggregated values beyond float32"),
+    ({"values": [1.0, 1.0], "timestamps": [0.0, 1e9], "half_life": 1e-3,
+      "reference_time": 0.0}, "half_life: the weighted value of event 1 overflows"),
+])
+def test_infinite_values_are_refused_when_built(kwargs, match):
+    args = {"users": [1, 1], "items": [5, 5], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        Interactions.from_arrays(args.pop("users"), args.pop("items"), **args)
+
+
+def test_load_refuses_nan_values_and_inconsistent_arrays(tmp_path):
+    from tastemaker import io
+
+    X = Interactions.from_arrays([1, 2, 2], ["a", "b", "a"], values=[1.0, 2.0, 3.0])
+    X.save(tmp_path / "x.npz")
+    header, arrays = io.load_archive(tmp_path / "x.npz")
+    for key, value in (("raw_values", np.array([np.nan, 1.0, 1.0])),
+                       ("user_idx", np.array([0, 5, 1], np.int32)),
+                       ("item_idx", np.array([0, 1], np.int32)),
+                       ("counts", np.array([0, 1, 1], np.int32)),
+                       ("user_ids", np.array([[1, 2]]))):
+        bad = dict(arrays, **{key: value})
+        io.save_archive(tmp_path / "bad.npz", header["kind"], {"settings": header["settings"]},
+                        bad)
+        with pytest.raises(ValueError, match=f"path: .*damaged interactions file \\({key}"):
+            Interactions.load(tmp_path / "bad.npz")

@@ -518,3 +518,42 @@ def test_genre_rows_and_calibration_from_item_features(model, data, synth, tmp_p
     q = tm.load(tmp_path / "f.tm")
     assert q.features == feats
     assert q.homepage(user, row_size=5).to_dict() == p.homepage(user, row_size=5).to_dict()
+
+
+_junk = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                  st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5),
+                  st.lists(st.integers(0, 5), max_size=3), st.binary(max_size=3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(user=_junk, item=_junk, event=st.one_of(_junk, st.sampled_from(["play", "pause"])),
+       value=_junk, n=_junk, when=_junk)
+def test_junk_input_gives_value_errors_only(model, data, user, item, event, value, n, when):
+    p = _JUNK.get("p")
+    if p is None:
+        p = _JUNK["p"] = tm.Personalizer(model, data)
+    calls = [lambda: p.top_picks(user, n=n if isinstance(n, int) else 3),
+             lambda: p.explain(user, item, n=3),
+             lambda: p.homepage(user, row_size=n if isinstance(n, int) else 3),
+             lambda: p.because_you_watched(user, n_rows=1, n=n if isinstance(n, int) else 3),
+             lambda: p.similar(item, n=3),
+             lambda: p.record(user, item, event, value=value, timestamp=when),
+             lambda: p.top_picks(data.user_ids[0].item(), 2, rules={"now": when}),
+             lambda: p.top_picks(data.user_ids[0].item(), 2, rules={"deny": item}),
+             lambda: p.top_picks(data.user_ids[0].item(), 2, rules={"max_maturity": value})]
+    for call in calls:
+        try:
+            call()
+        except ValueError:
+            pass
+    p.top_picks(data.user_ids[0].item(), 2)  # still serves
+    p.save(_JUNK.setdefault("path", _tmp_bundle()))  # and saves
+
+
+_JUNK: dict = {}
+
+
+def _tmp_bundle() -> str:
+    import tempfile
+
+    return os.path.join(tempfile.mkdtemp(), "junk.tm")

@@ -166,7 +166,46 @@ def test_als_recovers_tastes_better_than_popularity():
 
     assert recall(top_als) > 1.15 * recall(top_pop)
     # taste recovery: genre profile of the recommendations vs the account's true taste
+    # (matrix indices -> item ids: a title nobody played has no column)
     truth = data.user_tastes[X.user_ids]
-    corr_als = _row_corr(data.item_tastes[top_als].mean(axis=1), truth).mean()
-    corr_pop = _row_corr(data.item_tastes[top_pop].mean(axis=1), truth).mean()
+    corr_als = _row_corr(data.item_tastes[X.item_ids[top_als]].mean(axis=1), truth).mean()
+    corr_pop = _row_corr(data.item_tastes[X.item_ids[top_pop]].mean(axis=1), truth).mean()
     assert corr_als > corr_pop + 0.2
+
+
+def test_personas_have_their_own_habits(small):
+    """device / hour / persona: constant within a session, persona 0 alone on one-person
+    accounts, each persona mostly on its preferred device near its peak hour."""
+    ev = small.events
+    assert set(ev["device"].cat.categories) == set(datasets.DEVICES)
+    assert ev["hour"].between(0, 23).all()
+    per = ev.groupby("session")[["device", "hour", "persona", "user"]].nunique()
+    assert (per == 1).all().all()
+    sess = ev.groupby("session").agg(user=("user", "first"), persona=("persona", "first"),
+                                     device=("device", "first"), hour=("hour", "first"),
+                                     t=("timestamp", "min"))
+    shared = small.shared[sess["user"]]
+    assert (sess.loc[~shared, "persona"] == 0).all()
+    assert set(sess.loc[shared, "persona"]) == {0, 1}
+    # the main viewer (persona 0) watches most sessions of a shared account
+    assert 0.6 < (sess.loc[shared, "persona"] == 0).mean() < 0.8
+    pref = small.persona_devices[sess["user"], sess["persona"]]
+    on_pref = np.asarray(datasets.DEVICES)[pref] == sess["device"].astype(str).to_numpy()
+    assert 0.85 < on_pref.mean() < 0.95  # loyalty 0.85 plus chance picks of the same
+    peak = small.persona_hours[sess["user"], sess["persona"]]
+    start = sess["t"].dt.hour + sess["t"].dt.minute / 60
+    gap = np.abs((start.to_numpy() - peak + 12) % 24 - 12)
+    assert np.median(gap) < 1.0  # hour_noise 1.0
+    np.testing.assert_array_equal(sess["hour"], sess["t"].dt.hour)
+    assert small.users["device"].str.count(r"\|").eq(small.shared.astype(int)).all()
+    # the habits never change the picks: a seed's items and outcomes stay put
+    loyal = datasets.synthetic_streaming(600, 300, seed=7, device_loyalty=1.0, hour_noise=0.0)
+    pd.testing.assert_frame_equal(
+        small.events.sort_values(["session", "timestamp"])[["user", "item", "event"]]
+        .reset_index(drop=True),
+        loyal.events.sort_values(["session", "timestamp"])[["user", "item", "event"]]
+        .reset_index(drop=True))
+    with pytest.raises(ValueError, match="device_loyalty"):
+        datasets.synthetic_streaming(10, 100, device_loyalty=1.5)
+    with pytest.raises(ValueError, match="main_share"):
+        datasets.synthetic_streaming(10, 100, main_share=1.0)

@@ -226,3 +226,59 @@ def test_non_finite_or_overflowing_values_rejected_on_every_path(simd):
         _core.topk_inner_product(Q * np.float32(1e19), I * np.float32(1e19), 3)
     ids, _ = _core.topk_inner_product(Q * np.float32(1e15), I * np.float32(1e15), 3)
     np.testing.assert_array_equal(ids, _core.topk_inner_product(Q, I, 3)[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(), st.booleans())
+def test_packed_items_change_nothing(problem, single):
+    # a model's cached PackedItems: the same ids and score bits as packing per call,
+    # for one query (the service path) and for batches
+    Q, I, k, seen, allow, deny = problem
+    if single:
+        Q, seen = Q[:1], seen[:1]
+    if I.shape[0] == 0:
+        return
+    rng = np.random.default_rng(Q.shape[0] * 1000 + I.shape[0])
+    Qf = Q + rng.standard_normal(Q.shape, dtype=np.float32)  # inexact scores
+    If = I + rng.standard_normal(I.shape, dtype=np.float32)
+    packed = _core.PackedItems(If)
+    assert (packed.n_items, packed.dim) == If.shape
+    assert packed.nbytes == -(-If.shape[0] // 32) * 32 * If.shape[1] * 4
+    want = run_kernel(Qf, If, k, seen, allow, deny)
+    indptr, indices = as_csr(seen, I.shape[0])
+    a = None if allow is None else np.asarray(allow, dtype=np.int32)
+    d = None if deny is None else np.asarray(deny, dtype=np.int32)
+    got = _core.topk_inner_product(Qf, If, k, indptr, indices, a, d, 0, packed)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1].tobytes() == want[1].tobytes()
+
+
+def test_single_query_bit_identical_on_every_path(simd):
+    rng = np.random.default_rng(12)
+    Q = rng.standard_normal((5, 64), dtype=np.float32)
+    I = rng.standard_normal((3001, 64), dtype=np.float32)
+    packed = _core.PackedItems(I)
+    batch = _core.topk_inner_product(Q, I, 50)
+    for q in range(5):
+        for pk in (None, packed):
+            ids, scores = _core.topk_inner_product(Q[q:q + 1], I, 50, packed=pk)
+            np.testing.assert_array_equal(ids[0], batch[0][q])
+            assert scores[0].tobytes() == batch[1][q].tobytes()
+
+
+def test_packed_items_rejects_bad_input():
+    with pytest.raises(ValueError, match="items: contains NaN"):
+        _core.PackedItems(np.array([[1.0, np.nan]], np.float32))
+    with pytest.raises(ValueError, match="items"):
+        _core.PackedItems(np.ones((3, 2), np.float64))
+    with pytest.raises(ValueError, match="items"):
+        _core.PackedItems(np.ones((3, 0), np.float32))
+    with pytest.raises(ValueError, match="items"):
+        _core.PackedItems(np.ones(3, np.float32))
+    packed = _core.PackedItems(np.ones((4, 3), np.float32))
+    with pytest.raises(ValueError, match="items: packed for 4 x 3"):
+        _core.topk_inner_product(np.ones((1, 3), np.float32), np.ones((5, 3), np.float32), 2,
+                                 packed=packed)
+    with pytest.raises(TypeError):
+        _core.topk_inner_product(np.ones((1, 3), np.float32), np.ones((4, 3), np.float32), 2,
+                                 packed="not packed")

@@ -2,13 +2,17 @@
 #include "common.hpp"
 #include "tastemaker/topk.hpp"
 
+#include <limits>
+#include <memory>
+
 namespace tastemaker::py_bindings {
 namespace {
 
 py::tuple topk_binding(const py::array& queries, const py::array& items, int k, const py::object& exclude_indptr,
                        const py::object& exclude_indices, const py::object& allow, const py::object& deny,
-                       int num_threads) {
+                       int num_threads, const PackedItems* packed) {
     TopkRequest r;
+    r.packed = packed;
     r.queries = checked_ptr<float>(queries, "queries", 2);
     r.items = checked_ptr<float>(items, "items", 2);
     r.n_queries = static_cast<std::int64_t>(queries.shape(0));
@@ -55,12 +59,31 @@ py::tuple topk_binding(const py::array& queries, const py::array& items, int k, 
     return py::make_tuple(ids, scores);
 }
 
+std::unique_ptr<PackedItems> pack_binding(const py::array& items, int num_threads) {
+    const float* p = checked_ptr<float>(items, "items", 2);
+    const auto n = static_cast<std::int64_t>(items.shape(0));
+    const auto dim = static_cast<std::int64_t>(items.shape(1));
+    if (dim < 1 || dim > std::numeric_limits<int>::max())
+        throw std::invalid_argument("items: expected 1 to 2^31 - 1 columns, got shape " + shape_str(items));
+    py::gil_scoped_release nogil;
+    return std::make_unique<PackedItems>(p, n, static_cast<int>(dim), num_threads);
+}
+
 void register_topk(py::module_& m) {
+    py::class_<PackedItems>(m, "PackedItems",
+                            "Item factors packed once for repeated topk_inner_product calls (immutable, "
+                            "thread-safe; a copy of the values).")
+        .def(py::init(&pack_binding), py::arg("items"), py::arg("num_threads") = 0)
+        .def_property_readonly("n_items", &PackedItems::n_items)
+        .def_property_readonly("dim", &PackedItems::dim)
+        .def_property_readonly("nbytes", &PackedItems::bytes);
     m.def("topk_inner_product", &topk_binding, py::arg("queries"), py::arg("items"), py::arg("k"),
           py::arg("exclude_indptr") = py::none(), py::arg("exclude_indices") = py::none(),
           py::arg("allow") = py::none(), py::arg("deny") = py::none(), py::arg("num_threads") = 0,
+          py::arg("packed") = nullptr,
           "Top-k items by inner product per query row -> (ids int32 (nq, k), scores float32 (nq, k)); "
-          "rows with fewer eligible items are padded with id -1 and score -inf.");
+          "rows with fewer eligible items are padded with id -1 and score -inf.  `packed`: a "
+          "PackedItems of these same items (then they are neither validated nor packed again).");
 }
 
 }  // namespace

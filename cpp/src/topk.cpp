@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <exception>
 #include <limits>
 #include <stdexcept>
@@ -114,6 +117,10 @@ void validate(const TopkRequest& r) {
     if (r.k < 0) invalid("k: expected >= 0, got " + std::to_string(r.k));
     if (r.n_queries > 0 && r.queries == nullptr) invalid("queries: null pointer");
     if (r.n_items > 0 && r.items == nullptr) invalid("items: null pointer");
+    if (r.packed != nullptr && (r.packed->n_items() != r.n_items || r.packed->dim() != r.dim))
+        invalid("items: packed for " + std::to_string(r.packed->n_items()) + " x " +
+                std::to_string(r.packed->dim()) + ", but the request has " + std::to_string(r.n_items) + " x " +
+                std::to_string(r.dim));
     if (r.exclude_indptr != nullptr) {
         const std::int64_t* ip = r.exclude_indptr;
         if (ip[0] != 0) invalid("exclude_indptr: must start at 0");
@@ -137,12 +144,296 @@ void validate(const TopkRequest& r) {
     check_ids(r.deny, r.n_deny, "deny");
 }
 
+// Values: finite, and small enough that no partial sum can overflow.  One bound for
+// every partial sum: |sum_k q_k x_k| <= dim * max|q| * max|x|.  Packed items were
+// checked when packed.
+void check_values(const TopkRequest& r, const TopkKernels& kern) {
+    const bool items_known = r.packed != nullptr;
+    const float imax = items_known ? r.packed->absmax() : kern.finite_absmax(r.items, r.n_items * r.dim);
+    if (!std::isfinite(imax)) invalid("items: contains NaN or inf values");
+    const float qmax = items_known && r.queries == r.items ? imax : kern.finite_absmax(r.queries, r.n_queries * r.dim);
+    if (!std::isfinite(qmax)) invalid("queries: contains NaN or inf values");
+    if (static_cast<double>(r.dim) * qmax * imax > 1e37)
+        invalid("items: values so large that scores overflow float32 (max |query| " + std::to_string(qmax) +
+                ", max |item| " + std::to_string(imax) + ")");
+}
+
+// The items a query may return, scanned in ascending id order (the scan relies on it:
+// an item tying the current k-th score always has a higher id and correctly loses).
+// Either a subset (`ids`, packed per call) or every item with an optional per-item
+// `denied` flag, checked only for items that pass the threshold.
+struct Candidates {
+    std::vector<std::int32_t> ids;
+    std::vector<unsigned char> denied;
+    bool subset = false;
+    std::int64_t count = 0;
+
+    std::int32_t id(std::int64_t idx) const {
+        return subset ? ids[static_cast<std::size_t>(idx)] : static_cast<std::int32_t>(idx);
+    }
+    bool is_denied(std::int32_t id) const { return !denied.empty() && denied[static_cast<std::size_t>(id)]; }
+};
+
+Candidates select_candidates(const TopkRequest& r) {
+    Candidates c;
+    if (r.allow != nullptr) {
+        std::vector<unsigned char> in(static_cast<std::size_t>(r.n_items), 0);
+        for (std::int64_t i = 0; i < r.n_allow; ++i) in[r.allow[i]] = 1;
+        for (std::int64_t i = 0; i < r.n_deny; ++i) in[r.deny[i]] = 0;
+        for (std::int64_t i = 0; i < r.n_items; ++i)
+            if (in[i]) c.ids.push_back(static_cast<std::int32_t>(i));
+        c.subset = true;
+    } else if (r.n_deny > 0) {
+        c.denied.assign(static_cast<std::size_t>(r.n_items), 0);
+        for (std::int64_t i = 0; i < r.n_deny; ++i) c.denied[r.deny[i]] = 1;
+        // A long deny-list: score only the rest, unless the items are packed already
+        // (repacking the rest would cost more than scoring the denied ones).
+        if (r.packed == nullptr && r.n_deny * 8 >= r.n_items) {
+            for (std::int64_t i = 0; i < r.n_items; ++i)
+                if (!c.denied[i]) c.ids.push_back(static_cast<std::int32_t>(i));
+            c.denied.clear();
+            c.subset = true;
+        }
+    }
+    c.count = c.subset ? static_cast<std::int64_t>(c.ids.size()) : r.n_items;
+    return c;
+}
+
+// 64-byte aligned floats (a panel row is two cache lines; unaligned rows would split).
+struct AlignedFree {
+    void operator()(float* p) const noexcept { std::free(p); }
+};
+using AlignedFloats = std::unique_ptr<float[], AlignedFree>;
+
+AlignedFloats aligned_floats(std::size_t n) {
+    const std::size_t bytes = (std::max<std::size_t>(n, 1) * sizeof(float) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    return AlignedFloats(static_cast<float*>(p));
+}
+
+// The candidates' panels: read from a PackedItems, packed once per call for a large
+// batch, or packed on the fly into the caller's scratch (a few queries).
+class Panels {
+public:
+    Panels(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand)
+        : r_(r), kern_(kern), cand_(cand),
+          n_panels_((cand.count + kTopkPanel - 1) / kTopkPanel),
+          panel_size_(static_cast<std::int64_t>(r.dim) * kTopkPanel) {
+        if (r.packed != nullptr && !cand.subset) base_ = r.packed->panel(0);
+    }
+    std::int64_t count() const { return n_panels_; }
+    std::int64_t panel_size() const { return panel_size_; }
+    bool resident() const { return base_ != nullptr; }
+    /** Valid columns of panel p. */
+    std::uint32_t valid(std::int64_t p) const {
+        const std::int64_t left = cand_.count - p * kTopkPanel;
+        return left >= kTopkPanel ? 0xFFFFFFFFu : (1u << left) - 1u;
+    }
+    /** Pack every panel once (OpenMP over panels). */
+    void pack_all(int nt) {
+        if (resident()) return;
+        own_ = aligned_floats(static_cast<std::size_t>(n_panels_ * panel_size_));
+        float* dst = own_.get();
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (std::int64_t p = 0; p < n_panels_; ++p) pack(dst + p * panel_size_, p);
+        base_ = dst;
+    }
+    /** Panels [p, p + n): resident, or packed into scratch (n * panel_size floats). */
+    const float* get(std::int64_t p, std::int64_t n, float* scratch) const {
+        if (resident()) return base_ + p * panel_size_;
+        for (std::int64_t i = 0; i < n; ++i) pack(scratch + i * panel_size_, p + i);
+        return scratch;
+    }
+
+private:
+    // panel p -> dim x 32, row-major, zero past the last candidate
+    void pack(float* dst, std::int64_t p) const {
+        const int dim = r_.dim;
+        const std::int64_t first = p * kTopkPanel;
+        const int count = static_cast<int>(std::min<std::int64_t>(kTopkPanel, cand_.count - first));
+        if (kern_.pack_panel != nullptr) {
+            kern_.pack_panel(r_.items, cand_.subset ? cand_.ids.data() : nullptr, first, count, dim, dst);
+            return;
+        }
+        for (int j = 0; j < kTopkPanel; ++j) {
+            if (j < count) {
+                const float* src = r_.items + static_cast<std::int64_t>(cand_.id(first + j)) * dim;
+                for (int d = 0; d < dim; ++d) dst[d * kTopkPanel + j] = src[d];
+            } else {
+                for (int d = 0; d < dim; ++d) dst[d * kTopkPanel + j] = 0.0f;
+            }
+        }
+    }
+
+    const TopkRequest& r_;
+    const TopkKernels& kern_;
+    const Candidates& cand_;
+    std::int64_t n_panels_, panel_size_;
+    const float* base_ = nullptr;
+    AlignedFloats own_;
+};
+
+// One query's running top-kk: a heap, its bar, and a cursor into its sorted exclusion
+// row (candidates arrive in ascending id order, so the cursor only moves forward).
+struct QueryState {
+    Entry* heap;
+    int count;
+    float thr;
+    std::int64_t cursor, end;
+};
+
+QueryState start_query(const TopkRequest& r, std::int64_t q, Entry* heap) {
+    const float ninf = -std::numeric_limits<float>::infinity();
+    if (r.exclude_indptr == nullptr) return {heap, 0, ninf, 0, 0};
+    return {heap, 0, ninf, r.exclude_indptr[q], r.exclude_indptr[q + 1]};
+}
+
+// Offer the columns in `bits` of panel p (scores s[0..32)) to one query.
+inline void offer_columns(const TopkRequest& r, const Candidates& cand, QueryState& st, int kk, std::int64_t p,
+                          std::uint32_t bits, const float* s) {
+    while (bits) {
+        const int j = __builtin_ctz(bits);
+        bits &= bits - 1;
+        const std::int32_t id = cand.id(p * kTopkPanel + j);
+        if (cand.is_denied(id)) continue;
+        if (st.cursor < st.end) {  // lazy exclusion
+            std::int64_t c = st.cursor;
+            while (c < st.end && r.exclude_indices[c] < id) ++c;
+            st.cursor = c;
+            if (c < st.end && r.exclude_indices[c] == id) continue;
+        }
+        heap_offer(st.heap, st.count, st.thr, kk, Entry{s[j], id});
+    }
+}
+
+// The heap, best first, into row q of the output.
+void write_result(const QueryState& st, std::int64_t q, int k, std::int32_t* out_ids, float* out_scores) {
+    std::sort(st.heap, st.heap + st.count, [](const Entry& a, const Entry& c) { return below(c, a); });
+    std::int32_t* oi = out_ids + q * k;
+    float* os = out_scores + q * k;
+    for (int i = 0; i < st.count; ++i) {
+        oi[i] = st.heap[i].id;
+        os[i] = st.heap[i].score;
+    }
+}
+
+constexpr std::int64_t kSingleChunk = 16;  // panels scored per query_scores call (2 KB of scores)
+
+// One query, on the calling thread: chunks of panels through query_scores, the bar
+// raised between chunks.
+void scan_single(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const Panels& panels,
+                 int k, int kk, std::int32_t* out_ids, float* out_scores) {
+    std::vector<Entry> heap(static_cast<std::size_t>(kk));
+    AlignedFloats scratch;
+    if (!panels.resident()) scratch = aligned_floats(static_cast<std::size_t>(kSingleChunk * panels.panel_size()));
+    alignas(64) float scores[kSingleChunk * kTopkPanel];
+    std::uint32_t masks[kSingleChunk];
+    QueryState st = start_query(r, 0, heap.data());
+    for (std::int64_t p0 = 0; p0 < panels.count(); p0 += kSingleChunk) {
+        const std::int64_t n = std::min(kSingleChunk, panels.count() - p0);
+        kern.query_scores(r.queries, r.dim, panels.get(p0, n, scratch.get()), n, st.thr, scores, masks);
+        for (std::int64_t i = 0; i < n; ++i)
+            offer_columns(r, cand, st, kk, p0 + i, masks[i] & panels.valid(p0 + i), scores + i * kTopkPanel);
+    }
+    write_result(st, 0, k, out_ids, out_scores);
+}
+
+// Queries in blocks (OpenMP, dynamic), each block against every panel through
+// panel_scores; exceptions (allocation) are kept and rethrown after the region.
+void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const Panels& panels,
+                 int k, int kk, int block, int nt, std::int32_t* out_ids, float* out_scores) {
+    const std::int64_t nq = r.n_queries;
+    const std::int64_t n_blocks = (nq + block - 1) / block;
+    std::exception_ptr error;
+#pragma omp parallel num_threads(nt)
+    {
+        std::vector<Entry> heaps;
+        std::vector<float> scores;
+        AlignedFloats local_panel;
+        bool ok = true;
+        try {
+            heaps.resize(static_cast<std::size_t>(block) * kk);
+            scores.resize(static_cast<std::size_t>(block) * kTopkPanel);
+            if (!panels.resident()) local_panel = aligned_floats(static_cast<std::size_t>(panels.panel_size()));
+        } catch (...) {
+            ok = false;
+#pragma omp critical(tastemaker_topk_error)
+            if (!error) error = std::current_exception();
+        }
+        QueryState st[kTopkMaxBlock];
+        float thr[kTopkMaxBlock];
+        std::uint32_t masks[kTopkMaxBlock];
+
+#pragma omp for schedule(dynamic, 1)
+        for (std::int64_t b = 0; b < n_blocks; ++b) {
+            if (!ok) continue;
+            const std::int64_t u0 = b * block;
+            const int m = static_cast<int>(std::min<std::int64_t>(block, nq - u0));
+            for (int u = 0; u < m; ++u) {
+                st[u] = start_query(r, u0 + u, heaps.data() + static_cast<std::size_t>(u) * kk);
+                thr[u] = st[u].thr;
+            }
+            const float* qb = r.queries + u0 * r.dim;
+            for (std::int64_t p = 0; p < panels.count(); ++p) {
+                const float* panel = panels.get(p, 1, local_panel.get());
+                kern.panel_scores(qb, r.dim, m, r.dim, panel, thr, scores.data(), masks);
+                const std::uint32_t valid = panels.valid(p);
+                for (int u = 0; u < m; ++u) {
+                    const std::uint32_t bits = masks[u] & valid;
+                    if (bits == 0) continue;
+                    offer_columns(r, cand, st[u], kk, p, bits, scores.data() + u * kTopkPanel);
+                    thr[u] = st[u].thr;
+                }
+            }
+            for (int u = 0; u < m; ++u) write_result(st[u], u0 + u, k, out_ids, out_scores);
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+// Queries per block: the kernel's, but small enough that every thread gets a few
+// blocks (a multiple of 12, the AVX-512 tile height).
+int block_size(const TopkKernels& kern, std::int64_t nq, int nt) {
+    int block = kern.query_block;
+    if (block < 1 || block > kTopkMaxBlock) block = kTopkMaxBlock;
+    const std::int64_t fair = (nq + 4 * std::int64_t{nt} - 1) / (4 * std::int64_t{nt});
+    if (fair < block) block = static_cast<int>(std::max<std::int64_t>(12, (fair + 11) / 12 * 12));
+    return block;
+}
+
+// similar_items for every item: queries are the items and each row excludes exactly
+// itself.  Scores are symmetric bit for bit (fma(a, b, c) == fma(b, a, c)), so each pair
+// can be scored once and offered to both rows' heaps: half the arithmetic.  Each thread
+// keeps heaps for every row (merged at the end), bounded to 1 GiB in all.  A deny-list
+// (as a per-item flag) is honoured: a denied item is offered to no row.
+bool is_self_join(const TopkRequest& r, const Candidates& cand, int kk, int nt) {
+    const std::int64_t nq = r.n_queries;
+    if (r.queries != r.items || nq != r.n_items || nq < kPackMin || cand.subset || r.exclude_indptr == nullptr)
+        return false;
+    if (static_cast<double>(nt) * nq * (kk * sizeof(Entry) + 8) > double(1 << 30)) return false;
+    if (r.exclude_indptr[nq] != nq) return false;
+    for (std::int64_t q = 0; q < nq; ++q)
+        if (r.exclude_indptr[q] != q || r.exclude_indices[q] != q) return false;
+    return true;
+}
+
 // Top-kk of every row of x (n x dim) against all other rows, each pair scored once.
 // Row block [r0, r0 + m) meets panels from the one holding r0 onwards; a pair (i, j) is
 // used only when j > i, then offered to row i (as a column id) and to row j (as a row
 // id).  Heaps arrive out of id order, hence the `>=` thresholds (see lower()).
-void self_topk(const TopkKernels& kern, const float* x, std::int64_t n, int dim, int k, int kk, int block,
-               int nt, const float* packed, std::int32_t* out_ids, float* out_scores) {
+void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, std::int64_t n, int dim, int k,
+               int kk, int block, int nt, const float* packed, std::int32_t* out_ids, float* out_scores) {
+    // column_masks may be absent on a path: then the portable loop below
+    auto column_masks = [&](const float* scores, int m, const float* thr, std::uint32_t* masks) {
+        if (kern.column_masks != nullptr) return kern.column_masks(scores, m, thr, masks);
+        for (int u = 0; u < m; ++u) {
+            std::uint32_t bits = 0;
+            for (int j = 0; j < kTopkPanel; ++j)
+                if (scores[u * kTopkPanel + j] > thr[j]) bits |= 1u << j;
+            masks[u] = bits;
+        }
+    };
     const std::int64_t n_panels = (n + kTopkPanel - 1) / kTopkPanel;
     const std::int64_t panel_size = static_cast<std::int64_t>(dim) * kTopkPanel;
     const std::int64_t n_blocks = (n + block - 1) / block;
@@ -172,6 +463,7 @@ void self_topk(const TopkKernels& kern, const float* x, std::int64_t n, int dim,
         float* bar = bars[t].data();
         std::vector<float>& scores = scratch[t];
         auto offer = [&](std::int64_t row, float score, std::int64_t id) {
+            if (cand.is_denied(static_cast<std::int32_t>(id))) return;  // never a result
             float unused;
             Entry* h = H + row * kk;
             heap_offer(h, cnt[row], unused, kk, Entry{score, static_cast<std::int32_t>(id)});
@@ -187,7 +479,7 @@ void self_topk(const TopkKernels& kern, const float* x, std::int64_t n, int dim,
                 const int w = static_cast<int>(std::min<std::int64_t>(kTopkPanel, n - c0));
                 kern.panel_scores(x + r0 * dim, dim, m, dim, packed + p * panel_size, bar + r0, scores.data(),
                                   rmask);
-                kern.column_masks(scores.data(), m, bar + c0, cmask);
+                column_masks(scores.data(), m, bar + c0, cmask);
                 const std::uint32_t valid = w == kTopkPanel ? 0xFFFFFFFFu : (1u << w) - 1u;
                 for (int u = 0; u < m; ++u) {
                     if ((rmask[u] | cmask[u]) == 0) continue;
@@ -235,183 +527,60 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
     validate(r);
     const std::int64_t nq = r.n_queries;
     const int k = r.k;
-    const int dim = r.dim;
     if (nq == 0 || k == 0) return;
     if (out_ids == nullptr || out_scores == nullptr) invalid("out: null pointer");
     const TopkKernels& kern = topk_kernels();
-    {
-        // One bound for every partial sum: |sum_k q_k x_k| <= dim * max|q| * max|x|.
-        const float qmax = kern.finite_absmax(r.queries, nq * dim);
-        if (!std::isfinite(qmax)) invalid("queries: contains NaN or inf values");
-        const float imax = kern.finite_absmax(r.items, r.n_items * dim);
-        if (!std::isfinite(imax)) invalid("items: contains NaN or inf values");
-        if (static_cast<double>(dim) * qmax * imax > 1e37)
-            invalid("items: values so large that scores overflow float32 (max |query| " +
-                    std::to_string(qmax) + ", max |item| " + std::to_string(imax) + ")");
-    }
-    const float ninf = -std::numeric_limits<float>::infinity();
+    check_values(r, kern);
     std::fill(out_ids, out_ids + nq * k, -1);
-    std::fill(out_scores, out_scores + nq * k, ninf);
+    std::fill(out_scores, out_scores + nq * k, -std::numeric_limits<float>::infinity());
 
-    // Candidate items, ascending (the scan relies on increasing ids per query: an item
-    // tying the current k-th score always has a higher id and correctly loses).
-    std::vector<std::int32_t> cand;
-    std::vector<unsigned char> denied;
-    bool use_cand = false;
-    if (r.allow != nullptr) {
-        std::vector<unsigned char> in(static_cast<std::size_t>(r.n_items), 0);
-        for (std::int64_t i = 0; i < r.n_allow; ++i) in[r.allow[i]] = 1;
-        for (std::int64_t i = 0; i < r.n_deny; ++i) in[r.deny[i]] = 0;
-        for (std::int64_t i = 0; i < r.n_items; ++i)
-            if (in[i]) cand.push_back(static_cast<std::int32_t>(i));
-        use_cand = true;
-    } else if (r.n_deny > 0) {
-        denied.assign(static_cast<std::size_t>(r.n_items), 0);
-        for (std::int64_t i = 0; i < r.n_deny; ++i) denied[r.deny[i]] = 1;
-        if (r.n_deny * 8 >= r.n_items) {  // a long deny-list: score only the rest
-            for (std::int64_t i = 0; i < r.n_items; ++i)
-                if (!denied[i]) cand.push_back(static_cast<std::int32_t>(i));
-            denied.clear();
-            use_cand = true;
-        }
-    }
-    const std::int64_t n_cand = use_cand ? static_cast<std::int64_t>(cand.size()) : r.n_items;
-    if (n_cand == 0) return;
-    const int kk = static_cast<int>(std::min<std::int64_t>(k, n_cand));
-    const std::int64_t n_panels = (n_cand + kTopkPanel - 1) / kTopkPanel;
-    const std::int64_t panel_size = static_cast<std::int64_t>(dim) * kTopkPanel;
-    const std::uint32_t last_valid =
-        (n_cand % kTopkPanel) ? ((1u << (n_cand % kTopkPanel)) - 1u) : 0xFFFFFFFFu;
-
-    const std::int32_t* cand_ptr = cand.data();
-    auto item_of = [&](std::int64_t idx) -> std::int32_t {
-        return use_cand ? cand_ptr[idx] : static_cast<std::int32_t>(idx);
-    };
-    // panel p -> dim x 32, row-major, zero past the last candidate
-    auto pack_panel = [&](float* dst, std::int64_t p) {
-        if (kern.pack_panel != nullptr) {
-            const int count = static_cast<int>(std::min<std::int64_t>(kTopkPanel, n_cand - p * kTopkPanel));
-            kern.pack_panel(r.items, use_cand ? cand_ptr : nullptr, p * kTopkPanel, count, dim, dst);
-            return;
-        }
-        for (int j = 0; j < kTopkPanel; ++j) {
-            const std::int64_t idx = p * kTopkPanel + j;
-            if (idx < n_cand) {
-                const float* src = r.items + static_cast<std::int64_t>(item_of(idx)) * dim;
-                for (int d = 0; d < dim; ++d) dst[d * kTopkPanel + j] = src[d];
-            } else {
-                for (int d = 0; d < dim; ++d) dst[d * kTopkPanel + j] = 0.0f;
-            }
-        }
-    };
-
-    int nt = resolve_threads(r.num_threads);
-    // The kernel's block size, but small enough that every thread gets a few blocks
-    // (a multiple of 12, the AVX-512 tile height).
-    int block = kern.query_block;
-    if (block < 1 || block > kTopkMaxBlock) block = kTopkMaxBlock;
-    const std::int64_t fair = (nq + 4 * std::int64_t{nt} - 1) / (4 * std::int64_t{nt});
-    if (fair < block) block = static_cast<int>(std::max<std::int64_t>(12, (fair + 11) / 12 * 12));
-    const std::int64_t n_blocks = (nq + block - 1) / block;
-    if (nt > n_blocks) nt = static_cast<int>(n_blocks);
-    const bool pack = nq >= kPackMin;
-    // similar_items for every item: queries are the items and each row excludes exactly
-    // itself.  Scores are symmetric bit for bit (fma(a, b, c) == fma(b, a, c)), so each
-    // pair is scored once and offered to both rows' heaps: half the arithmetic.  Each
-    // thread keeps heaps for every row (merged at the end), bounded to 1 GiB in all.
-    bool self_join = pack && kern.column_masks != nullptr && r.queries == r.items && nq == r.n_items &&
-                     r.allow == nullptr && r.n_deny == 0 && r.exclude_indptr != nullptr &&
-                     static_cast<double>(nt) * nq * (kk * sizeof(Entry) + 8) <= double(1 << 30);
-    for (std::int64_t q = 0; self_join && q < nq; ++q)
-        self_join = r.exclude_indptr[q] == q && r.exclude_indices[q] == q;
-    if (self_join) self_join = r.exclude_indptr[nq] == nq;
-
-    std::vector<float> packed;
-    if (pack) {
-        packed.resize(static_cast<std::size_t>(n_panels * panel_size));
-        float* pk = packed.data();
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (std::int64_t p = 0; p < n_panels; ++p) pack_panel(pk + p * panel_size, p);
-    }
-
-    if (self_join) {
-        self_topk(kern, r.queries, nq, dim, k, kk, block, nt, packed.data(), out_ids, out_scores);
+    const Candidates cand = select_candidates(r);
+    if (cand.count == 0) return;
+    const int kk = static_cast<int>(std::min<std::int64_t>(k, cand.count));
+    Panels panels(r, kern, cand);
+    if (nq == 1) {
+        scan_single(r, kern, cand, panels, k, kk, out_ids, out_scores);
         return;
     }
-
-    std::exception_ptr error;
-#pragma omp parallel num_threads(nt)
-    {
-        std::vector<Entry> heaps;
-        std::vector<float> scores, local_panel;
-        bool ok = true;
-        try {
-            heaps.resize(static_cast<std::size_t>(block) * kk);
-            scores.resize(static_cast<std::size_t>(block) * kTopkPanel);
-            if (!pack) local_panel.resize(static_cast<std::size_t>(panel_size));
-        } catch (...) {
-            ok = false;
-#pragma omp critical(tastemaker_topk_error)
-            if (!error) error = std::current_exception();
-        }
-        int count[kTopkMaxBlock];
-        float thr[kTopkMaxBlock];
-        std::int64_t cursor[kTopkMaxBlock];
-        std::uint32_t masks[kTopkMaxBlock];
-
-#pragma omp for schedule(dynamic, 1)
-        for (std::int64_t b = 0; b < n_blocks; ++b) {
-            if (!ok) continue;
-            const std::int64_t u0 = b * block;
-            const int m = static_cast<int>(std::min<std::int64_t>(block, nq - u0));
-            for (int u = 0; u < m; ++u) {
-                count[u] = 0;
-                thr[u] = ninf;
-                cursor[u] = r.exclude_indptr ? r.exclude_indptr[u0 + u] : 0;
-            }
-            const float* qb = r.queries + u0 * dim;
-            for (std::int64_t p = 0; p < n_panels; ++p) {
-                const float* panel;
-                if (pack) {
-                    panel = packed.data() + p * panel_size;
-                } else {
-                    pack_panel(local_panel.data(), p);
-                    panel = local_panel.data();
-                }
-                kern.panel_scores(qb, dim, m, dim, panel, thr, scores.data(), masks);
-                const std::uint32_t valid = (p == n_panels - 1) ? last_valid : 0xFFFFFFFFu;
-                for (int u = 0; u < m; ++u) {
-                    std::uint32_t bits = masks[u] & valid;
-                    while (bits) {
-                        const int j = __builtin_ctz(bits);
-                        bits &= bits - 1;
-                        const std::int32_t id = item_of(p * kTopkPanel + j);
-                        if (!denied.empty() && denied[id]) continue;
-                        if (r.exclude_indptr) {  // lazy exclusion: ids arrive ascending
-                            const std::int64_t end = r.exclude_indptr[u0 + u + 1];
-                            std::int64_t c = cursor[u];
-                            while (c < end && r.exclude_indices[c] < id) ++c;
-                            cursor[u] = c;
-                            if (c < end && r.exclude_indices[c] == id) continue;
-                        }
-                        heap_offer(heaps.data() + static_cast<std::size_t>(u) * kk, count[u], thr[u], kk,
-                                   Entry{scores[u * kTopkPanel + j], id});
-                    }
-                }
-            }
-            for (int u = 0; u < m; ++u) {
-                Entry* h = heaps.data() + static_cast<std::size_t>(u) * kk;
-                std::sort(h, h + count[u], [](const Entry& a, const Entry& c) { return below(c, a); });
-                std::int32_t* oi = out_ids + (u0 + u) * k;
-                float* os = out_scores + (u0 + u) * k;
-                for (int i = 0; i < count[u]; ++i) {
-                    oi[i] = h[i].id;
-                    os[i] = h[i].score;
-                }
-            }
-        }
+    int nt = resolve_threads(r.num_threads);
+    const int block = block_size(kern, nq, nt);
+    const std::int64_t n_blocks = (nq + block - 1) / block;
+    if (nt > n_blocks) nt = static_cast<int>(n_blocks);
+    if (nq >= kPackMin) panels.pack_all(nt);
+    if (is_self_join(r, cand, kk, nt)) {
+        self_topk(kern, cand, r.queries, nq, r.dim, k, kk, block, nt, panels.get(0, 0, nullptr), out_ids,
+                  out_scores);
+        return;
     }
-    if (error) std::rethrow_exception(error);
+    scan_blocks(r, kern, cand, panels, k, kk, block, nt, out_ids, out_scores);
+}
+
+void PackedItems::Free::operator()(float* p) const noexcept { std::free(p); }
+
+PackedItems::PackedItems(const float* items, std::int64_t n_items, int dim, int num_threads) {
+    if (n_items < 0) invalid("items: negative number of rows");
+    if (n_items > std::numeric_limits<std::int32_t>::max()) invalid("items: more than 2^31 - 1 rows");
+    if (dim < 1) invalid("items: expected at least one column, got " + std::to_string(dim));
+    if (n_items > 0 && items == nullptr) invalid("items: null pointer");
+    const TopkKernels& kern = topk_kernels();
+    absmax_ = kern.finite_absmax(items, n_items * dim);
+    if (!std::isfinite(absmax_)) invalid("items: contains NaN or inf values");
+    n_items_ = n_items;
+    dim_ = dim;
+    TopkRequest r;
+    r.items = items;
+    r.n_items = n_items;
+    r.dim = dim;
+    const Candidates all = select_candidates(r);
+    Panels panels(r, kern, all);
+    n_panels_ = panels.count();
+    AlignedFloats buf = aligned_floats(static_cast<std::size_t>(n_panels_ * panels.panel_size()));
+    const int nt = resolve_threads(num_threads);
+    float* dst = buf.get();
+    // the same packing as a call's: Panels::get packs into the destination given
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (std::int64_t p = 0; p < n_panels_; ++p) panels.get(p, 1, dst + p * panels.panel_size());
+    panels_.reset(buf.release());
 }
 
 }  // namespace tastemaker

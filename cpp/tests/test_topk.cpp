@@ -231,7 +231,8 @@ TM_TEST(topk_self_join_matches_the_general_scan) {
     std::uniform_int_distribution<int> small(-2, 2);
     for (int n : {16, 33, 100, 257, 700})
         for (int d : {5, 64})
-            for (int k : {1, 5, 40, 800}) {
+            for (int k : {1, 5, 40, 800})
+                for (bool with_deny : {false, true}) {
                 std::vector<float> x(std::size_t(n) * d);
                 for (auto& v : x) v = d == 5 ? float(small(rng)) : g(rng);
                 std::vector<float> copy(x);
@@ -248,14 +249,107 @@ TM_TEST(topk_self_join_matches_the_general_scan) {
                 r.k = k;
                 r.exclude_indptr = indptr.data();
                 r.exclude_indices = self.data();
+                std::vector<std::int32_t> deny;  // e.g. the zero vectors similar_items denies
+                for (int i = 3; with_deny && i < n; i += 7) deny.push_back(i);
+                r.deny = deny.data();
+                r.n_deny = static_cast<std::int64_t>(deny.size());
                 r.num_threads = 1;
                 simd::set_active(simd::Isa::Scalar);
                 std::vector<std::int32_t> want_ids(std::size_t(n) * k);
                 std::vector<float> want_sc(want_ids.size());
                 topk_inner_product(r, want_ids.data(), want_sc.data());
                 r.queries = x.data();
+                // with a long deny-list only packed items keep the symmetric path (a model
+                // passes its cached PackedItems)
+                const PackedItems packed(x.data(), n, d);
+                for (const PackedItems* pk : {static_cast<const PackedItems*>(nullptr), &packed})
+                    for (simd::Isa isa : simd::available())
+                        for (int threads : {1, 2, 3}) {
+                            simd::set_active(isa);
+                            r.num_threads = threads;
+                            r.packed = pk;
+                            std::vector<std::int32_t> ids(want_ids.size(), 7);
+                            std::vector<float> sc(want_sc.size(), 7.0f);
+                            topk_inner_product(r, ids.data(), sc.data());
+                            TM_CHECK(ids == want_ids);
+                            TM_CHECK(std::memcmp(sc.data(), want_sc.data(), sc.size() * sizeof(float)) == 0);
+                        }
+                }
+    simd::set_active(before);
+}
+
+TM_TEST(topk_query_scores_bit_identical_to_panel_scores_every_path) {
+    // The single-query kernel scores several panels at a time; every path and every
+    // group tail must round exactly like panel_scores (and the scalar reference).
+    std::mt19937 rng(23);
+    std::normal_distribution<float> g;
+    const TopkKernels& ref = topk_kernels(simd::Isa::Scalar);
+    for (int dim : {1, 3, 16, 64, 70})
+        for (int n_panels : {1, 2, 3, 4, 5, 7, 8, 16}) {
+            const std::int64_t ps = std::int64_t(dim) * kTopkPanel;
+            std::vector<float> q(dim), panels(std::size_t(n_panels) * ps);
+            for (auto& v : q) v = g(rng);
+            for (auto& v : panels) v = g(rng);
+            const float thr = g(rng);
+            std::vector<float> want(std::size_t(n_panels) * kTopkPanel);
+            std::vector<std::uint32_t> want_masks(n_panels);
+            for (int p = 0; p < n_panels; ++p)
+                ref.panel_scores(q.data(), dim, 1, dim, panels.data() + p * ps, &thr, want.data() + p * kTopkPanel,
+                                 want_masks.data() + p);
+            for (simd::Isa isa : simd::available()) {
+                const TopkKernels& k = topk_kernels(isa);
+                TM_CHECK(k.query_scores != nullptr);
+                if (k.query_scores == nullptr) continue;
+                std::vector<float> got(want.size(), 7.0f);
+                std::vector<std::uint32_t> masks(n_panels, 0xDEADBEEFu);
+                k.query_scores(q.data(), dim, panels.data(), n_panels, thr, got.data(), masks.data());
+                TM_CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
+                TM_CHECK(masks == want_masks);
+            }
+        }
+}
+
+TM_TEST(topk_packed_items_give_identical_results_every_path) {
+    // A PackedItems (built once, as a model caches it) must change nothing: single
+    // queries (the service path) and batches, with exclusions, deny and allow lists,
+    // on every path and thread count, against the unpacked call on the scalar path.
+    const simd::Isa before = simd::active();
+    std::mt19937 rng(29);
+    std::normal_distribution<float> g;
+    for (int ni : {1, 31, 33, 100, 700})
+        for (int nq : {1, 2, 5, 40})
+            for (int flags = 0; flags < 4; ++flags) {
+                const int d = 24, k = 7;
+                Problem p = make_problem(rng(), nq, ni, d, k, flags & 1, flags & 2);
+                for (auto& v : p.q) v = g(rng);  // inexact scores: rounding must agree too
+                for (auto& v : p.items) v = g(rng);
+                TopkRequest r;
+                r.queries = p.q.data();
+                r.n_queries = nq;
+                r.items = p.items.data();
+                r.n_items = ni;
+                r.dim = d;
+                r.k = k;
+                r.exclude_indptr = p.indptr.data();
+                r.exclude_indices = p.indices.data();
+                static const std::int32_t none = 0;
+                if (flags & 1) {
+                    r.allow = p.allow.empty() ? &none : p.allow.data();
+                    r.n_allow = static_cast<std::int64_t>(p.allow.size());
+                }
+                r.deny = p.deny.data();
+                r.n_deny = static_cast<std::int64_t>(p.deny.size());
+                r.num_threads = 1;
+                simd::set_active(simd::Isa::Scalar);
+                std::vector<std::int32_t> want_ids(std::size_t(nq) * k);
+                std::vector<float> want_sc(want_ids.size());
+                topk_inner_product(r, want_ids.data(), want_sc.data());
+                const PackedItems packed(p.items.data(), ni, d, 2);
+                TM_CHECK(packed.n_items() == ni && packed.dim() == d);
+                TM_CHECK(packed.n_panels() == (ni + kTopkPanel - 1) / kTopkPanel);
+                r.packed = &packed;
                 for (simd::Isa isa : simd::available())
-                    for (int threads : {1, 2, 3}) {
+                    for (int threads : {1, 2}) {
                         simd::set_active(isa);
                         r.num_threads = threads;
                         std::vector<std::int32_t> ids(want_ids.size(), 7);
@@ -266,4 +360,52 @@ TM_TEST(topk_self_join_matches_the_general_scan) {
                     }
             }
     simd::set_active(before);
+}
+
+TM_TEST(topk_packed_items_layout_and_errors) {
+    std::vector<float> items{1, 2, 3, 4, 5, 6};  // 3 items x 2
+    const PackedItems packed(items.data(), 3, 2);
+    TM_CHECK(packed.absmax() == 6.0f);
+    TM_CHECK(packed.bytes() == 2 * kTopkPanel * sizeof(float));
+    const float* p = packed.panel(0);
+    TM_CHECK(p[0] == 1 && p[1] == 3 && p[2] == 5 && p[3] == 0);  // factor 0 of items 0..3
+    TM_CHECK(p[kTopkPanel] == 2 && p[kTopkPanel + 2] == 6 && p[kTopkPanel + 31] == 0);
+    TM_CHECK(reinterpret_cast<std::uintptr_t>(p) % 64 == 0);
+    items[4] = std::numeric_limits<float>::quiet_NaN();
+    TM_CHECK_THROWS(PackedItems(items.data(), 3, 2), std::invalid_argument);
+    TM_CHECK_THROWS(PackedItems(items.data(), 3, 0), std::invalid_argument);
+    TM_CHECK_THROWS(PackedItems(items.data(), -1, 2), std::invalid_argument);
+    TM_CHECK_THROWS(PackedItems(nullptr, 3, 2), std::invalid_argument);
+    const PackedItems empty(nullptr, 0, 4);
+    TM_CHECK(empty.n_panels() == 0);
+    // a PackedItems of other items is refused
+    std::vector<float> q(2, 1.0f);
+    std::vector<std::int32_t> ids(1);
+    std::vector<float> sc(1);
+    items[4] = 5.0f;
+    TopkRequest r;
+    r.queries = q.data();
+    r.n_queries = 1;
+    r.items = items.data();
+    r.n_items = 2;
+    r.dim = 2;
+    r.k = 1;
+    r.packed = &packed;
+    TM_CHECK_THROWS(topk_inner_product(r, ids.data(), sc.data()), std::invalid_argument);
+    r.n_items = 3;
+    topk_inner_product(r, ids.data(), sc.data());
+    TM_CHECK(ids[0] == 2 && sc[0] == 11.0f);
+}
+
+TM_TEST(topk_every_path_has_every_kernel) {
+    // A null entry would silently turn a feature off on one path (as the AVX-512
+    // self-join once was): every path the CPU runs must have them all.
+    for (simd::Isa isa : simd::available()) {
+        const TopkKernels& k = topk_kernels(isa);
+        TM_CHECK(k.panel_scores != nullptr);
+        TM_CHECK(k.finite_absmax != nullptr);
+        TM_CHECK(k.column_masks != nullptr);
+        TM_CHECK(k.query_scores != nullptr);
+        TM_CHECK(k.query_block >= 1 && k.query_block <= kTopkMaxBlock);
+    }
 }

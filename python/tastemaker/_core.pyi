@@ -40,6 +40,15 @@ def als_loss(
     alpha: float,
     num_threads: int = 0,
 ) -> float: ...
+class PackedItems:
+    def __init__(self, items: npt.NDArray[np.float32], num_threads: int = 0) -> None: ...
+    @property
+    def n_items(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+
 def topk_inner_product(
     queries: npt.NDArray[np.float32],
     items: npt.NDArray[np.float32],
@@ -49,4 +58,5 @@ def topk_inner_product(
     allow: npt.NDArray[np.int32] | None = None,
     deny: npt.NDArray[np.int32] | None = None,
     num_threads: int = 0,
+    packed: PackedItems | None = None,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...

@@ -54,7 +54,8 @@ def is_mapped(path) -> bool:
 
 
 def save_mapped(path, kind: str, meta: dict, arrays: dict) -> None:
-    """Write ``arrays`` (name -> ndarray) and JSON-able ``meta`` to ``path`` atomically."""
+    """Write ``arrays`` (name -> ndarray) and JSON-able ``meta`` to ``path`` atomically
+    (:func:`tastemaker.io.write_atomic`)."""
     path = os.fspath(path)
     table = {}
     prepared = {}
@@ -72,8 +73,9 @@ def save_mapped(path, kind: str, meta: dict, arrays: dict) -> None:
               "meta": meta, "arrays": table}
     blob = json.dumps(header, default=_json_default).encode("utf-8")
     start = (len(MAGIC) + 8 + len(blob) + _ALIGN - 1) // _ALIGN * _ALIGN
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
+    from .io import write_atomic
+
+    def write(fh):
         fh.write(MAGIC)
         fh.write(struct.pack("<Q", len(blob)))
         fh.write(blob)
@@ -83,7 +85,8 @@ def save_mapped(path, kind: str, meta: dict, arrays: dict) -> None:
             fh.write(b"\0" * (pos - fh.tell()))
             if a.nbytes:
                 fh.write(a.reshape(-1).view(np.uint8).data)
-    os.replace(tmp, path)
+
+    write_atomic(path, write)
 
 
 def load_mapped(path, kind: str | None = None) -> tuple[dict, dict]:

@@ -97,8 +97,18 @@ def _add_model_options(p: argparse.ArgumentParser, factors=64, iterations: int =
 
 
 def _add_event_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("events", metavar="EVENTS", help="event log: .csv, .tsv or .parquet")
+    p.add_argument("events", metavar="EVENTS",
+                   help="event log: .csv, .tsv, .dat (MovieLens '::') or .parquet")
     g = p.add_argument_group("event log columns and weighting")
+    g.add_argument("--sep", metavar="SEP",
+                   help="field separator of a text file (default ',' for .csv, tab for .tsv, "
+                   "'::' for .dat); escapes such as '\\t' are understood")
+    g.add_argument("--no-header", action="store_true",
+                   help="the text file has no header line (name the columns with --names; "
+                   "the default for .dat)")
+    g.add_argument("--names", metavar="A,B,...",
+                   help="comma-separated column names, e.g. user,item,rating,ts (replaces "
+                   "the header's names, or names a headerless file)")
     g.add_argument("--user-col", default="user", help="column of user ids (default 'user')")
     g.add_argument("--item-col", default="item", help="column of item ids (default 'item')")
     g.add_argument("--value-col", help="numeric column: counts, watch fraction, stars")
@@ -232,11 +242,55 @@ def _read_events(args):
             half_life = float(half_life)
         except ValueError:
             pass  # "30D": Interactions parses durations
-    return Interactions.from_path(
-        args.events, user=args.user_col, item=args.item_col, value=args.value_col,
-        event=args.event_col, timestamp=args.time_col, event_weights=weights,
-        half_life=half_life, transform=args.transform, min_user_count=args.min_user_count,
-        min_item_count=args.min_item_count)
+    text = {}
+    if args.sep is not None:
+        try:
+            sep = args.sep.encode("utf-8").decode("unicode_escape")
+        except UnicodeDecodeError:
+            raise UserError(f"--sep: cannot read {args.sep!r}") from None
+        if not sep:
+            raise UserError("--sep: expected a separator, got ''")
+        text["delimiter"] = sep
+    if args.no_header:
+        text["header"] = False
+    if args.names is not None:
+        names = [n.strip() for n in args.names.split(",")]
+        if not all(names):
+            raise UserError(f"--names: expected comma-separated column names, got "
+                            f"{args.names!r}")
+        text["names"] = names
+    try:
+        return Interactions.from_path(
+            args.events, user=args.user_col, item=args.item_col, value=args.value_col,
+            event=args.event_col, timestamp=args.time_col, event_weights=weights,
+            half_life=half_life, transform=args.transform,
+            min_user_count=args.min_user_count, min_item_count=args.min_item_count, **text)
+    except ValueError as exc:
+        raise UserError(_cli_names(str(exc))) from None
+
+
+# the library's argument names -> the command line's
+_CLI_NAMES = {"path": "EVENTS", "user": "--user-col", "item": "--item-col",
+              "value": "--value-col", "event": "--event-col", "timestamp": "--time-col",
+              "event_weights": "--event-weights", "half_life": "--half-life",
+              "transform": "--transform", "delimiter": "--sep", "names": "--names",
+              "header": "--no-header", "min_user_count": "--min-user-count",
+              "min_item_count": "--min-item-count"}
+
+
+def _cli_names(msg: str, names: dict | None = None) -> str:
+    head, sep, rest = msg.partition(":")
+    return (names or _CLI_NAMES).get(head, head) + sep + rest if sep else msg
+
+
+def _check_output(path: str) -> None:
+    """--output must be writable, checked before any reading or training."""
+    from .io import check_output_path
+
+    try:
+        check_output_path(path)
+    except ValueError as exc:
+        raise UserError(_cli_names(str(exc), {"path": "--output"})) from None
 
 
 def _make_als(args):
@@ -295,9 +349,8 @@ def _print_list(header: str, ids, scores, label) -> None:
 # --------------------------------------------------------------------------- commands
 def _cmd_fit(args) -> int:
     t0 = time.perf_counter()
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise UserError(f"--output: directory {out_dir!r} does not exist")
+    _check_output(args.output)
+    _make_als(args)._checked_params()  # bad hyperparameters fail before the data is read
     catalog = None if args.items is None else _read_catalog(args)
     data = _read_events(args)
     print(f"read {data!r} from {args.events}", file=sys.stderr)
@@ -558,7 +611,9 @@ def _demo_data(args):
         t0 = time.perf_counter()
         synth = datasets.synthetic_streaming(n_users=args.users, n_items=args.items,
                                              seed=args.seed)
-        data = synth.interactions()
+        # sessions with their device and hour: the product layer tells the people of a
+        # shared account apart with them (pages/tastes.py)
+        data = synth.interactions(session="session", context=("device", "hour"))
         items = synth.items.loc[data.item_ids]
         titles = items["title"].tolist()
         labels = [f"{t}  [{g.replace('|', ', ')}]" for t, g in zip(titles, items["genres"])]
@@ -629,6 +684,10 @@ def _cmd_demo(args) -> int:
     else:
         train, test = random_split(data, test_size=0.2, random_state=args.seed)
         how = "20% of each user's items held out at random"
+    # the user to show is resolved before training: an unknown --user fails at once
+    shared = (None if notes is None else
+              np.array([n.startswith("shared") for n in notes], dtype=bool))
+    u = _pick_user(data, test, args.user, shared)
     print(f"\nTraining ALS ({args.factors} factors, {args.iterations} iterations) on "
           f"{train.nnz:,} entries; {how} ({test.nnz:,}).")
     model = _make_als(args)
@@ -643,9 +702,6 @@ def _cmd_demo(args) -> int:
     _print_table(table, False)
 
     # the showcase: one user's history, top picks and a "because you watched" row
-    shared = (None if notes is None else
-              np.array([n.startswith("shared") for n in notes], dtype=bool))
-    u = _pick_user(data, test, args.user, shared)
     row = data.to_csr()[u]
     seen = row.indices
     print(f"\nUser {_external(data.user_ids, u)}"
@@ -670,13 +726,45 @@ def _cmd_demo(args) -> int:
                      progress_col="watch_fraction" if events is not None else None)
     label_of = dict(zip(data.item_ids.tolist(), labels))
     user = _external(data.user_ids, u)
-    page = p.homepage(user, row_size=args.n)
+    # one row of top picks here (interleaving the people of a shared account); the rows
+    # per person follow below
+    page = p.homepage(user, row_size=args.n, tastes="interleave")
     print(f"\nHome page of user {user} ({len(page.rows)} rows, each title once):")
     for r in page.rows:
         print()
         _print_row(r, lambda i: label_of.get(i, str(i)))
+    if p.sessions is not None:
+        _demo_shared_account(p, data, test, args, shared, u, notes, label_of)
     print(f"\nDone in {time.perf_counter() - t_start:.1f}s.")
     return 0
+
+
+def _demo_shared_account(p, data, test, args, shared, u, notes, label_of) -> None:
+    """Who is watching: a shared account's tastes and its top-picks row per taste."""
+    user = _external(data.user_ids, u)
+    tastes = p.tastes(user)
+    if len(tastes) < 2 and args.user is None and shared is not None:
+        # the account shown above looked like one person: show one that does not
+        n_seen = np.bincount(data.user_idx, minlength=data.n_users)
+        for c in np.flatnonzero(shared & (n_seen >= 15))[:60]:
+            cand = _external(data.user_ids, int(c))
+            if len(p.tastes(cand)) > 1:
+                u, user, tastes = int(c), cand, p.tastes(cand)
+                break
+    if len(tastes) < 2:
+        print(f"\nUser {user}: one taste found (no sign of a shared account).")
+        return
+    note = f" ({notes[u]})" if notes is not None else ""
+    print(f"\nWho is watching? Account {user}{note} holds {len(tastes)} tastes:")
+    for t in tastes:
+        ctx = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in t.context.items())
+        print(f"  - {t.weight:.0%} of the sessions ({ctx}): {len(t.items)} titles")
+    page = p.homepage(user, rows=["top_picks"], row_size=args.n, tastes="rows")
+    print("\nTop picks, one row per taste (homepage(..., tastes='rows')):")
+    for r in page.rows:
+        print()
+        _print_row(r, lambda i: label_of.get(i, str(i)))
 
 
 # --------------------------------------------------------------------------- entry point

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_archive", "load_archive", "register_model",
-           "save_model", "register_bundle", "load"]
+           "save_model", "register_bundle", "load", "write_atomic", "check_output_path"]
 
 FORMAT_NAME = "tastemaker"
 FORMAT_VERSION = 1
@@ -128,12 +128,23 @@ def save_archive(path, kind: str, header: dict, arrays: dict[str, np.ndarray]) -
             raise ValueError("path: the file object is not writable")
         _write_npz(path, payload)
         return
+    write_atomic(path, lambda fh: _write_npz(fh, payload))
+
+
+def write_atomic(path, write: Callable[[Any], None]) -> None:
+    """Write a file safely: ``write(fh)`` fills a fresh temporary file in the target's
+    directory (``tempfile.mkstemp``: a unique name, never a pre-existing symlink), which is
+    flushed, fsync'ed and renamed over the target with ``os.replace``; on any error the
+    temporary file is removed and the target is untouched.  Readers and concurrent
+    writers only ever see a complete file.  The target is checked first
+    (:func:`check_output_path`): a symlink is followed, a directory/device/FIFO refused.
+    """
     real = check_output_path(path)
     directory, base = os.path.split(real)
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            _write_npz(fh, payload)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         if os.path.exists(real):  # keep the permissions of the file being replaced

@@ -12,13 +12,14 @@
  *  above it are checked against the exclusions and enter a k-element heap.
  *
  *  Self-join shortcut (similar_items for every item): when `queries` and `items` are the
- *  same pointer, every row excludes exactly itself and there is no allow/deny list, each
+ *  same pointer, every row excludes exactly itself and there is no allow-list, each
  *  pair is scored once and offered to both rows (scores are symmetric bit for bit), on
  *  paths with a column_masks kernel; results are identical to the general scan.  It
  *  keeps per-thread heaps for all rows, so it is skipped when they would pass 1 GiB.
  */
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "tastemaker/simd.hpp"
 
@@ -26,6 +27,45 @@ namespace tastemaker {
 
 /** Width of one item panel (items scored together per query). */
 constexpr int kTopkPanel = 32;
+
+/** Item factors packed once for repeated queries: what topk_inner_product otherwise
+ *  packs on every call (n_items x dim row-major -> ceil(n_items / 32) panels of dim x 32,
+ *  row-major, zero past the last item), plus the validation of the values, so that a
+ *  single query reads the panels and nothing else.
+ *
+ *  Built from the items once (the values are copied; the pointer is not retained) and
+ *  immutable afterwards: any number of threads may pass the same object to concurrent
+ *  calls.  It costs a second copy of the item factors (n_items rounded up to 32, times
+ *  dim floats, 64-byte aligned).  The layout does not depend on the SIMD path.
+ *
+ *  @throws std::invalid_argument ("items: ...") on a negative or too large n_items
+ *          (> 2^31 - 1), dim < 1, a null pointer with n_items > 0, or NaN/inf values.
+ */
+class PackedItems {
+public:
+    PackedItems(const float* items, std::int64_t n_items, int dim, int num_threads = 0);
+
+    std::int64_t n_items() const noexcept { return n_items_; }
+    int dim() const noexcept { return dim_; }
+    /** max |item value| (the overflow check of every query uses it). */
+    float absmax() const noexcept { return absmax_; }
+    std::int64_t n_panels() const noexcept { return n_panels_; }
+    /** Panel p (p < n_panels()): dim x 32 floats, row-major. */
+    const float* panel(std::int64_t p) const noexcept { return panels_.get() + p * dim_ * kTopkPanel; }
+    std::size_t bytes() const noexcept {
+        return static_cast<std::size_t>(n_panels_) * static_cast<std::size_t>(dim_) * kTopkPanel * sizeof(float);
+    }
+
+private:
+    struct Free {
+        void operator()(float* p) const noexcept;
+    };
+    std::unique_ptr<float[], Free> panels_;
+    std::int64_t n_items_ = 0;
+    std::int64_t n_panels_ = 0;
+    int dim_ = 0;
+    float absmax_ = 0.0f;
+};
 
 /** One top-k request.  All pointers are borrowed; nothing is retained after the call.
  *
@@ -60,9 +100,18 @@ struct TopkRequest {
     const std::int32_t* deny = nullptr;
     std::int64_t n_deny = 0;
     int num_threads = 0;
+    /** Optional: `items` packed by PackedItems (same n_items and dim, checked; the
+     *  caller guarantees the same values).  The items are then not validated again and
+     *  no call packs them: queries read these panels, unless an allow-list selects a
+     *  subset of candidates (then only the candidates are packed, from `items`). */
+    const PackedItems* packed = nullptr;
 };
 
 /** Run the request on the active SIMD path.
+ *
+ *  A single query (n_queries == 1) runs on the calling thread with no parallel region
+ *  and no block set-up: one pass over the panels, `TopkKernels::query_scores` scoring
+ *  several panels at a time.  Larger batches go in blocks of queries over OpenMP.
  *
  *  Writes `out_ids` and `out_scores` (n_queries x k, row-major): row q holds the
  *  min(k, eligible_q) best items by score descending, ties broken by lower id, then
@@ -95,6 +144,11 @@ struct TopkKernels {
     /** Optional (null = the self-join shortcut is not used on this path): bit j of
      *  masks[u] is set iff scores[u*32 + j] > thr[j], for u < m. */
     void (*column_masks)(const float* scores, int m, const float* thr, std::uint32_t* masks) = nullptr;
+    /** One query against n_panels consecutive panels (panel p at panels + p*dim*32):
+     *  scores[p*32 + j] = sum_k q[k] * panel_p[k*32 + j] (fma, k ascending, from 0; the
+     *  same bits as panel_scores), and bit j of masks[p] is set iff that score > thr. */
+    void (*query_scores)(const float* q, int dim, const float* panels, std::int64_t n_panels, float thr,
+                         float* scores, std::uint32_t* masks) = nullptr;
 };
 
 /** Upper bound of TopkKernels::query_block. */

@@ -58,6 +58,54 @@ void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float*
     }
 }
 
+void column_masks(const float* scores, int m, const float* thr, std::uint32_t* masks) {
+    const __m512 t0 = _mm512_loadu_ps(thr), t1 = _mm512_loadu_ps(thr + 16);
+    for (int u = 0; u < m; ++u) {
+        const std::uint32_t m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(scores + u * kTopkPanel), t0, _CMP_GT_OQ);
+        const std::uint32_t m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(scores + u * kTopkPanel + 16), t1, _CMP_GT_OQ);
+        masks[u] = m0 | (m1 << 16);
+    }
+}
+
+// One query, G panels at a time: 2G accumulators (8 chains for G = 4, enough for the
+// 4-cycle FMA latency on two pipes), one broadcast per factor, the panel rows as FMA
+// memory operands.  Latency-bound with one panel (2 chains), hence the groups.
+template <int G>
+inline void query_group(const float* q, int dim, const float* panels, std::int64_t panel_size, __m512 t,
+                        float* scores, std::uint32_t* masks) {
+    __m512 lo[G], hi[G];
+    for (int g = 0; g < G; ++g) lo[g] = hi[g] = _mm512_setzero_ps();
+    for (int k = 0; k < dim; ++k) {
+        const __m512 a = _mm512_set1_ps(q[k]);
+        for (int g = 0; g < G; ++g) {
+            const float* p = panels + g * panel_size + k * kTopkPanel;
+            lo[g] = _mm512_fmadd_ps(a, _mm512_loadu_ps(p), lo[g]);
+            hi[g] = _mm512_fmadd_ps(a, _mm512_loadu_ps(p + 16), hi[g]);
+        }
+    }
+    for (int g = 0; g < G; ++g) {
+        _mm512_storeu_ps(scores + g * kTopkPanel, lo[g]);
+        _mm512_storeu_ps(scores + g * kTopkPanel + 16, hi[g]);
+        const std::uint32_t m0 = _mm512_cmp_ps_mask(lo[g], t, _CMP_GT_OQ);
+        const std::uint32_t m1 = _mm512_cmp_ps_mask(hi[g], t, _CMP_GT_OQ);
+        masks[g] = m0 | (m1 << 16);
+    }
+}
+
+void query_scores(const float* q, int dim, const float* panels, std::int64_t n_panels, float thr, float* scores,
+                  std::uint32_t* masks) {
+    const std::int64_t ps = static_cast<std::int64_t>(dim) * kTopkPanel;
+    const __m512 t = _mm512_set1_ps(thr);
+    std::int64_t p = 0;
+    for (; p + 4 <= n_panels; p += 4) query_group<4>(q, dim, panels + p * ps, ps, t, scores + p * kTopkPanel, masks + p);
+    switch (n_panels - p) {
+        case 3: query_group<3>(q, dim, panels + p * ps, ps, t, scores + p * kTopkPanel, masks + p); break;
+        case 2: query_group<2>(q, dim, panels + p * ps, ps, t, scores + p * kTopkPanel, masks + p); break;
+        case 1: query_group<1>(q, dim, panels + p * ps, ps, t, scores + p * kTopkPanel, masks + p); break;
+        default: break;
+    }
+}
+
 float finite_absmax(const float* x, std::int64_t n) {
     const __m512 sign = _mm512_set1_ps(-0.0f);
     const __m512 big = _mm512_set1_ps(3.4028235e38f);
@@ -141,6 +189,6 @@ void pack_panel(const float* items, const std::int32_t* ids, std::int64_t first,
 
 }  // namespace
 
-extern const TopkKernels topk_kernels_avx512{panel_scores, finite_absmax, pack_panel};
+extern const TopkKernels topk_kernels_avx512{panel_scores, finite_absmax, pack_panel, 48, column_masks, query_scores};
 
 }  // namespace tastemaker

@@ -27,6 +27,13 @@ void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float*
     }
 }
 
+void query_scores(const float* q, int dim, const float* panels, std::int64_t n_panels, float thr, float* scores,
+                  std::uint32_t* masks) {
+    const std::int64_t ps = static_cast<std::int64_t>(dim) * kTopkPanel;
+    for (std::int64_t p = 0; p < n_panels; ++p)
+        panel_scores(q, dim, 1, dim, panels + p * ps, &thr, scores + p * kTopkPanel, masks + p);
+}
+
 void column_masks(const float* scores, int m, const float* thr, std::uint32_t* masks) {
     for (int u = 0; u < m; ++u) {
         std::uint32_t bits = 0;
@@ -48,6 +55,6 @@ float finite_absmax(const float* x, std::int64_t n) {
 
 }  // namespace
 
-extern const TopkKernels topk_kernels_scalar{panel_scores, finite_absmax, nullptr, 48, column_masks};
+extern const TopkKernels topk_kernels_scalar{panel_scores, finite_absmax, nullptr, 48, column_masks, query_scores};
 
 }  // namespace tastemaker

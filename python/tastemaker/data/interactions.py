@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from .. import io as _io
 from .._validation import check_float, check_ids, check_int
+from .sessions import Sessions, context_array
 from .weighting import _check_params, transform_values
 
 __all__ = ["Interactions", "DEFAULT_EVENT_WEIGHTS"]
@@ -78,6 +79,10 @@ def _ids_array(raw, name: str) -> np.ndarray:
             )
         if np.any(arr != np.round(arr)):
             raise ValueError(f"{name}: float ids must be whole numbers; use int or str ids")
+        if arr.size and np.abs(arr).max() >= 2.0**63:
+            # astype(int64) would turn every one of them into the same id
+            raise ValueError(f"{name}: float ids of 2**63 or more do not fit int64; pass "
+                             f"them as int or str ids")
         return arr.astype(np.int64)
     if kind == "U":
         return arr
@@ -231,10 +236,13 @@ class Interactions:
         Seconds since the epoch of each pair's latest event.
     counts : ndarray of int32, shape (nnz,)
         Number of events aggregated into each entry.
+    sessions : :class:`~tastemaker.data.sessions.Sessions` or None
+        The titles of each session and its context values, when built with ``session=``
+        (and ``context=``); kept by :meth:`subset`, :meth:`append`, :meth:`save`.
     """
 
     def __init__(self, *, user_ids, item_ids, user_idx, item_idx, raw_values, counts,
-                 timestamps, settings):
+                 timestamps, settings, sessions=None):
         self._user_ids = user_ids
         self._item_ids = item_ids
         self.user_idx = np.ascontiguousarray(user_idx, dtype=np.int32)
@@ -244,6 +252,7 @@ class Interactions:
         self.timestamps = (None if timestamps is None
                            else np.ascontiguousarray(timestamps, dtype=np.float64))
         self._settings = settings
+        self.sessions = sessions
         self._user_lookup = None
         self._item_lookup = None
         self._recompute_values()
@@ -256,7 +265,17 @@ class Interactions:
         else:
             vals = transform_values(self.user_idx, self.item_idx, self.raw_values, self.shape,
                                     tr["method"], **tr["params"])
-        self.values = vals.astype(np.float32)
+        # every path into an Interactions ends here: inf/NaN never get stored (they only
+        # failed later, at fit)
+        if not np.all(np.isfinite(self.raw_values)):
+            raise ValueError("values: the aggregated values overflow (inf or NaN); use "
+                             "smaller values or aggregate='mean'/'max'")
+        with np.errstate(over="ignore"):
+            values = np.asarray(vals).astype(np.float32)
+        if not np.all(np.isfinite(values)):
+            raise ValueError("values: aggregated values beyond float32's range (~3.4e38); "
+                             "scale them down or use a transform")
+        self.values = values
 
     @property
     def user_ids(self) -> np.ndarray:
@@ -292,15 +311,17 @@ class Interactions:
 
     def __repr__(self) -> str:
         ts = "with" if self.timestamps is not None else "without"
+        sess = ("" if self.sessions is None else
+                f", {self.sessions.n_sessions} sessions, context {list(self.sessions.context)}")
         return (f"Interactions(n_users={self.n_users}, n_items={self.n_items}, "
-                f"nnz={self.nnz}, {ts} timestamps)")
+                f"nnz={self.nnz}, {ts} timestamps{sess})")
 
     # ---- construction
     @classmethod
     def from_frame(cls, df, user="user", item="item", value=None, event=None, timestamp=None,
                    event_weights=None, *, aggregate="sum", half_life=None,
                    reference_time=None, transform=None, min_user_count=1,
-                   min_item_count=1) -> "Interactions":
+                   min_item_count=1, session=None, context=()) -> "Interactions":
         """Build from an event log DataFrame.
 
         Parameters
@@ -333,6 +354,14 @@ class Interactions:
         min_user_count, min_item_count : int
             Keep only users / items with at least this many distinct partners; applied
             repeatedly until both hold (a k-core).  Removed ids leave the id maps.
+        session : str, optional
+            Column of session ids (int or str; a session is keyed by user and id).  Kept
+            as :attr:`sessions`: each session's titles, start and context.
+        context : str or sequence of str
+            Columns describing the circumstances of a session (``("device", "hour")``,
+            or any columns of the frame); each session keeps the value of its first
+            event.  Numeric columns are stored as float64, others as strings.  Needs
+            ``session`` (for a log without sessions, pass a column of row numbers).
 
         Returns
         -------
@@ -349,9 +378,18 @@ class Interactions:
                 continue
             if col not in df.columns:
                 raise ValueError(f"{arg}: column {col!r} not in the frame (columns: "
-                                 f"{list(df.columns)})")
+                                 f"{list(df.columns)}; a file without a header line needs "
+                                 f"header=False and names=[...])")
         if len(df) == 0:
             raise ValueError("df: the frame is empty (no events)")
+        context = cls._check_context(context, session)
+        for col in context:
+            if col not in df.columns:
+                raise ValueError(f"context: column {col!r} not in the frame (columns: "
+                                 f"{list(df.columns)})")
+        if session is not None and session not in df.columns:
+            raise ValueError(f"session: column {session!r} not in the frame (columns: "
+                             f"{list(df.columns)})")
         return cls._build(
             df[user], df[item],
             None if value is None else df[value],
@@ -361,7 +399,30 @@ class Interactions:
             columns={k: v for k, v in cols.items()},
             event_weights=event_weights, aggregate=aggregate, half_life=half_life,
             reference_time=reference_time, transform=transform,
-            min_user_count=min_user_count, min_item_count=min_item_count)
+            min_user_count=min_user_count, min_item_count=min_item_count,
+            sessions=None if session is None else df[session],
+            context={c: df[c] for c in context},
+            session_names=(session, list(context)))
+
+    @staticmethod
+    def _check_context(context, session):
+        """``context=`` as a list of column names (a str is one name)."""
+        if context is None:
+            context = ()
+        if isinstance(context, str):
+            context = (context,)
+        try:
+            context = list(context)
+        except TypeError:
+            raise ValueError(f"context: expected column names, got {context!r}") from None
+        if not all(isinstance(c, str) for c in context):
+            raise ValueError(f"context: expected column names (str), got {context!r}")
+        if len(set(context)) != len(context):
+            raise ValueError(f"context: repeated column names in {context!r}")
+        if context and session is None:
+            raise ValueError("context: needs session= (context values belong to sessions; "
+                             "for a log without sessions pass a column of row numbers)")
+        return context
 
     @classmethod
     def from_arrays(cls, users, items, values=None, events=None, timestamps=None,
@@ -369,10 +430,18 @@ class Interactions:
         """Build from parallel 1-D arrays (one element per event).
 
         Same options as :meth:`from_frame` (keyword ``aggregate``, ``half_life``,
-        ``reference_time``, ``transform``, ``min_user_count``, ``min_item_count``).
+        ``reference_time``, ``transform``, ``min_user_count``, ``min_item_count``), plus
+        ``sessions`` (an array of session ids) and ``context`` (a dict of name -> array).
         """
+        sessions = kwargs.pop("sessions", None)
+        context = kwargs.pop("context", None)
+        if context is not None and not isinstance(context, dict):
+            raise ValueError(f"context: expected a dict of name -> array, got "
+                             f"{type(context).__name__}")
+        names_ctx = cls._check_context(list(context or {}), sessions)
         arrays = {"users": users, "items": items, "values": values, "events": events,
-                  "timestamps": timestamps}
+                  "timestamps": timestamps, "sessions": sessions,
+                  **{f"context[{k!r}]": (context or {})[k] for k in names_ctx}}
         n = None
         conv = {}
         for name, a in arrays.items():
@@ -394,22 +463,67 @@ class Interactions:
         return cls._build(conv["users"], conv["items"], conv["values"], conv["events"],
                           conv["timestamps"],
                           names={"user": "users", "item": "items", "value": "values",
-                                 "event": "events", "timestamp": "timestamps"},
-                          columns=cols, event_weights=event_weights, **kwargs)
+                                 "event": "events", "timestamp": "timestamps",
+                                 "session": "sessions"},
+                          columns=cols, event_weights=event_weights,
+                          sessions=conv["sessions"],
+                          context={k: conv[f"context[{k!r}]"] for k in names_ctx},
+                          session_names=(None, names_ctx), **kwargs)
 
     @classmethod
-    def read_csv(cls, path, *, delimiter=",", **kwargs) -> "Interactions":
-        """Read an event log from a CSV file (with a header line) via pyarrow.
+    def read_csv(cls, path, *, delimiter=",", header=True, names=None, id_type="str",
+                 **kwargs) -> "Interactions":
+        """Read an event log from a delimited text file via pyarrow.
 
-        ``kwargs`` are those of :meth:`from_frame`.
+        Parameters
+        ----------
+        path : str or Path
+        delimiter : str, default ","
+            One character, or a longer separator such as ``"::"`` (MovieLens ``.dat``).
+        header : bool, default True
+            Whether the first line holds the column names.
+        names : list of str, optional
+            Column names: required without a header (else columns are ``f0``, ``f1``...),
+            and they replace the header's names with one.
+        id_type : {"str", "auto"}, default "str"
+            The user and item columns are read as strings, so ids such as ``"007"`` keep
+            their leading zeros (as in Parquet); ``"auto"`` lets the reader infer
+            numbers.
+        **kwargs
+            Those of :meth:`from_frame` (``user=``, ``item=``, ``value=``...).
         """
+        import pyarrow as pa
         import pyarrow.csv as pacsv
 
+        if id_type not in ("str", "auto"):
+            raise ValueError(f"id_type: expected 'str' or 'auto', got {id_type!r}")
+        if not isinstance(delimiter, str) or not delimiter or "\n" in delimiter:
+            raise ValueError(f"delimiter: expected a non-empty separator, got {delimiter!r}")
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(set(names)) != len(names):
+                raise ValueError(f"names: duplicate column names {names}")
+        source = str(path)
+        if len(delimiter) > 1:
+            # pyarrow takes one character: map the separator to one that cannot occur
+            try:
+                with open(source, "rb") as fh:
+                    text = fh.read().replace(delimiter.encode("utf-8"), b"\x1f")
+            except OSError as exc:
+                raise ValueError(f"path: cannot read {source!r} ({exc.strerror})") from None
+            source, delimiter = pa.BufferReader(text), "\x1f"
+        read = pacsv.ReadOptions(column_names=names,
+                                 skip_rows=1 if (header and names is not None) else 0,
+                                 autogenerate_column_names=not header and names is None)
+        id_cols = [kwargs.get("user", "user"), kwargs.get("item", "item")]
+        convert = pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in id_cols if isinstance(c, str)}
+            if id_type == "str" else None)
         try:
-            table = pacsv.read_csv(str(path),
+            table = pacsv.read_csv(source, read_options=read, convert_options=convert,
                                    parse_options=pacsv.ParseOptions(delimiter=delimiter))
         except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-            raise ValueError(f"path: cannot read CSV {str(path)!r} ({exc})") from None
+            raise ValueError(f"path: cannot read {str(path)!r} ({exc})") from None
         return cls.from_frame(table.to_pandas(), **kwargs)
 
     @classmethod
@@ -425,16 +539,26 @@ class Interactions:
 
     @classmethod
     def from_path(cls, path, **kwargs) -> "Interactions":
-        """Read ``.csv`` / ``.tsv`` / ``.parquet`` / ``.pq`` files by extension."""
+        """Read ``.csv`` / ``.tsv`` / ``.dat`` / ``.parquet`` / ``.pq`` files by extension.
+
+        Text files take the options of :meth:`read_csv` (``delimiter``, ``header``,
+        ``names``, ``id_type``); the delimiter defaults to ``","``, tab for ``.tsv`` and
+        ``"::"`` for ``.dat`` (MovieLens 1M), which has no header line by default.
+        """
         p = str(path).lower()
         if p.endswith((".parquet", ".pq")):
+            for key in ("delimiter", "header", "names", "id_type"):
+                if key in kwargs:
+                    raise ValueError(f"{key}: only for text files (.csv, .tsv, .dat)")
             return cls.read_parquet(path, **kwargs)
         if p.endswith(".csv") or p.endswith(".csv.gz"):
             return cls.read_csv(path, **kwargs)
         if p.endswith(".tsv"):
-            return cls.read_csv(path, delimiter="\t", **kwargs)
-        raise ValueError(f"path: unknown file type {str(path)!r}; expected .csv, .tsv or "
-                         f".parquet")
+            return cls.read_csv(path, **{"delimiter": "\t", **kwargs})
+        if p.endswith(".dat"):
+            return cls.read_csv(path, **{"delimiter": "::", "header": False, **kwargs})
+        raise ValueError(f"path: unknown file type {str(path)!r}; expected .csv, .tsv, .dat "
+                         f"or .parquet")
 
     # ---- the pipeline
     @staticmethod
@@ -469,7 +593,8 @@ class Interactions:
     @classmethod
     def _build(cls, users, items, values, events, timestamps, *, names, columns,
                event_weights=None, aggregate="sum", half_life=None, reference_time=None,
-               transform=None, min_user_count=1, min_item_count=1):
+               transform=None, min_user_count=1, min_item_count=1, sessions=None,
+               context=None, session_names=(None, [])):
         if aggregate not in _AGGREGATES:
             raise ValueError(f"aggregate: expected one of {_AGGREGATES}, got {aggregate!r}")
         min_user_count = check_int(min_user_count, "min_user_count", minimum=1)
@@ -486,8 +611,16 @@ class Interactions:
         if half_life_s is not None:
             reference = (float(seconds.max()) if reference_time is None
                          else _time_value(reference_time, "reference_time"))
-        strength = cls._event_strength(n, values, events, seconds, names, event_weights,
-                                       half_life_s, reference)
+        with np.errstate(over="ignore", invalid="ignore"):
+            strength = cls._event_strength(n, values, events, seconds, names, event_weights,
+                                           half_life_s, reference)
+        bad = ~np.isfinite(strength)
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            what = ("half_life" if half_life_s is not None else names["value"]
+                    if values is not None else "event_weights")
+            raise ValueError(f"{what}: the weighted value of event {pos} overflows "
+                             f"({strength[pos]}); use a longer half_life or smaller values")
         user_ids, u_codes = np.unique(u_raw, return_inverse=True)
         item_ids, i_codes = np.unique(i_raw, return_inverse=True)
         settings = {
@@ -502,18 +635,31 @@ class Interactions:
             "transform": tr,
             "has_values": values is not None,
         }
+        sess = None
+        if sessions is not None:
+            settings["session"] = {"column": session_names[0], "context": session_names[1]}
+            sess = Sessions.build(
+                u_codes.ravel(), _ids_array(sessions, names.get("session", "session")),
+                i_codes.ravel(), strength, seconds,
+                {k: context_array(v, f"column {k!r}") for k, v in (context or {}).items()},
+                len(item_ids))
         uu, ii, raw, cnt, ts = cls._aggregate(u_codes.ravel(), i_codes.ravel(), strength,
                                               np.ones(n, dtype=np.int64), seconds,
                                               len(item_ids), aggregate)
         if min_user_count > 1 or min_item_count > 1:
+            old_u, old_i = user_ids, item_ids
             uu, ii, raw, cnt, ts, user_ids, item_ids = cls._kcore(
                 uu, ii, raw, cnt, ts, user_ids, item_ids, min_user_count, min_item_count)
             if uu.size == 0:
                 raise ValueError(
                     f"min_user_count/min_item_count: no interactions survive the filter "
                     f"(min_user_count={min_user_count}, min_item_count={min_item_count})")
+            if sess is not None and (len(user_ids) < len(old_u) or len(item_ids) < len(old_i)):
+                sess = sess.take(user_map=pd.Index(user_ids).get_indexer(old_u),
+                                 item_map=pd.Index(item_ids).get_indexer(old_i))
         return cls(user_ids=user_ids, item_ids=item_ids, user_idx=uu, item_idx=ii,
-                   raw_values=raw, counts=cnt, timestamps=ts, settings=settings)
+                   raw_values=raw, counts=cnt, timestamps=ts, settings=settings,
+                   sessions=sess)
 
     @staticmethod
     def _check_transform(transform):
@@ -538,10 +684,12 @@ class Interactions:
         cnt = np.add.reduceat(c, starts) if c.size else c
         ends = np.concatenate((starts[1:], [len(u)])) - 1
         if aggregate == "sum":
-            raw = np.add.reduceat(s, starts)
+            with np.errstate(over="ignore"):  # an overflow is reported by the constructor
+                raw = np.add.reduceat(s, starts)
         elif aggregate == "mean":
             # ``counts`` weights rows that are themselves means (append)
-            raw = np.add.reduceat(s * c, starts) / cnt
+            with np.errstate(over="ignore", invalid="ignore"):
+                raw = np.add.reduceat(s * c, starts) / cnt
         elif aggregate == "max":
             raw = np.maximum.reduceat(s, starts)
         else:  # last: rows are ordered by time inside each pair (stable otherwise)
@@ -649,7 +797,8 @@ class Interactions:
     def _replace(self, **kw) -> "Interactions":
         state = dict(user_ids=self._user_ids, item_ids=self._item_ids, user_idx=self.user_idx,
                      item_idx=self.item_idx, raw_values=self.raw_values, counts=self.counts,
-                     timestamps=self.timestamps, settings=dict(self._settings))
+                     timestamps=self.timestamps, settings=dict(self._settings),
+                     sessions=self.sessions)
         state.update(kw)
         return Interactions(**state)
 
@@ -663,9 +812,13 @@ class Interactions:
         if m.dtype != bool or m.shape != (self.nnz,):
             raise ValueError(f"mask: expected a boolean array of shape ({self.nnz},), got "
                              f"dtype {m.dtype} shape {m.shape}")
+        sess = (None if self.sessions is None else
+                self.sessions.restrict_to_pairs(self.user_idx[m], self.item_idx[m],
+                                                self.n_items))
         return self._replace(user_idx=self.user_idx[m], item_idx=self.item_idx[m],
                              raw_values=self.raw_values[m], counts=self.counts[m],
-                             timestamps=None if self.timestamps is None else self.timestamps[m])
+                             timestamps=None if self.timestamps is None else self.timestamps[m],
+                             sessions=sess)
 
     def transform(self, method, **params) -> "Interactions":
         """A copy whose :attr:`values` are ``raw_values`` under another transform.
@@ -719,14 +872,22 @@ class Interactions:
             if self.timestamps is not None and cols["timestamp"] is None:
                 raise ValueError("timestamp: this Interactions has timestamps; name the column")
             hl = st["half_life"]
+            sess_cols = st.get("session") or {}
+            if self.sessions is not None and sess_cols.get("column") is None:
+                raise ValueError("events: this Interactions has sessions but was built from "
+                                 "arrays; append an Interactions instead")
             other = Interactions.from_frame(
                 events, user=cols["user"], item=cols["item"], value=cols["value"],
                 event=cols["event"] if st["event_weights"] is not None else None,
                 timestamp=cols["timestamp"] if self.timestamps is not None else None,
                 event_weights=st["event_weights"], aggregate=st["aggregate"],
-                half_life=hl, reference_time=st["reference_time"] if hl else None)
+                half_life=hl, reference_time=st["reference_time"] if hl else None,
+                session=sess_cols.get("column") if self.sessions is not None else None,
+                context=sess_cols.get("context", ()) if self.sessions is not None else ())
         if (self.timestamps is None) != (other.timestamps is None):
             raise ValueError("events: both sides must have timestamps, or neither")
+        if (self.sessions is None) != (other.sessions is None):
+            raise ValueError("events: both sides must have sessions, or neither")
         user_ids = _merge_ids(self._user_ids, other._user_ids)
         item_ids = _merge_ids(self._item_ids, other._item_ids)
         ou = pd.Index(user_ids).get_indexer(other._user_ids.astype(user_ids.dtype))[other.user_idx]
@@ -739,8 +900,15 @@ class Interactions:
               else np.concatenate([self.timestamps, other.timestamps]))
         uu, ii, raw, cnt, ts = self._aggregate(u, i, raw, cnt, ts, len(item_ids),
                                                st["aggregate"])
+        sess = None
+        if self.sessions is not None:
+            sess = self.sessions.concat(
+                other.sessions,
+                pd.Index(user_ids).get_indexer(other._user_ids.astype(user_ids.dtype)),
+                pd.Index(item_ids).get_indexer(other._item_ids.astype(item_ids.dtype)),
+                len(item_ids))
         return self._replace(user_ids=user_ids, item_ids=item_ids, user_idx=uu, item_idx=ii,
-                             raw_values=raw, counts=cnt, timestamps=ts)
+                             raw_values=raw, counts=cnt, timestamps=ts, sessions=sess)
 
     # ---- persistence
     def save(self, path) -> None:
@@ -750,27 +918,59 @@ class Interactions:
                   "raw_values": self.raw_values, "counts": self.counts}
         if self.timestamps is not None:
             arrays["timestamps"] = self.timestamps
-        _io.save_archive(path, _KIND, {"settings": self._settings}, arrays)
+        header = {"settings": self._settings}
+        if self.sessions is not None:
+            header["sessions"], more = self.sessions.to_arrays()
+            arrays.update(more)
+        _io.save_archive(path, _KIND, header, arrays)
 
     @classmethod
     def load(cls, path) -> "Interactions":
         """Read a file written by :meth:`save`."""
         header, arrays = _io.load_archive(path, kind=_KIND)
+        where = _io._describe(path)
         try:
+            cls._check_loaded(arrays)
             obj = cls(user_ids=arrays["user_ids"], item_ids=arrays["item_ids"],
                       user_idx=arrays["user_idx"], item_idx=arrays["item_idx"],
                       raw_values=arrays["raw_values"], counts=arrays["counts"],
                       timestamps=arrays.get("timestamps"), settings=header["settings"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"path: {str(path)!r} is a damaged interactions file "
-                             f"({exc!r})") from None
-        n = obj.nnz
-        if (obj.item_idx.shape != (n,) or obj.raw_values.shape != (n,)
-                or (n and (obj.user_idx.min() < 0 or obj.user_idx.max() >= obj.n_users
-                           or obj.item_idx.min() < 0 or obj.item_idx.max() >= obj.n_items))):
-            raise ValueError(f"path: {str(path)!r} is a damaged interactions file "
-                             "(inconsistent arrays)")
+            obj.sessions = Sessions.from_arrays(header.get("sessions"), arrays, obj.n_users,
+                                                obj.n_items)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                OverflowError) as exc:
+            raise ValueError(f"path: {where} is a damaged interactions file ({exc})") from None
         return obj
+
+    @staticmethod
+    def _check_loaded(arrays) -> None:
+        """Everything a file could get wrong, checked before any array is used."""
+        for key in ("user_ids", "item_ids"):
+            ids = arrays[key]
+            if ids.ndim != 1 or ids.dtype.kind not in "iuU":
+                raise ValueError(f"{key}: expected a 1-D int or str array")
+        n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
+        if max(n_users, n_items) > np.iinfo(np.int32).max:
+            raise ValueError("too many users or items")
+        n = None
+        for key in ("user_idx", "item_idx", "raw_values", "counts", "timestamps"):
+            a = arrays.get(key)
+            if a is None and key == "timestamps":
+                continue
+            if a.ndim != 1 or (n is not None and len(a) != n):
+                raise ValueError(f"{key}: inconsistent length")
+            n = len(a)
+            if key in ("user_idx", "item_idx", "counts") and a.dtype.kind not in "iu":
+                raise ValueError(f"{key}: expected integers")
+            if key in ("raw_values", "timestamps") and (
+                    a.dtype.kind not in "fiu" or not np.all(np.isfinite(a))):
+                raise ValueError(f"{key}: contains NaN or inf values")
+        for key, size in (("user_idx", n_users), ("item_idx", n_items)):
+            a = arrays[key]
+            if a.size and (a.min() < 0 or a.max() >= size):
+                raise ValueError(f"{key}: index out of range [0, {size})")
+        if arrays["counts"].size and arrays["counts"].min() < 1:
+            raise ValueError("counts: expected counts >= 1")
 
     def __eq__(self, other: Any) -> bool:  # structural equality, for tests and users
         if not isinstance(other, Interactions):
@@ -783,6 +983,8 @@ class Interactions:
                 and np.array_equal(self.user_idx, other.user_idx)
                 and np.array_equal(self.item_idx, other.item_idx)
                 and np.array_equal(self.values, other.values)
-                and np.array_equal(self.counts, other.counts) and same_ts)
+                and np.array_equal(self.counts, other.counts) and same_ts
+                and ((self.sessions is None and other.sessions is None)
+                     or (self.sessions is not None and self.sessions == other.sessions)))
 
     __hash__ = None  # mutable arrays inside

@@ -8,19 +8,28 @@ Generative story (all vectorized numpy; no per-event Python loop):
 2. **Accounts.**  Each account holds one *persona* (a sparse Dirichlet preference over
    genres) or, with probability ``shared_fraction``, two (a shared household).  The
    account's ground-truth taste is the mean of its personas.
-3. **Sessions.**  Each account has a Poisson number of sessions (scaled by a log-normal
-   activity level) starting at uniform random times in ``[start, start + days)``.  A
-   session is watched by one of the account's personas and plays a few titles one after
-   the other: a genre is drawn from
-   the persona's preference, then a title of that genre by popularity (with probability
-   ``explore`` a title by popularity alone).
-4. **Events.**  Every pick logs ``play``.  The persona's affinity for the title (its taste
+3. **Habits.**  Each persona has a preferred device (of :data:`DEVICES`, by their overall
+   popularity; the second persona of a household prefers another device with probability
+   ``distinct_devices``) and a peak viewing hour (breakfast, lunch, after school, prime
+   time or late night, plus a personal offset; the second persona's is in another part of
+   the day with probability ``distinct_hours``).
+4. **Sessions.**  Each account has a Poisson number of sessions (scaled by a log-normal
+   activity level) on uniform random days of ``[start, start + days)``.  A session is
+   watched by one of the account's personas (a shared account's main viewer, persona 0,
+   watches about ``main_share`` of them): on its preferred device with probability
+   ``device_loyalty`` (else on any device, by popularity), starting near its peak hour
+   (normal noise of ``hour_noise`` hours).  It plays a few titles one after the other: a
+   genre is drawn from the persona's preference, then a title of that genre by popularity
+   (with probability ``explore`` a title by popularity alone).
+5. **Events.**  Every pick logs ``play``.  The persona's affinity for the title (its taste
    vector dotted with the persona's preference) sets the chance to ``complete`` it;
    otherwise it logs ``pause`` (abandoned part-way).  Completed titles may get a
    ``thumbs_up``, abandoned ones with low affinity a ``thumbs_down``.
 
 So the rates of every event type follow the watching persona's tastes, and shared
-accounts mix two taste profiles, which is what a recommender must untangle.
+accounts mix two taste profiles, which is what a recommender must untangle; the device
+and the hour of a session hint at who is watching (``persona`` is the ground truth).
+Timestamps are local time, so ``hour`` is the hour of the session's first event.
 """
 
 from __future__ import annotations
@@ -33,12 +42,17 @@ import pandas as pd
 from .._validation import check_float, check_int, check_random_state
 from .interactions import DEFAULT_EVENT_WEIGHTS, Interactions
 
-__all__ = ["SyntheticStreaming", "synthetic_streaming", "GENRES", "EVENT_TYPES"]
+__all__ = ["SyntheticStreaming", "synthetic_streaming", "GENRES", "EVENT_TYPES", "DEVICES"]
 
 GENRES = ("Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", "Drama",
           "Family", "Fantasy", "Horror", "Music", "Mystery", "Romance", "Sci-Fi",
           "Thriller", "Western")
 EVENT_TYPES = ("play", "pause", "complete", "thumbs_up", "thumbs_down")
+DEVICES = ("tv", "phone", "tablet", "laptop")
+_DEVICE_P = np.array([0.45, 0.25, 0.15, 0.15])
+# peak viewing hours of a persona: breakfast, lunch, after school, prime time, late night
+_PEAKS = np.array([7.5, 12.5, 16.5, 20.5, 23.5])
+_PEAK_P = np.array([0.08, 0.1, 0.22, 0.45, 0.15])
 
 _ADJ = np.array(["Silent", "Broken", "Golden", "Hidden", "Last", "Crimson", "Frozen",
                  "Midnight", "Electric", "Lost", "Wild", "Hollow", "Burning", "Secret",
@@ -71,15 +85,19 @@ class SyntheticStreaming:
     ----------
     events : pandas.DataFrame, one row per event, sorted by timestamp
         ``user`` (int64 account id), ``item`` (int64 title id), ``event`` (categorical of
-        :data:`EVENT_TYPES`), ``timestamp`` (datetime64[ns], naive UTC), ``session``
-        (int64) and ``watch_fraction`` (float32: share of the runtime watched; 0 on
-        thumbs events).
+        :data:`EVENT_TYPES`), ``timestamp`` (datetime64[ns], naive local time),
+        ``session`` (int64), ``watch_fraction`` (float32: share of the runtime watched; 0
+        on thumbs events), ``device`` (categorical of :data:`DEVICES`), ``hour`` (int64
+        0-23, local hour at the session's start) and ``persona`` (int64 0 or 1: who
+        watched the session; always 0 on single-person accounts).  Device, hour and
+        persona are constant within a session.
     items : pandas.DataFrame indexed by item id 0..n_items-1
         ``title``, ``genres`` ("|"-joined), ``runtime`` (minutes), ``language``,
         ``cast`` (", "-joined), ``release_year``.
     users : pandas.DataFrame indexed by user id 0..n_users-1
         ``shared`` (bool), ``n_personas``, ``taste``: the dominant genre of each persona
-        ("|"-joined), ``n_events``.
+        ("|"-joined), ``n_events``, ``device`` and ``peak_hour``: each persona's preferred
+        device and peak viewing hour ("|"-joined on shared accounts).
     user_tastes : ndarray of float64, shape (n_users, n_genres)
         Ground-truth account taste: the mean of its personas' genre preferences.
     persona_tastes : ndarray of float64, shape (n_users, 2, n_genres)
@@ -89,6 +107,10 @@ class SyntheticStreaming:
     item_popularity : ndarray of float64, shape (n_items,)
         Base popularity (sums to 1).
     shared : ndarray of bool, shape (n_users,)
+    persona_devices : ndarray of int64, shape (n_users, 2)
+        Index into :data:`DEVICES` of each persona's preferred device.
+    persona_hours : ndarray of float64, shape (n_users, 2)
+        Each persona's peak viewing hour in [0, 24).
     genres : tuple of str, the taste dimensions' names.
     event_weights : dict
         Suggested weights for :meth:`Interactions.from_frame`
@@ -103,6 +125,8 @@ class SyntheticStreaming:
     item_tastes: np.ndarray
     item_popularity: np.ndarray
     shared: np.ndarray
+    persona_devices: np.ndarray
+    persona_hours: np.ndarray
     genres: tuple = GENRES
     event_weights: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
 
@@ -142,7 +166,11 @@ def _categorical_rows(cum_rows: np.ndarray, rows: np.ndarray, u: np.ndarray) -> 
 def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
                         sessions_per_user: float = 20.0, picks_per_session: float = 2.5,
                         shared_fraction: float = 0.3, explore: float = 0.1,
-                        start="2024-01-01", days: int = 180) -> SyntheticStreaming:
+                        start="2024-01-01", days: int = 180, device_loyalty: float = 0.85,
+                        distinct_devices: float = 0.8, distinct_hours: float = 0.8,
+                        main_share: float = 0.7, popularity_sigma: float = 1.2,
+                        taste_concentration: float = 0.25,
+                        hour_noise: float = 1.0) -> SyntheticStreaming:
     """Generate a streaming-service event log with ground-truth tastes.
 
     Parameters
@@ -163,6 +191,25 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
         First possible session (anything pandas.Timestamp reads).
     days : int
         Length of the period.
+    device_loyalty : float in [0, 1]
+        Chance that a session is on its persona's preferred device.
+    distinct_devices : float in [0, 1]
+        Chance that the second persona of a household prefers another device than the
+        first (otherwise both draw from the devices' popularity independently).
+    popularity_sigma : float > 0
+        Spread of the titles' log-normal base popularity: larger = a few hits dominate and
+        tastes matter less.
+    taste_concentration : float > 0
+        Dirichlet concentration of a persona's genre preference: smaller = fewer favourite
+        genres.
+    main_share : float in [0.5, 1)
+        Mean share of a shared account's sessions watched by its main viewer (persona
+        0); each household's share is drawn around it.
+    distinct_hours : float in [0, 1]
+        Chance that the second persona's peak hour is in another part of the day
+        (breakfast, lunch, after school, prime time, late night) than the first's.
+    hour_noise : float >= 0
+        Standard deviation, in hours, of a session's start around its persona's peak.
 
     Returns
     -------
@@ -177,7 +224,21 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     picks_per_session = check_float(picks_per_session, "picks_per_session", minimum=1.0)
     shared_fraction = check_float(shared_fraction, "shared_fraction", minimum=0.0)
     explore = check_float(explore, "explore", minimum=0.0)
-    for name, v in (("shared_fraction", shared_fraction), ("explore", explore)):
+    device_loyalty = check_float(device_loyalty, "device_loyalty", minimum=0.0)
+    distinct_devices = check_float(distinct_devices, "distinct_devices", minimum=0.0)
+    distinct_hours = check_float(distinct_hours, "distinct_hours", minimum=0.0)
+    main_share = check_float(main_share, "main_share", minimum=0.5)
+    popularity_sigma = check_float(popularity_sigma, "popularity_sigma", minimum=0.0,
+                                   strict=True)
+    taste_concentration = check_float(taste_concentration, "taste_concentration",
+                                      minimum=0.0, strict=True)
+    if main_share >= 1:
+        raise ValueError(f"main_share: expected a number in [0.5, 1), got {main_share}")
+    hour_noise = check_float(hour_noise, "hour_noise", minimum=0.0)
+    for name, v in (("shared_fraction", shared_fraction), ("explore", explore),
+                    ("device_loyalty", device_loyalty),
+                    ("distinct_devices", distinct_devices),
+                    ("distinct_hours", distinct_hours)):
         if v > 1:
             raise ValueError(f"{name}: expected a number in [0, 1], got {v}")
     days = check_int(days, "days", minimum=1)
@@ -200,7 +261,7 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     item_g[rows[keep], member.ravel()[keep]] = True
     item_tastes = item_g / item_g.sum(axis=1, keepdims=True)
     year = np.clip(np.round(2025 - rng.gamma(1.6, 9.0, n_items)), 1930, 2024).astype(np.int64)
-    pop = rng.lognormal(0.0, 1.2, n_items) * (1.0 + 0.6 * (year >= 2015))
+    pop = rng.lognormal(0.0, popularity_sigma, n_items) * (1.0 + 0.6 * (year >= 2015))
     pop = pop / pop.sum()
     primary = member[:, 0]
     base_rt = np.array([_RUNTIME[g] for g in GENRES], dtype=float)[primary]
@@ -229,7 +290,7 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
 
     # ---- accounts and personas
     shared = rng.random(n_users) < shared_fraction
-    persona = rng.dirichlet(np.full(G, 0.25), size=(n_users, 2))
+    persona = rng.dirichlet(np.full(G, taste_concentration), size=(n_users, 2))
     persona[~shared, 1] = persona[~shared, 0]
     user_tastes = persona.mean(axis=1)
     n_personas = np.where(shared, 2, 1)
@@ -239,7 +300,11 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     n_sess = rng.poisson(sessions_per_user * activity)
     sess_user = np.repeat(np.arange(n_users), n_sess)
     S = sess_user.size
-    sess_persona = np.where(shared[sess_user], rng.integers(0, 2, S), 0)
+    # persona 0 is the household's main viewer: it watches a share of the sessions drawn
+    # around ``main_share`` (Beta with 10 pseudo-sessions)
+    main = rng.beta(main_share * 10.0, (1.0 - main_share) * 10.0, n_users)
+    sess_persona = np.where(shared[sess_user], (rng.random(S) >= main[sess_user]), 0)
+    sess_persona = sess_persona.astype(np.int64)
     sess_time = rng.random(S) * (days * 86400.0)
     n_picks = 1 + rng.poisson(picks_per_session - 1.0, S)
     pick_sess = np.repeat(np.arange(S), n_picks)
@@ -286,6 +351,41 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     watched = frac * rt
     step = watched + 60.0 + rng.random(P) * 300.0
     before = np.cumsum(step) - step
+
+    # ---- habits: who watches on which device at what hour (drawn after everything
+    # else, so that a seed's picks and outcomes do not depend on them)
+    D = len(DEVICES)
+    dev = _categorical_rows(np.cumsum(np.tile(_DEVICE_P, (n_users, 1)), axis=1),
+                            np.arange(n_users), rng.random(n_users))
+    # the second persona: another device (by popularity) or an independent draw
+    other_p = np.tile(_DEVICE_P, (n_users, 1))
+    other_p[np.arange(n_users), dev] = 0.0
+    other = _categorical_rows(np.cumsum(other_p / other_p.sum(axis=1, keepdims=True), axis=1),
+                              np.arange(n_users), rng.random(n_users))
+    indep = _categorical_rows(np.cumsum(np.tile(_DEVICE_P, (n_users, 1)), axis=1),
+                              np.arange(n_users), rng.random(n_users))
+    dev2 = np.where(rng.random(n_users) < distinct_devices, other, indep)
+    persona_devices = np.stack([dev, np.where(shared, dev2, dev)], axis=1).astype(np.int64)
+    slot = _categorical_rows(np.cumsum(np.tile(_PEAK_P, (n_users, 1)), axis=1),
+                             np.arange(n_users), rng.random(n_users))
+    other_p = np.tile(_PEAK_P, (n_users, 1))
+    other_p[np.arange(n_users), slot] = 0.0
+    other = _categorical_rows(np.cumsum(other_p / other_p.sum(axis=1, keepdims=True), axis=1),
+                              np.arange(n_users), rng.random(n_users))
+    indep = _categorical_rows(np.cumsum(np.tile(_PEAK_P, (n_users, 1)), axis=1),
+                              np.arange(n_users), rng.random(n_users))
+    slot2 = np.where(rng.random(n_users) < distinct_hours, other, indep)
+    peak = (_PEAKS[np.stack([slot, slot2], axis=1)]
+            + rng.normal(0.0, 0.75, (n_users, 2))) % 24.0
+    peak[~shared, 1] = peak[~shared, 0]
+    s_dev = np.where(rng.random(S) < device_loyalty,
+                     persona_devices[sess_user, sess_persona],
+                     rng.choice(D, size=S, p=_DEVICE_P))
+    s_hour = (peak[sess_user, sess_persona] + rng.normal(0.0, hour_noise, S)) % 24.0
+    # the day stays uniform over the period; the time of day follows the habit
+    sess_time = np.floor(sess_time / 86400.0) * 86400.0 + s_hour * 3600.0
+    hour = np.floor(s_hour).astype(np.int64).clip(0, 23)
+
     t_play = sess_time[pick_sess] + before - before[np.repeat(first, n_picks)]
     t_end = t_play + watched
 
@@ -310,14 +410,26 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
         "timestamp": stamp,
         "session": pick_sess[ev_pick].astype(np.int64),
         "watch_fraction": ev_frac[order],
+        "device": pd.Categorical.from_codes(s_dev[pick_sess[ev_pick]],
+                                            categories=list(DEVICES)),
+        "hour": hour[pick_sess[ev_pick]],
+        "persona": sess_persona[pick_sess[ev_pick]].astype(np.int64),
     })
 
     top = np.argmax(persona, axis=2)  # (n_users, 2)
     taste = np.where(shared, gnames[top[:, 0]] + "|" + gnames[top[:, 1]], gnames[top[:, 0]])
+    dnames = np.array(DEVICES, dtype=object)
+    hours = np.char.mod("%.1f", peak).astype(object)
     users = pd.DataFrame({"shared": shared, "n_personas": n_personas, "taste": taste,
                           "n_events": np.bincount(events["user"].to_numpy(),
-                                                  minlength=n_users)},
+                                                  minlength=n_users),
+                          "device": np.where(shared, dnames[persona_devices[:, 0]] + "|"
+                                             + dnames[persona_devices[:, 1]],
+                                             dnames[persona_devices[:, 0]]),
+                          "peak_hour": np.where(shared, hours[:, 0] + "|" + hours[:, 1],
+                                                hours[:, 0])},
                          index=pd.RangeIndex(n_users, name="user"))
     return SyntheticStreaming(events=events, items=items, users=users, user_tastes=user_tastes,
                               persona_tastes=persona, item_tastes=item_tastes,
-                              item_popularity=pop, shared=shared)
+                              item_popularity=pop, shared=shared,
+                              persona_devices=persona_devices, persona_hours=peak)

@@ -17,7 +17,7 @@ from .._validation import (
     check_random_state,
 )
 from ..io import register_model
-from .base import FactorModel, _as_user_items, _check_callback
+from .base import FactorModel, _as_user_items, _check_callback, _checked_rows
 
 __all__ = ["ALS", "auto_regularization", "AUTO_REGULARIZATION"]
 
@@ -215,7 +215,6 @@ class ALS(FactorModel):
         self.user_factors = None
         self.item_factors = None
         self.regularization_ = None
-        self._gram_cache = {}
 
     # ------------------------------------------------------------------ params
     def _checked_params(self) -> dict:
@@ -312,7 +311,6 @@ class ALS(FactorModel):
         _check_scales(cui, ciu, p)
         user_factors = initial(n_users)
         item_factors = initial(n_items)
-        self._gram_cache = {}
         from tqdm.auto import tqdm
 
         start = time.perf_counter()
@@ -343,24 +341,25 @@ class ALS(FactorModel):
         self.item_factors = item_factors
         return self
 
-    def _item_gram(self, p) -> np.ndarray:
-        # cached per factor array: fold-in for one user should not cost a full YtY
-        key = ("items", id(self.item_factors), self.item_factors.shape)
-        gram = self._gram_cache.get(key)
-        if gram is None:
-            gram = _core.als_gram(self.item_factors, p["num_threads"])
-            self._gram_cache = {key: gram, **{k: v for k, v in self._gram_cache.items()
-                                             if k[0] != "items"}}
-        return gram
+    def _gram(self, side: str, factors: np.ndarray, num_threads: int) -> np.ndarray:
+        """Y^T Y of the current ``side`` factors, cached until they are assigned again:
+        fold-in for one user should not cost a full pass over the item factors."""
+        return self._derived(side, "gram", factors, lambda y: _core.als_gram(y, num_threads))
 
-    def _user_gram(self, p) -> np.ndarray:
-        key = ("users", id(self.user_factors), self.user_factors.shape)
-        gram = self._gram_cache.get(key)
-        if gram is None:
-            gram = _core.als_gram(self.user_factors, p["num_threads"])
-            self._gram_cache = {key: gram, **{k: v for k, v in self._gram_cache.items()
-                                             if k[0] != "users"}}
-        return gram
+    def _item_gram(self, p: dict) -> np.ndarray:
+        """The cached Y^T Y of the item factors (``p``: ``_checked_params()``)."""
+        return self._gram("item", self._factors()[1], p["num_threads"])
+
+    def _fold_in(self, rows, name: str, side: str) -> np.ndarray:
+        """Exact (Cholesky) factors for arbitrary rows against the fixed ``side`` factors."""
+        p = self._checked_params()
+        uf, itf = self._factors()
+        other = itf if side == "item" else uf
+        m = _checked_rows(rows, name, other.shape[0])
+        out = np.zeros((m.shape[0], other.shape[1]), dtype=np.float32)
+        if m.shape[0]:
+            self._solve(m, other, out, p, "cholesky", self._gram(side, other, p["num_threads"]))
+        return out
 
     def _fold_in_users(self, user_items) -> np.ndarray:
         """Exact (Cholesky) factors for arbitrary users from their rows, items fixed.
@@ -373,25 +372,11 @@ class ALS(FactorModel):
         -------
         ndarray of shape (n_rows, factors), float32
         """
-        self._check_fitted()
-        p = self._checked_params()
-        m = check_csr(user_items, "user_items", shape=(None, self.item_factors.shape[0]),
-                      allow_empty=True)
-        out = np.zeros((m.shape[0], self.item_factors.shape[1]), dtype=np.float32)
-        if m.shape[0]:
-            self._solve(m, self.item_factors, out, p, "cholesky", self._item_gram(p))
-        return out
+        return self._fold_in(user_items, "user_items", "item")
 
     def _fold_in_items(self, item_users) -> np.ndarray:
         """Exact factors for arbitrary items from their (n_rows, n_users) rows, users fixed."""
-        self._check_fitted()
-        p = self._checked_params()
-        m = check_csr(item_users, "item_users", shape=(None, self.user_factors.shape[0]),
-                      allow_empty=True)
-        out = np.zeros((m.shape[0], self.user_factors.shape[1]), dtype=np.float32)
-        if m.shape[0]:
-            self._solve(m, self.user_factors, out, p, "cholesky", self._user_gram(p))
-        return out
+        return self._fold_in(item_users, "item_users", "user")
 
     @staticmethod
     def _check_new_ids(ids, name: str, n_rows: int) -> np.ndarray:
@@ -440,8 +425,7 @@ class ALS(FactorModel):
         if ids.size:
             uf = self._grown(self.user_factors, int(ids.max()) + 1)
             uf[ids] = x
-            self.user_factors = uf
-            self._gram_cache = {}
+            self.user_factors = uf  # assigning (even the same array) invalidates the caches
         return self
 
     def partial_fit_items(self, itemids, item_users):
@@ -456,7 +440,6 @@ class ALS(FactorModel):
             itf = self._grown(self.item_factors, int(ids.max()) + 1)
             itf[ids] = y
             self.item_factors = itf
-            self._gram_cache = {}
         return self
 
     # ------------------------------------------------------------------ persistence

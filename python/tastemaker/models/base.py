@@ -20,6 +20,8 @@ Result conventions (every query method):
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -46,17 +48,81 @@ def _factor_array(value, name: str) -> np.ndarray:
     return check_dense(value, name, ndim=2)
 
 
-def _topk(queries, items, k, indptr, indices, allow, deny, num_threads, query_name, item_name):
-    """The native kernel; its "queries:" / "items:" errors renamed to the caller's names."""
+def _renamed(exc: ValueError, query_name: str, item_name: str) -> ValueError:
+    """The native "queries:" / "items:" error under the caller's names."""
+    msg = str(exc)
+    for prefix, name in (("queries:", query_name), ("items:", item_name)):
+        if msg.startswith(prefix):
+            return ValueError(name + ":" + msg[len(prefix):])
+    return exc
+
+
+def _topk(queries, items, k, indptr, indices, allow, deny, num_threads, query_name, item_name,
+          packed=None):
+    """The native kernel (``packed``: a cached ``_core.PackedItems`` of ``items``)."""
     try:
         return _core.topk_inner_product(queries, items, k, indptr, indices, allow, deny,
-                                        num_threads)
+                                        num_threads, packed)
     except ValueError as exc:
-        msg = str(exc)
-        for prefix, name in (("queries:", query_name), ("items:", item_name)):
-            if msg.startswith(prefix):
-                raise ValueError(name + ":" + msg[len(prefix):]) from None
-        raise
+        raise _renamed(exc, query_name, item_name) from None
+
+
+def _packed(items: np.ndarray, name: str, num_threads: int):
+    """``items`` packed into the kernel's panels, validated (NaN/inf -> ValueError)."""
+    try:
+        return _core.PackedItems(items, num_threads)
+    except ValueError as exc:
+        raise _renamed(exc, name, name) from None
+
+
+class _QueryCache:
+    """What the query methods derive from a model's factors, built once per version.
+
+    Each side ("user", "item") has a version counter, bumped whenever its factors are
+    assigned.  An entry is tagged with the version it was built at and the array it was
+    built from, and is used only while both are current, so a query never mixes old and
+    new factors, and an assignment of the same array object (``model.item_factors *= 3``)
+    invalidates too.  Lookups read without locking (a dict read is atomic); builds take
+    the lock, so concurrent first queries build once.  Pickling or copying a model gives
+    it an empty cache (the arrays are rebuilt on demand, never serialized).
+    """
+
+    __slots__ = ("_entries", "_lock", "_versions")
+
+    def __init__(self):
+        self._lock = threading.RLock()  # builders may look up other entries
+        self._versions = {"user": 0, "item": 0}
+        self._entries: dict = {}
+
+    def __reduce__(self):
+        return (type(self), ())
+
+    def __copy__(self):
+        return type(self)()
+
+    def __deepcopy__(self, memo):
+        return type(self)()
+
+    def bump(self, side: str) -> None:
+        with self._lock:
+            self._versions[side] += 1
+            for key in [key for key in self._entries if key[0] == side]:
+                del self._entries[key]
+
+    def get(self, side: str, kind: str, source, build):
+        """``build(source)``, cached for the current version of ``side`` and this source."""
+        key = (side, kind)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == self._versions[side] and entry[1] is source:
+            return entry[2]
+        with self._lock:
+            version = self._versions[side]
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == version and entry[1] is source:
+                return entry[2]
+            value = build(source)
+            self._entries[key] = (version, source, value)
+            return value
 
 
 def _normalized(x: np.ndarray, name: str) -> np.ndarray:
@@ -83,6 +149,27 @@ def _id_list(ids, name: str, n: int) -> np.ndarray | None:
         raise ValueError(f"{name}: expected a 1-D array of ids, got a sparse matrix")
     arr, _ = check_ids(ids, name, n, allow_scalar=False)
     return np.unique(arr).astype(np.int32)
+
+
+def _checked_rows(matrix, name: str, n_cols: int):
+    """``check_csr(matrix, name, shape=(None, n_cols), allow_empty=True)`` with a fast path
+    for the single request of a service: one canonical CSR row (float32 values, int32
+    indices) is checked in a few vector operations and returned as it is (no copy).
+    Anything else (an Interactions, any other sparse matrix) and every invalid input goes
+    through ``_as_user_items`` / ``check_csr`` and their errors."""
+    if type(matrix) in _CSR_TYPES and matrix.shape == (1, n_cols):
+        data, indices, indptr = matrix.data, matrix.indices, matrix.indptr
+        n = len(indices)
+        if (data.dtype == np.float32 and indices.dtype == np.int32 and len(data) == n
+                and len(indptr) == 2 and indptr[0] == 0 and indptr[1] == n
+                and (n == 0 or (indices[0] >= 0 and indices[n - 1] < n_cols
+                                and (n == 1 or (indices[1:] > indices[:-1]).all())
+                                and np.isfinite(data).all()))):
+            return matrix
+    return _as_user_items(matrix, name, shape=(None, n_cols), allow_empty=True)
+
+
+_CSR_TYPES = (sp.csr_matrix, sp.csr_array) if hasattr(sp, "csr_array") else (sp.csr_matrix,)
 
 
 #: The score of an already-liked item ranked because ``items=`` listed it (implicit's value).
@@ -275,11 +362,47 @@ class FactorModel(Model):
 
     Results never depend on the thread count or the SIMD path: every path computes
     bit-identical scores (one fused multiply-add per factor, in factor order).
+
+    Cached derived data
+    -------------------
+    Queries reuse what they derive from the factors: the item factors packed into the
+    kernel's panels (a second copy of them, built by the first ``recommend``), the
+    L2-normalised factors and their panels for ``similar_items`` / ``similar_users``,
+    and subclass caches such as ALS's fold-in Gram matrix.  They are rebuilt when
+    ``user_factors`` or ``item_factors`` is *assigned*, including augmented assignment
+    (``model.item_factors *= 3`` assigns).  Writing elements in place
+    (``model.item_factors[i] = v``, ``np.copyto(model.item_factors, ...)``) is not
+    seen: assign the attribute afterwards (``model.item_factors = model.item_factors``)
+    before the next query.  The caches are thread-safe (one loaded model may serve
+    concurrent queries) and are never pickled or saved.
     """
 
-    user_factors = None
-    item_factors = None
     num_threads = 0
+
+    # ------------------------------------------------------------------ factors and caches
+    def _query_cache(self) -> _QueryCache:
+        cache = self.__dict__.get("_query_cache_")
+        if cache is None:  # setdefault is atomic: racing threads get the same object
+            cache = self.__dict__.setdefault("_query_cache_", _QueryCache())
+        return cache
+
+    def _set_factors(self, side: str, value) -> None:
+        self.__dict__[f"_{side}_factors"] = value
+        self._query_cache().bump(side)
+
+    user_factors = property(
+        lambda self: self.__dict__.get("_user_factors"),
+        lambda self, value: self._set_factors("user", value),
+        doc="User factors (n_users x f); assigning them invalidates the query caches.")
+    item_factors = property(
+        lambda self: self.__dict__.get("_item_factors"),
+        lambda self, value: self._set_factors("item", value),
+        doc="Item factors (n_items x f); assigning them invalidates the query caches.")
+
+    def _derived(self, side: str, kind: str, source, build):
+        """``build(source)`` for ``source`` derived from the current ``side`` factors,
+        cached until they are assigned again (see "Cached derived data")."""
+        return self._query_cache().get(side, kind, source, build)
 
     # ------------------------------------------------------------------ helpers
     def _check_fitted(self) -> None:
@@ -287,9 +410,12 @@ class FactorModel(Model):
             raise ValueError(f"{type(self).__name__} is not fitted; call fit() first")
 
     def _factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Both factor matrices as float32 C-contiguous (converted once per version)."""
         self._check_fitted()
-        uf = _factor_array(self.user_factors, "user_factors")
-        itf = _factor_array(self.item_factors, "item_factors")
+        uf = self._derived("user", "array", self.user_factors,
+                           lambda raw: _factor_array(raw, "user_factors"))
+        itf = self._derived("item", "array", self.item_factors,
+                            lambda raw: _factor_array(raw, "item_factors"))
         if uf.shape[1] != itf.shape[1]:
             raise ValueError(f"item_factors: {itf.shape[1]} factors but user_factors has {uf.shape[1]}")
         if uf.shape[1] == 0:
@@ -298,6 +424,16 @@ class FactorModel(Model):
 
     def _query_threads(self) -> int:
         return check_num_threads(getattr(self, "num_threads", 0))
+
+    def _packed_items(self, side: str, kind: str, items: np.ndarray, name: str):
+        """``items`` (the current ``side`` factors, or ``kind`` of data derived from them)
+        packed for the kernel, once per version."""
+        return self._derived(side, "packed " + kind, items,
+                             lambda a: _packed(a, name, self._query_threads()))
+
+    def _normalized_factors(self, side: str, factors: np.ndarray) -> np.ndarray:
+        return self._derived(side, "normalized", factors,
+                             lambda a: _normalized(a, f"{side}_factors"))
 
     def _fold_in_users(self, user_items) -> np.ndarray:
         raise ValueError(f"recalculate_user: {type(self).__name__} cannot fold in new users")
@@ -326,7 +462,7 @@ class FactorModel(Model):
         permutation); otherwise it must hold one row per id, in order.  An Interactions is
         the full matrix.
         """
-        m = _as_user_items(matrix, name, shape=(None, n_cols), allow_empty=True)
+        m = _checked_rows(matrix, name, n_cols)
         if m.shape[0] == n_rows_model and (not len(ids) or ids.max() < n_rows_model):
             return m[ids]
         if m.shape[0] == len(ids):
@@ -404,9 +540,11 @@ class FactorModel(Model):
         deny = _id_list(filter_items, "filter_items", n_items)
         pool = n_items if allow is None else len(allow)
         indptr, indices = _csr_rows(rows) if filt else (None, None)
+        packed = None if allow is not None else self._packed_items("item", "factors", itf, "item_factors")
         out_ids, out_scores = _topk(queries, itf, min(N, pool), indptr, indices, allow, deny,
                                     self._query_threads(),
-                                    "fold-in factors" if recalc else "user_factors", "item_factors")
+                                    "fold-in factors" if recalc else "user_factors", "item_factors",
+                                    packed)
         if filt and allow is not None:
             _append_liked(out_ids, out_scores, queries, itf, rows, allow, deny)
         return self._shape_result(out_ids, out_scores, scalar)
@@ -466,17 +604,21 @@ class FactorModel(Model):
 
     def _similar(self, factors: np.ndarray, name: str, queryid, N, deny_ids, allow_ids,
                  recalculate: bool, fold_rows, fold_name: str, fold):
+        side = name[:-2]
         n = factors.shape[0]
         N = check_int(N, "N", minimum=1)
-        recalc = self._check_bool(recalculate, f"recalculate_{name[:-2]}")
+        recalc = self._check_bool(recalculate, f"recalculate_{side}")
         ids, scalar = self._query_ids(queryid, name, None if recalc else n)
         allow = _id_list(allow_ids[0], allow_ids[1], n)
         deny = _id_list(deny_ids[0], deny_ids[1], n)
         pool = n if allow is None else len(allow)
         width = min(N, pool)
-        normed = _normalized(factors, f"{name[:-2]}_factors")
+        normed = self._normalized_factors(side, factors)
+        packed = (None if allow is not None
+                  else self._packed_items(side, "normalized", normed, f"{side}_factors"))
         # a zero vector (an item nobody interacted with) has no direction: never a result
-        zero = np.flatnonzero(~normed.any(axis=1))
+        zero = self._derived(side, "zero rows", normed,
+                             lambda a: np.flatnonzero(~a.any(axis=1)).astype(np.int32))
         if zero.size:
             deny = (zero if deny is None else np.union1d(deny, zero)).astype(np.int32)
         if recalc:
@@ -488,7 +630,7 @@ class FactorModel(Model):
             queries = _normalized(raw, "fold-in factors")
             out_ids, out_scores = _topk(queries, normed, width, None, None, allow, deny,
                                         self._query_threads(), "fold-in factors",
-                                        f"{name[:-2]}_factors")
+                                        f"{side}_factors", packed)
         else:
             # Every row in order: pass the matrix itself, so the kernel sees queries ==
             # items with self-exclusion and scores each pair once (half the work).
@@ -499,14 +641,17 @@ class FactorModel(Model):
             indptr = np.arange(len(ids) + 1, dtype=np.int64)
             out_ids, out_scores = _topk(queries, normed, width, indptr, ids.astype(np.int32),
                                         allow, deny, self._query_threads(),
-                                        f"{name[:-2]}_factors", f"{name[:-2]}_factors")
-            eligible = queries.any(axis=1)
-            if allow is not None:
-                eligible &= np.isin(ids, allow)
-            if deny is not None:
-                eligible &= ~np.isin(ids, deny)
-            if width and eligible.any():
-                rows_e = np.flatnonzero(eligible)
+                                        f"{side}_factors", f"{side}_factors", packed)
+            # the queries that are eligible results themselves (a zero query is denied)
+            rows_e = slice(None)
+            if allow is not None or deny is not None:
+                eligible = np.ones(len(ids), dtype=bool)
+                if allow is not None:
+                    eligible &= np.isin(ids, allow)
+                if deny is not None:
+                    eligible &= ~np.isin(ids, deny)
+                rows_e = np.flatnonzero(eligible) if eligible.any() else None
+            if width and len(ids) and rows_e is not None:
                 self_score = (np.einsum("ij,ij->i", queries[rows_e], queries[rows_e]) > 0)
                 out_ids[rows_e, 1:] = out_ids[rows_e, :-1]
                 out_scores[rows_e, 1:] = out_scores[rows_e, :-1]

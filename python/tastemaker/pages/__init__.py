@@ -7,8 +7,9 @@ from .personalizer import ROW_KINDS, Personalizer
 from .rerank import calibrate, mmr
 from .rows import Explanation, Page, Row
 from .rules import Rules
+from .tastes import Taste, Tastes
 
 register_bundle("personalizer", Personalizer.load)
 
 __all__ = ["Personalizer", "Row", "Page", "Explanation", "Rules", "Catalog", "ROW_KINDS",
-           "mmr", "calibrate"]
+           "mmr", "calibrate", "Taste", "Tastes"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AlsExplainer"]
+__all__ = ["AlsExplainer", "ProfileExplainer"]
 
 
 class AlsExplainer:
@@ -106,4 +106,32 @@ class AlsExplainer:
         cols = [where[int(s)] for s in seeds]
         z = cho_solve(fac, yh[cols].T, check_finite=False).T
         z *= np.where(pos[cols], c[cols], 0.0)[:, None]
+        return np.ascontiguousarray(z, dtype=np.float32)
+
+
+class ProfileExplainer:
+    """Content models whose user vector is a weighted sum of item vectors,
+    ``p_u = sum_j v_j e_j`` (:class:`~tastemaker.models.ContentModel`): the score
+    ``p_u . e_i = sum_j v_j (e_j . e_i)`` decomposes over the history, each title
+    contributing its value times its feature cosine with the target (the features they
+    share)."""
+
+    method = "features"
+
+    def __init__(self, model):
+        self.item_factors = model.item_factors
+
+    def contributions(self, items, values, targets):
+        hist = np.asarray(items, dtype=np.int64)
+        v = np.asarray(values, dtype=np.float64)
+        e = self.item_factors
+        cos = e[np.asarray(targets, dtype=np.int64)].astype(np.float64) @ e[hist].astype(
+            np.float64).T
+        return hist, cos * v[None, :]
+
+    def seed_vectors(self, items, values, seeds) -> np.ndarray:
+        """``v_s e_s``: the share of the profile owed to each seed."""
+        hist = np.asarray(items, dtype=np.int64)
+        v = dict(zip(hist.tolist(), np.asarray(values, dtype=np.float64).tolist()))
+        z = np.stack([self.item_factors[int(s)].astype(np.float64) * v[int(s)] for s in seeds])
         return np.ascontiguousarray(z, dtype=np.float32)

@@ -120,10 +120,13 @@ def with_event(row: UserRow, item: int, strength: float, t, rules: EventRules,
             ts = row.ts.copy()
             ts[pos] = max(float(ts[pos]), t) if t is not None else ts[pos]
     else:
-        items = np.insert(row.items, pos, np.int32(item)).astype(np.int32)
-        raw = np.insert(row.raw, pos, strength)
-        counts = np.insert(row.counts, pos, 1).astype(np.int32)
-        ts = None if row.ts is None else np.insert(row.ts, pos, np.nan if t is None else t)
+        def put(a, v, dtype):
+            return np.concatenate((a[:pos], np.array([v], dtype=dtype), a[pos:]))
+
+        items = put(row.items, item, np.int32)
+        raw = put(row.raw, strength, np.float64)
+        counts = put(row.counts, 1, np.int32)
+        ts = None if row.ts is None else put(row.ts, np.nan if t is None else t, np.float64)
     partial = row.partial
     if partial_update is not None:
         partial = dict(partial)

@@ -39,6 +39,7 @@ import scipy.sparse as sp
 
 from .._validation import check_float, check_int
 from ..data.interactions import Interactions
+from ..data.sessions import Sessions
 from ..data.weighting import corpus_stats
 from ..models.base import FactorModel
 from . import rerank as _rerank
@@ -47,6 +48,7 @@ from .scoring import scorer_for
 from .history import EventRules, UserRow, with_event
 from .rows import Explanation, Page, Row, external
 from .rules import Rules
+from .tastes import Taste, Tastes
 
 __all__ = ["Personalizer", "ROW_KINDS"]
 
@@ -150,6 +152,8 @@ def _lookup(index: pd.Index, ids: np.ndarray, key, what: str):
             key = int(key)
         else:
             raise ValueError(f"{what}: ids are integers, got {type(key).__name__} {key!r}")
+        if not -2**63 <= key < 2**63:
+            raise ValueError(f"{what}: id {key} does not fit a 64-bit integer")
     else:
         if not isinstance(key, (str, np.str_)):
             key = str(key) if isinstance(key, (int, np.integer)) else key
@@ -239,6 +243,9 @@ class Personalizer:
                                 interactions.raw_values, interactions.shape)
         arrays["vectors"] = scorer.all_vectors(interactions.to_csr())
         self._state = self._make_state(model, arrays, stats, seq=0, generation=0)
+        self.sessions = interactions.sessions
+        if self.sessions is not None:  # shared accounts: who is watching (pages/tastes.py)
+            self._tastes = Tastes()
 
     # ------------------------------------------------------------------ construction
     def _init_options(self, rules, trending_window, new_window):
@@ -248,6 +255,7 @@ class Personalizer:
         self._lock = threading.RLock()
         self._refreshing: Future | None = None
         self._tastes = None
+        self.sessions = None
         self.interactions = None
         self.features = None
 
@@ -517,8 +525,22 @@ class Personalizer:
     def set_tastes(self, component) -> None:
         """Plug in the shared-account component: ``top_picks(tastes=..., context=...)``
         and the home page delegate to ``component.top_picks(personalizer, user, n,
-        tastes=, context=, **options)`` for anything but ``tastes="single"``."""
+        tastes=, context=, **options)`` for anything but ``tastes="single"``.
+
+        A :class:`~tastemaker.pages.tastes.Tastes` is plugged in by default when the
+        interactions have sessions; ``set_tastes(None)`` turns it off."""
         self._tastes = component
+
+    def tastes(self, user) -> list:
+        """The people ("tastes") inside an account, heaviest first: a list of
+        :class:`~tastemaker.pages.tastes.Taste` (``.items``, ``.weight``, ``.context``).
+        One taste holding the whole history when the account is one person, or when
+        there are no sessions to tell people apart."""
+        if isinstance(self._tastes, Tastes):
+            return self._tastes.personalizer_tastes(self, user)
+        st = self._state
+        row = self._row(st, self._user(st, user))
+        return [Taste(items=self._ext_items(st, row.items), weight=1.0)]
 
     def top_picks(self, user, n=10, tastes="auto", context=None, *, rules=None,
                   diversity=0.0, calibration=0.0, exclude=None) -> Row:
@@ -720,7 +742,7 @@ class Personalizer:
         return hit
 
     def homepage(self, user, rows=None, row_size=10, *, rules=None, diversity=0.0,
-                 calibration=0.0, n_because=2, n_genres=3) -> Page:
+                 calibration=0.0, n_because=2, n_genres=3, tastes="rows") -> Page:
         """The user's home page: ordered rows, each title at most once on the page.
 
         Parameters
@@ -734,6 +756,10 @@ class Personalizer:
             Re-ranking of the top-picks and genre rows (see :meth:`top_picks`).
         n_because, n_genres : int
             How many "Because you watched" and genre rows.
+        tastes : {"rows", "interleave", "single"}
+            A shared account's top picks: one row per taste (titled by its habits, e.g.
+            "Top picks for evenings on the tv"), one row interleaving them, or one row
+            by the account's single vector.  One-person accounts get one row anyway.
 
         Row order: "Continue watching" and "Top picks" first, then the other rows by the
         user's predicted engagement with their content (the mean model score of their
@@ -763,7 +789,12 @@ class Personalizer:
             if kind == "continue_watching":
                 res = self._continue_row(st, row, row_size, deny, allow)
             elif kind == "top_picks":
-                if self._tastes is not None:
+                if isinstance(self._tastes, Tastes):
+                    res = self._tastes.homepage_rows(
+                        self, user, row_size, layout=tastes, rules=rules,
+                        diversity=diversity, calibration=calibration,
+                        exclude=self._ext_items(st, sorted(used)))
+                elif self._tastes is not None:
                     res = self.top_picks(user, row_size, rules=rules, diversity=diversity,
                                          calibration=calibration,
                                          exclude=self._ext_items(st, sorted(used)))
@@ -936,6 +967,8 @@ class Personalizer:
                 old = self._row(st, u)
             seq = st.seq + 1
             strength = st.events.strength(event, value, t)
+            if not np.isfinite(strength) or abs(strength) > 1e30:
+                raise ValueError(f"value: {value!r} gives the event a weight out of range")
             if event in _PARTIAL_EVENTS:
                 pu = ("start", value if value is not None and 0 < value < 1 else np.nan)
             elif event in _FINISH_EVENTS:
@@ -1094,7 +1127,7 @@ class Personalizer:
         return Interactions(user_ids=snap["user_ids"], item_ids=snap["item_ids"],
                             user_idx=user_idx, item_idx=snap["items"], raw_values=snap["raw"],
                             counts=snap["counts"], timestamps=snap.get("ts"),
-                            settings=dict(self._settings))
+                            settings=dict(self._settings), sessions=self.sessions)
 
     # ------------------------------------------------------------------ refresh
     def refresh(self, wait: bool = False, **fit_kwargs) -> Future:
@@ -1134,6 +1167,14 @@ class Personalizer:
             model = type(old)(**old.get_params())
             fit_kwargs.setdefault("show_progress", False)
             csr = inter.to_csr()
+            import inspect
+
+            if ("item_features" in inspect.signature(model.fit).parameters
+                    and "item_features" not in fit_kwargs):
+                if self.features is None:
+                    raise ValueError(f"refresh: {type(old).__name__} is fitted with item "
+                                     "features; give the Personalizer features=")
+                fit_kwargs["item_features"] = self.features.reindex(inter.item_ids)
             model.fit(csr, **fit_kwargs)
             for attr in ("user_ids", "item_ids"):
                 setattr(model, attr, getattr(inter, attr))
@@ -1195,6 +1236,10 @@ class Personalizer:
         stats = st.events.stats
         if stats is not None:
             arrays["stats.df"] = np.asarray(stats["df"])
+        sessions_meta = None
+        if self.sessions is not None:
+            sessions_meta, s_arrays = self.sessions.to_arrays()
+            arrays.update({"sessions." + k: v for k, v in s_arrays.items()})
         features_meta = None
         if self.features is not None:
             fm = sp.csr_matrix(self.features.matrix)
@@ -1214,6 +1259,9 @@ class Personalizer:
             "features": features_meta,
             "stats": None if stats is None else {k: v for k, v in stats.items() if k != "df"},
             "seq": st.seq,
+            "sessions": sessions_meta,
+            "tastes": (self._tastes.get_params() if isinstance(self._tastes, Tastes)
+                       else None),
             "options": {"trending_window": self.trending_window, "new_window": self.new_window,
                         "rules": {"now": r.now, "max_maturity": r.max_maturity,
                                   "region": r.region,
@@ -1266,6 +1314,12 @@ class Personalizer:
                 raise ValueError("inconsistent array shapes")
             self._state = self._make_state(model, arrays, stats, seq=int(meta["seq"]),
                                            generation=0)
+            if meta.get("sessions") is not None:
+                self.sessions = Sessions.from_arrays(
+                    meta["sessions"], {k[9:]: v for k, v in arrays.items()
+                                       if k.startswith("sessions.")}, n_users, n_items)
+                if meta.get("tastes") is not None:
+                    self._tastes = Tastes(**meta["tastes"])
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             if str(exc).startswith("path:"):
                 raise

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .explain import AlsExplainer
+from .explain import AlsExplainer, ProfileExplainer
 
 __all__ = ["scorer_for", "VectorScorer", "RowScorer"]
 
@@ -57,7 +57,8 @@ class VectorScorer:
 
     def __init__(self, model):
         self.model = model
-        self.explainer = AlsExplainer(model) if _is_als(model) else None
+        self.explainer = (AlsExplainer(model) if _is_als(model) else
+                          ProfileExplainer(model) if _is_profile_model(model) else None)
 
     @property
     def n_items(self) -> int:
@@ -68,7 +69,7 @@ class VectorScorer:
         return int(self.model.item_factors.shape[1])
 
     def all_vectors(self, csr) -> np.ndarray:
-        if self.explainer is not None:  # exact fold-in: explanations add up to the score
+        if self.explainer is not None:  # the exact fold-in: explanations add up to it
             return np.ascontiguousarray(self.model._fold_in_users(csr), dtype=np.float32)
         return np.ascontiguousarray(self.model.user_factors, dtype=np.float32)
 
@@ -219,6 +220,10 @@ def _is_als(model) -> bool:
     from ..models.als import ALS
 
     return isinstance(model, ALS)
+
+
+def _is_profile_model(model) -> bool:
+    return type(model).__name__ == "ContentModel"  # profiles: sum_j v_j item_factors[j]
 
 
 def _is_row_model(model) -> bool:

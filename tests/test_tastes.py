@@ -1,0 +1,261 @@
+"""Shared accounts: tastes(user), taste-aware top picks, per-taste home page rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tastemaker as tm
+from tastemaker.pages import Personalizer, Taste, Tastes
+from tastemaker.pages.tastes import _Fit, interleave
+
+N_ITEMS = 60
+
+
+def _obvious_log(seed=0, n_single=12, n_shared=12, sessions=24):
+    """Accounts whose people are obvious: persona A watches items 0-29 on the tv at 21h,
+    persona B items 30-59 on the tablet at 16h; single accounts are A-like or B-like."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    sid = 0
+    n_users = n_single + n_shared
+    for u in range(n_users):
+        shared = u >= n_single
+        for s in range(sessions):
+            who = (s % 2) if shared else (u % 2)
+            lo = 0 if who == 0 else 30
+            dev = ("tv" if who == 0 else "tablet") if rng.random() < 0.9 else "phone"
+            hour = int((21 if who == 0 else 16) + rng.normal(0, 0.8)) % 24
+            for it in rng.choice(np.arange(lo, lo + 30), size=3, replace=False):
+                rows.append((u, int(it), "play", s * 86400.0 + hour * 3600, sid, dev, hour, who))
+                rows.append((u, int(it), "complete", s * 86400.0 + hour * 3600 + 60, sid,
+                             dev, hour, who))
+            sid += 1
+    ev = pd.DataFrame(rows, columns=["user", "item", "event", "timestamp", "session",
+                                     "device", "hour", "persona"])
+    return ev, np.arange(n_users) >= n_single
+
+
+@pytest.fixture(scope="module")
+def obvious():
+    ev, shared = _obvious_log()
+    x = tm.Interactions.from_frame(ev, event="event", timestamp="timestamp",
+                                   session="session", context=("device", "hour"))
+    model = tm.ALS(factors=8, iterations=10, regularization=0.1, random_state=0).fit(
+        x.to_csr(), show_progress=False)
+    return ev, shared, x, model
+
+
+def test_detection_on_an_obvious_case(obvious):
+    ev, shared, x, model = obvious
+    comp = Tastes(n_topics=4)
+    fits = comp.fit_users(model, x, np.arange(x.n_users))
+    k = np.array([f.k for f in fits])
+    np.testing.assert_array_equal(k > 1, shared[x.user_ids])
+    assert np.all(k[~shared[x.user_ids]] == 1)  # one person: one taste
+    # one account at a time gives the same answer as the batch
+    for u in (0, x.n_users - 1):
+        assert len(comp.find(model, x, u)) == k[u]
+
+
+def test_tastes_cover_the_history_by_person(obvious):
+    ev, shared, x, model = obvious
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    tastes = Tastes(n_topics=4).find(model, x, u)
+    assert len(tastes) == 2 and all(isinstance(t, Taste) for t in tastes)
+    assert sum(t.weight for t in tastes) == pytest.approx(1.0)
+    assert tastes[0].weight >= tastes[1].weight
+    by_dev = {t.context["device"]: t for t in tastes}
+    assert set(by_dev) == {"tv", "tablet"}
+    assert set(by_dev["tv"].items) <= set(range(30))
+    assert set(by_dev["tablet"].items) <= set(range(30, 60))
+    assert abs(by_dev["tv"].context["hour"] - 21) < 1.5
+    # the sessions split as the people did
+    mine = ev[ev["user"] == x.user_ids[u]].groupby("session")["persona"].first()
+    assert set(mine.loc[by_dev["tv"].sessions]) == {0}
+    hist = set(x.item_ids[x.item_idx[x.user_idx == u]].tolist())
+    assert set(by_dev["tv"].items) | set(by_dev["tablet"].items) == hist
+    d = tastes[0].to_dict()
+    assert set(d) == {"items", "weight", "sessions", "context"}
+
+
+def test_one_taste_fit_matches_closed_form(obvious):
+    """K = 1 parameters against independent numpy: smoothed device frequencies, the
+    circular mean hour."""
+    ev, shared, x, model = obvious
+    comp = Tastes(max_tastes=1, n_topics=4)
+    u = 0
+    fit = comp.fit_users(model, x, [u])[0]
+    s = x.sessions
+    sl = s.of_user(u)
+    dev = s.context["device"][sl]
+    vocab = np.unique(s.context["device"])
+    counts = np.array([(dev == v).sum() for v in vocab], dtype=float)
+    np.testing.assert_allclose(np.exp(fit.cat["device"][1][0]),
+                               (counts + 0.5) / (counts.sum() + 0.5 * vocab.size))
+    ang = s.context["hour"][sl] * 2 * np.pi / 24
+    mu = np.arctan2(np.sin(ang).sum(), np.cos(ang).sum())
+    assert fit.circ["hour"][1][0] == pytest.approx(mu)
+    assert fit.k == 1 and fit.resp.shape == (sl.stop - sl.start, 1)
+
+
+def test_posterior_picks_who_is_watching(obvious):
+    ev, shared, x, model = obvious
+    comp = Tastes(n_topics=4)
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    fit = comp.fit_users(model, x, [u])[0]
+    tastes = comp._describe(x, fit, order=False)
+    tv = [j for j, t in enumerate(tastes) if t.context["device"] == "tv"][0]
+    p = comp.posterior(fit, {"device": "tv", "hour": 21})
+    assert p[tv] > 0.95 and p.sum() == pytest.approx(1.0)
+    assert comp.posterior(fit, {"device": "tablet", "hour": 16})[tv] < 0.05
+    # unknown columns and values are ignored: the prior
+    np.testing.assert_allclose(comp.posterior(fit, {"device": "toaster", "weekday": 3}),
+                               np.exp(fit.log_weight))
+    with pytest.raises(ValueError, match="context"):
+        comp.posterior(fit, {"hour": "late"})
+
+
+def test_rank_auto_and_context(obvious):
+    ev, shared, x, model = obvious
+    comp = Tastes(n_topics=4)
+    solo = int(np.flatnonzero(~shared[x.user_ids])[0])
+    assert comp.rank(model, x, solo, 10) is None  # one taste: the single vector serves
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    assert comp.rank(model, x, u, 10, tastes="single") is None
+    ids, scores, src, tastes, w = comp.rank(model, x, u, 10)
+    seen = set(x.item_idx[x.user_idx == u].tolist())
+    assert len(set(ids.tolist())) == ids.size and not seen & set(ids.tolist())
+    assert set(src.tolist()) == {0, 1}  # both people are served
+    ids_tv, *_ = comp.rank(model, x, u, 6, context={"device": "tv", "hour": 21})
+    ids_tab, *_ = comp.rank(model, x, u, 6, context={"device": "tablet", "hour": 16})
+    # each person's own kind of titles (items 0-29 for the tv viewer)
+    assert np.mean(x.item_ids[ids_tv] < 30) > 0.8
+    assert np.mean(x.item_ids[ids_tab] >= 30) > 0.8
+    with pytest.raises(ValueError, match="tastes"):
+        comp.rank(model, x, u, 10, tastes="many")
+    with pytest.raises(ValueError, match="context"):
+        comp.rank(model, x, u, 10, context="tv")
+
+
+def test_bad_parameters(obvious):
+    ev, shared, x, model = obvious
+    for kw, msg in (({"max_tastes": 0}, "max_tastes"), ({"criterion": "x"}, "criterion"),
+                    ({"balance": 2}, "balance"), ({"circular": [1]}, "circular"),
+                    ({"categorical": "hour"}, "categorical"), ({"n_init": 0}, "n_init")):
+        with pytest.raises(ValueError, match=msg):
+            Tastes(**kw).fit_users(model, x, [0])
+    plain = tm.Interactions.from_frame(ev, event="event")
+    with pytest.raises(ValueError, match="sessions"):
+        Tastes().fit_users(model, plain, [0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 30), max_size=12, unique=True), min_size=1,
+                max_size=4),
+       st.lists(st.floats(0.05, 1.0), min_size=4, max_size=4), st.integers(1, 25))
+def test_interleave_property(lists, w, n):
+    weights = np.array(w[:len(lists)])
+    items, src = interleave(lists, weights, n)
+    assert len(items) == len(set(items)) <= n
+    assert len(items) == min(n, len(set().union(*map(set, lists))))
+    for it, j in zip(items, src):
+        assert it in lists[j]
+    # Sainte-Lague: while every list still has fresh items, no list is more than one
+    # ahead of its share of the prefix
+    if sum(len(a) for a in lists) == len(set().union(*map(set, lists))):  # disjoint
+        full = min(len(a) for a in lists)
+        counts = np.zeros(len(lists))
+        for pos, j in enumerate(src):
+            counts[j] += 1
+            if counts.min() >= full:
+                break
+            share = weights / weights.sum() * (pos + 1)
+            assert np.all(counts <= np.floor(share) + 1 + 1e-9)
+
+
+# ------------------------------------------------------------------ Personalizer
+@pytest.fixture(scope="module")
+def pz(obvious):
+    ev, shared, x, model = obvious
+    return Personalizer(model, x)
+
+
+def test_personalizer_tastes_and_top_picks(obvious, pz):
+    ev, shared, x, model = obvious
+    solo = int(x.user_ids[np.flatnonzero(~shared[x.user_ids])[0]])
+    both = int(x.user_ids[np.flatnonzero(shared[x.user_ids])[0]])
+    assert len(pz.tastes(solo)) == 1 and len(pz.tastes(both)) == 2
+    # one-taste account: auto is exactly single
+    assert pz.top_picks(solo, 8).items == pz.top_picks(solo, 8, tastes="single").items
+    auto = pz.top_picks(both, 10)
+    assert len(auto.items) == 10 and len(set(auto.items)) == 10
+    assert auto.kind == "top_picks" and len(auto.reasons) == 10
+    tv = pz.top_picks(both, 6, context={"device": "tv", "hour": 21})
+    tab = pz.top_picks(both, 6, context={"device": "tablet", "hour": 16})
+    assert np.mean(np.array(tv.items) < 30) > 0.8 and np.mean(np.array(tab.items) >= 30) > 0.8
+    with pytest.raises(ValueError, match="tastes"):
+        pz.top_picks(both, 5, tastes="both")
+    with pytest.raises(ValueError, match="unknown user"):
+        pz.tastes(10**6)
+
+
+def test_homepage_rows_per_taste_or_interleaved(obvious, pz):
+    ev, shared, x, model = obvious
+    both = int(x.user_ids[np.flatnonzero(shared[x.user_ids])[0]])
+    page = pz.homepage(both, rows=["top_picks"], row_size=5)
+    titles = [r.title for r in page.rows]
+    assert len(page.rows) == 2 and len(set(titles)) == 2
+    assert any("on the tv" in t for t in titles) and any("on the tablet" in t for t in titles)
+    items = page.items()
+    assert len(items) == len(set(items)) == 10  # never twice on a page
+    one = pz.homepage(both, rows=["top_picks"], row_size=5, tastes="interleave")
+    assert len(one.rows) == 1 and one.rows[0].title == "Top picks for you"
+    solo = int(x.user_ids[np.flatnonzero(~shared[x.user_ids])[0]])
+    assert len(pz.homepage(solo, rows=["top_picks"], row_size=5).rows) == 1
+    with pytest.raises(ValueError, match="tastes"):
+        pz.homepage(both, tastes="columns")
+
+
+def test_bundle_keeps_sessions_and_tastes(obvious, pz, tmp_path):
+    ev, shared, x, model = obvious
+    pz.set_tastes(Tastes(n_topics=4, balance=0.5))
+    path = tmp_path / "bundle.tm"
+    pz.save(path)
+    back = tm.load(path)
+    both = int(x.user_ids[np.flatnonzero(shared[x.user_ids])[0]])
+    assert back.sessions == pz.sessions
+    assert back._tastes.get_params() == pz._tastes.get_params() | {
+        "categorical": list(pz._tastes.categorical)}
+    assert back.top_picks(both, 8).items == pz.top_picks(both, 8).items
+    assert [t.items for t in back.tastes(both)] == [t.items for t in pz.tastes(both)]
+    pz.set_tastes(None)  # off: a single vector everywhere
+    assert len(pz.tastes(both)) == 1
+    assert pz.top_picks(both, 8).items == pz.top_picks(both, 8, tastes="single").items
+    pz.set_tastes(Tastes())
+
+
+def test_synthetic_accounts_are_told_apart():
+    """On the generator's log, shared accounts are found far above chance and every
+    detected taste is mostly one persona's sessions."""
+    synth = tm.datasets.synthetic_streaming(300, 200, seed=2, sessions_per_user=30)
+    x = synth.interactions(session="session", context=("device", "hour"))
+    model = tm.ALS(factors=16, iterations=8, random_state=0).fit(x.to_csr(),
+                                                                 show_progress=False)
+    fits = Tastes().fit_users(model, x, np.arange(x.n_users))
+    pred = np.array([f.k > 1 for f in fits])
+    truth = synth.shared[x.user_ids]
+    tp = (pred & truth).sum()
+    f1 = 2 * tp / (pred.sum() + truth.sum())
+    assert f1 > 0.7 and (pred & ~truth).sum() <= 0.05 * (~truth).sum()
+    persona = synth.events.groupby("session")["persona"].first()
+    purity = []
+    for f in fits:
+        if f.k > 1:
+            who = persona.loc[x.sessions.ids[f.sessions]].to_numpy()
+            hard = np.argmax(f.resp, axis=1)
+            purity.append(max(np.mean(who == hard), np.mean(who != hard)))
+    assert np.median(purity) > 0.85
