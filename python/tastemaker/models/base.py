@@ -598,8 +598,10 @@ class FactorModel(Model):
         if pool == 0:
             empty = np.empty((q.shape[0], 0))
             return self._shape_result(empty.astype(np.int32), empty.astype(np.float32), scalar)
+        packed = (None if allow is not None
+                  else self._packed_items("item", "factors", itf, "item_factors"))
         out_ids, out_scores = _topk(q, itf, min(N, pool), indptr, indices, allow, deny,
-                                    self._query_threads(), "vectors", "item_factors")
+                                    self._query_threads(), "vectors", "item_factors", packed)
         return self._shape_result(out_ids, out_scores, scalar)
 
     def _similar(self, factors: np.ndarray, name: str, queryid, N, deny_ids, allow_ids,
@@ -625,6 +627,10 @@ class FactorModel(Model):
             if fold_rows is None:
                 raise ValueError(f"{fold_name}: required when recalculate is True")
             other = self.user_factors if fold_name == "item_users" else self.item_factors
+            from ..data.interactions import Interactions
+
+            if isinstance(fold_rows, Interactions) and fold_name == "item_users":
+                fold_rows = fold_rows.to_csr().T.tocsr()  # users x items -> items x users
             rows = self._rows_for(ids, fold_rows, fold_name, n, np.asarray(other).shape[0], True)
             raw = _factor_array(fold(rows), "fold-in factors")
             queries = _normalized(raw, "fold-in factors")
