@@ -4,7 +4,7 @@
 Protocol (per split seed): every rating is a positive (implicit); 20% of the items with
 ratings are held out entirely (``tastemaker.evaluation.cold_item_split``), so their
 columns are empty in train; the item features are genres + release year (19 genre
-flags, 10 year buckets: ``tastemaker.datasets.item_features``), the same matrix for
+flags, 8 distinct year buckets: ``tastemaker.datasets.item_features``), the same matrix for
 every model.  Each user with a held-out rating gets the top 10 of the cold items (only
 the cold items are candidates) and NDCG@10 / precision@10 are averaged over them.
 
