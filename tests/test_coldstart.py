@@ -290,6 +290,8 @@ def contract_features(user_items) -> sp.csr_matrix:
 
 
 class TestContentModelContract(ModelContract):
+    supports_item_fold_in = False  # items are their features, not their users
+
     def make_model(self):
         return ContentModel()
 
