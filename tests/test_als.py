@@ -447,3 +447,41 @@ def test_auto_regularization_survives_save_and_load(tmp_path):
     a, _ = m.recommend(0, x[0], N=5, recalculate_user=True)
     b, _ = back.recommend(0, x[0], N=5, recalculate_user=True)
     np.testing.assert_array_equal(a, b)
+
+
+def test_huge_integer_parameters_are_value_errors_not_pybind_errors():
+    # ints >= 2**31 reached pybind11 as "incompatible function arguments" (a TypeError)
+    m = random_matrix()
+    with pytest.raises(ValueError, match="cg_steps: expected an int <= 1024"):
+        ALS(cg_steps=2**31).fit(m, show_progress=False)
+    with pytest.raises(ValueError, match="factors: expected an int <= 4096"):
+        ALS(factors=2**31).fit(m, show_progress=False)
+    model = ALS(factors=3, iterations=1, random_state=0).fit(m, show_progress=False)
+    ids, _ = model.recommend(0, m, N=2**40)
+    assert len(ids) == m.shape[1] - m[0].nnz
+    with pytest.raises(IndexError, match="userid: id 1099511627776 out of range"):
+        model.recommend(2**40, m[0], recalculate_user=True)
+
+
+def test_partial_fit_keeps_the_carried_seen_items_in_step(tmp_path):
+    # the saved file used to load and then fail at the first recommend
+    m = random_matrix()
+    model = ALS(factors=3, iterations=1, random_state=0).fit(m, show_progress=False)
+    model.user_items = m
+    new_rows = random_matrix(n_users=2, seed=4)
+    model.partial_fit_users([1, m.shape[0] + 1], new_rows)
+    ui = model.user_items.toarray()
+    assert ui.shape == (m.shape[0] + 2, m.shape[1])
+    np.testing.assert_array_equal(ui[1], new_rows[0].toarray()[0])
+    np.testing.assert_array_equal(ui[m.shape[0] + 1], new_rows[1].toarray()[0])
+    assert not ui[m.shape[0]].any()
+    np.testing.assert_array_equal(ui[0], m[0].toarray()[0])
+    cols = random_matrix(n_users=1, n_items=ui.shape[0], seed=5)
+    model.partial_fit_items([m.shape[1]], cols)
+    ui2 = model.user_items.toarray()
+    assert ui2.shape == (m.shape[0] + 2, m.shape[1] + 1)
+    np.testing.assert_array_equal(ui2[:, m.shape[1]], cols.toarray()[0])
+    model.save(tmp_path / "m.npz")
+    back = tastemaker.load(tmp_path / "m.npz")
+    ids, _ = back.recommend(m.shape[0] + 1, back.user_items, N=3)
+    assert not np.isin(ids, back.user_items[m.shape[0] + 1].indices).any()

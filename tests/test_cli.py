@@ -250,39 +250,56 @@ def bundle_file(events_csv, tmp_path_factory):
     return out
 
 
+def in_process(*args, check=True):
+    """``tastemaker ARGS`` in this process (fast: no interpreter start), like run_cli."""
+    import contextlib
+    import io
+    import types
+
+    from tastemaker import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(a) for a in args])
+    proc = types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"exit {code}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
 def test_bundle_commands_print_titles(bundle_file, events_csv):
     p = tastemaker.load(bundle_file)
     assert isinstance(p, tastemaker.Personalizer)
-    txt = run_cli("recommend", bundle_file, "--user", "user-0", "-n", 3).stdout
+    txt = in_process("recommend", bundle_file, "--user", "user-0", "-n", 3).stdout
     assert txt.startswith("Top picks for user user-0:") and " 3. Film number " in txt
-    rec = json.loads(run_cli("recommend", bundle_file, "--user", "user-0", "-n", 4,
+    rec = json.loads(in_process("recommend", bundle_file, "--user", "user-0", "-n", 4,
                              "--json").stdout)
     assert [r["item"] for r in rec["items"]] == p.top_picks("user-0", 4).items
     assert all(r["title"].startswith("Film number") for r in rec["items"])
-    sim = run_cli("similar", bundle_file, "--item", "title-25", "-n", 3).stdout
+    sim = in_process("similar", bundle_file, "--item", "title-25", "-n", 3).stdout
     assert sim.startswith("Similar to Film number 25:")
-    page = run_cli("homepage", bundle_file, "--user", "user-1", "--row-size", 4).stdout
+    page = in_process("homepage", bundle_file, "--user", "user-1", "--row-size", 4).stdout
     assert "Top picks for you:" in page and "Film number" in page
-    js = json.loads(run_cli("homepage", bundle_file, "--user", "user-1", "--json").stdout)
+    js = json.loads(in_process("homepage", bundle_file, "--user", "user-1", "--json").stdout)
     items = [i for r in js["rows"] for i in r["items"]]
     assert len(items) == len(set(items))
     top = p.top_picks("user-1", 1).items[0]
-    ex = run_cli("explain", bundle_file, "--user", "user-1", "--item", top, "-n", 2).stdout
+    ex = in_process("explain", bundle_file, "--user", "user-1", "--item", top, "-n", 2).stdout
     assert ex.startswith(f"Why {p.title(top)} for user user-1: score")
     assert "because you watched Film number" in ex and "everything else" in ex
-    e = json.loads(run_cli("explain", bundle_file, "--user", "user-1", "--item", top,
+    e = json.loads(in_process("explain", bundle_file, "--user", "user-1", "--item", top,
                            "--json").stdout)
     assert abs(sum(c["value"] for c in e["contributions"]) + e["rest"] - e["score"]) < 1e-9
 
 
 def test_bundle_command_errors(bundle_file, model_file, events_csv, tmp_path):
-    assert_user_error(run_cli("homepage", model_file, "--user", "user-0", check=False),
+    assert_user_error(in_process("homepage", model_file, "--user", "user-0", check=False),
                       "needs a Personalizer bundle")
-    assert_user_error(run_cli("explain", bundle_file, "--user", "nobody", "--item", "title-1",
+    assert_user_error(in_process("explain", bundle_file, "--user", "nobody", "--item", "title-1",
                               check=False), "--user", "nobody")
-    assert_user_error(run_cli("explain", bundle_file, "--user", "user-1", "--item", "x",
+    assert_user_error(in_process("explain", bundle_file, "--user", "user-1", "--item", "x",
                               check=False), "--item")
-    assert_user_error(run_cli("fit", events_csv, "--user-col", "account", "--item-col", "title",
+    assert_user_error(in_process("fit", events_csv, "--user-col", "account", "--item-col", "title",
                               "--items", tmp_path / "missing.csv", "-o", tmp_path / "b.tm",
                               check=False), "--items")
 

@@ -38,7 +38,7 @@ def test_set_num_threads_roundtrip_and_validation():
 
 
 def test_set_simd_path_rejects_unknown():
-    with pytest.raises(ValueError, match="unknown SIMD path"):
+    with pytest.raises(ValueError, match="^name: unknown SIMD path"):
         tastemaker.set_simd_path("sse9")
     with pytest.raises(ValueError, match="name"):
         tastemaker.set_simd_path(3)

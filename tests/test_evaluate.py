@@ -235,3 +235,19 @@ def test_tastemaker_als_beats_popularity_in_user_kfold(ml100k_dir):
     cold = tastemaker.evaluate({"ALS": als}, fold.fold_in, fold.test, k=10, metrics=["ndcg"],
                                show_progress=False, baseline=False)
     assert cold.loc["ALS", "ndcg@10"] < df.loc["ALS", "ndcg@10"]
+
+
+def test_huge_k_is_capped_at_the_catalogue_not_allocated():
+    # evaluate(k=10**9) allocated users x 10**9 ids before failing
+    x = sp.random(50, 20, density=0.3, format="csr", random_state=0, dtype=np.float32)
+    y = sp.random(50, 20, density=0.1, format="csr", random_state=1, dtype=np.float32)
+    y = (y - y.multiply(x > 0)).tocsr()
+    y.eliminate_zeros()
+    model = tastemaker.ALS(factors=3, iterations=2, random_state=0).fit(x, show_progress=False)
+    table = evaluate({"ALS": model}, x, y, k=(20, 10**9), show_progress=False)
+    for col in table.columns:
+        name, k = col.rsplit("@", 1)
+        if k == "20":
+            other = table[f"{name}@{10**9}"]
+            scale = 20 / 10**9 if name == "precision" else 1.0
+            np.testing.assert_allclose(other, table[col] * scale, rtol=1e-12)

@@ -390,3 +390,27 @@ def test_load_refuses_nan_values_and_inconsistent_arrays(tmp_path):
                         bad)
         with pytest.raises(ValueError, match=f"path: .*damaged interactions file \\({key}"):
             Interactions.load(tmp_path / "bad.npz")
+
+
+def test_file_errors_name_the_file_not_internal_arguments(tmp_path):
+    p = tmp_path / "empty.csv"
+    p.write_text("user,item\n")
+    with pytest.raises(ValueError, match=r"^path: '.*empty.csv': the frame is empty"):
+        Interactions.from_path(p)
+    with pytest.raises(ValueError, match="delimiter: only for text files"):
+        Interactions.from_path(tmp_path / "x.parquet", delimiter=";")
+
+
+def test_csv_ids_keep_leading_zeros_like_parquet(tmp_path):
+    df = pd.DataFrame({"user": ["007", "026", "26"], "item": ["1", "01", "001"]})
+    df.to_csv(tmp_path / "e.csv", index=False)
+    df.to_parquet(tmp_path / "e.parquet")
+    a = Interactions.from_path(tmp_path / "e.csv")
+    b = Interactions.from_path(tmp_path / "e.parquet")
+    assert a == b and sorted(a.user_ids.tolist()) == ["007", "026", "26"]
+    auto = Interactions.read_csv(tmp_path / "e.csv", id_type="auto")
+    assert auto.user_ids.tolist() == [7, 26]  # inferred numbers, when asked for
+    semi = tmp_path / "e.txt.csv"
+    semi.write_text("u;i\nx;1\ny;2\n")
+    got = Interactions.read_csv(semi, delimiter=";", user="u", item="i")
+    assert got.item_ids.tolist() == ["1", "2"]

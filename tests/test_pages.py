@@ -557,3 +557,69 @@ def _tmp_bundle() -> str:
     import tempfile
 
     return os.path.join(tempfile.mkdtemp(), "junk.tm")
+
+
+# ------------------------------------------------------------------ other models
+def _other_model(name, data, feats):
+    cls = getattr(tm, name, None)
+    if cls is None:
+        pytest.skip(f"{name} is not in this tastemaker")
+    csr = data.to_csr()
+    if name == "ItemKNN":
+        return cls(K=20).fit(csr, show_progress=False)
+    if name == "EASE":
+        return cls(regularization=20.0).fit(csr, show_progress=False)
+    if name == "ContentModel":
+        return cls().fit(csr, feats.reindex(data.item_ids))
+    return cls(factors=8, iterations=3, random_state=0).fit(csr, feats.reindex(data.item_ids),
+                                                            show_progress=False)
+
+
+def _reference_contributions(name, model, items, values, target):
+    if name == "ItemKNN":
+        return values * model.similarity_[items][:, [target]].toarray().ravel()
+    if name == "EASE":
+        return values * model.item_factors[target, items].astype(np.float64)
+    if name == "ContentModel":
+        e = model.item_factors.astype(np.float64)
+        return values * (e[items] @ e[target])
+    return None  # HybridALS: the ALS decomposition, checked through the sum
+
+
+@pytest.mark.parametrize("name", ["ItemKNN", "EASE", "ContentModel", "HybridALS"])
+def test_other_models_explain_and_serve(name, data, synth, catalog, tmp_path):
+    feats = tm.datasets.item_features(synth.items)
+    model = _other_model(name, data, feats)
+    p = tm.Personalizer(model, data, catalog=catalog, features=feats)
+    csr = data.to_csr()
+    for user in some_users(data, 3):
+        u = data.user_index(user)
+        row = p.top_picks(user, n=5)
+        assert row.items and set(row.items).isdisjoint(seen_of(data, user))
+        for item, score in zip(row.items, row.scores):
+            e = p.explain(user, item, n=10_000)
+            assert e.score == score and e.method != "none"
+            assert abs(e.rest) < 1e-4 * max(1.0, abs(e.score))
+            ref = _reference_contributions(name, model, csr[u].indices,
+                                           csr[u].data.astype(np.float64),
+                                           data.item_index(item))
+            if ref is not None:
+                got = dict(e.contributions)
+                for j, v in zip(data.item_ids[csr[u].indices].tolist(), ref):
+                    assert got.get(j, 0.0) == pytest.approx(v, rel=1e-5, abs=1e-6)
+        for r in p.because_you_watched(user, n_rows=2, n=4):
+            assert r.seed in seen_of(data, user)
+            for item, s in zip(r.items, r.scores):
+                assert dict(p.explain(user, item, n=10_000).contributions)[r.seed] == \
+                    pytest.approx(s, rel=1e-4, abs=1e-6)
+        page = p.homepage(user, row_size=4)
+        assert len(page.items()) == len(set(page.items()))
+    user = some_users(data, 1)[0]
+    first = p.top_picks(user, 3).items[0]
+    p.record(user, first, "complete")
+    assert first not in p.top_picks(user, 10).items
+    p.save(tmp_path / "m.tm")
+    q = tm.load(tmp_path / "m.tm")
+    assert q.top_picks(user, 5) == p.top_picks(user, 5)
+    p.refresh(wait=True)
+    assert first in p.history(user).items and len(p.top_picks(user, 5)) == 5

@@ -40,7 +40,10 @@ def set_simd_path(name: str) -> None:
     """
     if not isinstance(name, str):
         raise ValueError(f"name: expected a str, got {type(name).__name__}")
-    _core.simd_set(name)
+    try:
+        _core.simd_set(name)
+    except ValueError as exc:
+        raise ValueError(f"name: {exc}") from None
 
 
 def set_num_threads(n: int) -> None:

@@ -524,7 +524,18 @@ class Interactions:
                                    parse_options=pacsv.ParseOptions(delimiter=delimiter))
         except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
             raise ValueError(f"path: cannot read {str(path)!r} ({exc})") from None
-        return cls.from_frame(table.to_pandas(), **kwargs)
+        return cls._from_file_frame(table.to_pandas(), path, kwargs)
+
+    @classmethod
+    def _from_file_frame(cls, df, path, kwargs) -> "Interactions":
+        """from_frame for a frame read from ``path``: its errors name the file, not ``df``."""
+        try:
+            return cls.from_frame(df, **kwargs)
+        except ValueError as exc:
+            msg = str(exc)
+            if msg.startswith("df:"):
+                raise ValueError(f"path: {str(path)!r}:{msg[3:]}") from None
+            raise
 
     @classmethod
     def read_parquet(cls, path, **kwargs) -> "Interactions":
@@ -535,7 +546,7 @@ class Interactions:
             table = pq.read_table(str(path))
         except (OSError, ValueError) as exc:
             raise ValueError(f"path: cannot read Parquet {str(path)!r} ({exc})") from None
-        return cls.from_frame(table.to_pandas(), **kwargs)
+        return cls._from_file_frame(table.to_pandas(), path, kwargs)
 
     @classmethod
     def from_path(cls, path, **kwargs) -> "Interactions":

@@ -192,7 +192,8 @@ def evaluate(models, train, test, k=(10, 20), metrics=None, *, show_progress: bo
                                              else train)
 
     users = np.flatnonzero(np.diff(test.indptr)).astype(np.int64)
-    n = ks[-1]
+    # no list is longer than the catalogue: k=10**9 must not allocate users x 10**9
+    n = min(ks[-1], test.shape[1])
     n_batches = -(-users.size // batch_size)
     bar = tqdm(total=n_batches * len(models), desc="evaluate", unit="batch",
                disable=not show_progress)
@@ -217,16 +218,23 @@ def _score(rec, users, train, test, ks, names, item_features) -> dict:
     for name in names:
         for k in ks:
             col = f"{name}@{k}"
+            kl = min(k, rec.shape[1])  # a list is never longer than the catalogue
             if name in _m.RANKING_METRICS:
                 out[col] = _m._reduce(hits.metric(name, k), False)
             elif name == "coverage":
-                out[col] = _m.catalog_coverage(rec, test.shape[1], k)
+                out[col] = _m.catalog_coverage(rec, test.shape[1], kl)
             elif name == "novelty":
-                out[col] = _m.novelty(rec, train, k)
+                out[col] = _m.novelty(rec, train, kl)
             elif name == "arp":
-                out[col] = _m.popularity_bias(rec, train, k)
+                out[col] = _m.popularity_bias(rec, train, kl)
             elif name == "personalization":
-                out[col] = _m.personalization(rec, k)
+                out[col] = _m.personalization(rec, kl)
             elif name == "diversity":
-                out[col] = _m.intra_list_diversity(rec, item_features, k)
+                try:
+                    out[col] = _m.intra_list_diversity(rec, item_features, kl)
+                except ValueError as exc:  # the metric's argument is evaluate's item_features
+                    msg = str(exc)
+                    if msg.startswith("item_vectors:"):
+                        raise ValueError("item_features:" + msg[len("item_vectors:"):]) from None
+                    raise
     return out

@@ -182,6 +182,7 @@ class _Hits:
     def metric(self, name: str, k: int) -> np.ndarray:
         """Per-row values of metric ``name`` at ``k`` (NaN where undefined)."""
         hits = self.hits[:, :k]
+        w = hits.shape[1]  # < k when k exceeds the catalogue (evaluate caps the lists)
         n_pos = self.n_pos
         has = n_pos > 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -196,12 +197,12 @@ class _Hits:
                 first = np.argmax(hits, axis=1)
                 out = np.where(n_hit > 0, 1.0 / (first + 1.0), 0.0)
             elif name in ("map", "map_full"):
-                ranks = np.arange(1, k + 1, dtype=np.float64)
+                ranks = np.arange(1, w + 1, dtype=np.float64)
                 prec = np.cumsum(hits, axis=1) / ranks
                 denom = np.minimum(k, n_pos) if name == "map" else n_pos
                 out = (prec * hits).sum(axis=1) / denom
             elif name == "ndcg":
-                disc = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+                disc = 1.0 / np.log2(np.arange(2, w + 2, dtype=np.float64))
                 dcg = hits @ disc
                 ideal = np.concatenate(([0.0], np.cumsum(disc)))
                 out = dcg / ideal[np.minimum(k, n_pos).astype(np.int64)]

@@ -228,7 +228,7 @@ class ALS(FactorModel):
             "regularization": self._resolved_regularization(),
             "alpha": check_float(self.alpha, "alpha", minimum=0.0, strict=True),
             "iterations": check_int(self.iterations, "iterations", minimum=0),
-            "cg_steps": check_int(self.cg_steps, "cg_steps", minimum=1),
+            "cg_steps": check_int(self.cg_steps, "cg_steps", minimum=1, maximum=1024),
             "reg_exponent": check_float(self.regularization_exponent, "regularization_exponent"),
             "num_threads": check_num_threads(self.num_threads),
         }
@@ -426,6 +426,7 @@ class ALS(FactorModel):
             uf = self._grown(self.user_factors, int(ids.max()) + 1)
             uf[ids] = x
             self.user_factors = uf  # assigning (even the same array) invalidates the caches
+            self._update_seen(ids, m, axis=0)
         return self
 
     def partial_fit_items(self, itemids, item_users):
@@ -440,7 +441,35 @@ class ALS(FactorModel):
             itf = self._grown(self.item_factors, int(ids.max()) + 1)
             itf[ids] = y
             self.item_factors = itf
+            self._update_seen(ids, m, axis=1)
         return self
+
+    def _update_seen(self, ids: np.ndarray, rows: sp.csr_matrix, axis: int) -> None:
+        """Keep a carried ``user_items`` (the seen items a saved model filters out) in step
+        with the factors: the given users' rows (axis 0) or items' columns (axis 1) are
+        replaced by ``rows`` and the matrix grows with the factors, so the saved file still
+        loads and serves.  External id maps (``user_ids`` / ``item_ids``) cannot be
+        invented: extend them for new ids before saving (``save`` says so)."""
+        ui = getattr(self, "user_items", None)
+        if ui is None or not sp.issparse(ui):
+            return
+        n_users, n_items = self._n_users_items()
+        ui = sp.csr_matrix(ui)
+        if axis == 1:
+            ui, rows = ui.T.tocsr(), rows
+        keep = np.ones(ui.shape[0], dtype=bool)
+        keep[ids[ids < ui.shape[0]]] = False
+        kept = sp.diags(keep.astype(np.float32)) @ ui
+        target = (n_users, n_items) if axis == 0 else (n_items, n_users)
+        kept.resize(target)
+        new = sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=(rows.shape[0],
+                                                                             target[1]))
+        place = sp.csr_matrix((np.ones(len(ids), np.float32), (ids, np.arange(len(ids)))),
+                              shape=(target[0], len(ids)))
+        out = (kept + place @ new).tocsr()
+        out.eliminate_zeros()
+        out.sort_indices()
+        self.user_items = out if axis == 0 else out.T.tocsr()
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self):

@@ -598,8 +598,10 @@ class FactorModel(Model):
         if pool == 0:
             empty = np.empty((q.shape[0], 0))
             return self._shape_result(empty.astype(np.int32), empty.astype(np.float32), scalar)
+        packed = (None if allow is not None
+                  else self._packed_items("item", "factors", itf, "item_factors"))
         out_ids, out_scores = _topk(q, itf, min(N, pool), indptr, indices, allow, deny,
-                                    self._query_threads(), "vectors", "item_factors")
+                                    self._query_threads(), "vectors", "item_factors", packed)
         return self._shape_result(out_ids, out_scores, scalar)
 
     def _similar(self, factors: np.ndarray, name: str, queryid, N, deny_ids, allow_ids,

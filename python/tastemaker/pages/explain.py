@@ -27,7 +27,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dpotrs as _potrs
+
 __all__ = ["AlsExplainer", "ProfileExplainer"]
+
+
+def _solve(factor: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A^{-1} b from the lower Cholesky factor of A (LAPACK potrs, no wrapper checks)."""
+    x, info = _potrs(factor, np.asfortranarray(b), lower=1)
+    if info != 0:  # pragma: no cover - potrs fails only on bad arguments
+        raise ValueError(f"explain: triangular solve failed (info {info})")
+    return x
 
 
 class AlsExplainer:
@@ -50,11 +61,21 @@ class AlsExplainer:
         self._systems: dict = {}
 
     def gram(self) -> np.ndarray:
+        """The Gram matrix the model's own fold-in uses (its cache; HybridALS counts only
+        the items with data), so that ``A`` here is the ``A`` of the ranking vector."""
         if self._gram is None:
             m = self._model
-            try:  # the model's cached fold-in Gram, when it has one
-                g = m._item_gram(m._checked_params())
-            except AttributeError:
+            p = m._checked_params()
+            attempts = (lambda: m._gram("item", m.item_factors, p["num_threads"]),
+                        lambda: m._item_gram(p))
+            g = None
+            for attempt in attempts:
+                try:
+                    g = attempt()
+                    break
+                except (AttributeError, TypeError):
+                    continue
+            if g is None:
                 from .. import _core
 
                 g = _core.als_gram(self.item_factors, 0)
@@ -70,8 +91,6 @@ class AlsExplainer:
         hit = self._systems.get(key)
         if hit is not None:
             return hit
-        from scipy.linalg import cho_factor
-
         keep = v != 0
         items, v = items[keep], v[keep]
         yh = self.item_factors[items].astype(np.float64)
@@ -79,8 +98,12 @@ class AlsExplainer:
         lam = self.reg if self.nu == 0.0 else float(np.float32(
             self.reg * (1.0 + items.size) ** self.nu))
         a = self.gram() + (yh.T * (c - 1.0)) @ yh
-        a[np.diag_indices_from(a)] += lam
-        out = (cho_factor(a, lower=True, check_finite=False), c, v > 0, yh, items)
+        a.flat[:: a.shape[0] + 1] += lam
+        factor, info = _potrf(a, lower=1, clean=0, overwrite_a=1)
+        if info != 0:
+            raise ValueError("explain: the user's system is not positive definite (raise the "
+                             "model's regularization)")
+        out = (factor, c, v > 0, yh, items)
         if len(self._systems) >= 64:
             self._systems.clear()
         self._systems[key] = out
@@ -89,22 +112,18 @@ class AlsExplainer:
     def contributions(self, items, values, targets) -> tuple[np.ndarray, np.ndarray]:
         """(history item indices, contributions (len(targets), n_history)) for target
         item indices; a row sums to the targets' score."""
-        from scipy.linalg import cho_solve
-
         fac, c, pos, yh, hist = self.system(items, values)
         yt = self.item_factors[np.asarray(targets, dtype=np.int64)].astype(np.float64)
-        w = cho_solve(fac, yt.T, check_finite=False)  # (f, T): A^{-1} y_t
+        w = _solve(fac, yt.T)  # (f, T): A^{-1} y_t
         contrib = (yh @ w).T * np.where(pos, c, 0.0)[None, :]
         return hist, contrib
 
     def seed_vectors(self, items, values, seeds) -> np.ndarray:
         """``z_s = c_s A^{-1} y_s`` for each seed item index (float32, (S, f))."""
-        from scipy.linalg import cho_solve
-
         fac, c, pos, yh, hist = self.system(items, values)
         where = {int(j): k for k, j in enumerate(hist)}
         cols = [where[int(s)] for s in seeds]
-        z = cho_solve(fac, yh[cols].T, check_finite=False).T
+        z = _solve(fac, yh[cols].T).T
         z *= np.where(pos[cols], c[cols], 0.0)[:, None]
         return np.ascontiguousarray(z, dtype=np.float32)
 

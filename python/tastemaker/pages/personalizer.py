@@ -360,7 +360,7 @@ class Personalizer:
                        vector=b.vectors[u], partial=partial, seq=0)
 
     def _ext_items(self, st: _State, idx) -> list:
-        return [external(x) for x in st.items.ids[np.asarray(idx, dtype=np.int64)]]
+        return st.items.ids[np.asarray(idx, dtype=np.int64)].tolist()  # Python ints / strs
 
     def _title(self, st: _State, i: int) -> str:
         if self.catalog is not None:
@@ -402,7 +402,8 @@ class Personalizer:
     def _filters(self, st: _State, rules) -> tuple[np.ndarray, np.ndarray | None]:
         """(sorted deny item indices, allow item indices or None) of the rules."""
         r = self.rules if rules is None else Rules.of(rules).checked()
-        now = self._clock(st, r)
+        # to the minute: the clock moves with every event, the windows do not need it
+        now = float(np.floor(self._clock(st, r) / 60.0) * 60.0)
         key = ("blocked", st.items.version, now, r.max_maturity, r.region)
         blocked = st.cache.get(key)
         if blocked is None:
@@ -713,8 +714,11 @@ class Personalizer:
 
     # ------------------------------------------------------------------ home page
     def _trending(self, st: _State, now: float) -> np.ndarray:
-        """Viewers per item with an event in ``[now - trending_window, now]`` (base counts
-        cached per clock; rows changed live replace their base rows)."""
+        """Viewers per item with an event in ``[now - trending_window, now]``, ``now``
+        rounded up to the hour so that the base counts (a pass over every entry) are
+        reused while the clock moves with each event; rows changed live replace their
+        base rows."""
+        now = float(np.ceil(now / 3600.0) * 3600.0)
         lo = now - self.trending_window
         key = ("trending", st.items.version, now)
         base = st.cache.get(key)
