@@ -10,6 +10,7 @@ How to use it (one class per model, in that model's test file)::
 
         # what the model cannot do (each defaults to True):
         supports_fold_in = True         # recommend(..., recalculate_user=True)
+        supports_item_fold_in = True    # similar_items(..., recalculate_item=True)
         supports_similar_items = True
         supports_similar_users = True
 
@@ -78,6 +79,7 @@ class ModelContract:
     """Mixin of contract tests; see the module documentation."""
 
     supports_fold_in = True
+    supports_item_fold_in = True  # similar_items(..., recalculate_item=True, item_users=...)
     supports_similar_items = True
     supports_similar_users = True
 
@@ -221,6 +223,10 @@ class ModelContract:
         assert not np.isin(f_ids, [0, 1, 2]).any()
         a_ids, _ = fitted.similar_items(0, N=50, items=[3, 4, 5])
         assert np.isin(a_ids, [3, 4, 5]).all()
+        if self.supports_item_fold_in:  # an Interactions serves as item_users (transposed)
+            item_users = data.to_csr().T.tocsr()
+            _same(fitted.similar_items(2, N=5, recalculate_item=True, item_users=data),
+                  fitted.similar_items(2, N=5, recalculate_item=True, item_users=item_users))
 
     def test_item_without_interactions_is_never_similar(self, data):
         if not self.supports_similar_items:

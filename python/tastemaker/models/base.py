@@ -627,6 +627,10 @@ class FactorModel(Model):
             if fold_rows is None:
                 raise ValueError(f"{fold_name}: required when recalculate is True")
             other = self.user_factors if fold_name == "item_users" else self.item_factors
+            from ..data.interactions import Interactions
+
+            if isinstance(fold_rows, Interactions) and fold_name == "item_users":
+                fold_rows = fold_rows.to_csr().T.tocsr()  # users x items -> items x users
             rows = self._rows_for(ids, fold_rows, fold_name, n, np.asarray(other).shape[0], True)
             raw = _factor_array(fold(rows), "fold-in factors")
             queries = _normalized(raw, "fold-in factors")
