@@ -37,6 +37,23 @@ PEAK_GFLOPS = 450.0  # measured fp32 peak of this 2-core Zen 5 machine
 DRAM_GBS = 65.0
 
 
+def measure_peak_gflops(path: str | None = None, threads: int = 0, repeat: int = 5,
+                        seconds: float = 0.2) -> float:
+    """fp32 FMA peak of this machine, measured now: independent multiply-add chains in
+    registers on every thread (tastemaker's probe, on SIMD path ``path`` or the active one),
+    best of ``repeat`` runs (the machine is shared: the best run is the least disturbed)."""
+    import tastemaker
+    from tastemaker import _core
+
+    before = tastemaker.simd_path()
+    try:
+        if path is not None:
+            tastemaker.set_simd_path(path)
+        return max(_core.fma_peak_gflops(seconds, threads) for _ in range(repeat))
+    finally:
+        tastemaker.set_simd_path(before)
+
+
 def synthetic(scale: float, seed: int = 0) -> sp.csr_matrix:
     """Long-tailed users x items matrix: log-normal user activity, Zipf item popularity."""
     rng = np.random.default_rng(seed)

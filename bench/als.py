@@ -15,7 +15,10 @@ FLOP model of one CG iteration (both half-steps; f factors, s = cg_steps):
     Gram Y^T Y (upper triangle)       O * f * (f + 1)
     per row, s + 1 times: G v + l v   2 f^2 + f,   vector updates ~ 10 f
     per non-zero, s + 1 times: fused dot + axpy   4 f
-Usage: python bench/als.py [--scale 0.1] [--iterations 3] [--skip-implicit]
+--simd scalar,avx2,avx512 times every listed SIMD path side by side with implicit in the
+same run (alternating, best of --repeat), each against the FMA peak measured on that path.
+
+Usage: python bench/als.py [--scale 0.1] [--iterations 3] [--skip-implicit] [--simd all]
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ import threading
 import time
 from pathlib import Path
 
-from _common import DRAM_GBS, PEAK_GFLOPS, ROOT, load_real, synthetic  # noqa: E402  (sets OPENBLAS_CORETYPE)
+from _common import (  # noqa: E402  (sets OPENBLAS_CORETYPE)
+    DRAM_GBS,
+    ROOT,
+    load_real,
+    measure_peak_gflops,
+    synthetic,
+)
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -145,20 +154,29 @@ def measure_memory(m, factors, iterations) -> dict:
     return r
 
 
-def run_dataset(name, m, args, test=None) -> dict:
+def run_dataset(name, m, args, paths, peaks, test=None) -> dict:
     f, steps = args.factors, 3
     iterations = args.iterations if test is None else args.real_iterations
     params = dict(factors=f, regularization=0.01, iterations=iterations)
     res = {"dataset": name, "shape": list(m.shape), "nnz": int(m.nnz), "factors": f,
            "cg_steps": steps, "iterations": iterations,
            "gflop_per_iteration": flops_per_iteration(m, f, steps) / 1e9}
-    # The machine is shared: alternate the two libraries --repeat times and keep each
-    # one's best median, so a burst of outside load does not land on one side only.
-    tm_runs, im_runs = [], []
+    # The machine is shared: alternate the libraries (and paths) --repeat times and keep
+    # each one's best median, so a burst of outside load does not land on one side only.
+    tm_runs = {p: [] for p in paths}
+    im_runs = []
+    models = {}
+    before = tastemaker.simd_path()
     for _ in range(args.repeat):
-        model = tastemaker.ALS(random_state=0, num_threads=args.threads, **params)
-        tm_runs.append(time_fit(lambda cb: model.fit(m, show_progress=False, callback=cb),
-                                iterations))
+        for path in paths:
+            tastemaker.set_simd_path(path)
+            try:
+                model = tastemaker.ALS(random_state=0, num_threads=args.threads, **params)
+                tm_runs[path].append(time_fit(
+                    lambda cb: model.fit(m, show_progress=False, callback=cb), iterations))
+                models[path] = model
+            finally:
+                tastemaker.set_simd_path(before)
         if not args.skip_implicit:
             from implicit.cpu.als import AlternatingLeastSquares
             from threadpoolctl import threadpool_limits
@@ -168,20 +186,34 @@ def run_dataset(name, m, args, test=None) -> dict:
                                                  **params)
                 im_runs.append(time_fit(
                     lambda cb: theirs.fit(m, show_progress=False, callback=cb), iterations))
-    res["tastemaker_s_per_iter"] = min(t for t, _ in tm_runs)
-    res["tastemaker_iters"] = [per for _, per in tm_runs]
-    res["tastemaker_gflops"] = res["gflop_per_iteration"] / res["tastemaker_s_per_iter"]
-    if test is not None:
-        res["tastemaker_precision@10"] = precision_at_10(model.user_factors, model.item_factors,
-                                                         m, test)
     if im_runs:
         res["implicit_s_per_iter"] = min(t for t, _ in im_runs)
         res["implicit_iters"] = [per for _, per in im_runs]
         res["implicit_gflops"] = res["gflop_per_iteration"] / res["implicit_s_per_iter"]
-        res["speedup"] = res["implicit_s_per_iter"] / res["tastemaker_s_per_iter"]
         if test is not None:
             res["implicit_precision@10"] = precision_at_10(theirs.user_factors,
                                                            theirs.item_factors, m, test)
+    res["paths"] = {}
+    for path in paths:
+        t = min(s for s, _ in tm_runs[path])
+        r = {"s_per_iter": t, "iters": [per for _, per in tm_runs[path]],
+             "gflops": res["gflop_per_iteration"] / t, "peak_gflops": peaks[path]}
+        r["fraction_of_peak"] = r["gflops"] / peaks[path]
+        if im_runs:
+            r["speedup"] = res["implicit_s_per_iter"] / t
+        if test is not None:
+            r["precision@10"] = precision_at_10(models[path].user_factors,
+                                                models[path].item_factors, m, test)
+        res["paths"][path] = r
+    # headline: the path show_config picks (the active one)
+    head = before if before in paths else paths[-1]
+    res["headline_path"] = head
+    res["tastemaker_s_per_iter"] = res["paths"][head]["s_per_iter"]
+    res["tastemaker_gflops"] = res["paths"][head]["gflops"]
+    if im_runs:
+        res["speedup"] = res["paths"][head]["speedup"]
+    if test is not None:
+        res["tastemaker_precision@10"] = res["paths"][head]["precision@10"]
     return res
 
 
@@ -197,12 +229,30 @@ def main() -> None:
     ap.add_argument("--skip-implicit", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--datasets", default="synthetic,ml100k,lastfm")
+    ap.add_argument("--simd", default="",
+                    help="comma-separated SIMD paths to time side by side, or 'all' "
+                         "(default: only the active path)")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "als.json"))
     ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
         memory_child(args.memory_child, args.factors, args.iterations)
         return
+
+    available = list(tastemaker._core.simd_available())
+    if args.simd == "all":
+        paths = available
+    elif args.simd:
+        paths = args.simd.split(",")
+        for p in paths:
+            if p not in available:
+                ap.error(f"--simd: path {p!r} is not available here ({', '.join(available)})")
+    else:
+        paths = [tastemaker.simd_path()]
+    threads = args.threads or tastemaker.get_num_threads()
+    peaks = {p: measure_peak_gflops(p, threads) for p in paths}
+    listed = ", ".join(f"{p} {v:.0f}" for p, v in peaks.items())
+    print(f"measured FMA peak (GFLOP/s, {threads} threads): {listed}", flush=True)
 
     results = []
     for name in args.datasets.split(","):
@@ -211,7 +261,7 @@ def main() -> None:
             m = synthetic(args.scale)
             print(f"synthetic {m.shape} nnz={m.nnz:,} built in {time.perf_counter() - t0:.1f}s",
                   flush=True)
-            res = run_dataset("synthetic", m, args)
+            res = run_dataset("synthetic", m, args, paths, peaks)
             if not args.skip_memory:
                 res["memory"] = measure_memory(m, args.factors, 2)
         else:
@@ -220,33 +270,47 @@ def main() -> None:
                 print(f"{name}: TASTEMAKER_DATA not set, skipped")
                 continue
             train, test = split(*raw)
-            res = run_dataset(name, train, args, test)
+            res = run_dataset(name, train, args, paths, peaks, test)
         results.append(res)
         print(json.dumps({k: v for k, v in res.items() if not k.endswith("_iters")}), flush=True)
 
     with open(os.devnull, "w") as devnull:
         info = tastemaker.show_config(file=devnull)
-    out = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                       "simd": info["simd"], "threads": info["num_threads"],
-                       "peak_gflops": PEAK_GFLOPS, "dram_gbs": DRAM_GBS,
+    out = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
+                       "simd": info["simd"], "threads": threads,
+                       "peak_gflops": peaks, "dram_gbs": DRAM_GBS,
                        "load_average": os.getloadavg()},
+           "command": " ".join(sys.argv),
            "results": results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(out, indent=2))
-    print(f"\n{'dataset':<10} {'nnz':>11} {'tm s/it':>8} {'impl s/it':>9} {'ratio':>6} "
+    print(f"\n{'dataset':<10} {'path':<7} {'nnz':>11} {'tm s/it':>8} {'impl s/it':>9} {'ratio':>6} "
           f"{'GFLOP/s':>8} {'%peak':>6} {'p@10 tm':>8} {'p@10 impl':>9}")
     for r in results:
-        print(f"{r['dataset']:<10} {r['nnz']:>11,} {r['tastemaker_s_per_iter']:>8.3f} "
-              f"{r.get('implicit_s_per_iter', float('nan')):>9.3f} {r.get('speedup', float('nan')):>6.1f} "
-              f"{r['tastemaker_gflops']:>8.1f} {100 * r['tastemaker_gflops'] / PEAK_GFLOPS:>5.1f}% "
-              f"{r.get('tastemaker_precision@10', float('nan')):>8.4f} "
-              f"{r.get('implicit_precision@10', float('nan')):>9.4f}")
+        for path, pr in r["paths"].items():
+            print(f"{r['dataset']:<10} {path:<7} {r['nnz']:>11,} {pr['s_per_iter']:>8.3f} "
+                  f"{r.get('implicit_s_per_iter', float('nan')):>9.3f} "
+                  f"{pr.get('speedup', float('nan')):>6.1f} {pr['gflops']:>8.1f} "
+                  f"{100 * pr['fraction_of_peak']:>5.1f}% "
+                  f"{pr.get('precision@10', float('nan')):>8.4f} "
+                  f"{r.get('implicit_precision@10', float('nan')):>9.4f}")
         if "memory" in r:
             mem = r["memory"]
             print(f"  peak memory during fit: {mem['peak_bytes'] / 2**20:.0f} MiB = "
                   f"{mem['peak_over_budget']:.2f} x (matrix + transpose + factors = "
                   f"{mem['budget_bytes'] / 2**20:.0f} MiB)")
     print(f"wrote {args.output}")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

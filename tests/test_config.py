@@ -79,3 +79,10 @@ def test_native_dot_rejects_bad_arrays():
         _core.dot(np.zeros(3, np.float32), np.zeros(4, np.float32))
     with pytest.raises(ValueError, match="C-contiguous"):
         _core.dot(np.zeros(6, np.float32)[::2], np.zeros(3, np.float32))
+
+
+def test_fma_peak_probe_measures_and_rejects_bad_seconds():
+    assert _core.fma_peak_gflops(0.01, 1) > 0.0
+    for bad in (0.0, -1.0, 61.0, float("nan")):
+        with pytest.raises(ValueError, match="seconds"):
+            _core.fma_peak_gflops(bad, 1)

@@ -4,7 +4,8 @@
 #include "common.hpp"
 #include "tastemaker/simd.hpp"
 #include "tastemaker/threads.hpp"
-#include "tastemaker/vec.hpp"
+#include "tastemaker/als.hpp"
+#include "tastemaker/probe.hpp"
 
 namespace tastemaker::py_bindings {
 namespace {
@@ -30,9 +31,18 @@ void register_config(py::module_& m) {
             const float* px = checked_ptr<float>(x, "x", 1);
             const float* py_ = checked_ptr<float>(y, "y", 1);
             check_dim(y, 0, x.shape(0), "y");
-            return vec_kernels().dot(px, py_, static_cast<std::size_t>(x.shape(0)));
+            return als_kernels().dot(px, py_, static_cast<std::size_t>(x.shape(0)));
         },
         py::arg("x"), py::arg("y"), "float32 dot product on the active SIMD path (for tests).");
+    m.def(
+        "fma_peak_gflops",
+        [](double seconds, int num_threads) {
+            py::gil_scoped_release nogil;
+            return fma_peak_gflops(seconds, num_threads);
+        },
+        py::arg("seconds") = 0.2, py::arg("num_threads") = 0,
+        "Measured fp32 multiply-add throughput (GFLOP/s) of the active SIMD path on num_threads "
+        "threads (bench/: the peak kernel figures are reported against).");
 }
 
 }  // namespace

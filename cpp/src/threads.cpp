@@ -49,6 +49,14 @@ int max_threads() noexcept {
 #endif
 }
 
+void ParallelError::capture() noexcept {
+#pragma omp critical(tastemaker_parallel_error)
+    {
+        if (!first_) first_ = std::current_exception();
+        failed_.store(true, std::memory_order_relaxed);
+    }
+}
+
 bool have_openmp() noexcept {
 #ifdef _OPENMP
     return true;

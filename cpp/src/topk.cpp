@@ -23,23 +23,7 @@
 
 namespace tastemaker {
 
-extern const TopkKernels topk_kernels_scalar;
-#ifdef TASTEMAKER_HAVE_X86_KERNELS
-extern const TopkKernels topk_kernels_avx2;
-extern const TopkKernels topk_kernels_avx512;
-#endif
-
-const TopkKernels& topk_kernels(simd::Isa isa) {
-    switch (isa) {
-#ifdef TASTEMAKER_HAVE_X86_KERNELS
-        case simd::Isa::AVX512: return topk_kernels_avx512;
-        case simd::Isa::AVX2: return topk_kernels_avx2;
-#endif
-        default: return topk_kernels_scalar;
-    }
-}
-
-const TopkKernels& topk_kernels() { return topk_kernels(simd::active()); }
+TASTEMAKER_SIMD_DISPATCH(TopkKernels, topk_kernels)
 
 namespace {
 

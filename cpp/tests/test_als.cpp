@@ -139,9 +139,7 @@ TM_TEST(als_cg_converges_to_exact_solution_on_every_path) {
     prm.alpha = 3.0f;
     std::vector<double> G(p.f * p.f);
     als_gram(p.Y.data(), p.other, p.f, G.data());
-    const simd::Isa before = simd::active();
-    for (simd::Isa isa : simd::available()) {
-        simd::set_active(isa);
+    tmtest::for_each_isa([&](simd::Isa) {
         double prev = 1e30;
         for (int steps : {1, 3, 8, 40}) {
             prm.cg_steps = steps;
@@ -153,8 +151,7 @@ TM_TEST(als_cg_converges_to_exact_solution_on_every_path) {
             prev = err;
         }
         TM_CHECK(prev < 1e-3);
-    }
-    simd::set_active(before);
+    });
 }
 
 TM_TEST(als_simd_paths_agree_with_scalar) {
@@ -168,17 +165,17 @@ TM_TEST(als_simd_paths_agree_with_scalar) {
         std::mt19937 rng(f);
         std::uniform_real_distribution<float> u(-0.1f, 0.1f);
         for (auto& v : X0) v = u(rng);
-        const simd::Isa before = simd::active();
-        simd::set_active(simd::Isa::Scalar);
-        als_gram(p.Y.data(), p.other, f, G.data());
         std::vector<float> ref(X0);
-        als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
-                  ref.data(), prm);
-        for (simd::Isa isa : simd::available()) {
-            simd::set_active(isa);
+        {
+            tmtest::ActiveIsa scalar(simd::Isa::Scalar);
+            als_gram(p.Y.data(), p.other, f, G.data());
+            als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
+                      ref.data(), prm);
+        }
+        tmtest::for_each_isa([&](simd::Isa) {
             std::vector<double> G2(f * f);
             als_gram(p.Y.data(), p.other, f, G2.data());
-            for (int k = 0; k < f * f; ++k) TM_CHECK_NEAR(G2[k], G[k], 1e-9 * (1 + std::fabs(G[k])));
+            TM_CHECK(G2 == G);  // exact float64 products, same order on every path
             std::vector<float> X(X0);
             als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
                       X.data(), prm);
@@ -188,8 +185,7 @@ TM_TEST(als_simd_paths_agree_with_scalar) {
                 den += ref[k] * ref[k];
             }
             TM_CHECK(std::sqrt(num / den) < 1e-4);
-        }
-        simd::set_active(before);
+        });
     }
 }
 
@@ -213,9 +209,7 @@ TM_TEST(als_tiled_long_rows_agree_with_per_row_solve_and_exact_solution) {
     std::mt19937 rng(5);
     std::uniform_real_distribution<float> u(-0.1f, 0.1f);
     for (auto& v : X0) v = u(rng);
-    const simd::Isa before = simd::active();
-    for (simd::Isa isa : simd::available()) {
-        simd::set_active(isa);
+    tmtest::for_each_isa([&](simd::Isa) {
         for (int steps : {1, 3}) {
             prm.cg_steps = steps;
             std::vector<float> tiled(X0), tiled2(X0), per_row(X0);
@@ -240,8 +234,91 @@ TM_TEST(als_tiled_long_rows_agree_with_per_row_solve_and_exact_solution) {
         als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
                   X.data(), prm);
         TM_CHECK(max_rel_err(p, X, prm) < 1e-3);
+    });
+}
+
+// The kernel entries themselves, on every path: Gram bit-identical to scalar; cg_row close
+// to scalar's; cg_group (rows solved together, tile by tile) close to cg_row on each row.
+TM_TEST(als_kernel_entries_on_every_path) {
+    for (int f : {1, 3, 8, 13, 16, 24, 40, 64, 96, 130, 192, 256}) {
+        const std::int64_t other = f <= 16 ? 40000 : 3000;  // f = 8: 12288 rows per tile, several tiles
+        Problem p = make_problem(0, other, f, 100 + f);
+        // three long rows: every 2nd / 3rd / 5th item, sorted, mixed likes and dislikes
+        p.rows = 3;
+        for (int r = 0; r < 3; ++r) {
+            const int step = r == 0 ? 2 : (r == 1 ? 3 : 5);
+            for (std::int64_t c = r; c < other; c += step) {
+                p.indices.push_back(static_cast<std::int32_t>(c));
+                p.data.push_back(c % 7 == 0 ? -2.0f : 1.0f + static_cast<float>(c % 4));
+            }
+            p.indptr.push_back(static_cast<std::int64_t>(p.indices.size()));
+        }
+        std::vector<double> G(f * f, 0.0);
+        als_kernels(simd::Isa::Scalar).gram_accumulate(p.Y.data(), static_cast<std::size_t>(other), f, G.data());
+        for (int i = 0; i < f; ++i)
+            for (int j = 0; j < i; ++j) G[i * f + j] = G[j * f + i];
+        std::vector<float> G32(G.begin(), G.end()), X0(3 * f);
+        std::mt19937 rng(f);
+        std::uniform_real_distribution<float> u(-0.1f, 0.1f);
+        for (auto& v : X0) v = u(rng);
+        const float alpha = 0.5f, lambda = 0.3f;
+        std::vector<float> scratch(3 * f), ref(X0);
+        for (int r = 0; r < 3; ++r)
+            als_kernels(simd::Isa::Scalar)
+                .cg_row(p.Y.data(), p.indices.data() + p.indptr[r], p.data.data() + p.indptr[r],
+                        p.indptr[r + 1] - p.indptr[r], G32.data(), alpha, lambda, 3, f, ref.data() + r * f,
+                        scratch.data());
+        auto rel = [](const std::vector<float>& a, const std::vector<float>& b) {
+            double num = 0, den = 0;
+            for (std::size_t k = 0; k < a.size(); ++k) {
+                num += (double(a[k]) - b[k]) * (double(a[k]) - b[k]);
+                den += double(b[k]) * b[k];
+            }
+            return std::sqrt(num / (den + 1e-30));
+        };
+        for (simd::Isa isa : simd::available()) {
+            const AlsKernels& K = als_kernels(isa);
+            std::vector<double> G2(f * f, 0.0);
+            K.gram_accumulate(p.Y.data(), static_cast<std::size_t>(other), f, G2.data());
+            for (int i = 0; i < f; ++i)
+                for (int j = i; j < f; ++j) TM_CHECK(G2[i * f + j] == G[i * f + j]);
+            std::vector<float> rows(X0), grouped(X0), buf(3 * 3 * f);
+            for (int r = 0; r < 3; ++r)
+                K.cg_row(p.Y.data(), p.indices.data() + p.indptr[r], p.data.data() + p.indptr[r],
+                         p.indptr[r + 1] - p.indptr[r], G32.data(), alpha, lambda, 3, f, rows.data() + r * f,
+                         scratch.data());
+            TM_CHECK(rel(rows, ref) < 1e-4);
+            AlsTiledRow group[3];
+            for (int r = 0; r < 3; ++r) group[r] = {r, p.indptr[r + 1] - p.indptr[r], 0, lambda, 0.0f, true};
+            K.cg_group(p.indptr.data(), p.indices.data(), p.data.data(), p.Y.data(), other, f, G32.data(), alpha, 3,
+                       group, 3, buf.data(), grouped.data());
+            TM_CHECK(rel(grouped, rows) < 1e-4);
+        }
     }
-    simd::set_active(before);
+}
+
+// Factors do not depend on the thread count, on any path (long rows included).
+TM_TEST(als_solve_is_identical_across_thread_counts_on_every_path) {
+    const int f = 24;
+    Problem p = make_problem(40, 50000, f, 9);  // ~15000 items per row: every row goes to cg_group
+    Problem q = make_problem(200, 300, f, 10);  // short rows: cg_row
+    AlsParams prm;
+    prm.regularization = 0.5f;
+    prm.alpha = 2.0f;
+    tmtest::for_each_isa([&](simd::Isa) {
+        for (Problem* pr : {&p, &q}) {
+            std::vector<double> G(f * f);
+            als_gram(pr->Y.data(), pr->other, f, G.data());
+            std::vector<float> X1(pr->rows * f, 0.01f), X2(X1), X3(X1);
+            for (auto [X, nt] : {std::pair{&X1, 1}, std::pair{&X2, 2}, std::pair{&X3, 3}}) {
+                prm.num_threads = nt;
+                als_solve(pr->indptr.data(), pr->indices.data(), pr->data.data(), pr->rows, pr->Y.data(), pr->other,
+                          f, G.data(), X->data(), prm);
+            }
+            TM_CHECK(X1 == X2);
+            TM_CHECK(X1 == X3);
+        }
+    });
 }
 
 TM_TEST(als_rejects_bad_input) {

@@ -1,10 +1,14 @@
+#include <cmath>
 #include <random>
 #include <stdexcept>
+#include <tuple>
 #include <vector>
 
 #include "tastemaker/simd.hpp"
 #include "tastemaker/threads.hpp"
-#include "tastemaker/vec.hpp"
+#include "tastemaker/als.hpp"
+#include "tastemaker/probe.hpp"
+#include "tastemaker/topk.hpp"
 #include "testing.hpp"
 
 using namespace tastemaker;
@@ -25,7 +29,49 @@ TM_TEST(simd_parse_and_set) {
     simd::set_active(before);
 }
 
-TM_TEST(vec_kernels_agree_with_scalar_on_every_path) {
+// Every kernel family's table is complete on every path the CPU has; ALS is written once
+// over the ops layer, so its own tables must be complete too (no fallback).
+TM_TEST(every_dispatch_table_is_complete_on_every_path) {
+    for (simd::Isa isa : simd::available()) {
+        tmtest::check_table("als", als_kernels_dispatch(), isa, true);
+        tmtest::check_table("topk", topk_kernels_dispatch(), isa, false);
+    }
+}
+
+namespace {
+struct ToyTable {
+    int (*a)();
+    int (*b)();
+    static constexpr auto entries() { return std::make_tuple(&ToyTable::a, &ToyTable::b); }
+};
+int one() { return 1; }
+int two() { return 2; }
+int three() { return 3; }
+}  // namespace
+
+// A null entry falls back level by level to the next lower path's resolved entry; a path
+// missing from the build is the lower one whole.
+TM_TEST(dispatch_falls_back_to_the_next_lower_path) {
+    const ToyTable scalar{one, two}, avx2{three, nullptr}, avx512{nullptr, nullptr};
+    const ToyTable* const own[simd::kIsaCount] = {&scalar, &avx2, &avx512};
+    const simd::Dispatch<ToyTable> d(own);
+    TM_CHECK(d.get(simd::Isa::Scalar).a() == 1 && d.get(simd::Isa::Scalar).b() == 2);
+    TM_CHECK(d.get(simd::Isa::AVX2).a() == 3 && d.get(simd::Isa::AVX2).b() == 2);
+    TM_CHECK(d.get(simd::Isa::AVX512).a() == 3 && d.get(simd::Isa::AVX512).b() == 2);
+    TM_CHECK(d.borrowed(simd::Isa::Scalar) == 0 && d.borrowed(simd::Isa::AVX2) == 1 &&
+             d.borrowed(simd::Isa::AVX512) == 2);
+    const ToyTable* const partial[simd::kIsaCount] = {&scalar, nullptr, nullptr};
+    const simd::Dispatch<ToyTable> d2(partial);
+    TM_CHECK(d2.get(simd::Isa::AVX512).a() == 1 && d2.borrowed(simd::Isa::AVX512) == 0);
+}
+
+TM_TEST(active_isa_is_restored_after_scope) {
+    const simd::Isa before = simd::active();
+    tmtest::for_each_isa([&](simd::Isa isa) { TM_CHECK(simd::active() == isa); });
+    TM_CHECK(simd::active() == before);
+}
+
+TM_TEST(dot_agrees_with_float64_on_every_path) {
     std::mt19937 rng(7);
     std::normal_distribution<float> g;
     for (std::size_t n : {0, 1, 7, 15, 16, 17, 31, 33, 64, 100, 1001}) {
@@ -34,13 +80,9 @@ TM_TEST(vec_kernels_agree_with_scalar_on_every_path) {
         for (auto& v : y) v = g(rng);
         double ref = 0;
         for (std::size_t i = 0; i < n; ++i) ref += double(x[i]) * y[i];
-        for (simd::Isa isa : simd::available()) {
-            const VecKernels& k = vec_kernels(isa);
-            TM_CHECK_NEAR(k.dot(x.data(), y.data(), n), ref, 1e-4 * (1 + n));
-            std::vector<float> z(y);
-            k.axpy(0.5f, x.data(), z.data(), n);
-            for (std::size_t i = 0; i < n; ++i) TM_CHECK_NEAR(z[i], y[i] + 0.5 * x[i], 1e-5);
-        }
+        tmtest::for_each_isa([&](simd::Isa isa) {
+            TM_CHECK_NEAR(als_kernels(isa).dot(x.data(), y.data(), n), ref, 1e-4 * (1 + n));
+        });
     }
 }
 
@@ -51,4 +93,17 @@ TM_TEST(threads_resolve) {
     TM_CHECK(resolve_threads(0) == 2);
     set_num_threads(0);
     TM_CHECK(resolve_threads(0) >= 1);
+}
+
+TM_TEST(fma_probe_counts_its_work_on_every_path) {
+    tmtest::check_table("probe", probe_kernels_dispatch(), simd::Isa::Scalar, true);
+    tmtest::for_each_isa([&](simd::Isa isa) {
+        tmtest::check_table("probe", probe_kernels_dispatch(), isa, true);
+        double flops = 0.0;
+        const float r = probe_kernels().fma_chains(1000, 1.0f, &flops);
+        TM_CHECK(std::isfinite(r));
+        TM_CHECK(flops >= 2.0 * 1000 * 12);
+        TM_CHECK(fma_peak_gflops(0.01, 1) > 0.0);
+    });
+    TM_CHECK_THROWS(fma_peak_gflops(0.0, 1), std::invalid_argument);
 }

@@ -16,14 +16,18 @@
  *  frequency-scaled regularization of Rendle et al. 2022 (the +1 keeps rows with no
  *  interactions well-posed).
  *
- *  Determinism: rows are solved independently, and gram() sums fixed row blocks in
- *  float64 in a fixed order, so results do not depend on the thread count.
+ *  Determinism: rows are solved independently, and als_gram() sums fixed row blocks in
+ *  float64 in a fixed order, so results do not depend on the thread count.  SIMD paths
+ *  agree with the scalar one to float rounding (different summation orders), not bit for
+ *  bit; the Gram matrix is bit-identical on every path.
  *
- *  All arrays are row-major, C-contiguous; indptr has n_rows + 1 entries starting at 0;
- *  column indices are in [0, n_other) (the caller validates; checked in debug only).
+ *  All arrays are row-major, C-contiguous; indptr has n_rows + 1 entries starting at 0,
+ *  non-decreasing; column indices are in [0, n_other).  als_solve and als_loss check both
+ *  (std::invalid_argument naming the array).
  */
 #include <cstddef>
 #include <cstdint>
+#include <tuple>
 
 #include "tastemaker/simd.hpp"
 
@@ -40,38 +44,60 @@ struct AlsParams {
     int num_threads = 0;  ///< 0 = global default (see threads.hpp)
 };
 
-/** Per-instruction-set kernels used by the ALS driver. */
+/** One long row of a group solved tile by tile (AlsKernels::cg_group).  The driver sets
+ *  row, n (its non-zeros) and lambda; the kernel uses pos, rsold and active as scratch. */
+struct AlsTiledRow {
+    std::int64_t row, n, pos;
+    float lambda, rsold;
+    bool active;
+};
+
+/** Per-instruction-set kernels used by the ALS driver: one source
+ *  (cpp/src/kernels/als-inl.hpp) compiled per ISA, every entry on every path. */
 struct AlsKernels {
     /** G (f x f, row-major, float64) += Y^T Y over n rows of Y (n x f, float32).
-     *  Only the upper triangle (j >= i) is guaranteed to be updated. */
+     *  Only the upper triangle (j >= i) is guaranteed to be updated.  Bit-identical on
+     *  every path (exact float64 products, rows summed in order). */
     void (*gram_accumulate)(const float* Y, std::size_t n, int f, double* G);
     /** Conjugate-gradient solve of one row, warm-started from x (length f, updated in
-     *  place).  G32 is YtY as float32 (f x f, full).  scratch holds >= 3 * f floats. */
+     *  place): cg_steps steps on (G32 + lambda I + sum_k (c_k - 1) y_k y_k^T) x = b with
+     *  c_k = alpha |val_k|, b = sum over val_k > 0 of c_k y_k (a stored 0 contributes
+     *  nothing).  A row stops early once r.r <= 1e-20 or p.Ap <= 0.  G32 is YtY as float32
+     *  (f x f, full).  scratch holds >= 3 * f floats. */
     void (*cg_row)(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz,
                    const float* G32, float alpha, float lambda, int cg_steps, int f, float* x,
                    float* scratch);
-    /** One CG pass over n items of a row (a segment of it: the tiled solve of long rows
-     *  calls it once per tile), with the weights of cg_row:
-     *    residual: acc += sum_k (b_k - (c_k - 1)(y_k . v)) y_k   (b_k = c_k if val_k > 0, else 0)
-     *    else:     acc += sum_k (c_k - 1)(y_k . v) y_k
-     *  c_k = alpha |val_k|; a stored 0 contributes nothing.  v, acc: f floats.  prefetch:
-     *  the rows are expected to come from beyond L2.  nullptr where an instruction set
-     *  has none (the driver then solves every row with cg_row). */
-    void (*cg_pass)(const float* Y, const std::int32_t* idx, const float* val, std::int64_t n, float alpha,
-                    int f, const float* v, float* acc, bool residual, bool prefetch);
-    /** out = G32 v + lambda v (f floats; out must not alias v).  nullptr with cg_pass. */
-    void (*cg_matvec)(const float* G32, const float* v, float lambda, int f, float* out);
+    /** The same iteration for the m rows of a group at once (X rows rows[h].row, each with
+     *  indices sorted ascending), each pass sweeping the other side's n_other rows tile by
+     *  tile so that a factor row is read from memory about once per group and pass.  Per
+     *  row, the result equals cg_row's up to float rounding (sums are split at tile
+     *  boundaries).  buf holds >= 3 * m * f floats. */
+    void (*cg_group)(const std::int64_t* indptr, const std::int32_t* indices, const float* data, const float* Y,
+                     std::int64_t n_other, int f, const float* G32, float alpha, int cg_steps, AlsTiledRow* rows,
+                     std::size_t m, float* buf, float* X);
+    /** sum_i x[i] * y[i] over n floats (the CG's inner product; any n, unaligned). */
+    float (*dot)(const float* x, const float* y, std::size_t n);
+
+    static constexpr auto entries() {
+        return std::make_tuple(&AlsKernels::gram_accumulate, &AlsKernels::cg_row, &AlsKernels::cg_group,
+                               &AlsKernels::dot);
+    }
 };
 
+/** The table for a path, or for the active one (see simd.hpp: never a null entry). */
 const AlsKernels& als_kernels(simd::Isa isa);
 const AlsKernels& als_kernels();
+/** The resolved tables (tests: Dispatch::borrowed() must be 0 on every path). */
+const simd::Dispatch<AlsKernels>& als_kernels_dispatch();
 
 /** YtY (f x f, full symmetric, float64) of Y (n x f, float32).  Same result for any
- *  thread count.  Throws std::invalid_argument if f < 1. */
+ *  thread count and on every SIMD path.  Throws std::invalid_argument if f < 1 or n < 0. */
 void als_gram(const float* Y, std::int64_t n, int f, double* out, int num_threads = 0);
 
 /** Solve every row of C into X (n_rows x f, float32, updated in place; the CG solver
- *  uses its content as the warm start, Cholesky ignores it).  gram is YtY from
+ *  uses its content as the warm start, Cholesky ignores it).  CG: rows with more than
+ *  1 MB of factor rows per pass and sorted indices are solved in groups
+ *  (AlsKernels::cg_group), the others one by one; same results for any thread count.  gram is YtY from
  *  als_gram (f x f float64).  Thread-safe for distinct X.  Throws std::invalid_argument
  *  for bad parameters, std::runtime_error if a Cholesky system is not positive
  *  definite (raise the regularization). */
@@ -80,10 +106,15 @@ void als_solve(const std::int64_t* indptr, const std::int32_t* indices, const fl
                const double* gram, float* X, const AlsParams& params);
 
 /** The weighted loss of implicit ALS for factors X (users side, rows of C) and Y:
- *    [ sum_u sum_i c_ui (p_ui - x_u.y_i)^2 + sum_u lambda_u |x_u|^2 + regularization |Y|^2 ]
- *    / (n_rows * n_other - nnz + sum c_ui)
- *  (unstored entries weigh 1).  Computed from YtY without the dense product; per-row
- *  parts are summed in row order (deterministic).  gram is YtY (float64). */
+ *    [ sum_u sum_i c_ui (p_ui - x_u.y_i)^2 + sum_u lambda_u |x_u|^2 + sum_i lambda_i |y_i|^2 ]
+ *    / (n_rows * n_other - m + sum c_ui)
+ *  over all u, i: stored non-zero values have c_ui = alpha |v|, p_ui = (v > 0); unstored
+ *  entries and stored zeros weigh 1 with preference 0; m is the number of stored non-zero
+ *  values.  lambda_u is row_lambda of row u's stored entries, lambda_i the same scaling
+ *  by column i's stored entries (regularization * (1 + count)^reg_exponent).  Computed
+ *  from YtY without the dense product, in float64; per-row parts are summed in row order
+ *  (deterministic).  gram is YtY (float64).  0 when the denominator is 0.  Throws
+ *  std::invalid_argument like als_solve. */
 double als_loss(const std::int64_t* indptr, const std::int32_t* indices, const float* data,
                 std::int64_t n_rows, const float* X, const float* Y, std::int64_t n_other, int f,
                 const double* gram, const AlsParams& params);

@@ -1,26 +1,45 @@
 #pragma once
-/** Runtime instruction-set dispatch.
+/** Runtime instruction-set dispatch: the one mechanism every kernel family uses.
  *
- *  Every kernel family ships one implementation per instruction set, each compiled in
- *  its own translation unit (cpp/src/kernels/<feature>_<isa>.cpp) with only that
- *  set's flags.  At run time the best set the CPU *and* the OS support is active;
- *  set_active() may pick a lower one (tests compare every path against scalar, and
- *  the Python layer honours the TASTEMAKER_SIMD environment variable).
+ *  A kernel family (ALS, top-k) is a table of function pointers, filled once per
+ *  instruction set: each table is compiled in its own translation unit
+ *  (cpp/src/kernels/<feature>_<isa>.cpp) with only that set's flags, from one kernel
+ *  source written over the ops layer (cpp/src/kernels/ops_*.hpp, <feature>-inl.hpp).
+ *  At run time the best set the CPU *and* the OS support is active; set_active() may
+ *  pick a lower one (tests run every path, and the Python layer honours the
+ *  TASTEMAKER_SIMD environment variable).  A family's accessor is one line:
  *
- *  Rule for ISA translation units: use plain loops, intrinsics and types local to an
- *  anonymous namespace only.  Instantiating a std:: template (vector, sort, ...) there
+ *      TASTEMAKER_SIMD_DISPATCH(AlsKernels, als_kernels)
+ *
+ *  which declares the per-ISA tables als_kernels_scalar / _avx2 / _avx512 and defines
+ *  als_kernels(Isa) and als_kernels() over a Dispatch<AlsKernels> (below).  No entry of a
+ *  dispatched table is ever null: an entry an ISA's table leaves null is taken from the
+ *  next lower ISA's (resolved) table, level by level, as faiss's SIMD fallback does; the
+ *  scalar table must be complete.  Dispatch::borrowed() reports such fallbacks (the C++
+ *  tests require none for the families that are written once over the ops).
+ *
+ *  Rule for ISA translation units: use plain loops, intrinsics, the ops layer and the
+ *  ISA's own namespace only.  Instantiating a std:: template (vector, sort, ...) there
  *  can emit a COMDAT copy compiled with AVX-512 that the linker may then hand to the
  *  scalar path, which would crash older CPUs.
  *
  *  Thread-safety: active() is an atomic load; set_active() is atomic but should not be
- *  called while kernels run on other threads (they may see either path).
+ *  called while kernels run on other threads (they may see either path).  The dispatch
+ *  tables are built once (thread-safe static initialisation) and never change.
  */
+#include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace tastemaker::simd {
 
 enum class Isa : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };
+
+/** Number of Isa values (paths are numbered 0 .. kIsaCount - 1, lowest first). */
+constexpr int kIsaCount = 3;
 
 /** "scalar", "avx2" or "avx512". */
 const char* isa_name(Isa isa) noexcept;
@@ -43,4 +62,78 @@ Isa active() noexcept;
 /** Select a path. Throws std::invalid_argument if it is not supported here. */
 void set_active(Isa isa);
 
+/** Calls fn(entry) for every function-pointer entry of a kernel table.  Table lists its
+ *  entries as  `static constexpr auto entries() { return std::make_tuple(&Table::a, ...); }`
+ *  (data members that are not function pointers, such as block sizes, are not listed). */
+template <class Table, class Fn>
+void for_each_entry(Table& table, Fn&& fn) {
+    std::apply([&](auto... member) { (fn(table.*member), ...); }, Table::entries());
+}
+
+/** The resolved tables of one kernel family, one per Isa (see the file comment). */
+template <class Table>
+class Dispatch {
+public:
+    /** own[i]: the table compiled for Isa i, or null where this build has none (non-x86). */
+    explicit Dispatch(const Table* const (&own)[kIsaCount]) {
+        for (int i = 0; i < kIsaCount; ++i) {
+            borrowed_[i] = 0;
+            if (own[i] == nullptr) {  // not in this build: the lower path whole
+                resolved_[i] = resolved_[i > 0 ? i - 1 : 0];
+                continue;
+            }
+            resolved_[i] = *own[i];
+            if (i == 0) continue;
+            auto fill = [&](auto member) {
+                if (resolved_[i].*member == nullptr) {
+                    resolved_[i].*member = resolved_[i - 1].*member;
+                    ++borrowed_[i];
+                }
+            };
+            std::apply([&](auto... member) { (fill(member), ...); }, Table::entries());
+        }
+        int missing = 0;
+        for_each_entry(resolved_[0], [&](const auto& entry) { missing += entry == nullptr; });
+        if (missing != 0) {  // a broken build, not a user error
+            std::fprintf(stderr, "tastemaker: the scalar kernel table has %d null entries\n", missing);
+            std::abort();
+        }
+    }
+
+    /** The table for a path (for a path this build lacks: the next lower one's). */
+    const Table& get(Isa isa) const noexcept { return resolved_[static_cast<int>(isa)]; }
+    /** The table for the active path. */
+    const Table& get() const noexcept { return get(active()); }
+    /** How many entries of the path's own table were null and taken from a lower path. */
+    int borrowed(Isa isa) const noexcept { return borrowed_[static_cast<int>(isa)]; }
+
+private:
+    Table resolved_[kIsaCount];
+    int borrowed_[kIsaCount];
+};
+
 }  // namespace tastemaker::simd
+
+#ifdef TASTEMAKER_HAVE_X86_KERNELS
+#define TASTEMAKER_SIMD_X86_TABLE_(name) &name
+#define TASTEMAKER_SIMD_X86_EXTERN_(Table, name) extern const Table name;
+#else
+#define TASTEMAKER_SIMD_X86_TABLE_(name) nullptr
+#define TASTEMAKER_SIMD_X86_EXTERN_(Table, name)
+#endif
+
+/** In namespace tastemaker: declares the tables NAME_scalar/_avx2/_avx512 (defined in
+ *  kernels/<feature>_<isa>.cpp) and defines `const Table& NAME(simd::Isa)`,
+ *  `const Table& NAME()` (active path) and `const simd::Dispatch<Table>& NAME_dispatch()`. */
+#define TASTEMAKER_SIMD_DISPATCH(Table, NAME)                                                    \
+    extern const Table NAME##_scalar;                                                            \
+    TASTEMAKER_SIMD_X86_EXTERN_(Table, NAME##_avx2)                                               \
+    TASTEMAKER_SIMD_X86_EXTERN_(Table, NAME##_avx512)                                             \
+    const simd::Dispatch<Table>& NAME##_dispatch() {                                              \
+        static const Table* const own[simd::kIsaCount] = {                                        \
+            &NAME##_scalar, TASTEMAKER_SIMD_X86_TABLE_(NAME##_avx2), TASTEMAKER_SIMD_X86_TABLE_(NAME##_avx512)}; \
+        static const simd::Dispatch<Table> dispatch(own);                                         \
+        return dispatch;                                                                          \
+    }                                                                                             \
+    const Table& NAME(simd::Isa isa) { return NAME##_dispatch().get(isa); }                      \
+    const Table& NAME() { return NAME##_dispatch().get(); }

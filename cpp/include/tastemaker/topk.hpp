@@ -14,12 +14,13 @@
  *  Self-join shortcut (similar_items for every item): when `queries` and `items` are the
  *  same pointer, every row excludes exactly itself and there is no allow-list, each
  *  pair is scored once and offered to both rows (scores are symmetric bit for bit), on
- *  paths with a column_masks kernel; results are identical to the general scan.  It
+ *  every path (column_masks); results are identical to the general scan.  It
  *  keeps per-thread heaps for all rows, so it is skipped when they would pass 1 GiB.
  */
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <tuple>
 
 #include "tastemaker/simd.hpp"
 
@@ -141,7 +142,7 @@ struct TopkKernels {
     /** Queries per block (1..kTopkMaxBlock): each packed panel is read from L3 once per
      *  block, the block's query rows are reused from L1/L2 for every panel. */
     int query_block = 48;
-    /** Optional (null = the self-join shortcut is not used on this path): bit j of
+    /** (A path whose own table leaves it null gets the next lower path's.)  Bit j of
      *  masks[u] is set iff scores[u*32 + j] > thr[j], for u < m. */
     void (*column_masks)(const float* scores, int m, const float* thr, std::uint32_t* masks) = nullptr;
     /** One query against n_panels consecutive panels (panel p at panels + p*dim*32):
@@ -149,12 +150,21 @@ struct TopkKernels {
      *  same bits as panel_scores), and bit j of masks[p] is set iff that score > thr. */
     void (*query_scores)(const float* q, int dim, const float* panels, std::int64_t n_panels, float thr,
                          float* scores, std::uint32_t* masks) = nullptr;
+
+    /** The entries simd::Dispatch fills from a lower path where a table leaves them null
+     *  (pack_panel stays optional: null on every path means the portable loop). */
+    static constexpr auto entries() {
+        return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::finite_absmax, &TopkKernels::column_masks,
+                               &TopkKernels::query_scores);
+    }
 };
 
 /** Upper bound of TopkKernels::query_block. */
 constexpr int kTopkMaxBlock = 256;
 
+/** The table for a path, or for the active one (see simd.hpp: never a null entry). */
 const TopkKernels& topk_kernels(simd::Isa isa);
 const TopkKernels& topk_kernels();
+const simd::Dispatch<TopkKernels>& topk_kernels_dispatch();
 
 }  // namespace tastemaker

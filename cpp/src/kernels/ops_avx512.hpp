@@ -1,0 +1,99 @@
+#pragma once
+// AVX-512 vector ops (16 float lanes; AVX-512F/VL/BW/DQ); the API is documented in
+// ops_scalar.hpp.  Include only in kernels/*_avx512.cpp.  Ops8 (per-item values of a block
+// of eight items) is the AVX2 template under its own Instance number (see ops_avx2.hpp).
+#if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__AVX512DQ__)
+#error "ops_avx512.hpp needs -mavx512f -mavx512vl -mavx512dq: include it only in kernels/*_avx512.cpp"
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "ops_avx2.hpp"
+
+namespace tastemaker::kernels::avx512 {
+
+using Ops8 = Avx2Ops<2>;
+
+struct Ops {
+    using V = __m512;
+    using M = __mmask16;
+    static constexpr int kLanes = 16;
+    static constexpr const char* kName = "avx512";
+
+    static inline V zero() { return _mm512_setzero_ps(); }
+    static inline V set1(float x) { return _mm512_set1_ps(x); }
+    static inline V broadcast(const float* p) { return _mm512_set1_ps(*p); }  // vbroadcastss from memory
+    static inline V load(const float* p) { return _mm512_loadu_ps(p); }
+    static inline void store(float* p, V a) { _mm512_storeu_ps(p, a); }
+    static inline __mmask16 lane_mask(int n) {  // lanes < n set, 0 <= n <= 16
+        return static_cast<__mmask16>((1u << n) - 1u);
+    }
+    static inline V load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(lane_mask(n), p); }
+    static inline void store_n(float* p, V a, int n) { _mm512_mask_storeu_ps(p, lane_mask(n), a); }
+
+    static inline V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static inline V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+    static inline V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+    static inline V mul_add(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+    static inline V neg_mul_add(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }
+    static inline V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+    static inline V abs(V a) { return _mm512_abs_ps(a); }
+    static inline V max(V a, V b) { return _mm512_max_ps(a, b); }
+
+    static inline M gt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+    static inline M ne(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_OQ); }
+    static inline V if_then_else_zero(M m, V a) { return _mm512_maskz_mov_ps(m, a); }
+    static inline std::uint32_t bits(M m) { return static_cast<std::uint32_t>(m); }
+
+    // GCC 12's _mm512_reduce_add_ps trips -Wuninitialized in its own header: spelled out.
+    static inline float reduce_add(V a) {
+        const __m512 f = _mm512_add_ps(a, _mm512_shuffle_f32x4(a, a, _MM_SHUFFLE(1, 0, 3, 2)));
+        return Ops8::reduce_add(_mm512_castps512_ps256(f));
+    }
+    static inline float reduce_max(V a) {
+        const __m512 f = _mm512_max_ps(a, _mm512_shuffle_f32x4(a, a, _MM_SHUFFLE(1, 0, 3, 2)));
+        return Ops8::reduce_max(_mm512_castps512_ps256(f));
+    }
+
+    static inline void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+    static inline void prefetch_l2(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
+
+    // Sums of eight 16-lane vectors: d_j for j < 4 lands in lane 4j, d_{j+4} in lane 4j+1,
+    // then a permute puts d_0..d_7 in lanes 0..7.  ~20 shuffles/adds for eight dots instead
+    // of eight dependent horizontal sums.
+    static inline Ops8::V reduce8(const V s[8]) {
+        __m512 t[4];
+        for (int q = 0; q < 4; ++q) {
+            const __m512 a = _mm512_shuffle_f32x4(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(1, 0, 1, 0));
+            const __m512 b = _mm512_shuffle_f32x4(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(3, 2, 3, 2));
+            t[q] = _mm512_add_ps(a, b);  // 256-bit halves: item 2q | item 2q+1 (8 partials each)
+        }
+        __m512 u[2];
+        for (int h = 0; h < 2; ++h) {
+            const __m512 a = _mm512_shuffle_f32x4(t[2 * h], t[2 * h + 1], _MM_SHUFFLE(2, 0, 2, 0));
+            const __m512 b = _mm512_shuffle_f32x4(t[2 * h], t[2 * h + 1], _MM_SHUFFLE(3, 1, 3, 1));
+            u[h] = _mm512_add_ps(a, b);  // 128-bit lane j: item 4h+j (4 partials)
+        }
+        const __m512 lo = _mm512_unpacklo_ps(u[0], u[1]);  // [a0 b0 a1 b1]
+        const __m512 hi = _mm512_unpackhi_ps(u[0], u[1]);  // [a2 b2 a3 b3]
+        __m512 v = _mm512_add_ps(lo, hi);
+        v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));  // lane 4j: item j, 4j+1: item j+4
+        const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+        return _mm512_castps512_ps256(_mm512_permutexvar_ps(perm, v));
+    }
+
+    using D = __m512d;
+    static constexpr int kDLanes = 8;
+    static inline __mmask8 lane_mask_d(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
+    static inline D set1_d(double x) { return _mm512_set1_pd(x); }
+    static inline D load_d(const double* p) { return _mm512_loadu_pd(p); }
+    static inline void store_d(double* p, D a) { _mm512_storeu_pd(p, a); }
+    static inline D load_d_n(const double* p, int n) { return _mm512_maskz_loadu_pd(lane_mask_d(n), p); }
+    static inline void store_d_n(double* p, D a, int n) { _mm512_mask_storeu_pd(p, lane_mask_d(n), a); }
+    static inline D widen(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+    static inline D widen_n(const float* p, int n) { return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(lane_mask_d(n), p)); }
+    static inline D mul_add_d(D a, D b, D c) { return _mm512_fmadd_pd(a, b, c); }
+};
+
+}  // namespace tastemaker::kernels::avx512

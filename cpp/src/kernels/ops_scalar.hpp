@@ -1,0 +1,182 @@
+#pragma once
+// Per-ISA vector ops: the portable reference, and the documentation of the API that
+// ops_avx2.hpp and ops_avx512.hpp implement with the same names and meanings.
+//
+// A kernel body (cpp/src/kernels/<feature>-inl.hpp) is written once against these ops and
+// compiled once per instruction set: each kernels/<feature>_<isa>.cpp defines
+// TM_KERNEL_NS, includes ops_<isa>.hpp (which puts `struct Ops` / `struct Ops8` into
+// namespace tastemaker::kernels::<isa>) and then the -inl.hpp, whose body lives in
+// namespace tastemaker::kernels::TM_KERNEL_NS.  Every ISA thus gets every feature, and
+// nothing compiled with one ISA's flags has the same symbol name as code compiled with
+// another's (an inline function shared between TUs with different flags would be merged
+// by the linker, and the AVX-512 copy could end up on the AVX2 path).  For the same
+// reason the -inl.hpp bodies use no std:: templates (a COMDAT instance compiled with
+// AVX-512 flags could be the one the linker keeps), and the SIMD ops headers refuse to
+// compile without their ISA's flags.
+//
+// struct Ops  (full vector width of the ISA)
+//   V                      a vector of kLanes floats;  M  the lane mask of a comparison
+//   kLanes                 1 (scalar), 8 (AVX2), 16 (AVX-512)
+//   kName                  "scalar" / "avx2" / "avx512"
+//   zero(), set1(x)        all lanes 0 / x
+//   broadcast(p)           all lanes *p  (a load: cheaper than set1 from a register on x86)
+//   load(p), store(p, v)   kLanes floats, unaligned
+//   load_n(p, n), store_n(p, v, n)
+//                          lanes [0, n) only (0 <= n <= kLanes): loads zero the other lanes,
+//                          neither reads nor writes memory beyond p[n - 1] (masked on SIMD)
+//   add, sub, mul          IEEE float32, lane by lane
+//   mul_add(a, b, c)       a * b + c: ONE rounding on the SIMD paths (FMA), TWO on scalar
+//                          (portable code must not assume an FMA unit; std::fma would be a
+//                          libm call per element).  For speed; the ALS kernels use it.
+//   neg_mul_add(a, b, c)   c - a * b, rounded like mul_add
+//   fma(a, b, c)           a * b + c with ONE rounding on every path (std::fma on scalar):
+//                          for results that must be bit-identical across paths (top-k scores)
+//   abs(v), max(a, b)      |v| (clears the sign bit); max (NaN handling: unspecified)
+//   gt(a, b), ne(a, b)     lane masks of a > b, a != b (ordered: false if either is NaN,
+//                          ne: true iff ordered and different, as _CMP_NEQ_OQ)
+//   if_then_else_zero(m, v)  v where m, +0.0 elsewhere
+//   bits(m)                bit j set iff lane j of m is set
+//   reduce_add(v)          sum of the lanes (a fixed, ISA-specific order)
+//   reduce_max(v)          max of the lanes
+//   prefetch_l1(p), prefetch_l2(p)   hint: bring p's cache line into L1 / L2
+//   D, kDLanes             a vector of kDLanes doubles (float64 accumulation, e.g. Gram)
+//   set1_d(x), load_d(p), store_d(p, d), load_d_n(p, n), store_d_n(p, d, n)
+//                          as above, on doubles
+//   widen(p), widen_n(p, n)  kDLanes (or n) floats from p, converted to doubles
+//   mul_add_d(a, b, c)     a * b + c on doubles (fused on SIMD; exact products of widened
+//                          floats make it round the same as the unfused scalar one)
+//   reduce8(s)             eight vectors -> one Ops8::V whose lane j is reduce_add(s[j])
+//                          (up to the order of the additions), in one joint reduction
+// struct Ops8: the same ops on exactly 8 lanes (Ops8::kLanes == 8), for per-item values
+//   of a block of eight items (AVX2: Ops itself; AVX-512: 256-bit AVX-512VL ops; scalar: an
+//   8-float struct).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace tastemaker::kernels::scalar {
+
+/** Eight floats, lane by lane (Ops8 of the scalar path). */
+struct Ops8 {
+    struct V {
+        float v[8];
+    };
+    using M = std::uint32_t;  // bit j = lane j
+    static constexpr int kLanes = 8;
+    static inline V zero() { return set1(0.0f); }
+    static inline V set1(float x) {
+        V r;
+        for (int j = 0; j < 8; ++j) r.v[j] = x;
+        return r;
+    }
+    static inline V load(const float* p) {
+        V r;
+        for (int j = 0; j < 8; ++j) r.v[j] = p[j];
+        return r;
+    }
+    static inline void store(float* p, const V& a) {
+        for (int j = 0; j < 8; ++j) p[j] = a.v[j];
+    }
+    static inline V mul(const V& a, const V& b) {
+        V r;
+        for (int j = 0; j < 8; ++j) r.v[j] = a.v[j] * b.v[j];
+        return r;
+    }
+    static inline V sub(const V& a, const V& b) {
+        V r;
+        for (int j = 0; j < 8; ++j) r.v[j] = a.v[j] - b.v[j];
+        return r;
+    }
+    static inline V neg_mul_add(const V& a, const V& b, const V& c) {
+        V r;
+        for (int j = 0; j < 8; ++j) r.v[j] = c.v[j] - a.v[j] * b.v[j];
+        return r;
+    }
+    static inline V abs(const V& a) {
+        V r;
+        for (int j = 0; j < 8; ++j) r.v[j] = std::fabs(a.v[j]);
+        return r;
+    }
+    static inline M gt(const V& a, const V& b) {
+        M m = 0;
+        for (int j = 0; j < 8; ++j) m |= static_cast<M>(a.v[j] > b.v[j]) << j;
+        return m;
+    }
+    static inline M ne(const V& a, const V& b) {
+        M m = 0;
+        for (int j = 0; j < 8; ++j) m |= static_cast<M>(a.v[j] < b.v[j] || a.v[j] > b.v[j]) << j;
+        return m;
+    }
+    static inline V if_then_else_zero(M m, const V& a) {
+        V r;
+        for (int j = 0; j < 8; ++j) r.v[j] = (m >> j) & 1u ? a.v[j] : 0.0f;
+        return r;
+    }
+};
+
+/** One float per "vector": the reference every SIMD path is tested against. */
+struct Ops {
+    using V = float;
+    using M = bool;
+    static constexpr int kLanes = 1;
+    static constexpr const char* kName = "scalar";
+
+    static inline V zero() { return 0.0f; }
+    static inline V set1(float x) { return x; }
+    static inline V broadcast(const float* p) { return *p; }
+    static inline V load(const float* p) { return *p; }
+    static inline void store(float* p, V a) { *p = a; }
+    static inline V load_n(const float* p, int n) { return n > 0 ? *p : 0.0f; }
+    static inline void store_n(float* p, V a, int n) {
+        if (n > 0) *p = a;
+    }
+
+    static inline V add(V a, V b) { return a + b; }
+    static inline V sub(V a, V b) { return a - b; }
+    static inline V mul(V a, V b) { return a * b; }
+    static inline V mul_add(V a, V b, V c) { return a * b + c; }  // two roundings (ISO C++: no contraction)
+    static inline V neg_mul_add(V a, V b, V c) { return c - a * b; }
+    static inline V fma(V a, V b, V c) { return std::fma(a, b, c); }
+    static inline V abs(V a) { return std::fabs(a); }
+    static inline V max(V a, V b) { return a > b ? a : b; }
+
+    static inline M gt(V a, V b) { return a > b; }
+    static inline M ne(V a, V b) { return a < b || a > b; }
+    static inline V if_then_else_zero(M m, V a) { return m ? a : 0.0f; }
+    static inline std::uint32_t bits(M m) { return m ? 1u : 0u; }
+
+    static inline float reduce_add(V a) { return a; }
+    static inline float reduce_max(V a) { return a; }
+
+    static inline void prefetch_l1(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch(p, 0, 3);
+#else
+        (void)p;
+#endif
+    }
+    static inline void prefetch_l2(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch(p, 0, 2);
+#else
+        (void)p;
+#endif
+    }
+
+    static inline Ops8::V reduce8(const V s[8]) { return Ops8::load(s); }
+
+    using D = double;
+    static constexpr int kDLanes = 1;
+    static inline D set1_d(double x) { return x; }
+    static inline D load_d(const double* p) { return *p; }
+    static inline void store_d(double* p, D a) { *p = a; }
+    static inline D load_d_n(const double* p, int n) { return n > 0 ? *p : 0.0; }
+    static inline void store_d_n(double* p, D a, int n) {
+        if (n > 0) *p = a;
+    }
+    static inline D widen(const float* p) { return static_cast<double>(*p); }
+    static inline D widen_n(const float* p, int n) { return n > 0 ? static_cast<double>(*p) : 0.0; }
+    static inline D mul_add_d(D a, D b, D c) { return a * b + c; }
+};
+
+}  // namespace tastemaker::kernels::scalar
