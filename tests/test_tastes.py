@@ -166,12 +166,12 @@ def test_interleave_property(lists, w, n):
     # Sainte-Lague: while every list still has fresh items, no list is more than one
     # ahead of its share of the prefix
     if sum(len(a) for a in lists) == len(set().union(*map(set, lists))):  # disjoint
-        full = min(len(a) for a in lists)
+        lens = np.array([len(a) for a in lists])
         counts = np.zeros(len(lists))
         for pos, j in enumerate(src):
-            counts[j] += 1
-            if counts.min() >= full:
+            if np.any(counts >= lens):  # a list ran out: the others take its turns
                 break
+            counts[j] += 1
             share = weights / weights.sum() * (pos + 1)
             assert np.all(counts <= np.floor(share) + 1 + 1e-9)
 
