@@ -212,6 +212,24 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=_positive_int, default=5)
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("serve", help="serve a Personalizer bundle over HTTP (extra [serve])",
+                       description="HTTP API and web page over a Personalizer bundle "
+                       "(FastAPI + uvicorn): top picks, home pages, explanations, live "
+                       "events. Binds to loopback unless --host says otherwise.")
+    p.add_argument("bundle", metavar="BUNDLE", help="a Personalizer bundle (tastemaker fit "
+                   "--items ...)")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    p.add_argument("--port", type=_int_at_least(0), default=8000, help="default 8000")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="uvicorn worker processes (each holds its own copy; default 1)")
+    p.add_argument("--api-key-file", help="file holding the key that POST /events and "
+                   "POST /admin/reload require (header X-API-Key)")
+    p.add_argument("--event-log", help="append recorded events here (fsync'd) and replay "
+                   "them on start, so they survive a restart")
+    p.add_argument("--max-inflight", type=_positive_int, default=64,
+                   help="requests in flight per worker before answering 503 (default 64)")
+    p.add_argument("--no-watch", action="store_true",
+                   help="do not reload the bundle when the file changes")
     sub.add_parser("show-config", help="print version, SIMD path and threads")
     return parser
 
@@ -769,7 +787,38 @@ def _demo_shared_account(p, data, test, args, shared, u, notes, label_of) -> Non
 
 
 # --------------------------------------------------------------------------- entry point
-_COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "recommend": _cmd_recommend,
+def _cmd_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from .serve.app import app_from_env  # noqa: F401  (fails early without fastapi)
+    except ImportError:
+        raise UserError("serve needs the [serve] extra: pip install 'tastemaker[serve]'") from None
+    _load_bundle(args.bundle, "serve")  # a clear error now, not in every worker
+    if args.api_key_file:
+        _check_file(args.api_key_file, "--api-key-file")
+        with open(args.api_key_file, encoding="utf-8") as f:
+            if not f.read().strip():
+                raise UserError(f"--api-key-file: {args.api_key_file!r} is empty")
+    if args.event_log:
+        d = os.path.dirname(os.path.abspath(args.event_log))
+        if not os.path.isdir(d):
+            raise UserError(f"--event-log: directory {d!r} does not exist")
+        if os.path.exists(args.event_log) and not os.path.isfile(args.event_log):
+            raise UserError(f"--event-log: {args.event_log!r} is not a regular file")
+    os.environ["TASTEMAKER_SERVE_BUNDLE"] = os.path.abspath(args.bundle)
+    os.environ["TASTEMAKER_SERVE_API_KEY_FILE"] = (os.path.abspath(args.api_key_file)
+                                                   if args.api_key_file else "")
+    os.environ["TASTEMAKER_SERVE_EVENT_LOG"] = (os.path.abspath(args.event_log)
+                                                if args.event_log else "")
+    os.environ["TASTEMAKER_SERVE_MAX_INFLIGHT"] = str(args.max_inflight)
+    os.environ["TASTEMAKER_SERVE_WATCH"] = "0" if args.no_watch else "1"
+    uvicorn.run("tastemaker.serve.app:app_from_env", factory=True, host=args.host,
+                port=args.port, workers=args.workers, log_level="warning")
+    return 0
+
+
+_COMMANDS = {"serve": _cmd_serve, "demo": _cmd_demo, "fit": _cmd_fit, "recommend": _cmd_recommend,
              "similar": _cmd_similar, "evaluate": _cmd_evaluate, "homepage": _cmd_homepage,
              "explain": _cmd_explain}
 

@@ -393,6 +393,96 @@ class Personalizer:
             return False
         return True
 
+    def has_item(self, item) -> bool:
+        try:
+            self._item(self._state, item)
+        except ValueError:
+            return False
+        return True
+
+    def users(self, limit=None) -> list:
+        """External ids of the users (the fitted ones, then those added by ``record``),
+        the first ``limit`` of them when given."""
+        st = self._state
+        n = st.n_users if limit is None else min(check_int(limit, "limit", minimum=0),
+                                                 st.n_users)
+        base = [external(x) for x in st.base.user_ids[: min(n, st.base.n_users)]]
+        return base + [external(x) for x in st.new_user_ids[: max(0, n - len(base))]]
+
+    def user_key(self, text):
+        """``text`` (from a URL or a command line) as a user id of the bundle's kind: its
+        integer value when the ids are integers, else the string itself.  ValueError when
+        the ids are integers and ``text`` is not one.  The user need not exist."""
+        return self._key(text, self._state.base.user_ids, "user")
+
+    def item_key(self, text):
+        """``text`` as an item id of the bundle's kind (see :meth:`user_key`)."""
+        return self._key(text, self._state.items.ids, "item")
+
+    @staticmethod
+    def _key(text, ids: np.ndarray, what: str):
+        if isinstance(text, str) and ids.dtype.kind in "iu":
+            try:
+                return int(text)
+            except ValueError:
+                raise ValueError(f"{what}: ids are integers, got {text!r}") from None
+        return text
+
+    def top_picks_for_history(self, events, n=10, *, rules=None) -> Row:
+        """Top picks for a visitor with no account, from an anonymous history.
+
+        Parameters
+        ----------
+        events : list of (item, event) pairs or dicts ``{"item": ..., "event": ...,
+            "value": ..., "timestamp": ...}``
+            What the visitor did, oldest first; weighted as :meth:`record` weighs events.
+            Items unknown to the model are ignored.
+        n : int
+
+        Returns
+        -------
+        Row of kind ``"top_picks"`` without the history's titles, scored by the vector
+        folded in from that history (nothing is stored).
+        """
+        n = check_int(n, "n", minimum=1)
+        if isinstance(events, (str, bytes, dict)) or not hasattr(events, "__iter__"):
+            raise ValueError(f"events: expected a list of events, got {type(events).__name__}")
+        st = self._state
+        f = st.items.scorer.factors
+        row = UserRow(items=np.zeros(0, dtype=np.int32), raw=np.zeros(0),
+                      values=np.zeros(0, dtype=np.float32), counts=np.zeros(0, dtype=np.int32),
+                      ts=None if st.base.ts is None else np.zeros(0),
+                      vector=np.zeros(f, dtype=np.float32), partial={})
+        for k, ev in enumerate(events):
+            if isinstance(ev, dict):
+                unknown = set(ev) - {"item", "event", "value", "timestamp"}
+                if unknown or "item" not in ev or "event" not in ev:
+                    raise ValueError(f"events[{k}]: expected keys item, event (value, "
+                                     f"timestamp optional), got {sorted(ev)}")
+                item, event = ev["item"], ev["event"]
+                value, timestamp = ev.get("value"), ev.get("timestamp")
+            elif isinstance(ev, (tuple, list)) and len(ev) == 2:
+                (item, event), value, timestamp = ev, None, None
+            else:
+                raise ValueError(f"events[{k}]: expected an (item, event) pair or a dict, got "
+                                 f"{ev!r}")
+            st.events.check_event(event)
+            if value is not None:
+                value = check_float(value, f"events[{k}].value")
+            t = time.time() if timestamp is None else self._time(timestamp)
+            key_i, i = _lookup(st.items.index, st.items.ids, item, f"events[{k}].item")
+            if i is None:
+                continue
+            strength = st.events.strength(event, value, t)
+            if not np.isfinite(strength) or abs(strength) > 1e30:
+                raise ValueError(f"events[{k}].value: {value!r} gives the event a weight out "
+                                 f"of range")
+            row = with_event(row, i, strength, t, st.events, None, 0)
+        if row.items.size:
+            row = replace(row, vector=self._fold_in(st, row))
+        deny, allow = self._filters(st, rules)
+        return self._top_picks_row(st, row, n, deny, allow)
+
     # ------------------------------------------------------------------ rules
     def _clock(self, st: _State, rules: Rules) -> float:
         if rules.now is not None:
