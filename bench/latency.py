@@ -14,7 +14,7 @@ process:
 * ``similar_items(i, N=10)`` (cosine): tastemaker vs implicit.
 
 Every figure is the median over ``--calls`` calls (different users/items in turn), best
-of ``--rounds`` rounds (the machine is shared).  The first call of each contender is a
+of ``--rounds`` rounds that interleave the contenders (the machine is shared).  The first call of each contender is a
 warm-up, not timed: it is where per-model caches (packed item panels, normalised
 factors, the fold-in Gram) are built.
 
@@ -37,29 +37,20 @@ import scipy.sparse as sp  # noqa: E402
 import tastemaker  # noqa: E402
 
 
-CPU: dict[str, float] = {}
+def median_latency(fn, args_list) -> tuple[float, float]:
+    """(median wall seconds, median thread-CPU seconds) per call of fn(*args) over args_list.
 
-
-def median_latency(fn, args_list, rounds: int, key: str) -> float:
-    """Best over rounds of the median wall seconds per call of fn(*args) over args_list.
-
-    The median CPU seconds of this thread per call go to CPU[key]: on a shared, busy
-    machine they show the work of a call independently of preemption."""
-    fn(*args_list[0])  # warm-up: caches, page faults, lazy imports
-    best = best_cpu = float("inf")
-    for _ in range(rounds):
-        times = np.empty(len(args_list))
-        cpu = np.empty(len(args_list))
-        for j, a in enumerate(args_list):
-            c0 = time.thread_time()
-            t0 = time.perf_counter()
-            fn(*a)
-            times[j] = time.perf_counter() - t0
-            cpu[j] = time.thread_time() - c0
-        best = min(best, float(np.median(times)))
-        best_cpu = min(best_cpu, float(np.median(cpu)))
-    CPU[key] = best_cpu
-    return best
+    Thread CPU time shows the work of a call independently of preemption on a busy
+    machine (cache misses caused by neighbours still count)."""
+    times = np.empty(len(args_list))
+    cpu = np.empty(len(args_list))
+    for j, a in enumerate(args_list):
+        c0 = time.thread_time()
+        t0 = time.perf_counter()
+        fn(*a)
+        times[j] = time.perf_counter() - t0
+        cpu[j] = time.thread_time() - c0
+    return float(np.median(times)), float(np.median(cpu))
 
 
 def main() -> None:
@@ -101,10 +92,11 @@ def main() -> None:
 
     res: dict = {"items": n_items, "factors": f, "events": args.events, "N": N,
                  "calls": args.calls, "rounds": args.rounds, "threads": 1}
-    lat = {}
+    contenders = {}
 
     def timed(key, fn, args_list):
-        lat[key] = median_latency(fn, args_list, args.rounds, key)
+        fn(*args_list[0])  # warm-up: caches, page faults, lazy imports
+        contenders[key] = (fn, args_list)
 
     timed("tastemaker_recommend", lambda u, row: model.recommend(u, row, N=N), rec_args)
     timed("tastemaker_recommend_fold_in",
@@ -140,8 +132,16 @@ def main() -> None:
               lambda u, row: theirs.recommend(u, row, N=N, recalculate_user=True), rec_args)
         timed("implicit_similar_items", lambda i: theirs.similar_items(i, N=N), sim_args)
 
+    # Rounds interleave the contenders (a burst of load on the shared machine hits all of
+    # them alike); each keeps its best median.
+    lat = {key: float("inf") for key in contenders}
+    cpu = dict(lat)
+    for _ in range(args.rounds):
+        for key, (fn, args_list) in contenders.items():
+            wall, c = median_latency(fn, args_list)
+            lat[key], cpu[key] = min(lat[key], wall), min(cpu[key], c)
     res["latency_ms"] = {k: v * 1e3 for k, v in lat.items()}
-    res["cpu_ms"] = {k: v * 1e3 for k, v in CPU.items()}
+    res["cpu_ms"] = {k: v * 1e3 for k, v in cpu.items()}
     ratios = {}
     for ours, theirs_key in (("recommend", "faiss_unfiltered"), ("recommend", "implicit_recommend"),
                              ("recommend", "numpy_recommend"),

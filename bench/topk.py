@@ -27,7 +27,12 @@ Peers get their best settings: OPENBLAS_CORETYPE=SkylakeX (set by bench/_common.
 numpy is imported), BLAS limited to one thread inside implicit (threadpoolctl), all cores
 for implicit's and faiss's own OpenMP loops.
 
-Usage: python bench/topk.py [--scale 0.1] [--repeat 3] [--skip-implicit] [--skip-faiss]
+``--simd all`` (or a comma list) times every SIMD path side by side, the one show_config picks
+first; every path must return the same ids.  The FMA peak is measured in the same run
+(``_core.fma_peak_gflops``, independent FMA chains in registers on all threads) unless
+``--peak-gflops`` is given.
+
+Usage: python bench/topk.py [--scale 0.1] [--repeat 3] [--simd all] [--skip-implicit] [--skip-faiss]
 """
 
 from __future__ import annotations
@@ -105,15 +110,40 @@ def run_dataset(name: str, m, args) -> dict:
            "gflop_similar_items_all": sim_flop / 1e9,
            "bytes_recommend_all": float(n_items * f * 4 * -(-n_users // block)
                                         + n_users * f * 4 + m.nnz * 4 + n_users * N * 8)}
-    ours = our_model(U, V, threads)
-    res["tastemaker_recommend_s"], (tm_ids, _) = best_of(
-        lambda: ours.recommend(users, m, N=N), args.repeat, "tastemaker_recommend")
+    best_path = tastemaker.show_config(file=open(os.devnull, "w"))["simd_best"]
+    sweep = [best_path] + [p for p in args.simd if p != best_path]
+    res["paths"] = {}
+    for path in sweep:  # the path show_config picks first: its results are the reference
+        tastemaker.set_simd_path(path)
+        ours = our_model(U, V, threads)
+        t = {}
+        t["recommend_s"], (ids, _) = best_of(
+            lambda: ours.recommend(users, m, N=N), args.repeat, f"{path}_recommend")
+        t["unfiltered_s"], (free, _) = best_of(
+            lambda: ours.recommend(users, None, N=N, filter_already_liked_items=False),
+            args.repeat, f"{path}_unfiltered")
+        t["similar_items_s"], (sim, _) = best_of(
+            lambda: ours.similar_items(items, N=N), args.repeat, f"{path}_similar_items")
+        t["recommend_gflops"] = flop / 1e9 / t["recommend_s"]
+        t["unfiltered_gflops"] = flop / 1e9 / t["unfiltered_s"]
+        t["similar_items_gflops"] = sim_flop / 1e9 / t["similar_items_s"]
+        res["paths"][path] = t
+        if path == best_path:
+            tm_ids, tm_free, tm_sim = ids, free, sim
+        else:  # every path returns the same ids (bit-identical scores)
+            t["identical_to_best_path"] = bool(np.array_equal(ids, tm_ids)
+                                               and np.array_equal(free, tm_free)
+                                               and np.array_equal(sim, tm_sim))
+        print(f"  {path:<7} recommend {t['recommend_s']:.3f} s, unfiltered "
+              f"{t['unfiltered_s']:.3f} s, similar_items {t['similar_items_s']:.3f} s", flush=True)
+    tastemaker.set_simd_path(best_path)
+    for key in ("recommend", "unfiltered", "similar_items"):
+        res[f"tastemaker_{key}_s"] = res["paths"][best_path][f"{key}_s"]
+        CPU_SECONDS[f"tastemaker_{key}"] = CPU_SECONDS[f"{best_path}_{key}"]
+        fastest = min(t[f"{key}_s"] for t in res["paths"].values())
+        # the path show_config picks is the fastest, within noise (5%)
+        res[f"best_path_within_5pct_{key}"] = res[f"tastemaker_{key}_s"] <= 1.05 * fastest
     res["tastemaker_recommend_gflops"] = flop / 1e9 / res["tastemaker_recommend_s"]
-    res["tastemaker_unfiltered_s"], (tm_free, _) = best_of(
-        lambda: ours.recommend(users, None, N=N, filter_already_liked_items=False), args.repeat,
-        "tastemaker_unfiltered")
-    res["tastemaker_similar_items_s"], (tm_sim, _) = best_of(
-        lambda: ours.similar_items(items, N=N), args.repeat, "tastemaker_similar_items")
     res["tastemaker_similar_items_gflops"] = sim_flop / 1e9 / res["tastemaker_similar_items_s"]
 
     if not args.skip_implicit:
@@ -128,6 +158,9 @@ def run_dataset(name: str, m, args) -> dict:
                 args.repeat, "implicit_recommend")
             res["implicit_similar_items_s"], (im_sim, _) = best_of(
                 lambda: theirs.similar_items(items, N=N), args.repeat, "implicit_similar_items")
+        for t in res["paths"].values():
+            t["speedup_vs_implicit_similar_items"] = res["implicit_similar_items_s"] / t["similar_items_s"]
+            t["speedup_vs_implicit_recommend"] = res["implicit_recommend_s"] / t["recommend_s"]
         res["speedup_vs_implicit_recommend"] = res["implicit_recommend_s"] / res["tastemaker_recommend_s"]
         res["speedup_vs_implicit_similar_items"] = (res["implicit_similar_items_s"]
                                                     / res["tastemaker_similar_items_s"])
@@ -146,7 +179,8 @@ def run_dataset(name: str, m, args) -> dict:
         res["speedup_vs_faiss_unfiltered"] = res["faiss_unfiltered_s"] / res["tastemaker_unfiltered_s"]
         res["agreement_faiss_unfiltered"] = agreement(fa_ids, tm_free)
     for key, cpu in CPU_SECONDS.items():
-        res[key + "_cpu_s"] = cpu
+        if key.split("_")[0] not in res["paths"]:
+            res[key + "_cpu_s"] = cpu
     CPU_SECONDS.clear()
     for ours_key, their_key in (("recommend", "implicit_recommend"),
                                 ("similar_items", "implicit_similar_items"),
@@ -169,9 +203,24 @@ def main() -> None:
     ap.add_argument("--skip-faiss", action="store_true")
     ap.add_argument("--datasets", default="synthetic,ml100k,lastfm")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "topk.json"))
-    ap.add_argument("--peak-gflops", type=float, default=PEAK_GFLOPS,
-                    help="fp32 FMA peak of this machine for the %%peak column (measure it)")
+    ap.add_argument("--peak-gflops", type=float, default=0.0,
+                    help="fp32 FMA peak for the %%peak column; 0 = measure it in this run "
+                         f"(falls back to {PEAK_GFLOPS:g} where the build has no probe)")
+    ap.add_argument("--simd", default="",
+                    help="also time these SIMD paths (comma list, or 'all'): the sweep shows "
+                         "that the path show_config picks is the fastest for each kernel")
     args = ap.parse_args()
+    available = tastemaker.show_config(file=open(os.devnull, "w"))["simd_available"]
+    args.simd = available if args.simd == "all" else [p for p in args.simd.split(",") if p]
+    for path in args.simd:
+        if path not in available:
+            ap.error(f"--simd: {path!r} is not available here ({', '.join(available)})")
+    peak_measured = None
+    if not args.peak_gflops:
+        probe = getattr(tastemaker._core, "fma_peak_gflops", None)
+        if probe is not None:  # FMA chains in registers, all threads, on the best path
+            peak_measured = max(probe(1.0, args.threads) for _ in range(3))
+        args.peak_gflops = peak_measured or PEAK_GFLOPS
 
     load_before = os.getloadavg()
     results = []
@@ -193,6 +242,7 @@ def main() -> None:
 
     # other work on the machine slows every contender; record how busy it was
     out = {"machine": {**machine_info(args.threads), "peak_gflops": args.peak_gflops,
+                       "peak_gflops_measured_in_this_run": peak_measured is not None,
                        "load_average_before": load_before[0],
                        "load_average_after": os.getloadavg()[0]},
            "results": results}
@@ -215,6 +265,20 @@ def main() -> None:
               f"{r.get('implicit_similar_items_s', nan):>10.3f} {'':>8} "
               f"{r.get('speedup_vs_implicit_similar_items', nan):>6.1f} {'':>7} {g:>8.0f} "
               f"{100 * g / args.peak_gflops:>5.0f}%")
+    for r in results:
+        if len(r["paths"]) > 1:
+            print(f"\n{r['dataset']}: every SIMD path (s; x implicit; %peak of {args.peak_gflops:.0f} GFLOP/s)")
+            for path, t in r["paths"].items():
+                print(f"  {path:<7} recommend {t['recommend_s']:7.3f} "
+                      f"({100 * t['recommend_gflops'] / args.peak_gflops:3.0f}%) "
+                      f"unfiltered {t['unfiltered_s']:7.3f} "
+                      f"({100 * t['unfiltered_gflops'] / args.peak_gflops:3.0f}%) "
+                      f"similar_items {t['similar_items_s']:7.3f} "
+                      f"x{t.get('speedup_vs_implicit_similar_items', nan):.1f}"
+                      + ("" if t.get("identical_to_best_path", True) else "  RESULTS DIFFER"))
+            print("  show_config's path fastest within 5%: " + ", ".join(
+                f"{k} {'yes' if r[f'best_path_within_5pct_{k}'] else 'NO'}"
+                for k in ("recommend", "unfiltered", "similar_items")))
     print("CPU seconds (all threads), tastemaker / implicit / faiss:")
     for r in results:
         print(f"  {r['dataset']:<10} recommend {r['tastemaker_recommend_cpu_s']:.2f} / "

@@ -244,3 +244,20 @@ def test_transform_by_user_blocks_equals_whole(seed, method, cut):
     got[second] = transform_values(coo.row[second] - cut, coo.col[second], coo.data[second],
                                    (12 - cut, 9), method, corpus=corpus)
     np.testing.assert_allclose(got, whole, rtol=1e-12, atol=1e-12)
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    if not readme.is_file():
+        pytest.skip("needs the source checkout")
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme.read_text("utf-8"), re.S)
+                if "fit_als" in b)
+    monkeypatch.chdir(tmp_path)
+    scope = {"__name__": "readme"}
+    exec(compile(code, "README dask example", "exec"), scope)
+    recs = pd.concat([pd.read_parquet(f) for f in scope["files"]])
+    assert (tmp_path / "als.npz").is_file() and len(recs) == 10 * scope["seen"].n_users
+    assert set(recs["rank"]) == set(range(1, 11))

@@ -251,3 +251,15 @@ def test_huge_k_is_capped_at_the_catalogue_not_allocated():
             other = table[f"{name}@{10**9}"]
             scale = 20 / 10**9 if name == "precision" else 1.0
             np.testing.assert_allclose(other, table[col] * scale, rtol=1e-12)
+
+
+def test_bad_item_features_are_named_as_evaluates_argument():
+    x = sp.random(30, 12, density=0.3, format="csr", random_state=0, dtype=np.float32)
+    y = sp.random(30, 12, density=0.2, format="csr", random_state=1, dtype=np.float32)
+    y = (y - y.multiply(x > 0)).tocsr()
+    y.eliminate_zeros()
+    model = tastemaker.ALS(factors=3, iterations=1, random_state=0).fit(x, show_progress=False)
+    bad = np.full((12, 3), np.nan)
+    with pytest.raises(ValueError, match="^item_features:"):
+        evaluate({"ALS": model}, x, y, k=5, metrics=("diversity",), item_features=bad,
+                 show_progress=False)

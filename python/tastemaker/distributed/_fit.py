@@ -16,7 +16,7 @@ from ..models.als import (
     _fill_initial,
     _initial_rows,
 )
-from ._ingest import _same, build_blocks
+from ._ingest import build_blocks
 
 __all__ = ["fit_als"]
 
@@ -37,40 +37,39 @@ def _threads(p: dict) -> int:
         return 0
 
 
-def _init_block(state, offset, n_rows, f):
-    return _initial_rows(state, offset, zeros((n_rows, f)))
-
-
-def _stack(blocks) -> np.ndarray:
-    """The other side's factor blocks as one matrix (on huge pages, as ALS.fit has it)."""
-    out = zeros((sum(b.shape[0] for b in blocks), blocks[0].shape[1]))
-    np.concatenate(blocks, out=out)
-    return out
-
-
-def _solve_block(m, x, gram, p, *others):
-    """One block of a half-step, by the single-machine fit's own solve (the native kernel,
-    GIL released).  ``x`` is copied, never written: a retried task must see its inputs
-    as the first try saw them."""
-    out = x.copy()
-    if m.shape[0]:
-        q = dict(p, num_threads=_threads(p))
-        ALS(solver=p["solver"])._solve(m, _stack(others), out, q, p["solver"], gram)
-    return out
-
-
-def _gram(x, p):
+def _with_gram(x: np.ndarray, p: dict):
+    """A factor block and its partial Gram x^T x (float64): the Gram of a whole side is
+    the sum of its blocks' parts, so no task ever needs the whole side to get it."""
     from .. import _core
 
-    return _core.als_gram(x, _threads(p))
+    return x, _core.als_gram(x, _threads(p))
 
 
-def _sum_grams(*grams):
-    """Partial Grams summed in block order (float64): the Gram of the whole side."""
-    total = grams[0].copy()
-    for g in grams[1:]:
-        total += g
-    return total
+def _init_block(state, offset, n_rows, f, p):
+    return _with_gram(_initial_rows(state, offset, zeros((n_rows, f))), p)
+
+
+def _stack(blocks) -> tuple[np.ndarray, np.ndarray]:
+    """The other side's (factors, partial Gram) blocks as one factor matrix (on huge
+    pages, as ALS.fit has it) and the Gram summed in block order (float64)."""
+    out = zeros((sum(b[0].shape[0] for b in blocks), blocks[0][0].shape[1]))
+    np.concatenate([b[0] for b in blocks], out=out)
+    gram = blocks[0][1].copy()
+    for b in blocks[1:]:
+        gram += b[1]
+    return out, gram
+
+
+def _solve_block(m, current, p, *others):
+    """One block of a half-step, by the single-machine fit's own solve (the native kernel,
+    GIL released), then the new block's partial Gram.  The current factors are copied,
+    never written: a retried task must see its inputs as the first try saw them."""
+    out = current[0].copy()
+    if m.shape[0]:
+        other, gram = _stack(others)
+        q = dict(p, num_threads=_threads(p))
+        ALS(solver=p["solver"])._solve(m, other, out, q, p["solver"], gram)
+    return _with_gram(out, p)
 
 
 def _skip(rng: np.random.Generator, count: int) -> None:
@@ -90,8 +89,8 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     The result equals ``ALS(**als_params).fit(Interactions.from_frame(events, ...).to_csr())``
     within float rounding: the same weighting code builds the matrix, the same initial
     factors are drawn from ``random_state``, and every block is solved by the same native
-    kernel.  Only the Gram matrices are summed from per-block parts (float64), so
-    factors agree to about 1e-6 relative, not bit for bit.
+    kernel.  Only the Gram matrices are summed from per-block parts (float64), so factors
+    agree to float rounding (often bit for bit), not by construction.
 
     Parameters
     ----------
@@ -122,15 +121,21 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
 
     Notes
     -----
-    Each worker holds its user block (CSR, 12 bytes per entry + 8 per user), its item
-    block (12 bytes per entry + 8 per item), its own factor blocks, and during a
-    half-step the whole other side's factors twice (as received in blocks and stacked,
-    ``2 x n_other x factors x 4`` bytes) plus the new block and the f x f Grams.  Per
-    iteration every worker receives the other side's factor blocks it does not hold and
-    the Gram matrices: about ``(W - 1) / W x (n_users + n_items) x factors x 4`` bytes.
-    A worker that dies is replaced by Dask, which recomputes the lost blocks from their
-    lineage (the data read included); tasks never modify their inputs, so the result is
-    unchanged.
+    **Memory per worker** (W workers, one user and one item block each, f factors,
+    4-byte floats): its user block (CSR: 8 bytes per stored entry + 8 per user row),
+    its item block (the same for items), its own factor blocks (rows x f x 4), and
+    during a half-step the whole other side's factors twice, as received block by block
+    and stacked (2 x n_other x f x 4), plus the new block and f x f float64 Grams.  The
+    ingest holds, per worker, its partitions' events and its block's aggregated entries
+    (about 40 bytes per event) once, before the iterations start.
+
+    **Traffic per iteration**: every worker receives the factor blocks of the other side
+    that it does not hold, with their partial Grams: (W - 1) x (n_users + n_items) x f x 4
+    bytes in all, about 1/W of it into each worker.
+
+    **Faults**: a worker that dies is replaced by Dask, which recomputes what was lost
+    from its lineage (back to the data read if need be).  Tasks never modify their
+    inputs, so a recomputed block is the block that was lost and the result is unchanged.
     """
     from distributed import Client, wait
     from tqdm.auto import tqdm
@@ -179,31 +184,29 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     # the initial factors of ALS.fit: users' then items' matrix from one stream
     state = rng.bit_generator.state
     if state["bit_generator"] in _SPLITTABLE and not state.get("has_uint32"):
-        X = [client.submit(_init_block, state, int(ub[b]) * f, int(ub[b + 1] - ub[b]), f,
+        X = [client.submit(_init_block, state, int(ub[b]) * f, int(ub[b + 1] - ub[b]), f, p,
                            **pinned(b)) for b in range(len(ub) - 1)]
         Y = [client.submit(_init_block, state, (n_users + int(ib[c])) * f,
-                           int(ib[c + 1] - ib[c]), f, **pinned(c)) for c in range(len(ib) - 1)]
+                           int(ib[c + 1] - ib[c]), f, p, **pinned(c))
+             for c in range(len(ib) - 1)]
         _skip(rng, (n_users + n_items) * f)
     else:  # a generator that cannot jump: draw on the client, send the blocks
         x0 = _fill_initial(rng, zeros((n_users, f)))
         y0 = _fill_initial(rng, zeros((n_items, f)))
-        X = [client.submit(_same, x0[ub[b]:ub[b + 1]].copy(), **pinned(b))
+        X = [client.submit(_with_gram, x0[ub[b]:ub[b + 1]].copy(), p, **pinned(b))
              for b in range(len(ub) - 1)]
-        Y = [client.submit(_same, y0[ib[c]:ib[c + 1]].copy(), **pinned(c))
+        Y = [client.submit(_with_gram, y0[ib[c]:ib[c + 1]].copy(), p, **pinned(c))
              for c in range(len(ib) - 1)]
         del x0, y0
 
-    # the whole graph is submitted at once: iteration t + 1 waits only on its inputs,
-    # never on the client; the bar follows the last item block of each iteration
+    # Each task holds a block's factors and its partial Gram, so an iteration is 2 W
+    # tasks in two rounds.  The whole graph is submitted at once: iteration t + 1 waits
+    # only on its inputs, never on the client; the bar follows each iteration's blocks.
     done = []
     for _ in range(p["iterations"]):
-        gy = client.submit(_sum_grams, *[client.submit(_gram, y, p, **pinned(c))
-                                         for c, y in enumerate(Y)], pure=False)
-        X = [client.submit(_solve_block, m, x, gy, p, *Y, **pinned(b))
+        X = [client.submit(_solve_block, m, x, p, *Y, **pinned(b))
              for b, (m, x) in enumerate(zip(blocks.users, X))]
-        gx = client.submit(_sum_grams, *[client.submit(_gram, x, p, **pinned(b))
-                                         for b, x in enumerate(X)], pure=False)
-        Y = [client.submit(_solve_block, m, y, gx, p, *X, **pinned(c))
+        Y = [client.submit(_solve_block, m, y, p, *X, **pinned(c))
              for c, (m, y) in enumerate(zip(blocks.items, Y))]
         done.append(X + Y)
     start = time.perf_counter()
@@ -216,9 +219,9 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
                 callback(it, time.perf_counter() - start, None)
     user_factors = zeros((n_users, f))
     item_factors = zeros((n_items, f))
-    for b, x in enumerate(client.gather(X)):
+    for b, (x, _) in enumerate(client.gather(X)):
         user_factors[ub[b]:ub[b + 1]] = x
-    for c, y in enumerate(client.gather(Y)):
+    for c, (y, _) in enumerate(client.gather(Y)):
         item_factors[ib[c]:ib[c + 1]] = y
     model.user_factors = user_factors
     model.item_factors = item_factors

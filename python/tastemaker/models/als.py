@@ -89,7 +89,8 @@ def _check_scales(cui: sp.csr_matrix, ciu: sp.csr_matrix, p: dict) -> None:
             f"regularization_exponent reaches {lam:.3g} (regularization="
             f"{p['regularization']:g}, regularization_exponent={nu:g}); at most "
             f"{MAX_SCALE:g} is supported")
-    vmax = float(np.abs(cui.data).max()) if cui.nnz else 0.0
+    # max |v| without an |data| temporary (nnz floats: it showed in fit's peak memory)
+    vmax = float(np.maximum(cui.data.max(), -cui.data.min())) if cui.nnz else 0.0
     if not p["alpha"] * vmax <= MAX_SCALE:
         raise ValueError(f"alpha: alpha * max |value| is {p['alpha'] * vmax:.3g}; at most "
                          f"{MAX_SCALE:g} is supported (scale the values down)")
@@ -112,7 +113,15 @@ def auto_regularization(user_items: sp.csr_matrix, alpha: float) -> float:
 def _confidence_mass(user_items: sp.csr_matrix) -> tuple[float, int]:
     """(sum of |v| in float64, users with an interaction): both add up over user blocks."""
     active = int(np.count_nonzero(np.diff(user_items.indptr)))
-    return float(np.abs(user_items.data, dtype=np.float64).sum()), active
+    # in blocks: np.abs(data, dtype=float64) of the whole array would be an nnz x 8 byte
+    # temporary, the largest allocation of a default fit
+    data, mass = user_items.data, 0.0
+    for start in range(0, data.size, _MASS_BLOCK):
+        mass += float(np.abs(data[start:start + _MASS_BLOCK], dtype=np.float64).sum())
+    return mass, active
+
+
+_MASS_BLOCK = 1 << 20
 
 
 def _auto_regularization(mass: float, active: int, alpha: float) -> float:

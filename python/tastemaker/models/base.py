@@ -658,15 +658,15 @@ class FactorModel(Model):
                     eligible &= ~np.isin(ids, deny)
                 rows_e = np.flatnonzero(eligible) if eligible.any() else None
             if width and len(ids) and rows_e is not None:
-                self_score = (np.einsum("ij,ij->i", queries[rows_e], queries[rows_e]) > 0)
                 out_ids[rows_e, 1:] = out_ids[rows_e, :-1]
                 out_scores[rows_e, 1:] = out_scores[rows_e, :-1]
                 out_ids[rows_e, 0] = ids[rows_e]
-                out_scores[rows_e, 0] = self_score.astype(np.float32)
+                out_scores[rows_e, 0] = 1.0  # an eligible query is not a zero vector
         # ... nor a query: no item is similar to a vector without direction
-        zero_query = ~queries.any(axis=1)
-        out_ids[zero_query] = -1
-        out_scores[zero_query] = -np.inf
+        if recalc or zero.size:
+            zero_query = ~queries.any(axis=1)
+            out_ids[zero_query] = -1
+            out_scores[zero_query] = -np.inf
         valid = out_ids >= 0
         np.clip(out_scores, -1.0, 1.0, out=out_scores, where=valid)
         return self._shape_result(out_ids, out_scores, scalar)
