@@ -143,6 +143,8 @@ def test_fit_als_bad_input(client, events):
         fit_als(client, ddf, event="event", event_weights={"play": 1.0}, show_progress=False)
     with pytest.raises(ValueError, match="events"):
         fit_als(client, "/nonexistent/dir/*.parquet")
+    with pytest.raises(ValueError, match="alpha"):  # ALS.fit's overflow check
+        fit_als(client, ddf, alpha=1e16, regularization=0.1, show_progress=False)
 
 
 # --------------------------------------------------------------------------- recommend_all

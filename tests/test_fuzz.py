@@ -93,6 +93,10 @@ def _context() -> dict:
         "als": tastemaker.ALS(factors=3, iterations=2, random_state=0, num_threads=1).fit(
             ui, show_progress=False),
         "popularity": tastemaker.Popularity().fit(ui),
+        "itemknn": tastemaker.ItemKNN(K=4).fit(ui),
+        "ease": tastemaker.EASE(regularization=1.0).fit(ui),
+        "explicit": tastemaker.ExplicitALS(factors=2, iterations=2, random_state=0,
+                                           num_threads=1).fit(ui, show_progress=False),
     }
 
 
@@ -186,6 +190,57 @@ def _als_recommend_vectors(m, ctx):
 def _popularity_recommend(m, ctx):
     ids = np.arange(min(m.shape[0], N_USERS))
     ctx["popularity"].recommend(ids, m, N=4)
+
+
+@entry_point("ItemKNN.fit")
+def _itemknn_fit(m, ctx):
+    import tastemaker
+
+    for kind in ("cosine", "bm25", "jaccard"):
+        model = tastemaker.ItemKNN(K=3, similarity=kind).fit(m)
+        g = model.similarity_
+        assert g.shape == (m.shape[1], m.shape[1]) and np.isfinite(g.data).all()
+        assert (np.diff(g.indptr) <= 3).all()
+
+
+@entry_point("ItemKNN.recommend(user_items=)", shape=("any", "items"))
+def _itemknn_recommend(m, ctx):
+    ids = np.arange(N_USERS, N_USERS + m.shape[0])  # new users: one row each
+    _check_topk(*ctx["itemknn"].recommend(ids, m, N=3, recalculate_user=True,
+                                          filter_already_liked_items=False), N_ITEMS)
+
+
+@entry_point("EASE.fit", valid_may_fail=True)
+def _ease_fit(m, ctx):
+    import tastemaker
+
+    model = tastemaker.EASE(regularization=1.0).fit(m)
+    assert model.item_factors.shape == (m.shape[1], m.shape[1])
+    assert np.isfinite(model.item_factors).all()
+
+
+@entry_point("EASE.recommend(user_items=)", shape=("any", "items"), valid_may_fail=True)
+def _ease_recommend(m, ctx):
+    ids = np.arange(N_USERS, N_USERS + m.shape[0])
+    _check_topk(*ctx["ease"].recommend(ids, m, N=3, recalculate_user=True,
+                                       filter_already_liked_items=False), N_ITEMS)
+
+
+@entry_point("ExplicitALS.fit", valid_may_fail=True)
+def _explicit_fit(m, ctx):
+    import tastemaker
+
+    model = tastemaker.ExplicitALS(factors=2, iterations=1, random_state=0).fit(
+        m, show_progress=False)
+    assert np.isfinite(model.user_factors).all() and np.isfinite(model.item_factors).all()
+
+
+@entry_point("ExplicitALS.recommend(recalculate_user=True)", shape=("any", "items"),
+             valid_may_fail=True)
+def _explicit_fold_in(m, ctx):
+    ids = np.arange(N_USERS, N_USERS + m.shape[0])
+    _check_topk(*ctx["explicit"].recommend(ids, m, N=3, recalculate_user=True,
+                                           filter_already_liked_items=False), N_ITEMS)
 
 
 @entry_point("evaluation.ranking_metrics_at_k(test=)", shape=("any", "items"))

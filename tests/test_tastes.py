@@ -169,8 +169,8 @@ def test_interleave_property(lists, w, n):
         lens = np.array([len(a) for a in lists])
         counts = np.zeros(len(lists))
         for pos, j in enumerate(src):
-            if np.any(counts >= lens):  # a list ran out: the others take its turns
-                break
+            if np.any(counts >= lens):
+                break  # a list ran out: the others take its share from here
             counts[j] += 1
             share = weights / weights.sum() * (pos + 1)
             assert np.all(counts <= np.floor(share) + 1 + 1e-9)

@@ -61,3 +61,65 @@ def topk_inner_product(
     num_threads: int = 0,
     packed: PackedItems | None = None,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def knn_build(
+    w_indptr: npt.NDArray[np.int64],
+    w_indices: npt.NDArray[np.int32],
+    w_data: npt.NDArray[np.float32],
+    t_indptr: npt.NDArray[np.int64],
+    t_indices: npt.NDArray[np.int32],
+    t_data: npt.NDArray[np.float32],
+    K: int,
+    score: str = "dot",
+    num_threads: int = 0,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float32]
+]: ...
+def knn_recommend(
+    n_indptr: npt.NDArray[np.int64],
+    n_indices: npt.NDArray[np.int32],
+    n_data: npt.NDArray[np.float32],
+    r_indptr: npt.NDArray[np.int64],
+    r_indices: npt.NDArray[np.int32],
+    r_data: npt.NDArray[np.float32],
+    exclude_seen: bool,
+    allow: npt.NDArray[np.int32] | None = None,
+    deny: npt.NDArray[np.int32] | None = None,
+    k: int = 10,
+    num_threads: int = 0,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def item_gram_dense(
+    w_indptr: npt.NDArray[np.int64],
+    w_indices: npt.NDArray[np.int32],
+    w_data: npt.NDArray[np.float32],
+    t_indptr: npt.NDArray[np.int64],
+    t_indices: npt.NDArray[np.int32],
+    t_data: npt.NDArray[np.float32],
+    ridge: float,
+    out: npt.NDArray[np.float64],
+    num_threads: int = 0,
+) -> npt.NDArray[np.float64]: ...
+def explicit_als_solve(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    Y: npt.NDArray[np.float32],
+    other_bias: npt.NDArray[np.float32],
+    X: npt.NDArray[np.float32],
+    bias: npt.NDArray[np.float32],
+    regularization: float,
+    bias_regularization: float,
+    weighted: bool,
+    global_mean: float,
+    num_threads: int = 0,
+) -> None: ...
+def explicit_als_rmse(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    X: npt.NDArray[np.float32],
+    bias: npt.NDArray[np.float32],
+    Y: npt.NDArray[np.float32],
+    other_bias: npt.NDArray[np.float32],
+    global_mean: float,
+    num_threads: int = 0,
+) -> float: ...

@@ -16,7 +16,7 @@ import mmap
 
 import numpy as np
 
-__all__ = ["zeros"]
+__all__ = ["zeros", "available_bytes", "check_fits"]
 
 # below this, an array spans few pages anyway and a mapping per array is not worth it
 HUGE_PAGE_MIN_BYTES = 4 << 20
@@ -41,3 +41,31 @@ def zeros(shape, dtype=np.float32) -> np.ndarray:
     except (OSError, ValueError):  # no such advice on this kernel, or no memory map
         return np.zeros(shape, dtype=dtype)
     return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+
+
+def available_bytes() -> int | None:
+    """Memory the process can still allocate without swapping: ``MemAvailable`` of
+    ``/proc/meminfo`` (Linux), else free physical pages; None when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits(nbytes: int, name: str, what: str) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``nbytes`` cannot fit in available memory,
+    before anything is allocated (a failed huge allocation would otherwise swap the
+    machine to a halt or get the process killed)."""
+    avail = available_bytes()
+    if avail is not None and nbytes > avail:
+        raise ValueError(f"{name}: {what} needs {nbytes / 2**30:.1f} GiB but only "
+                         f"{avail / 2**30:.1f} GiB of memory is available")

@@ -16,7 +16,9 @@ bm25       ``sign(x) * idf(item) * |x| (k1 + 1) / (|x| + k1 (1 - b + b len(u) / 
            ``|x|`` (users are documents, items are terms)
 =========  ===========================================================================
 
-``df(item)`` is the number of users with a stored entry for the item.  Use
+``df(item)`` is the number of users with a stored entry for the item.  ``tfidf`` and
+``bm25`` take ``idf_offset`` (default 0): ``idf = log(n_users / (df + idf_offset))``;
+1 gives implicit's ``log(N) - log1p(df)`` (its ``bm25_weight`` / ``tfidf_weight``).  Use
 :func:`apply_transform` on a sparse matrix, or ``Interactions(...).transform(...)``.
 """
 
@@ -35,8 +37,8 @@ _DEFAULTS = {
     "binary": {},
     "linear": {"alpha": 1.0},
     "log1p": {"alpha": 1.0, "epsilon": 1.0},
-    "tfidf": {},
-    "bm25": {"k1": 1.2, "b": 0.75},
+    "tfidf": {"idf_offset": 0.0},
+    "bm25": {"k1": 1.2, "b": 0.75, "idf_offset": 0.0},
 }
 
 
@@ -114,7 +116,8 @@ def transform_values(
         its users (``user_idx`` then indexes ``shape[0]`` users of the block; every entry
         of each of them must be given).  Default: the statistics of these entries.
     **params
-        ``alpha`` (linear, log1p), ``epsilon`` (log1p), ``k1`` and ``b`` (bm25).
+        ``alpha`` (linear, log1p), ``epsilon`` (log1p), ``k1`` and ``b`` (bm25),
+        ``idf_offset`` (tfidf, bm25).
     """
     p = _check_params(method, params)
     x = np.asarray(values, dtype=np.float64)
@@ -129,7 +132,7 @@ def transform_values(
     if corpus is None:
         corpus = corpus_stats(user_idx, item_idx, x, shape)
     item_idx = np.asarray(item_idx, dtype=np.int64)
-    idf = np.log(corpus["n_users"] / np.maximum(corpus["df"], 1.0))
+    idf = np.log(corpus["n_users"] / (np.maximum(corpus["df"], 1.0) + p["idf_offset"]))
     if method == "tfidf":
         return x * idf[item_idx]
     # bm25

@@ -12,6 +12,7 @@ from .._validation import check_random_state
 from ..models.als import (
     ALS,
     _auto_regularization,
+    _check_scales,
     _confidence_mass,
     _fill_initial,
     _initial_rows,
@@ -70,6 +71,11 @@ def _solve_block(m, current, p, *others):
         q = dict(p, num_threads=_threads(p))
         ALS(solver=p["solver"])._solve(m, other, out, q, p["solver"], gram)
     return _with_gram(out, p)
+
+
+def _check_block_scales(m, p) -> None:
+    if m.shape[0]:
+        _check_scales(m, m, p)
 
 
 def _skip(rng: np.random.Generator, count: int) -> None:
@@ -173,6 +179,9 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     else:
         model.regularization_ = p["regularization"]
     p["regularization"] = model.regularization_
+    # ALS.fit's overflow checks, block by block (every row of either side is in a block)
+    client.gather([client.submit(_check_block_scales, m, p)
+                   for m in blocks.users + blocks.items])
     f = p["factors"]
     n_users, n_items = len(blocks.user_ids), len(blocks.item_ids)
     ub, ib = blocks.user_bounds, blocks.item_bounds

@@ -18,9 +18,13 @@ __all__ = ["evaluate", "EVALUATE_METRICS"]
 #: bias), ``personalization`` the mean dissimilarity between users' lists and
 #: ``diversity`` the intra-list diversity over ``item_features`` (only when given).
 #: ``auc`` counts as non-relevant candidates only the items outside the user's train
-#: and test rows (training items cannot be recommended).
+#: and test rows (training items cannot be recommended).  ``rmse`` and ``mae`` (one
+#: column each, no cut-off) score the predicted ratings of models with a
+#: ``predict(userids, itemids)`` method (``ExplicitALS``) against every stored ``test``
+#: value; they are NaN for models that do not predict.
+RATING_METRICS = ("rmse", "mae")
 EVALUATE_METRICS = _m.RANKING_METRICS + (
-    "coverage", "novelty", "arp", "personalization", "diversity")
+    "coverage", "novelty", "arp", "personalization", "diversity") + RATING_METRICS
 
 _DEFAULT_METRICS = ("precision", "recall", "map", "map_full", "ndcg", "mrr", "hit_rate", "auc",
                     "coverage", "novelty", "arp", "personalization")
@@ -52,9 +56,14 @@ def _check_ks(k) -> tuple[int, ...]:
     return tuple(sorted({check_int(x, "k", minimum=1) for x in ks}))
 
 
-def _check_metrics(metrics, have_features: bool) -> tuple[str, ...]:
+def _predicts(model) -> bool:
+    return callable(getattr(model, "predict", None))
+
+
+def _check_metrics(metrics, have_features: bool, have_predict: bool = False) -> tuple[str, ...]:
     if metrics is None:
-        names = _DEFAULT_METRICS + (("diversity",) if have_features else ())
+        names = (_DEFAULT_METRICS + (("diversity",) if have_features else ())
+                 + (RATING_METRICS if have_predict else ()))
     else:
         names = (metrics,) if isinstance(metrics, str) else tuple(metrics)
         if not names:
@@ -139,7 +148,10 @@ def evaluate(models, train, test, k=(10, 20), metrics=None, *, show_progress: bo
         Indexed by model name (``index.name == "model"``), one float column per metric
         and cut-off named ``"<metric>@<k>"`` (e.g. ``"ndcg@10"``), metrics in the order
         asked and each at increasing k.  Ranking metrics are means over the users with
-        test items; ``df.attrs["n_users"]`` holds how many users were scored.
+        test items; ``df.attrs["n_users"]`` holds how many users were scored.  When a
+        model can ``predict`` ratings (``ExplicitALS``), ``"rmse"`` and ``"mae"`` columns
+        (no cut-off) score its predictions of every stored ``test`` value (NaN for the
+        models that cannot predict); they are in the default metrics then.
 
     Raises
     ------
@@ -164,8 +176,10 @@ def evaluate(models, train, test, k=(10, 20), metrics=None, *, show_progress: bo
     test = _as_csr(test, "test", shape=train.shape)
     n_users, n_items = train.shape
     ks = _check_ks(k)
-    names = _check_metrics(metrics, item_features is not None)
+    names = _check_metrics(metrics, item_features is not None,
+                           any(_predicts(m) for m in models.values()))
     batch_size = check_int(batch_size, "batch_size", minimum=1)
+    ratings = test  # every stored value, for rmse / mae
     test = _m._nonzero_csr(test, "test", positive=True)
     if test.nnz == 0:
         raise ValueError("test: has no interactions to score")
@@ -203,12 +217,27 @@ def evaluate(models, train, test, k=(10, 20), metrics=None, *, show_progress: bo
             bar.set_postfix_str(name)
             rec = _recommend_all(model, name, users, train, n, batch_size, recalculate_user, bar)
             rows[name] = _score(rec, users, train, test, ks, names, item_features)
+            rows[name].update(_rating_scores(model, ratings, names))
     finally:
         bar.close()
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "model"
     df.attrs["n_users"] = int(users.size)
     return df
+
+
+def _rating_scores(model, ratings: sp.csr_matrix, names) -> dict:
+    """``rmse`` / ``mae`` of ``model.predict`` on every stored test value (NaN when the
+    model does not predict or there is no rating)."""
+    wanted = [m for m in RATING_METRICS if m in names]
+    if not wanted:
+        return {}
+    if not _predicts(model) or ratings.nnz == 0:
+        return {m: float("nan") for m in wanted}
+    users = np.repeat(np.arange(ratings.shape[0], dtype=np.int64), np.diff(ratings.indptr))
+    pred = np.asarray(model.predict(users, ratings.indices.astype(np.int64)), dtype=np.float64)
+    fns = {"rmse": _m.rmse, "mae": _m.mae}
+    return {m: fns[m](ratings.data, pred) for m in wanted}
 
 
 def _score(rec, users, train, test, ks, names, item_features) -> dict:

@@ -3,5 +3,8 @@
 from .base import FactorModel, Model
 from .als import ALS
 from .popularity import Popularity
+from .knn import ItemKNN
+from .ease import EASE
+from .explicit import ExplicitALS
 
-__all__ = ["Model", "FactorModel", "ALS", "Popularity"]
+__all__ = ["Model", "FactorModel", "ALS", "Popularity", "ItemKNN", "EASE", "ExplicitALS"]

@@ -1,0 +1,56 @@
+#pragma once
+/** Explicit-feedback (star rating) matrix factorization with biases, by alternating
+ *  least squares with frequency-weighted regularization (ALS-WR, Zhou et al. 2008).
+ *
+ *  Model:  r_ui ~ mu + b_u + c_i + x_u . y_i.  One half-step fixes the other side
+ *  (Y, c) and solves, for every row u of the rating matrix R (rows x n_other) with
+ *  n_u > 0 stored ratings, the regularised least-squares problem in z = [x_u; b_u]:
+ *
+ *      minimize  sum_{i in row u} (r_ui - mu - c_i - [y_i; 1] . z)^2
+ *                + n_u^w * (lambda * |x_u|^2 + lambda_b * b_u^2)
+ *
+ *  with w = 1 for ALS-WR (the penalty grows with the row's number of ratings) or 0.
+ *  The (f + 1) x (f + 1) normal equations are accumulated in float64 in the order of
+ *  the row's entries and solved by Cholesky; rows with no rating get x_u = 0, b_u = 0.
+ *
+ *  Determinism: every row is solved on its own (per-thread scratch, nothing shared),
+ *  so the result is identical for any thread count.  Portable C++ (no ISA-specific
+ *  code): the inner loops are contiguous float64 multiply-adds the compiler vectorizes
+ *  for the baseline instruction set.
+ */
+#include <cstdint>
+
+#include "tastemaker/knn.hpp"  // CsrView
+
+namespace tastemaker {
+
+struct ExplicitAlsParams {
+    double regularization = 0.1;       ///< lambda (>= 0) on the factors
+    double bias_regularization = 0.1;  ///< lambda_b (>= 0) on the bias
+    bool weighted = true;              ///< ALS-WR: scale both by the row's rating count
+    double global_mean = 0.0;          ///< mu
+    int num_threads = 0;               ///< 0 = global default (threads.hpp)
+};
+
+/** One half-step.
+ *
+ *  @param R           rows x n_other ratings (CSR view; R.n_cols == n_other).
+ *  @param Y           n_other x f, row-major float32 (the fixed side's factors).
+ *  @param other_bias  n_other float32 (the fixed side's biases c_i).
+ *  @param X           rows x f float32, overwritten with the solved factors.
+ *  @param bias        rows float32, overwritten with the solved biases.
+ *  @throws std::invalid_argument on f < 1, negative or non-finite parameters, a
+ *          malformed CSR (indices out of range), or non-finite ratings;
+ *          std::runtime_error if a system is not positive definite (possible only
+ *          with zero regularization).
+ */
+void explicit_als_solve(const CsrView& R, const float* Y, const float* other_bias, std::int64_t n_other, int f,
+                        float* X, float* bias, const ExplicitAlsParams& params);
+
+/** Root mean squared error of mu + b_u + c_i + x_u . y_i against the stored ratings
+ *  (float64 sums per row, added in row order; 0 for an empty matrix). */
+double explicit_als_rmse(const CsrView& R, const float* X, const float* bias, const float* Y,
+                         const float* other_bias, std::int64_t n_other, int f, double global_mean,
+                         int num_threads = 0);
+
+}  // namespace tastemaker

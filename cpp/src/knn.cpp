@@ -1,0 +1,394 @@
+// Item-item neighbourhoods (see knn.hpp for the contracts).
+//
+// Every kernel here is the same sparse pattern: for one output row, walk a CSR row and,
+// for each of its entries, a row of a second CSR matrix, accumulating into a dense
+// per-thread row.  The matrices of interest (catalogs up to ~10^5 items, co-occurrence
+// rows of a few thousand entries) make that row fit in L1/L2, so a scatter into a dense
+// array beats any merge of sorted lists; touched entries are remembered in a list so that
+// resetting and selecting cost O(touched), not O(n_items).
+#include "tastemaker/knn.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tastemaker/threads.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace tastemaker {
+namespace {
+
+using Cand = std::pair<float, std::int32_t>;
+
+// Score descending, then id ascending: the ranking order of every result here.  Scores
+// are never NaN when they reach this (callers drop !(s > 0) or only see finite sums).
+// A function object (not a function pointer) so that the std algorithms inline it.
+struct Better {
+    bool operator()(const Cand& a, const Cand& b) const {
+        return a.first > b.first || (a.first == b.first && a.second < b.second);
+    }
+};
+constexpr Better better{};
+
+// Move the best min(k, size) candidates to the front (in an unspecified but deterministic
+// order: it depends only on the input order); returns how many.
+std::size_t select_top_unsorted(std::vector<Cand>& c, std::size_t k) {
+    const std::size_t m = std::min(k, c.size());
+    if (m > 0 && c.size() > m) std::nth_element(c.begin(), c.begin() + (m - 1), c.end(), better);
+    return m;
+}
+
+// Bounded heap of the k best candidates seen so far; front() is the worst of them, so a
+// candidate that does not beat it is rejected with one comparison.
+struct TopK {
+    std::vector<Cand> h;
+    std::size_t k = 0;
+    void reset(std::size_t k_) {
+        h.clear();
+        k = k_;
+    }
+    void push(float s, std::int32_t id) {
+        if (std::isnan(s)) s = -std::numeric_limits<float>::infinity();  // overflowed sums
+        if (h.size() < k) {
+            h.emplace_back(s, id);
+            std::push_heap(h.begin(), h.end(), better);
+        } else if (k > 0 && better(Cand(s, id), h.front())) {
+            std::pop_heap(h.begin(), h.end(), better);
+            h.back() = Cand(s, id);
+            std::push_heap(h.begin(), h.end(), better);
+        }
+    }
+    // Best first; the heap is consumed.
+    void sort() { std::sort_heap(h.begin(), h.end(), better); }
+};
+
+// When a row's products touch at least this fraction of the columns, scanning the whole
+// dense row is cheaper than tracking which entries were touched.
+constexpr std::int64_t kDenseRowFraction = 1;
+
+void check_view(const CsrView& m, const char* name) {
+    const std::string n(name);
+    if (m.n_rows < 0 || m.n_cols < 0) throw std::invalid_argument(n + ": negative shape");
+    if (m.n_rows > 0 && (m.indptr == nullptr)) throw std::invalid_argument(n + ": null indptr");
+    if (m.n_cols > std::numeric_limits<std::int32_t>::max())
+        throw std::invalid_argument(n + ": more than 2^31 - 1 columns");
+    if (m.indptr == nullptr) return;
+    if (m.indptr[0] != 0) throw std::invalid_argument(n + ": indptr must start at 0");
+    for (std::int64_t r = 0; r < m.n_rows; ++r)
+        if (m.indptr[r + 1] < m.indptr[r]) throw std::invalid_argument(n + ": indptr is decreasing");
+    const std::int64_t nnz = m.indptr[m.n_rows];
+    if (nnz > 0 && (m.indices == nullptr || m.data == nullptr))
+        throw std::invalid_argument(n + ": null indices or data");
+    for (std::int64_t p = 0; p < nnz; ++p)
+        if (m.indices[p] < 0 || m.indices[p] >= m.n_cols)
+            throw std::invalid_argument(n + ": column index " + std::to_string(m.indices[p]) +
+                                        " out of range [0, " + std::to_string(m.n_cols) + ")");
+}
+
+void check_pair(const CsrView& W, const CsrView& Wt) {
+    check_view(W, "W");
+    check_view(Wt, "Wt");
+    if (W.n_cols != Wt.n_rows || W.n_rows != Wt.n_cols)
+        throw std::invalid_argument("Wt: expected the transpose of W (" + std::to_string(W.n_cols) + " x " +
+                                    std::to_string(W.n_rows) + "), got " + std::to_string(Wt.n_rows) + " x " +
+                                    std::to_string(Wt.n_cols));
+    if (W.indptr[W.n_rows] != Wt.indptr[Wt.n_rows])
+        throw std::invalid_argument("Wt: has a different number of stored entries than W");
+}
+
+void check_id_list(const std::int32_t* ids, std::int64_t n, std::int64_t n_items, const char* name) {
+    if (n < 0) throw std::invalid_argument(std::string(name) + ": negative length");
+    if (n > 0 && ids == nullptr) throw std::invalid_argument(std::string(name) + ": null ids");
+    for (std::int64_t t = 0; t < n; ++t)
+        if (ids[t] < 0 || ids[t] >= n_items)
+            throw std::invalid_argument(std::string(name) + ": id " + std::to_string(ids[t]) +
+                                        " out of range [0, " + std::to_string(n_items) + ")");
+}
+
+// Runs body(row, scratch, thread) for every row in parallel with one Scratch per thread
+// (thread in [0, threads)); the first exception (allocation failure) is rethrown after
+// the loop.
+template <class Scratch, class MakeScratch, class Body>
+void parallel_rows(std::int64_t n_rows, int threads, MakeScratch make, Body body) {
+    std::exception_ptr error;
+#pragma omp parallel num_threads(threads)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        Scratch s;
+        bool ok = true;
+        try {
+            s = make();
+        } catch (...) {
+            ok = false;
+#pragma omp critical(tastemaker_knn_error)
+            if (!error) error = std::current_exception();
+        }
+#pragma omp for schedule(dynamic, 16)
+        for (std::int64_t r = 0; r < n_rows; ++r) {
+            if (!ok) continue;
+            try {
+                body(r, s, tid);
+            } catch (...) {  // allocation failure while growing a result list
+                ok = false;
+#pragma omp critical(tastemaker_knn_error)
+                if (!error) error = std::current_exception();
+            }
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+struct RowScratch {
+    std::vector<float> acc;            // dense accumulator, all zero between rows
+    std::vector<std::uint8_t> mark;    // 1 = touched in this row
+    std::vector<std::int32_t> touched;
+    std::vector<Cand> cand;
+    TopK top;
+};
+
+RowScratch make_row_scratch(std::int64_t n) {
+    RowScratch s;
+    s.acc.assign(static_cast<std::size_t>(n), 0.0f);
+    s.mark.assign(static_cast<std::size_t>(n), 0);
+    s.touched.reserve(1024);
+    s.cand.reserve(1024);
+    return s;
+}
+
+}  // namespace
+
+KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, int num_threads) {
+    if (K < 1) throw std::invalid_argument("K: expected >= 1, got " + std::to_string(K));
+    if (score != KnnScore::Dot && score != KnnScore::Jaccard)
+        throw std::invalid_argument("score: unknown similarity");
+    check_pair(W, Wt);
+    const std::int64_t n_items = W.n_cols;
+    const bool jaccard = score == KnnScore::Jaccard;
+    const int threads = resolve_threads(num_threads);
+    KnnGraph g;
+    g.self.assign(static_cast<std::size_t>(n_items), 0.0f);
+    std::vector<std::int64_t> counts(static_cast<std::size_t>(n_items), 0);
+    // Each thread appends its items' neighbours to its own list; they are gathered into
+    // the CSR afterwards (no n_items x K padded buffer: most rows of a sparse catalog
+    // hold far fewer than K neighbours).
+    struct Found {
+        std::vector<std::int64_t> item_start;  // (item, offset into results) pairs
+        std::vector<Cand> results;
+    };
+    std::vector<Found> found(static_cast<std::size_t>(threads));
+    parallel_rows<RowScratch>(
+        n_items, threads, [&] { return make_row_scratch(n_items); },
+        [&](std::int64_t i, RowScratch& s, int tid) {
+            float* acc = s.acc.data();
+            std::uint8_t* mark = s.mark.data();
+            std::int64_t work = 0;
+            for (std::int64_t p = Wt.indptr[i]; p < Wt.indptr[i + 1]; ++p) {
+                const std::int32_t u = Wt.indices[p];
+                work += W.indptr[u + 1] - W.indptr[u];
+            }
+            // Dense rows skip the touched bookkeeping and find the entries by scanning:
+            // an entry that sums to exactly 0 is then "untouched", which changes nothing
+            // since only positive scores are kept (and s_ii = 0 either way).
+            const bool dense = work * kDenseRowFraction >= n_items;
+            for (std::int64_t p = Wt.indptr[i]; p < Wt.indptr[i + 1]; ++p) {
+                const std::int32_t u = Wt.indices[p];
+                const float w = jaccard ? 1.0f : Wt.data[p];
+                const std::int64_t q0 = W.indptr[u], q1 = W.indptr[u + 1];
+                if (dense) {
+                    if (jaccard)
+                        for (std::int64_t q = q0; q < q1; ++q) acc[W.indices[q]] += 1.0f;
+                    else
+                        for (std::int64_t q = q0; q < q1; ++q) acc[W.indices[q]] += w * W.data[q];
+                } else {
+                    for (std::int64_t q = q0; q < q1; ++q) {
+                        const std::int32_t j = W.indices[q];
+                        acc[j] += jaccard ? 1.0f : w * W.data[q];
+                        if (!mark[j]) {
+                            mark[j] = 1;
+                            s.touched.push_back(j);
+                        }
+                    }
+                }
+            }
+            const float n_i = static_cast<float>(Wt.indptr[i + 1] - Wt.indptr[i]);
+            g.self[static_cast<std::size_t>(i)] = jaccard ? (n_i > 0 ? 1.0f : 0.0f) : acc[i];
+            s.cand.clear();
+            auto consider = [&](std::int32_t j) {
+                float v = acc[j];
+                acc[j] = 0.0f;
+                if (j == i) return;
+                if (jaccard) v = v / (n_i + static_cast<float>(Wt.indptr[j + 1] - Wt.indptr[j]) - v);
+                if (v > 0) s.cand.emplace_back(v, j);
+            };
+            if (dense) {
+                for (std::int64_t j = 0; j < n_items; ++j)
+                    if (acc[j] != 0.0f) consider(static_cast<std::int32_t>(j));
+            } else {
+                for (const std::int32_t j : s.touched) {
+                    mark[j] = 0;
+                    consider(j);
+                }
+                s.touched.clear();
+            }
+            const std::size_t m = select_top_unsorted(s.cand, static_cast<std::size_t>(K));
+            Found& f = found[static_cast<std::size_t>(tid)];
+            f.item_start.push_back(i);
+            f.item_start.push_back(static_cast<std::int64_t>(f.results.size()));
+            f.results.insert(f.results.end(), s.cand.begin(), s.cand.begin() + static_cast<std::ptrdiff_t>(m));
+            counts[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(m);
+        });
+    g.indptr.assign(static_cast<std::size_t>(n_items) + 1, 0);
+    for (std::int64_t i = 0; i < n_items; ++i) g.indptr[i + 1] = g.indptr[i] + counts[i];
+    const auto nnz = static_cast<std::size_t>(g.indptr[n_items]);
+    g.indices.resize(nnz);
+    g.data.resize(nnz);
+    for (const Found& f : found) {
+        for (std::size_t t = 0; t < f.item_start.size(); t += 2) {
+            const std::int64_t i = f.item_start[t];
+            const auto from = static_cast<std::size_t>(f.item_start[t + 1]);
+            auto to = static_cast<std::size_t>(g.indptr[i]);
+            for (std::int64_t c = 0; c < counts[i]; ++c, ++to) {
+                g.indices[to] = f.results[from + c].second;
+                g.data[to] = f.results[from + c].first;
+            }
+        }
+    }
+    return g;
+}
+
+void knn_recommend(const CsrView& N, const CsrView& rows, bool exclude_seen, const std::int32_t* allow,
+                   std::int64_t n_allow, const std::int32_t* deny, std::int64_t n_deny, int k,
+                   std::int32_t* out_ids, float* out_scores, int num_threads) {
+    if (k < 0) throw std::invalid_argument("k: expected >= 0, got " + std::to_string(k));
+    check_view(N, "neighbours");
+    check_view(rows, "user_items");
+    const std::int64_t n_items = N.n_rows;
+    if (N.n_cols != n_items)
+        throw std::invalid_argument("neighbours: expected a square matrix, got " + std::to_string(N.n_rows) +
+                                    " x " + std::to_string(N.n_cols));
+    if (rows.n_cols != n_items)
+        throw std::invalid_argument("user_items: expected " + std::to_string(n_items) + " columns, got " +
+                                    std::to_string(rows.n_cols));
+    if (allow) check_id_list(allow, n_allow, n_items, "allow");
+    if (deny) check_id_list(deny, n_deny, n_items, "deny");
+    // 1 = may be returned (before the per-row exclusion of seen items).
+    std::vector<std::uint8_t> eligible(static_cast<std::size_t>(n_items), allow ? 0 : 1);
+    if (allow)
+        for (std::int64_t t = 0; t < n_allow; ++t) eligible[allow[t]] = 1;
+    if (deny)
+        for (std::int64_t t = 0; t < n_deny; ++t) eligible[deny[t]] = 0;
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    const std::size_t kk = static_cast<std::size_t>(k);
+
+    parallel_rows<RowScratch>(
+        rows.n_rows, resolve_threads(num_threads), [&] { return make_row_scratch(n_items); },
+        [&](std::int64_t q, RowScratch& s, int) {
+            float* acc = s.acc.data();
+            std::uint8_t* mark = s.mark.data();  // bit 0: touched, bit 1: seen
+            const std::int64_t p0 = rows.indptr[q], p1 = rows.indptr[q + 1];
+            std::int64_t work = 0;
+            for (std::int64_t p = p0; p < p1; ++p) work += N.indptr[rows.indices[p] + 1] - N.indptr[rows.indices[p]];
+            const bool dense = work * kDenseRowFraction >= n_items;
+            for (std::int64_t p = p0; p < p1; ++p) {
+                const std::int32_t i = rows.indices[p];
+                const float r = rows.data[p];
+                const std::int64_t t0 = N.indptr[i], t1 = N.indptr[i + 1];
+                if (dense) {
+                    for (std::int64_t t = t0; t < t1; ++t) acc[N.indices[t]] += r * N.data[t];
+                } else {
+                    for (std::int64_t t = t0; t < t1; ++t) {
+                        const std::int32_t j = N.indices[t];
+                        acc[j] += r * N.data[t];
+                        if (!mark[j]) {
+                            mark[j] = 1;
+                            s.touched.push_back(j);
+                        }
+                    }
+                }
+            }
+            if (exclude_seen)
+                for (std::int64_t p = p0; p < p1; ++p) mark[rows.indices[p]] |= 2;
+            s.top.reset(kk);
+            if (dense) {
+                // Every item is a candidate with its (possibly zero) score.
+                for (std::int64_t j = 0; j < n_items; ++j) {
+                    const float v = acc[j];
+                    acc[j] = 0.0f;
+                    if (eligible[j] && !(mark[j] & 2)) s.top.push(v, static_cast<std::int32_t>(j));
+                }
+            } else {
+                std::size_t n_pos = 0;
+                for (const std::int32_t j : s.touched) {
+                    if (eligible[j] && !(mark[j] & 2)) {
+                        s.top.push(acc[j], j);
+                        n_pos += acc[j] > 0;
+                    }
+                }
+                // Unreached items score 0: needed only when fewer than k candidates beat
+                // 0.  Among them the lowest ids win the tie, so k of them are enough.
+                if (n_pos < kk) {
+                    std::size_t added = 0;
+                    for (std::int64_t j = 0; j < n_items && added < kk; ++j) {
+                        if (eligible[j] && mark[j] == 0) {
+                            s.top.push(0.0f, static_cast<std::int32_t>(j));
+                            ++added;
+                        }
+                    }
+                }
+                for (const std::int32_t j : s.touched) {
+                    acc[j] = 0.0f;
+                    mark[j] = 0;
+                }
+                s.touched.clear();
+            }
+            if (exclude_seen)
+                for (std::int64_t p = p0; p < p1; ++p) mark[rows.indices[p]] = 0;
+            s.top.sort();
+            const std::size_t m = s.top.h.size();
+            std::int32_t* ids = out_ids + q * k;
+            float* sc = out_scores + q * k;
+            for (std::size_t t = 0; t < m; ++t) {
+                ids[t] = s.top.h[t].second;
+                sc[t] = s.top.h[t].first;
+            }
+            for (std::size_t t = m; t < kk; ++t) {
+                ids[t] = -1;
+                sc[t] = neg_inf;
+            }
+        });
+}
+
+void item_gram_dense(const CsrView& W, const CsrView& Wt, double ridge, double* out, int num_threads) {
+    if (!(ridge >= 0.0) || !std::isfinite(ridge))
+        throw std::invalid_argument("ridge: expected a finite number >= 0, got " + std::to_string(ridge));
+    check_pair(W, Wt);
+    const std::int64_t n = W.n_cols;
+    struct None {};
+    parallel_rows<None>(
+        n, resolve_threads(num_threads), [] { return None{}; },
+        [&](std::int64_t i, None&, int) {
+            double* row = out + i * n;
+            std::memset(row, 0, static_cast<std::size_t>(n) * sizeof(double));
+            for (std::int64_t p = Wt.indptr[i]; p < Wt.indptr[i + 1]; ++p) {
+                const std::int32_t u = Wt.indices[p];
+                const double w = Wt.data[p];
+                for (std::int64_t q = W.indptr[u]; q < W.indptr[u + 1]; ++q)
+                    row[W.indices[q]] += w * static_cast<double>(W.data[q]);
+            }
+            row[i] += ridge;
+        });
+}
+
+}  // namespace tastemaker

@@ -1,0 +1,187 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "tastemaker/knn.hpp"
+#include "testing.hpp"
+
+using namespace tastemaker;
+
+namespace {
+
+struct Csr {
+    std::int64_t n_rows = 0, n_cols = 0;
+    std::vector<std::int64_t> indptr{0};
+    std::vector<std::int32_t> indices;
+    std::vector<float> data;
+    CsrView view() const { return {indptr.data(), indices.data(), data.data(), n_rows, n_cols}; }
+};
+
+Csr from_dense(const std::vector<float>& d, std::int64_t r, std::int64_t c) {
+    Csr m;
+    m.n_rows = r;
+    m.n_cols = c;
+    for (std::int64_t i = 0; i < r; ++i) {
+        for (std::int64_t j = 0; j < c; ++j)
+            if (d[i * c + j] != 0) {
+                m.indices.push_back(static_cast<std::int32_t>(j));
+                m.data.push_back(d[i * c + j]);
+            }
+        m.indptr.push_back(static_cast<std::int64_t>(m.indices.size()));
+    }
+    return m;
+}
+
+std::vector<float> transpose(const std::vector<float>& d, std::int64_t r, std::int64_t c) {
+    std::vector<float> t(d.size());
+    for (std::int64_t i = 0; i < r; ++i)
+        for (std::int64_t j = 0; j < c; ++j) t[j * r + i] = d[i * c + j];
+    return t;
+}
+
+// Small integer ratings, so every co-occurrence sum is exact in float32.
+std::vector<float> random_dense(unsigned seed, int r, int c, double density) {
+    std::mt19937 rng(seed);
+    std::bernoulli_distribution keep(density);
+    std::uniform_int_distribution<int> val(1, 5);
+    std::vector<float> d(static_cast<std::size_t>(r) * c, 0.0f);
+    for (auto& x : d)
+        if (keep(rng)) x = float(val(rng));
+    return d;
+}
+
+}  // namespace
+
+TM_TEST(knn_build_matches_brute_force) {
+    for (unsigned seed = 1; seed <= 4; ++seed) {
+        const int nu = 40, ni = 30, K = 5;
+        const auto d = random_dense(seed, nu, ni, 0.2);
+        const Csr W = from_dense(d, nu, ni), Wt = from_dense(transpose(d, nu, ni), ni, nu);
+        for (KnnScore kind : {KnnScore::Dot, KnnScore::Jaccard}) {
+            for (int threads : {1, 3}) {
+                const KnnGraph g = knn_build(W.view(), Wt.view(), K, kind, threads);
+                TM_CHECK(g.indptr.size() == std::size_t(ni + 1) && g.self.size() == std::size_t(ni));
+                const auto& self = g.self;
+                for (int i = 0; i < ni; ++i) {
+                    std::vector<std::pair<float, int>> ref;
+                    int n_i = 0;
+                    for (int u = 0; u < nu; ++u) n_i += d[u * ni + i] != 0;
+                    for (int j = 0; j < ni; ++j) {
+                        float s = 0;
+                        int c = 0, n_j = 0;
+                        for (int u = 0; u < nu; ++u) {
+                            s += d[u * ni + i] * d[u * ni + j];
+                            c += (d[u * ni + i] != 0) && (d[u * ni + j] != 0);
+                            n_j += d[u * ni + j] != 0;
+                        }
+                        if (kind == KnnScore::Jaccard) s = c ? float(c) / float(n_i + n_j - c) : 0.0f;
+                        if (j == i) {
+                            TM_CHECK_NEAR(self[i], kind == KnnScore::Jaccard ? (n_i ? 1.0 : 0.0) : s, 1e-6);
+                            continue;
+                        }
+                        if (s > 0) ref.push_back({-s, j});
+                    }
+                    std::sort(ref.begin(), ref.end());
+                    const int m = std::min<int>(K, static_cast<int>(ref.size()));
+                    TM_CHECK(g.indptr[i + 1] - g.indptr[i] == m);
+                    std::vector<std::pair<float, int>> got;  // the row's order is unspecified
+                    for (auto t = g.indptr[i]; t < g.indptr[i + 1]; ++t) got.push_back({-g.data[t], g.indices[t]});
+                    if (int(got.size()) != m) continue;
+                    std::sort(got.begin(), got.end());
+                    for (int t = 0; t < m; ++t) {
+                        TM_CHECK(got[t].second == ref[t].second);
+                        TM_CHECK_NEAR(-got[t].first, -ref[t].first, 1e-6);
+                    }
+                }
+            }
+        }
+    }
+}
+
+TM_TEST(knn_recommend_matches_brute_force) {
+    const int nu = 25, ni = 20, K = 6, k = 7;
+    const auto d = random_dense(11, nu, ni, 0.25);
+    const Csr W = from_dense(d, nu, ni), Wt = from_dense(transpose(d, nu, ni), ni, nu);
+    const KnnGraph g = knn_build(W.view(), Wt.view(), K, KnnScore::Dot, 1);
+    Csr N;
+    N.n_rows = N.n_cols = ni;
+    N.indptr = g.indptr;
+    N.indices = g.indices;
+    N.data = g.data;
+    std::vector<float> dense_n(ni * ni, 0.0f);
+    for (int i = 0; i < ni; ++i)
+        for (auto t = g.indptr[i]; t < g.indptr[i + 1]; ++t) dense_n[i * ni + g.indices[t]] = g.data[t];
+    const std::vector<std::int32_t> deny{3, 4}, allow{0, 1, 2, 3, 5, 8, 9, 10, 11, 12, 13, 19};
+    for (bool use_allow : {false, true}) {
+        for (bool exclude : {true, false}) {
+            std::vector<std::int32_t> ids(nu * k);
+            std::vector<float> sc(nu * k);
+            knn_recommend(N.view(), W.view(), exclude, use_allow ? allow.data() : nullptr,
+                          use_allow ? static_cast<std::int64_t>(allow.size()) : 0, deny.data(),
+                          static_cast<std::int64_t>(deny.size()), k, ids.data(), sc.data(), 2);
+            for (int u = 0; u < nu; ++u) {
+                std::vector<std::pair<float, int>> ref;
+                for (int j = 0; j < ni; ++j) {
+                    if (use_allow && std::find(allow.begin(), allow.end(), j) == allow.end()) continue;
+                    if (std::find(deny.begin(), deny.end(), j) != deny.end()) continue;
+                    if (exclude && d[u * ni + j] != 0) continue;
+                    float s = 0;
+                    for (int i = 0; i < ni; ++i) s += d[u * ni + i] * dense_n[i * ni + j];
+                    ref.push_back({-s, j});
+                }
+                std::sort(ref.begin(), ref.end());
+                for (int t = 0; t < k; ++t) {
+                    if (t < static_cast<int>(ref.size())) {
+                        TM_CHECK(ids[u * k + t] == ref[t].second);
+                        TM_CHECK_NEAR(sc[u * k + t], -ref[t].first, 1e-3);
+                    } else {
+                        TM_CHECK(ids[u * k + t] == -1);
+                        TM_CHECK(std::isinf(sc[u * k + t]) && sc[u * k + t] < 0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+TM_TEST(item_gram_dense_matches_brute_force) {
+    const int nu = 17, ni = 13;
+    const auto d = random_dense(5, nu, ni, 0.3);
+    const Csr W = from_dense(d, nu, ni), Wt = from_dense(transpose(d, nu, ni), ni, nu);
+    std::vector<double> g(ni * ni, -7.0);
+    item_gram_dense(W.view(), Wt.view(), 2.5, g.data(), 2);
+    for (int i = 0; i < ni; ++i)
+        for (int j = 0; j < ni; ++j) {
+            double s = i == j ? 2.5 : 0.0;
+            for (int u = 0; u < nu; ++u) s += double(d[u * ni + i]) * d[u * ni + j];
+            TM_CHECK_NEAR(g[i * ni + j], s, 1e-9);
+            TM_CHECK(g[i * ni + j] == g[j * ni + i]);
+        }
+}
+
+TM_TEST(knn_rejects_bad_input) {
+    const auto d = random_dense(2, 6, 5, 0.5);
+    const Csr W = from_dense(d, 6, 5), Wt = from_dense(transpose(d, 6, 5), 5, 6);
+    std::vector<std::int32_t> ids(50);
+    std::vector<float> sc(50);
+    TM_CHECK_THROWS(knn_build(W.view(), Wt.view(), 0, KnnScore::Dot), std::invalid_argument);
+    TM_CHECK_THROWS(knn_build(W.view(), W.view(), 2, KnnScore::Dot), std::invalid_argument);
+    Csr bad = W;
+    bad.indices[0] = 99;
+    TM_CHECK_THROWS(knn_build(bad.view(), Wt.view(), 2, KnnScore::Dot), std::invalid_argument);
+    TM_CHECK_THROWS(knn_recommend(Wt.view(), W.view(), true, nullptr, 0, nullptr, 0, 2, ids.data(), sc.data()),
+                    std::invalid_argument);  // neighbour matrix not square
+    const std::int32_t out_of_range = 5;
+    Csr sq = from_dense(std::vector<float>(25, 1.0f), 5, 5);
+    TM_CHECK_THROWS(knn_recommend(sq.view(), W.view(), true, &out_of_range, 1, nullptr, 0, 2, ids.data(), sc.data()),
+                    std::invalid_argument);
+    TM_CHECK_THROWS(knn_recommend(sq.view(), W.view(), true, nullptr, 0, nullptr, 0, -1, ids.data(), sc.data()),
+                    std::invalid_argument);
+    std::vector<double> g(25);
+    TM_CHECK_THROWS(item_gram_dense(W.view(), Wt.view(), -1.0, g.data()), std::invalid_argument);
+    TM_CHECK_THROWS(item_gram_dense(W.view(), Wt.view(), std::numeric_limits<double>::quiet_NaN(), g.data()),
+                    std::invalid_argument);
+}
