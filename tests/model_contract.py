@@ -14,6 +14,9 @@ How to use it (one class per model, in that model's test file)::
         supports_similar_items = True
         supports_similar_users = True
 
+Models whose ``fit`` needs more than ``user_items`` (item features) return it from
+``fit_kwargs(user_items)``; every fit below passes it.
+
 Everything else is shared: fit on an ``Interactions`` and on a matrix, the estimator
 contract (get_params / set_params / repr / the ``fit`` signature), recommend with every
 filter checked against the model's own single-user answers, implicit's ``items=`` rule,
@@ -90,6 +93,15 @@ class ModelContract:
     def make_data(self) -> Interactions:
         return contract_data()
 
+    def fit_kwargs(self, user_items) -> dict:
+        """Extra arguments of ``fit`` for this ``user_items`` (an Interactions or a
+        matrix, possibly malformed: size anything from its ``shape``), such as the item
+        features of content and hybrid models."""
+        return {}
+
+    def _fit(self, model, user_items, **kwargs):
+        return model.fit(user_items, **kwargs, **self.fit_kwargs(user_items))
+
     # ---------------------------------------------------------------- fixtures
     # built once per test class (the tests never modify them)
     _shared: dict = {}
@@ -106,7 +118,7 @@ class ModelContract:
 
     @pytest.fixture
     def fitted(self, data):
-        return self._once("fitted", lambda: self.make_model().fit(data, show_progress=False))
+        return self._once("fitted", lambda: self._fit(self.make_model(), data, show_progress=False))
 
     @staticmethod
     def _users(data):
@@ -140,13 +152,13 @@ class ModelContract:
     def test_fit_returns_self_and_takes_interactions_or_a_matrix(self, data, fitted):
         model = self.make_model()
         calls = []
-        assert model.fit(data.to_csr(), show_progress=False,
+        assert self._fit(model, data.to_csr(), show_progress=False,
                          callback=lambda *a: calls.append(a)) is model
         assert calls, "fit() never called its callback"
         users = self._users(data)
         _same(model.recommend(users, data.to_csr(), N=5), fitted.recommend(users, data, N=5))
         with pytest.raises(ValueError, match="callback"):
-            self.make_model().fit(data, show_progress=False, callback=3)
+            self._fit(self.make_model(), data, show_progress=False, callback=3)
 
     def test_query_before_fit_is_a_clear_error(self, data):
         with pytest.raises(ValueError, match="not fitted"):
@@ -233,7 +245,7 @@ class ModelContract:
             return
         ui = data.to_csr()
         wide = sp.hstack([ui, sp.csr_matrix((ui.shape[0], 1), dtype=np.float32)]).tocsr()
-        model = self.make_model().fit(wide, show_progress=False)
+        model = self._fit(self.make_model(), wide, show_progress=False)
         empty = ui.shape[1]
         ids, _ = model.similar_items(np.arange(empty + 1), N=empty + 1)
         assert not (ids[:empty] == empty).any(), "a zero vector came back as similar"
@@ -298,8 +310,8 @@ class ModelContract:
         with pytest.raises(ValueError, match="not fitted"):
             back.recommend(0, data.to_csr())
         # and trains to the same model
-        self._check_same(model.fit(data, show_progress=False),
-                         back.fit(data, show_progress=False), data)
+        self._check_same(self._fit(model, data, show_progress=False),
+                         self._fit(back, data, show_progress=False), data)
 
     def test_loading_another_model_class_is_an_error(self, fitted, tmp_path):
         path = tmp_path / "m.npz"
@@ -327,14 +339,14 @@ class ModelContract:
         with pytest.raises(ValueError, match="items"):
             fitted.recommend(0, ui, items=[0.5])
         with pytest.raises(ValueError, match="user_items"):
-            self.make_model().fit(np.ones((3, 3)), show_progress=False)
+            self._fit(self.make_model(), np.ones((3, 3)), show_progress=False)
         with pytest.raises(ValueError, match="user_items"):
-            self.make_model().fit(sp.csr_matrix((3, 3), dtype=np.float32),
-                                  show_progress=False)
+            self._fit(self.make_model(), sp.csr_matrix((3, 3), dtype=np.float32),
+                      show_progress=False)
         bad = ui.copy().astype(np.float32)
         bad.data[0] = np.nan
         with pytest.raises(ValueError, match="NaN"):
-            self.make_model().fit(bad, show_progress=False)
+            self._fit(self.make_model(), bad, show_progress=False)
         if self.supports_similar_items:
             with pytest.raises(IdError, match="itemid"):
                 fitted.similar_items(data.n_items)

@@ -47,6 +47,7 @@ from hypothesis import strategies as st
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (POSIX)")
 
 N_USERS, N_ITEMS = 12, 9
+N_FEATURES = 4  # item features of the content / hybrid models in the context
 CHILD_TIMEOUT_S = 120  # generous: the machine may be loaded; a real hang still fails
 # per entry point; the whole file stays around half a minute (more: TASTEMAKER_FUZZ_EXAMPLES)
 EXAMPLES = int(os.environ.get("TASTEMAKER_FUZZ_EXAMPLES", "10"))
@@ -88,11 +89,15 @@ def _context() -> dict:
                    dtype=np.float32)
     ui.data[:] = rng.integers(1, 4, ui.nnz)
     ui.sort_indices()
+    features = sp.csr_matrix(rng.integers(0, 2, (N_ITEMS, N_FEATURES)).astype(np.float32))
     return {
         "user_items": ui,
         "als": tastemaker.ALS(factors=3, iterations=2, random_state=0, num_threads=1).fit(
             ui, show_progress=False),
         "popularity": tastemaker.Popularity().fit(ui),
+        "item_features": features,
+        "hybrid": tastemaker.HybridALS(factors=3, iterations=2, random_state=0,
+                                       num_threads=1).fit(ui, features, show_progress=False),
         "itemknn": tastemaker.ItemKNN(K=4).fit(ui),
         "ease": tastemaker.EASE(regularization=1.0).fit(ui),
         "explicit": tastemaker.ExplicitALS(factors=2, iterations=2, random_state=0,
@@ -250,6 +255,73 @@ def _metrics(m, ctx):
     rec = np.tile(np.arange(4, dtype=np.int32), (m.shape[0], 1))
     out = ranking_metrics_at_k(rec, m, 4)
     assert all(np.isnan(v) or 0 <= v <= 1 for k, v in out.items() if k != "auc")
+
+
+def _features_for(m) -> sp.csr_matrix:
+    """Item features sized for ``m``'s columns (one feature per item % 3)."""
+    n = m.shape[1] if m.shape[1] <= 1_000_000 else 1  # a huge shape is refused anyway
+    return sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), np.arange(n) % 3)),
+                         shape=(n, 3))
+
+
+@entry_point("ContentModel.fit")
+def _content_fit(m, ctx):
+    import tastemaker
+
+    model = tastemaker.ContentModel().fit(m, _features_for(m))
+    assert model.item_factors.shape == (m.shape[1], 3)
+    if ctx["reference"] is not None:
+        E = model.item_factors.astype(np.float64)
+        np.testing.assert_allclose(model.user_factors, ctx["reference"] @ E, rtol=1e-5,
+                                   atol=1e-5)
+
+
+@entry_point("HybridALS.fit")
+def _hybrid_fit(m, ctx):
+    import tastemaker
+
+    model = tastemaker.HybridALS(factors=2, iterations=1, random_state=0).fit(
+        m, _features_for(m), show_progress=False)
+    assert np.isfinite(model.user_factors).all() and np.isfinite(model.item_factors).all()
+
+
+@entry_point("ContentModel.fit(item_features=)", shape=("items", "any"), valid_may_fail=True)
+def _content_features(m, ctx):
+    import tastemaker
+
+    model = tastemaker.ContentModel().fit(ctx["user_items"], m)
+    norms = np.linalg.norm(model.item_factors, axis=1)
+    assert np.all((np.abs(norms - 1) < 1e-5) | (norms == 0))
+
+
+@entry_point("HybridALS.fit(item_features=)", shape=("items", "any"), valid_may_fail=True)
+def _hybrid_features(m, ctx):
+    import tastemaker
+
+    model = tastemaker.HybridALS(factors=2, iterations=1, random_state=0).fit(
+        ctx["user_items"], m, show_progress=False)
+    assert np.isfinite(model.item_factors).all()
+
+
+@entry_point("HybridALS.add_items", valid_may_fail=True)
+def _hybrid_add_items(m, ctx):
+    import copy
+
+    model = copy.deepcopy(ctx["hybrid"])
+    model.add_items(m)
+    assert model.item_factors.shape[0] == N_ITEMS + m.shape[0]
+    _check_topk(*model.recommend(0, None, N=3, filter_already_liked_items=False),
+                N_ITEMS + m.shape[0])
+
+
+@entry_point("ItemFeatures(matrix)")
+def _item_features(m, ctx):
+    from tastemaker import ItemFeatures
+
+    n_rows, n_cols = m.shape if max(m.shape) <= 1_000_000 else (1, 1)
+    f = ItemFeatures(m, [f"f:{j}" for j in range(n_cols)], np.arange(n_rows))
+    if ctx["reference"] is not None:
+        np.testing.assert_allclose(f.matrix.toarray(), ctx["reference"], rtol=1e-6)
 
 
 @entry_point("Interactions(sessions=, context=) + Tastes (a matrix's entries as events)")

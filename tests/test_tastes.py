@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import tastemaker as tm
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import tastemaker as tm
 from tastemaker.pages import Personalizer, Taste, Tastes
-from tastemaker.pages.tastes import _Fit, interleave
+from tastemaker.pages.tastes import interleave
 
 N_ITEMS = 60
 
@@ -50,7 +49,7 @@ def obvious():
 
 
 def test_detection_on_an_obvious_case(obvious):
-    ev, shared, x, model = obvious
+    _ev, shared, x, model = obvious
     comp = Tastes(n_topics=4)
     fits = comp.fit_users(model, x, np.arange(x.n_users))
     k = np.array([f.k for f in fits])
@@ -85,7 +84,7 @@ def test_tastes_cover_the_history_by_person(obvious):
 def test_one_taste_fit_matches_closed_form(obvious):
     """K = 1 parameters against independent numpy: smoothed device frequencies, the
     circular mean hour."""
-    ev, shared, x, model = obvious
+    _ev, _shared, x, model = obvious
     comp = Tastes(max_tastes=1, n_topics=4)
     u = 0
     fit = comp.fit_users(model, x, [u])[0]
@@ -103,12 +102,12 @@ def test_one_taste_fit_matches_closed_form(obvious):
 
 
 def test_posterior_picks_who_is_watching(obvious):
-    ev, shared, x, model = obvious
+    _ev, shared, x, model = obvious
     comp = Tastes(n_topics=4)
     u = int(np.flatnonzero(shared[x.user_ids])[0])
     fit = comp.fit_users(model, x, [u])[0]
     tastes = comp._describe(x, fit, order=False)
-    tv = [j for j, t in enumerate(tastes) if t.context["device"] == "tv"][0]
+    tv = next(j for j, t in enumerate(tastes) if t.context["device"] == "tv")
     p = comp.posterior(fit, {"device": "tv", "hour": 21})
     assert p[tv] > 0.95 and p.sum() == pytest.approx(1.0)
     assert comp.posterior(fit, {"device": "tablet", "hour": 16})[tv] < 0.05
@@ -120,13 +119,13 @@ def test_posterior_picks_who_is_watching(obvious):
 
 
 def test_rank_auto_and_context(obvious):
-    ev, shared, x, model = obvious
+    _ev, shared, x, model = obvious
     comp = Tastes(n_topics=4)
     solo = int(np.flatnonzero(~shared[x.user_ids])[0])
     assert comp.rank(model, x, solo, 10) is None  # one taste: the single vector serves
     u = int(np.flatnonzero(shared[x.user_ids])[0])
     assert comp.rank(model, x, u, 10, tastes="single") is None
-    ids, scores, src, tastes, w = comp.rank(model, x, u, 10)
+    ids, _scores, src, _tastes, _w = comp.rank(model, x, u, 10)
     seen = set(x.item_idx[x.user_idx == u].tolist())
     assert len(set(ids.tolist())) == ids.size and not seen & set(ids.tolist())
     assert set(src.tolist()) == {0, 1}  # both people are served
@@ -142,7 +141,7 @@ def test_rank_auto_and_context(obvious):
 
 
 def test_bad_parameters(obvious):
-    ev, shared, x, model = obvious
+    ev, _shared, x, model = obvious
     for kw, msg in (({"max_tastes": 0}, "max_tastes"), ({"criterion": "x"}, "criterion"),
                     ({"balance": 2}, "balance"), ({"circular": [1]}, "circular"),
                     ({"categorical": "hour"}, "categorical"), ({"n_init": 0}, "n_init")):
@@ -180,12 +179,12 @@ def test_interleave_property(lists, w, n):
 # ------------------------------------------------------------------ Personalizer
 @pytest.fixture(scope="module")
 def pz(obvious):
-    ev, shared, x, model = obvious
+    _ev, _shared, x, model = obvious
     return Personalizer(model, x)
 
 
 def test_personalizer_tastes_and_top_picks(obvious, pz):
-    ev, shared, x, model = obvious
+    _ev, shared, x, _model = obvious
     solo = int(x.user_ids[np.flatnonzero(~shared[x.user_ids])[0]])
     both = int(x.user_ids[np.flatnonzero(shared[x.user_ids])[0]])
     assert len(pz.tastes(solo)) == 1 and len(pz.tastes(both)) == 2
@@ -204,7 +203,7 @@ def test_personalizer_tastes_and_top_picks(obvious, pz):
 
 
 def test_homepage_rows_per_taste_or_interleaved(obvious, pz):
-    ev, shared, x, model = obvious
+    _ev, shared, x, _model = obvious
     both = int(x.user_ids[np.flatnonzero(shared[x.user_ids])[0]])
     page = pz.homepage(both, rows=["top_picks"], row_size=5)
     titles = [r.title for r in page.rows]
@@ -221,7 +220,7 @@ def test_homepage_rows_per_taste_or_interleaved(obvious, pz):
 
 
 def test_bundle_keeps_sessions_and_tastes(obvious, pz, tmp_path):
-    ev, shared, x, model = obvious
+    _ev, shared, x, _model = obvious
     pz.set_tastes(Tastes(n_topics=4, balance=0.5))
     path = tmp_path / "bundle.tm"
     pz.save(path)

@@ -1,9 +1,10 @@
 """tastemaker: a personalization engine on SIMD + OpenMP C++ kernels.
 
-Public API: models (``ALS``, ``ExplicitALS``, ``ItemKNN``, ``EASE``, ``Popularity``), data
-(``Interactions``, ``ItemFeatures``, ``datasets``), evaluation (``evaluate``), persistence
-(``load``), runtime configuration (``show_config``, ``set_num_threads``) and ``IdError``
-(an out-of-range id: both a ``ValueError`` and an ``IndexError``).
+Public API: models (``ALS``, ``ExplicitALS``, ``ItemKNN``, ``EASE``, ``Popularity``,
+``ContentModel``, ``HybridALS``), data (``Interactions``, ``ItemFeatures``, ``datasets``),
+evaluation (``evaluate``), persistence (``load``), runtime configuration (``show_config``,
+``set_num_threads``) and ``IdError`` (an out-of-range id: both a ``ValueError`` and an
+``IndexError``).
 """
 
 from ._config import (
@@ -18,7 +19,7 @@ from ._validation import IdError
 from . import evaluation
 from .data import Interactions, ItemFeatures
 from .io import load
-from .models import ALS, EASE, ExplicitALS, ItemKNN, Popularity
+from .models import ALS, EASE, ContentModel, ExplicitALS, HybridALS, ItemKNN, Popularity
 from .evaluation import evaluate, tune
 from . import datasets
 from .pages import Explanation, Page, Personalizer, Row, Rules
@@ -40,6 +41,8 @@ __all__ = [
     "ItemKNN",
     "EASE",
     "ExplicitALS",
+    "ContentModel",
+    "HybridALS",
     "evaluate",
     "tune",
     "datasets",

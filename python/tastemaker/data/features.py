@@ -210,7 +210,9 @@ class ItemFeatures:
                     or w < 0:
                 raise ValueError(f"weights[{key!r}]: expected a finite number >= 0, got {w!r}")
             scale[self.groups == key] = w
-        return sp.csr_matrix(self.matrix @ sp.diags(scale, format="csr"), dtype=np.float32)
+        out = sp.csr_matrix(self.matrix @ sp.diags(scale, format="csr"), dtype=np.float32)
+        out.sort_indices()
+        return out
 
     def reindex(self, item_ids) -> "ItemFeatures":
         """Rows in the order of ``item_ids``; unknown ids get all-zero rows."""

@@ -137,7 +137,7 @@ class Sessions:
         return (np.repeat(np.arange(self.n_sessions), np.diff(self.indptr)), self.item,
                 self.value)
 
-    def take(self, entry_mask=None, user_map=None, item_map=None) -> "Sessions":
+    def take(self, entry_mask=None, user_map=None, item_map=None) -> Sessions:
         """Keep masked entries, relabel users / items (-1 = removed); drop empty sessions."""
         sess, item, value = self._entries()
         keep = np.ones(item.size, dtype=bool) if entry_mask is None else entry_mask.copy()
@@ -158,7 +158,7 @@ class Sessions:
                               start=None if self.start is None else self.start[alive],
                               context={k: v[alive] for k, v in self.context.items()})
 
-    def restrict_to_pairs(self, user_idx, item_idx, n_items: int) -> "Sessions":
+    def restrict_to_pairs(self, user_idx, item_idx, n_items: int) -> Sessions:
         """Keep only entries whose (user, item) pair is among the given (sorted) pairs."""
         sess, item, _ = self._entries()
         n = np.int64(max(n_items, 1))
@@ -168,8 +168,8 @@ class Sessions:
         keep = (pairs[pos] == mine) if pairs.size else np.zeros(mine.size, dtype=bool)
         return self.take(keep)
 
-    def concat(self, other: "Sessions", other_user_map, other_item_map,
-               n_items: int) -> "Sessions":
+    def concat(self, other: Sessions, other_user_map, other_item_map,
+               n_items: int) -> Sessions:
         """Both sides' sessions in one index space; equal ``(user, id)`` sessions merge."""
         if set(self.context) != set(other.context):
             raise ValueError(f"events: context columns {sorted(other.context)} differ from "

@@ -25,6 +25,7 @@ from .metrics import (
 )
 from .splitters import (
     UserFold,
+    cold_item_split,
     leave_last_k_out_split,
     random_split,
     stratified_split,

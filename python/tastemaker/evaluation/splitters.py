@@ -29,6 +29,7 @@ __all__ = [
     "temporal_split",
     "user_kfold_split",
     "UserFold",
+    "cold_item_split",
 ]
 
 
@@ -331,3 +332,45 @@ def user_kfold_split(data, n_splits: int = 5, *, test_size=0.5, min_interactions
             test=e.take(held & hidden),
             users=np.flatnonzero(fold_of_user == fold),
         )
+
+
+def cold_item_split(data, test_size=0.2, *, random_state=None):
+    """Hold out whole items: the cold-start (new-title) protocol.
+
+    A random ``test_size`` fraction of the items that have interactions (or that many
+    items, for an int) is chosen; every entry of those items goes to test, every other
+    entry to train.  Both sides keep the full item index, so the held-out items' columns
+    are empty in train: a model that uses item metadata must recommend them from their
+    features alone.  Rank them among themselves with ``recommend(..., items=cold)``.
+
+    Parameters
+    ----------
+    data : Interactions or scipy.sparse matrix, shape (n_users, n_items)
+    test_size : float in (0, 1) or int >= 1, default 0.2
+    random_state : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    (train, test, cold_items)
+        ``train`` / ``test`` of the input's type and shape, disjoint, together ``data``;
+        ``cold_items``: sorted int64 indices of the held-out items.
+    """
+    e = _Entries(data)
+    used = np.unique(e.item)
+    if isinstance(test_size, numbers.Integral) and not isinstance(test_size, bool):
+        n_cold = check_int(test_size, "test_size", minimum=1, maximum=max(used.size - 1, 1))
+    else:
+        frac = check_float(test_size, "test_size", minimum=0.0, strict=True)
+        if frac >= 1.0:
+            raise ValueError(f"test_size: a fraction must be < 1 (or pass an int count), got "
+                             f"{frac}")
+        n_cold = int(np.floor(frac * used.size + 0.5))
+    if used.size < 2 or not 1 <= n_cold < used.size:
+        raise ValueError(f"test_size: {test_size!r} holds out {n_cold} of the {used.size} "
+                         f"items with interactions; need at least one on each side")
+    rng = check_random_state(random_state)
+    cold = np.sort(rng.choice(used, size=n_cold, replace=False)).astype(np.int64)
+    is_cold = np.zeros(e.n_items, dtype=bool)
+    is_cold[cold] = True
+    test = is_cold[e.item]
+    return e.take(~test), e.take(test), cold

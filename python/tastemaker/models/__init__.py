@@ -6,5 +6,8 @@ from .popularity import Popularity
 from .knn import ItemKNN
 from .ease import EASE
 from .explicit import ExplicitALS
+from .content import ContentModel
+from .hybrid import HybridALS
 
-__all__ = ["Model", "FactorModel", "ALS", "Popularity", "ItemKNN", "EASE", "ExplicitALS"]
+__all__ = ["Model", "FactorModel", "ALS", "Popularity", "ItemKNN", "EASE", "ExplicitALS",
+           "ContentModel", "HybridALS"]

@@ -61,7 +61,7 @@ from scipy.special import gammaln, i0e
 
 from .._validation import check_float, check_int
 
-__all__ = ["Taste", "Tastes", "TASTE_MODES"]
+__all__ = ["TASTE_MODES", "Taste", "Tastes"]
 
 TASTE_MODES = ("auto", "single")
 _LOG_2PI = float(np.log(2.0 * np.pi))

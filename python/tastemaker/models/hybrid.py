@@ -1,0 +1,312 @@
+"""Hybrid implicit ALS: item factors tied to item metadata, so new titles get factors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from .. import _core
+from .._memory import zeros
+from .._validation import check_dense, check_float, check_random_state
+from ..io import register_model
+from .als import ALS, _native, _transpose, auto_regularization
+from .base import _as_user_items, _check_callback
+from .content import feature_matrix
+
+__all__ = ["HybridALS"]
+
+
+def _ridge(F: sp.csr_matrix, Y: np.ndarray, w: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    r"""argmin_W  sum_i w_i |y_i - W^T f_i|^2 + sum_j lam_j |W_j|^2  (float64, LAPACK).
+
+    ``lam`` is the penalty per feature (row of W).  Small feature spaces solve the
+    normal equations by Cholesky; large ones run CG on them column by column, never
+    forming F^T F densely."""
+    Fw = sp.csr_matrix(sp.diags(w) @ F)
+    rhs = np.asarray(Fw.T @ Y, dtype=np.float64)
+    n_f = F.shape[1]
+    if n_f <= 4096:
+        A = np.asarray((F.T @ Fw).toarray(), dtype=np.float64)
+        A[np.diag_indices_from(A)] += lam
+        try:
+            return scipy.linalg.solve(A, rhs, assume_a="pos")
+        except (np.linalg.LinAlgError, ValueError):
+            return np.linalg.lstsq(A, rhs, rcond=None)[0]
+    from scipy.sparse.linalg import LinearOperator, cg
+
+    op = LinearOperator((n_f, n_f), matvec=lambda v: F.T @ (Fw @ v) + lam * v,
+                        dtype=np.float64)
+    out = np.zeros((n_f, Y.shape[1]))
+    for j in range(Y.shape[1]):
+        out[:, j] = cg(op, rhs[:, j], maxiter=200)[0]
+    return out
+
+
+@register_model("HybridALS")
+class HybridALS(ALS):
+    r"""Implicit ALS whose item factors are tied to item features (cold-start ready).
+
+    Minimises the implicit-ALS loss with each item's factors regularised toward a linear
+    function of its features, :math:`t_i = W^T f_i`, instead of toward 0:
+
+    .. math::
+        \sum_{u,\, i \in D} c_{ui}(p_{ui} - x_u^T y_i)^2 + \lambda_U \sum_u |x_u|^2
+        + \sum_i \lambda_i |y_i - W^T f_i|^2 + \lambda_I \mu |W_F|^2
+
+    with :math:`\lambda_i = \lambda_I (2 + n_i)^\nu` (``item_regularization``,
+    ``regularization_exponent``; ``n_i`` the item's interactions) and
+    :math:`\mu` = ``feature_regularization`` (:math:`W_F`: the rows of the features,
+    not the intercept's).  Each sweep solves users (native ALS),
+    then items (the native ALS solve, with the prior's :math:`\lambda_i t_i` entering
+    its right-hand side through one pseudo-user per item whose factor is
+    :math:`\lambda_i t_i` and whose confidence is 1: it adds nothing to the left-hand
+    side), then the ridge map :math:`W` over the items with interactions (LAPACK).
+
+    ``D`` is the set of items with interactions.  An item outside it has no evidence
+    about it at all (not even negative: nobody was shown it), so its factors are
+    its prior :math:`y_i = W^T f_i`, and only items with interactions count as
+    unobserved negatives in the users' solves.  That is how a new title is recommended
+    at once: list it in ``fit`` with an empty column, or ``add_items`` it later.
+
+    Parameters
+    ----------
+    factors, regularization, alpha, iterations, solver, cg_steps, random_state, num_threads
+        As in :class:`~tastemaker.ALS` (``regularization`` is the users' :math:`\lambda_U`,
+        ``"auto"`` scales it to the data as ALS does).
+    item_regularization : float, default 100.0
+        :math:`\lambda_I`, the pull of item factors toward their feature prediction.
+        Large values make items nearly their feature prediction (best for new titles).
+    feature_regularization : float, default 100.0
+        :math:`\mu`, the ridge penalty on the feature -> factor map.
+    regularization_exponent : float, default 0.0
+        :math:`\nu` (frequency-scaled item pull; users as in ALS).
+    fit_intercept : bool, default True
+        Append a constant feature, so items without metadata get the mean item factor.
+
+    Attributes
+    ----------
+    user_factors, item_factors : ndarray of float32
+    feature_factors_ : ndarray of float64, shape (n_features (+1), factors)
+        The ridge map :math:`W` (intercept row last).
+    item_has_data_ : ndarray of bool, shape (n_items,)
+        Items that had interactions in ``fit`` (``add_items`` appends False).
+    """
+
+    calculate_training_loss = False
+
+    def __init__(self, factors=64, regularization="auto", item_regularization=100.0,
+                 feature_regularization=100.0, alpha=1.0, iterations=15, solver="cg", cg_steps=3,
+                 regularization_exponent=0.0, fit_intercept=True, random_state=None,
+                 num_threads=0):
+        super().__init__(factors=factors, regularization=regularization, alpha=alpha,
+                         iterations=iterations, solver=solver, cg_steps=cg_steps,
+                         regularization_exponent=regularization_exponent,
+                         random_state=random_state, num_threads=num_threads)
+        del self.calculate_training_loss  # the class attribute (False) stands
+        self.item_regularization = item_regularization
+        self.feature_regularization = feature_regularization
+        self.fit_intercept = fit_intercept
+        self.feature_factors_ = None
+        self.item_has_data_ = None
+        self.feature_names_ = None
+
+    def _checked_params(self) -> dict:
+        p = super()._checked_params()
+        p["item_reg"] = check_float(self.item_regularization, "item_regularization",
+                                    minimum=0.0, strict=True)
+        p["feature_reg"] = check_float(self.feature_regularization, "feature_regularization",
+                                       minimum=0.0)
+        self._check_bool(self.fit_intercept, "fit_intercept")
+        return p
+
+    def _design(self, item_features, n_items=None, names=None) -> sp.csr_matrix:
+        F = feature_matrix(item_features, "item_features", n_items=n_items, names=names)
+        if self.fit_intercept:
+            F = sp.hstack([F, np.ones((F.shape[0], 1))], format="csr")
+        return F
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, user_items, item_features=None, *, show_progress: bool = True,
+            callback=None):
+        """Learn user factors, item factors and the feature -> factor map.
+
+        Parameters
+        ----------
+        user_items : Interactions or scipy.sparse matrix, shape (n_users, n_items)
+            Interaction strengths (the ALS confidence convention).  Columns may be
+            empty: those catalog items get their factors from their features.
+        item_features : ItemFeatures, scipy.sparse matrix or ndarray, shape (n_items, n_features)
+            Row ``i`` describes item ``i``.
+        show_progress : bool, default True
+        callback : callable, optional
+            ``callback(iteration, elapsed_seconds, None)`` after every sweep.
+
+        Returns
+        -------
+        self
+        """
+        p = self._checked_params()
+        _check_callback(callback)
+        cui = _as_user_items(user_items)
+        if isinstance(self.regularization, str):
+            self.regularization_ = auto_regularization(cui, p["alpha"])
+        else:
+            self.regularization_ = p["regularization"]
+        p["regularization"] = self.regularization_
+        n_users, n_items = cui.shape
+        F = self._design(item_features, n_items=n_items)
+        from ..data.features import ItemFeatures
+
+        self.feature_names_ = (item_features.names.copy()
+                               if isinstance(item_features, ItemFeatures) else None)
+        rng = check_random_state(self.random_state)
+        f = p["factors"]
+        alpha, nt = p["alpha"], p["num_threads"]
+
+        ciu = _transpose(cui)
+        n_i = np.diff(ciu.indptr)
+        has_data = n_i > 0
+        warm = np.flatnonzero(has_data)
+        cold = np.flatnonzero(~has_data)
+        lam_i = p["item_reg"] * (2.0 + n_i) ** p["reg_exponent"]
+        w_ridge = (lam_i / p["item_reg"])[warm]
+        penalty = np.full(F.shape[1], p["feature_reg"])
+        if self.fit_intercept:
+            penalty[-1] = 0.0  # as in any ridge regression, the intercept is not shrunk
+
+        aug_native, c = self._augmented(ciu, alpha)
+        x_aug = zeros((n_users + n_items, f))
+        x_aug[:n_users] = rng.random((n_users, f), dtype=np.float32) * np.float32(0.01)
+        X = x_aug[:n_users]
+        Y = zeros((n_items, f))
+        rng.random(dtype=np.float32, out=Y)
+        Y *= np.float32(0.01)
+        W = np.zeros((F.shape[1], f))
+        cui_native = _native(cui)
+        from tqdm.auto import tqdm
+
+        start = time.perf_counter()
+        with tqdm(total=p["iterations"], disable=not show_progress, desc="HybridALS") as bar:
+            for it in range(p["iterations"]):
+                gram_y = _core.als_gram(np.ascontiguousarray(Y[warm]), nt)
+                _core.als_solve(*cui_native, Y, gram_y, X, p["regularization"],
+                                p["reg_exponent"], alpha, self.solver, p["cg_steps"], nt)
+                self._item_step(aug_native, x_aug, n_users, lam_i / c, F @ W, Y, p,
+                                self.solver)
+                if warm.size:
+                    W = _ridge(F[warm], Y[warm].astype(np.float64), w_ridge, penalty)
+                Y[cold] = (F[cold] @ W).astype(np.float32)
+                bar.update(1)
+                if callback is not None:
+                    callback(it, time.perf_counter() - start, None)
+        self.user_factors = X.copy()
+        self.item_factors = Y
+        self.feature_factors_ = W
+        self.item_has_data_ = has_data
+        self._gram_cache = {}
+        return self
+
+    @staticmethod
+    def _augmented(ciu: sp.csr_matrix, alpha: float):
+        """The item x (users + pseudo-users) matrix of the items' half-step, native, and
+        the confidence ``c`` of its pseudo entries.
+
+        Column n_users + i of item i's row is a pseudo-user whose stored value 1/alpha
+        has confidence c = 1 (to float32 rounding): it adds (c - 1) = 0 to the left-hand
+        side and c times its factor to the right-hand side, so giving it the factor
+        lambda_i t_i / c puts the prior's lambda_i t_i there."""
+        v = np.float32(1.0) / np.float32(alpha)
+        c = float(np.float32(alpha) * v)
+        n_items = ciu.shape[0]
+        aug = sp.hstack([ciu, sp.diags(np.full(n_items, v, dtype=np.float32), format="csr")],
+                        format="csr")
+        aug.sort_indices()
+        return _native(aug), c
+
+    @staticmethod
+    def _item_step(aug_native, x_aug, n_users, scale, targets, Y, p, solver) -> None:
+        """Items' half-step: for every item i (row of the augmented item x (users +
+        pseudo-users) matrix), solve in place
+
+            (X^T X + lambda_i I + sum_u (c_ui - 1) x_u x_u^T) y_i
+                = sum_{u: v_ui > 0} c_ui x_u + lambda_i t_i
+
+        with ``targets`` t (n_items x f) and ``scale`` = lambda_i / c per item.  X is
+        ``x_aug[:n_users]``; X^T X covers the real users only."""
+        x_aug[n_users:] = (scale[:, None] * targets).astype(np.float32)
+        gram_x = _core.als_gram(x_aug[:n_users], p["num_threads"])
+        _core.als_solve(*aug_native, x_aug, gram_x, Y, p["item_reg"], p["reg_exponent"],
+                        p["alpha"], solver, p["cg_steps"], p["num_threads"])
+
+    def _item_gram(self, p) -> np.ndarray:
+        # as in fit: only items with interactions are unobserved negatives
+        key = ("items", id(self.item_factors), self.item_factors.shape)
+        gram = self._gram_cache.get(key)
+        if gram is None:
+            has = np.asarray(self.item_has_data_, dtype=bool)
+            gram = _core.als_gram(np.ascontiguousarray(self.item_factors[:has.size][has]),
+                                  p["num_threads"])
+            self._gram_cache = {key: gram, **{k: v for k, v in self._gram_cache.items()
+                                             if k[0] != "items"}}
+        return gram
+
+    def item_factors_from_features(self, item_features) -> np.ndarray:
+        """Factors :math:`W^T f` for items described by ``item_features`` (the fitted
+        columns): what a title with no interactions gets.  float32 (n, factors)."""
+        self._check_fitted()
+        if self.feature_factors_ is None:
+            raise ValueError("HybridALS: no feature map (fit it with item_features)")
+        F = self._design(item_features, names=self.feature_names_)
+        if F.shape[1] != self.feature_factors_.shape[0]:
+            raise ValueError(f"item_features: expected "
+                             f"{self.feature_factors_.shape[0] - bool(self.fit_intercept)} "
+                             f"feature columns, got {F.shape[1] - bool(self.fit_intercept)}")
+        return np.ascontiguousarray(F @ self.feature_factors_, dtype=np.float32)
+
+    def add_items(self, item_features):
+        """Append new titles (rows of ``item_features``, the fitted columns) with factors
+        from their metadata; they take the next item indices and can be recommended at
+        once.  Returns self."""
+        new = self.item_factors_from_features(item_features)
+        self.item_factors = np.ascontiguousarray(np.vstack([self.item_factors, new]))
+        self.item_has_data_ = np.concatenate([self.item_has_data_,
+                                              np.zeros(new.shape[0], dtype=bool)])
+        self._gram_cache = {}
+        return self
+
+    def partial_fit_items(self, itemids, item_users):
+        """As :meth:`ALS.partial_fit_items` (data only, no prior); the items then count
+        as having interactions."""
+        super().partial_fit_items(itemids, item_users)
+        ids = np.asarray(itemids, dtype=np.int64)
+        has = np.zeros(self.item_factors.shape[0], dtype=bool)
+        has[: self.item_has_data_.size] = self.item_has_data_
+        has[ids] = True
+        self.item_has_data_ = has
+        self._gram_cache = {}
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self):
+        params, arrays, extra = super()._get_state()
+        arrays = dict(arrays)
+        arrays["feature_factors"] = self.feature_factors_
+        arrays["item_has_data"] = np.asarray(self.item_has_data_, dtype=bool)
+        if self.feature_names_ is not None:
+            arrays["feature_names"] = np.asarray(self.feature_names_, dtype=str)
+        return params, arrays, extra
+
+    @classmethod
+    def _from_state(cls, params, arrays, extra):
+        model = super()._from_state(params, arrays, extra)
+        W = check_dense(arrays["feature_factors"], "feature_factors", ndim=2, dtype=np.float64)
+        has = np.asarray(arrays["item_has_data"], dtype=bool)
+        if W.shape[1] != model.item_factors.shape[1] or has.shape != (model.item_factors.shape[0],):
+            raise ValueError("HybridALS: damaged state (feature map or item flags do not fit)")
+        model.feature_factors_, model.item_has_data_ = W, has
+        if "feature_names" in arrays:
+            model.feature_names_ = np.asarray(arrays["feature_names"], dtype=str)
+        return model
