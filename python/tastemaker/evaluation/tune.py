@@ -41,6 +41,7 @@ SEARCH_SPACES: dict[str, dict[str, tuple]] = {
         "factors": ("int", 16, 256, True),
         "regularization": ("auto_float", 1 / 30, 30.0),
         "alpha": ("float", 0.1, 30.0, True),
+        "item_regularization": ("float", 1.0, 1e4, True),
         "feature_regularization": ("float", 1e-3, 1e3, True),
     },
     "ExplicitALS": {
@@ -50,7 +51,7 @@ SEARCH_SPACES: dict[str, dict[str, tuple]] = {
         "iterations": ("int", 5, 40, False),
     },
     "EASE": {
-        "regularization": ("float", 1.0, 1e4, True),
+        "regularization": ("float", 10.0, 1e5, True),
     },
     "ItemKNN": {
         "K": ("int", 5, 1000, True),
