@@ -309,7 +309,9 @@ def test_openapi_schema_fuzzed_no_server_errors(bundle):
 
 
 def test_cli_serve_starts_and_rejects_bad_input(bundle, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    # the tastemaker this test imported (the installed one under CI, the source tree with
+    # its built _core in a dev checkout), not blindly the source tree
+    env = {**os.environ, "PYTHONPATH": str(Path(tm.__file__).resolve().parents[1])}
     bad = subprocess.run([sys.executable, "-m", "tastemaker", "serve", str(tmp_path / "no.tmb")],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "no such file" in bad.stderr
