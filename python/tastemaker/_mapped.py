@@ -23,6 +23,8 @@ import struct
 
 import numpy as np
 
+from .io import _json_default
+
 __all__ = ["MAGIC", "save_mapped", "load_mapped", "is_mapped", "mapped_kind"]
 
 MAGIC = b"TMMAPPED"
@@ -30,18 +32,6 @@ FORMAT_NAME = "tastemaker-mapped"
 FORMAT_VERSION = 1
 _ALIGN = 64
 _KINDS = "biufU"
-
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
 def is_mapped(path) -> bool:

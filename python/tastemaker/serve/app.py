@@ -366,24 +366,24 @@ def _row_out(p: Personalizer, row) -> dict:
     return d
 
 
-def _user(p: Personalizer, text: str):
+def _known(p: Personalizer, text: str, which: str):
+    """A path id -> the bundle's id of a known user or item, else 404."""
+    key_of, has = (p.user_key, p.has_user) if which == "user" else (p.item_key, p.has_item)
     try:
-        key = p.user_key(text)
+        key = key_of(text)
     except ValueError:
         key = None
-    if key is None or not p.has_user(key):
-        raise ServeError(404, "unknown_user", f"unknown user {text!r}")
+    if key is None or not has(key):
+        raise ServeError(404, f"unknown_{which}", f"unknown {which} {text!r}")
     return key
+
+
+def _user(p: Personalizer, text: str):
+    return _known(p, text, "user")
 
 
 def _item(p: Personalizer, text: str):
-    try:
-        key = p.item_key(text)
-    except ValueError:
-        key = None
-    if key is None or not p.has_item(key):
-        raise ServeError(404, "unknown_item", f"unknown item {text!r}")
-    return key
+    return _known(p, text, "item")
 
 
 def _event_key(p: Personalizer, value, which: str):
