@@ -85,9 +85,7 @@ class AlsExplainer:
     def system(self, items, values):
         """(Cholesky factor of A, c, positive mask, Y_H, history items) of a history;
         the last few are cached (a home page asks for one user's system several times)."""
-        items = np.asarray(items, dtype=np.int64)
-        v = np.asarray(values, dtype=np.float64)
-        key = (items.tobytes(), v.tobytes())
+        key, items, v = self._key(items, values)
         hit = self._systems.get(key)
         if hit is not None:
             return hit
@@ -103,11 +101,32 @@ class AlsExplainer:
         if info != 0:
             raise ValueError("explain: the user's system is not positive definite (raise the "
                              "model's regularization)")
-        out = (factor, c, v > 0, yh, items)
+        return self._store(key, (factor, c, v > 0, yh, items))
+
+    @staticmethod
+    def _key(items, values):
+        items = np.asarray(items, dtype=np.int64)
+        v = np.asarray(values, dtype=np.float64)
+        return (items.tobytes(), v.tobytes()), items, v
+
+    def _store(self, key, system):
         if len(self._systems) >= 64:
             self._systems.clear()
-        self._systems[key] = out
-        return out
+        self._systems[key] = system
+        return system
+
+    def remember(self, items, values, upper) -> None:
+        """Keep the factorisation of a history's system that the model's native fold-in
+        already computed (``ALS._fold_in_one(..., want_factor=True)``: ``A = U^T U`` with
+        U in the upper triangle of ``upper``), so that explaining the next picks of this
+        history solves with it instead of building and factoring ``A`` again.  ``items``
+        and ``values`` are the history's nonzero entries, as passed to the fold-in."""
+        key, items, v = self._key(items, values)
+        c = self.alpha * np.abs(v)
+        # U^T of a C-ordered U is the lower factor L (A = L L^T), Fortran-ordered: what
+        # LAPACK's potrs reads, without a copy
+        self._store(key, (upper.T, c, v > 0, self.item_factors[items].astype(np.float64),
+                          items))
 
     def contributions(self, items, values, targets) -> tuple[np.ndarray, np.ndarray]:
         """(history item indices, contributions (len(targets), n_history)) for target
