@@ -32,7 +32,7 @@ bool sorted_ids(const std::int32_t* ids, std::int64_t n) {
 
 // Per-thread scratch of the fold-in (A, b, weights): no allocation per request.
 struct FoldScratch {
-    std::vector<double> A, b, w, c;
+    std::vector<double> A, b, w, c, scratch;
     std::vector<std::int32_t> rows;
 };
 
@@ -76,6 +76,7 @@ void fold_in_one(const FoldInSide& s, const RowRef& row, float* x, double* facto
 
     FoldScratch& sc = fold_scratch();
     sc.A.resize(ff);
+    sc.scratch.resize(kSolveScratch * f);
     sc.b.assign(f, 0.0);
     sc.w.clear();
     sc.c.clear();
@@ -94,7 +95,7 @@ void fold_in_one(const FoldInSide& s, const RowRef& row, float* x, double* facto
     }
     const SolveKernels& K = solve_kernels();
     K.accumulate_normal(s.Y, s.f, sc.rows.data(), sc.w.data(), sc.c.data(), static_cast<std::int64_t>(sc.rows.size()),
-                        sc.A.data(), sc.b.data());
+                        sc.A.data(), sc.b.data(), sc.scratch.data());
     if (!K.cholesky_solve(sc.A.data(), sc.b.data(), s.f))
         throw std::runtime_error("ALS: the normal equations of row 0 are not positive definite; increase "
                                  "regularization");

@@ -104,9 +104,9 @@ TM_TEST(accumulate_normal_matches_the_definition_on_every_path) {
         for (double& v : A0) v = g(rng);
         for (double& v : b0) v = g(rng);
         tmtest::for_each_isa([&](simd::Isa) {
-            std::vector<double> A = A0, b = b0;
+            std::vector<double> A = A0, b = b0, scratch(static_cast<std::size_t>(kSolveScratch) * f);
             solve_kernels().accumulate_normal(Y.data(), f, rows.data(), w.data(), c.data(), rows_n, A.data(),
-                                              b.data());
+                                              b.data(), scratch.data());
             for (int i = 0; i < f; ++i) {
                 double sb = b0[i];
                 for (int k = 0; k < rows_n; ++k) sb += c[k] * Y[rows[k] * f + i];

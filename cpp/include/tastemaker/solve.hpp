@@ -24,6 +24,9 @@
 
 namespace tastemaker {
 
+/** Doubles of scratch per factor that SolveKernels::accumulate_normal needs. */
+constexpr int kSolveScratch = 16;
+
 /** Per-instruction-set small-system kernels (see the file comment). */
 struct SolveKernels {
     /** A x = b for symmetric positive-definite A (upper triangle read).  On success the
@@ -35,9 +38,10 @@ struct SolveKernels {
      *      A[i][j] += sum_k w[k] * y_k[i] * y_k[j]   for j >= i (the upper triangle), and
      *      b[j]    += sum_k c[k] * y_k[j],
      *  where y_k = Y + rows[k] * f (float32 rows, widened exactly to float64), k < n.
-     *  Lower-triangle entries of A may be changed too (never read by cholesky_solve). */
+     *  Lower-triangle entries of A may be changed too (never read by cholesky_solve).
+     *  scratch: kSolveScratch * f doubles. */
     void (*accumulate_normal)(const float* Y, int f, const std::int32_t* rows, const double* w, const double* c,
-                              std::int64_t n, double* A, double* b);
+                              std::int64_t n, double* A, double* b, double* scratch);
 
     static constexpr auto entries() {
         return std::make_tuple(&SolveKernels::cholesky_solve, &SolveKernels::accumulate_normal);

@@ -3,12 +3,13 @@
 // kernels/solve_<isa>.cpp, which defines TM_KERNEL_NS and includes the ISA's ops header
 // first.  No include guard on purpose; no std:: templates (see simd.hpp).
 //
-// Upper Cholesky, right-looking: step j takes the pivot, scales row j's tail into U's row
-// and subtracts its outer product from the trailing rows, row by row.  Every inner loop
-// is an axpy over a contiguous row segment (the textbook left-looking form is a dot
-// product per entry: a latency-bound reduction chain).  The forward substitution
-// U^T z = b rides along (z_j is known once row j of U is); the back substitution
-// U x = z is a dot product per row.
+// Upper Cholesky, right-looking in blocks of pivots: step j takes the pivot and scales row
+// j's tail into U's row; the trailing rows then take the outer products of a whole block
+// of pivot rows in one pass each.  Every inner loop runs over a contiguous row segment
+// (the textbook left-looking form is a dot product per entry: a latency-bound reduction
+// chain, and the unblocked right-looking one reloads every trailing row once per pivot).
+// The forward substitution U^T z = b rides along (z_j is known once row j of U is); the
+// back substitution U x = z is a dot product per row.
 #include <cmath>
 #include <cstdint>
 
@@ -57,20 +58,59 @@ inline double dot(const double* x, const double* y, int n) {
     return s;
 }
 
+// A[i][i..f) -= sum_t coef[t] * U_t[i..f) over the kNb pivot rows of a block (coef[t] =
+// U_t[i]; rows past the block's end have coef 0): each row segment of A is loaded and
+// stored once per block, not once per pivot.
+constexpr int kNb = 8;
+
+inline void block_update(double* y, const double* const* x, const double* coef, int n) {
+    Ops::D a[kNb];
+    for (int t = 0; t < kNb; ++t) a[t] = Ops::set1_d(-coef[t]);
+    int k = 0;
+    for (; k + LD <= n; k += LD) {
+        Ops::D acc = Ops::load_d(y + k);
+        for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(a[t], Ops::load_d(x[t] + k), acc);
+        Ops::store_d(y + k, acc);
+    }
+    if (k < n) {
+        const int r = n - k;
+        Ops::D acc = Ops::load_d_n(y + k, r);
+        for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(a[t], Ops::load_d_n(x[t] + k, r), acc);
+        Ops::store_d_n(y + k, acc, r);
+    }
+}
+
+// Right-looking in blocks of kNb pivots: within a block, each pivot row is finished and
+// applied to the block's later rows; then every trailing row takes the whole block's
+// update in one pass (block_update).  Only entries on or above the diagonal are read or
+// written.
 bool cholesky_solve(double* A, double* b, int f) {
     const std::int64_t lda = f;
-    for (int j = 0; j < f; ++j) {
-        double* aj = A + j * lda;
-        const double p = aj[j];
-        if (!(p > 0.0)) return false;
-        const double d = std::sqrt(p), inv = 1.0 / d;
-        aj[j] = d;
-        const int tail = f - j - 1;
-        scale(aj + j + 1, inv, tail);     // row j of U
-        b[j] /= d;                        // z_j
-        axpy(b + j + 1, -b[j], aj + j + 1, tail);
-        for (int i = j + 1; i < f; ++i)  // trailing rows: A[i][i..] -= U[j][i] * U[j][i..]
-            axpy(A + i * lda + i, -aj[i], aj + i, f - i);
+    for (int j0 = 0; j0 < f; j0 += kNb) {
+        const int nb = f - j0 < kNb ? f - j0 : kNb;
+        for (int t = 0; t < nb; ++t) {
+            const int j = j0 + t;
+            double* aj = A + j * lda;
+            const double p = aj[j];
+            if (!(p > 0.0)) return false;
+            const double d = std::sqrt(p), inv = 1.0 / d;
+            aj[j] = d;
+            const int tail = f - j - 1;
+            scale(aj + j + 1, inv, tail);  // row j of U
+            b[j] /= d;                     // z_j of U^T z = b
+            axpy(b + j + 1, -b[j], aj + j + 1, tail);
+            for (int i = j + 1; i < j0 + nb; ++i) axpy(A + i * lda + i, -aj[i], aj + i, f - i);
+        }
+        const double* x[kNb];
+        double coef[kNb];
+        for (int i = j0 + nb; i < f; ++i) {
+            for (int t = 0; t < kNb; ++t) {
+                const int j = j0 + (t < nb ? t : 0);
+                x[t] = A + j * lda + i;
+                coef[t] = t < nb ? A[j * lda + i] : 0.0;
+            }
+            block_update(A + i * lda + i, x, coef, f - i);
+        }
     }
     for (int i = f - 1; i >= 0; --i) {  // U x = z
         const double* ai = A + i * lda;
@@ -79,80 +119,62 @@ bool cholesky_solve(double* A, double* b, int f) {
     return true;
 }
 
-// Four rows at a time: each row segment of A is loaded and stored once per four rank-one
-// updates.
+// Blocks of kNb rows of Y: each is widened to float64 once (and scaled by its weight
+// once), then every row segment of A is loaded and stored once per block.
 void accumulate_normal(const float* Y, int f, const std::int32_t* rows, const double* w, const double* c,
-                       std::int64_t n, double* A, double* b) {
+                       std::int64_t n, double* A, double* b, double* scratch) {
     const std::int64_t fs = f;
-    std::int64_t k = 0;
-    for (; k + 4 <= n; k += 4) {
-        const float* y0 = Y + rows[k] * fs;
-        const float* y1 = Y + rows[k + 1] * fs;
-        const float* y2 = Y + rows[k + 2] * fs;
-        const float* y3 = Y + rows[k + 3] * fs;
-        const double w0 = w[k], w1 = w[k + 1], w2 = w[k + 2], w3 = w[k + 3];
+    double* yd = scratch;            // kNb x f: the block's rows
+    double* wy = scratch + kNb * fs;  // kNb x f: ... times their weights
+    for (std::int64_t k0 = 0; k0 < n; k0 += kNb) {
+        const int nb = n - k0 < kNb ? static_cast<int>(n - k0) : kNb;
+        double cc[kNb];
+        for (int t = 0; t < kNb; ++t) {
+            double* d = yd + t * fs;
+            double* e = wy + t * fs;
+            if (t < nb) {
+                const float* y = Y + rows[k0 + t] * fs;
+                const double wt = w[k0 + t];
+                for (std::int64_t j = 0; j < fs; ++j) {
+                    d[j] = static_cast<double>(y[j]);
+                    e[j] = wt * d[j];
+                }
+                cc[t] = c[k0 + t];
+            } else {  // padding: weight 0 on a zero row
+                for (std::int64_t j = 0; j < fs; ++j) d[j] = e[j] = 0.0;
+                cc[t] = 0.0;
+            }
+        }
         for (int i = 0; i < f; ++i) {
-            const Ops::D a0 = Ops::set1_d(w0 * y0[i]), a1 = Ops::set1_d(w1 * y1[i]);
-            const Ops::D a2 = Ops::set1_d(w2 * y2[i]), a3 = Ops::set1_d(w3 * y3[i]);
+            Ops::D a[kNb];
+            for (int t = 0; t < kNb; ++t) a[t] = Ops::set1_d(wy[t * fs + i]);
             double* ai = A + i * fs;
             int j = i - i % LD;  // aligned start: a few lower-triangle entries change too
             for (; j + LD <= f; j += LD) {
                 Ops::D acc = Ops::load_d(ai + j);
-                acc = Ops::mul_add_d(a0, Ops::widen(y0 + j), acc);
-                acc = Ops::mul_add_d(a1, Ops::widen(y1 + j), acc);
-                acc = Ops::mul_add_d(a2, Ops::widen(y2 + j), acc);
-                acc = Ops::mul_add_d(a3, Ops::widen(y3 + j), acc);
+                for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(a[t], Ops::load_d(yd + t * fs + j), acc);
                 Ops::store_d(ai + j, acc);
             }
             if (j < f) {
                 const int r = f - j;
                 Ops::D acc = Ops::load_d_n(ai + j, r);
-                acc = Ops::mul_add_d(a0, Ops::widen_n(y0 + j, r), acc);
-                acc = Ops::mul_add_d(a1, Ops::widen_n(y1 + j, r), acc);
-                acc = Ops::mul_add_d(a2, Ops::widen_n(y2 + j, r), acc);
-                acc = Ops::mul_add_d(a3, Ops::widen_n(y3 + j, r), acc);
+                for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(a[t], Ops::load_d_n(yd + t * fs + j, r), acc);
                 Ops::store_d_n(ai + j, acc, r);
             }
         }
-        const Ops::D c0 = Ops::set1_d(c[k]), c1 = Ops::set1_d(c[k + 1]);
-        const Ops::D c2 = Ops::set1_d(c[k + 2]), c3 = Ops::set1_d(c[k + 3]);
+        Ops::D ct[kNb];
+        for (int t = 0; t < kNb; ++t) ct[t] = Ops::set1_d(cc[t]);
         int j = 0;
         for (; j + LD <= f; j += LD) {
             Ops::D acc = Ops::load_d(b + j);
-            acc = Ops::mul_add_d(c0, Ops::widen(y0 + j), acc);
-            acc = Ops::mul_add_d(c1, Ops::widen(y1 + j), acc);
-            acc = Ops::mul_add_d(c2, Ops::widen(y2 + j), acc);
-            acc = Ops::mul_add_d(c3, Ops::widen(y3 + j), acc);
+            for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(ct[t], Ops::load_d(yd + t * fs + j), acc);
             Ops::store_d(b + j, acc);
         }
         if (j < f) {
             const int r = f - j;
             Ops::D acc = Ops::load_d_n(b + j, r);
-            acc = Ops::mul_add_d(c0, Ops::widen_n(y0 + j, r), acc);
-            acc = Ops::mul_add_d(c1, Ops::widen_n(y1 + j, r), acc);
-            acc = Ops::mul_add_d(c2, Ops::widen_n(y2 + j, r), acc);
-            acc = Ops::mul_add_d(c3, Ops::widen_n(y3 + j, r), acc);
+            for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(ct[t], Ops::load_d_n(yd + t * fs + j, r), acc);
             Ops::store_d_n(b + j, acc, r);
-        }
-    }
-    for (; k < n; ++k) {
-        const float* y = Y + rows[k] * fs;
-        for (int i = 0; i < f; ++i) {
-            const Ops::D a = Ops::set1_d(w[k] * y[i]);
-            double* ai = A + i * fs;
-            int j = i - i % LD;
-            for (; j + LD <= f; j += LD) Ops::store_d(ai + j, Ops::mul_add_d(a, Ops::widen(y + j), Ops::load_d(ai + j)));
-            if (j < f) {
-                const int r = f - j;
-                Ops::store_d_n(ai + j, Ops::mul_add_d(a, Ops::widen_n(y + j, r), Ops::load_d_n(ai + j, r)), r);
-            }
-        }
-        const Ops::D cc = Ops::set1_d(c[k]);
-        int j = 0;
-        for (; j + LD <= f; j += LD) Ops::store_d(b + j, Ops::mul_add_d(cc, Ops::widen(y + j), Ops::load_d(b + j)));
-        if (j < f) {
-            const int r = f - j;
-            Ops::store_d_n(b + j, Ops::mul_add_d(cc, Ops::widen_n(y + j, r), Ops::load_d_n(b + j, r)), r);
         }
     }
 }

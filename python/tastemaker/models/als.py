@@ -386,11 +386,12 @@ class ALS(FactorModel):
         """The exact fold-in of one user from ascending int32 item ids and float32 values
         (one native call).  Returns the float32 vector, or ``(vector, U)`` with
         ``want_factor``: U (float64, f x f) holds the Cholesky factor of the user's system
-        ``A = U^T U`` in its upper triangle (``U.T`` is the lower factor, Fortran-ordered).
+        ``A = U^T U`` in its upper triangle (``U.T`` is the lower factor, Fortran-ordered);
+        None when this model folds in otherwise (``_fold_in_users``).
         """
         spec = self._fold_in_spec()
         if spec is None:
-            raise ValueError(f"{type(self).__name__}: no native single-row fold-in")
+            return None
         itf, gram, reg, expo, alpha, _ = spec
         indptr = np.array([0, indices.size], dtype=np.int64)
         out = _core.query_fold_in(itf, gram, reg, expo, alpha, indptr, indices, values,

@@ -79,13 +79,15 @@ class VectorScorer:
         (then use :meth:`fold_in`).  An ALS explainer keeps the factorisation that the
         fold-in computed, for the reasons of the next picks."""
         one = getattr(self.model, "_fold_in_one", None)
-        if one is None or self.model._fold_in_spec() is None:
+        if one is None:
             return None
-        if isinstance(self.explainer, AlsExplainer):
-            x, upper = one(items, values, want_factor=True)
-            self.explainer.remember(items, values, upper)
-            return x
-        return one(items, values)
+        if not isinstance(self.explainer, AlsExplainer):
+            return one(items, values)
+        out = one(items, values, want_factor=True)
+        if out is None:
+            return None
+        self.explainer.remember(items, values, out[1])
+        return out[0]
 
     def fold_in(self, csr_row) -> np.ndarray:
         try:
