@@ -32,6 +32,9 @@ from scipy.linalg.lapack import dpotrs as _potrs
 
 __all__ = ["AlsExplainer", "ProfileExplainer"]
 
+_NOT_PD = ("explain: the user's system is not positive definite (raise the model's "
+           "regularization)")
+
 
 def _solve(factor: np.ndarray, b: np.ndarray) -> np.ndarray:
     """A^{-1} b from the lower Cholesky factor of A (LAPACK potrs, no wrapper checks)."""
@@ -93,15 +96,34 @@ class AlsExplainer:
         items, v = items[keep], v[keep]
         yh = self.item_factors[items].astype(np.float64)
         c = self.alpha * np.abs(v)
-        lam = self.reg if self.nu == 0.0 else float(np.float32(
-            self.reg * (1.0 + items.size) ** self.nu))
-        a = self.gram() + (yh.T * (c - 1.0)) @ yh
-        a.flat[:: a.shape[0] + 1] += lam
-        factor, info = _potrf(a, lower=1, clean=0, overwrite_a=1)
-        if info != 0:
-            raise ValueError("explain: the user's system is not positive definite (raise the "
-                             "model's regularization)")
+        factor = self._native_factor(items, v)
+        if factor is None:
+            lam = self.reg if self.nu == 0.0 else float(np.float32(
+                self.reg * (1.0 + items.size) ** self.nu))
+            a = self.gram() + (yh.T * (c - 1.0)) @ yh
+            a.flat[:: a.shape[0] + 1] += lam
+            factor, info = _potrf(a, lower=1, clean=0, overwrite_a=1)
+            if info != 0:
+                raise ValueError(_NOT_PD)
         return self._store(key, (factor, c, v > 0, yh, items))
+
+    def _native_factor(self, items, v):
+        """The lower Cholesky factor of the history's ``A`` from the model's native
+        single-row fold-in (the very computation ``record`` does, so an explanation is
+        the same bit for bit whether ``record`` left its factorisation here or not), or
+        None when the model has none or the history is not in its form (ascending ids,
+        float32 values)."""
+        one = getattr(self._model, "_fold_in_one", None)
+        v32 = v.astype(np.float32)
+        if one is None or not np.array_equal(v32, v):
+            return None
+        try:
+            out = one(items.astype(np.int32), v32, want_factor=True)
+        except ValueError:
+            return None
+        except RuntimeError:
+            raise ValueError(_NOT_PD) from None
+        return None if out is None else out[1].T
 
     @staticmethod
     def _key(items, values):
