@@ -371,16 +371,22 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     persona = rng.dirichlet(np.full(G, taste_concentration), size=(n_users, 2))
     # the second person of a household: a child (family genres only) or another adult,
     # who either way mostly likes what the main viewer does not
-    child = shared & (rng.random(n_users) < child_fraction)
+    # (no draw without children, so that child_fraction=0, taste_contrast=0 and
+    # main_share=0.7 give the independent-tastes log of earlier versions bit for bit)
+    child = (shared & (rng.random(n_users) < child_fraction) if child_fraction > 0
+             else np.zeros(n_users, dtype=bool))
     kid_g = np.isin(np.array(GENRES), CHILD_GENRES)
     second = persona[:, 1].copy()
-    second[np.ix_(child, kid_g)] = rng.dirichlet(np.full(kid_g.sum(), 0.5),
-                                                 size=int(child.sum()))
-    second[np.ix_(child, ~kid_g)] = 0.0
-    main_pref = persona[:, 0]
-    second *= 1.0 - taste_contrast * main_pref / main_pref.max(axis=1, keepdims=True)
-    second += 1e-6 * np.where(child[:, None], kid_g[None, :], 1.0)  # never all zero
-    persona[:, 1] = second / second.sum(axis=1, keepdims=True)
+    if child.any():
+        second[np.ix_(child, kid_g)] = rng.dirichlet(np.full(kid_g.sum(), 0.5),
+                                                     size=int(child.sum()))
+        second[np.ix_(child, ~kid_g)] = 0.0
+    if taste_contrast > 0:
+        main_pref = persona[:, 0]
+        second *= 1.0 - taste_contrast * main_pref / main_pref.max(axis=1, keepdims=True)
+        second[second.sum(axis=1) <= 0] = np.where(kid_g, 1.0, 0.0)  # (never all zero)
+        second /= second.sum(axis=1, keepdims=True)
+    persona[:, 1] = second
     persona[~shared, 1] = persona[~shared, 0]
     user_tastes = persona.mean(axis=1)
     n_personas = np.where(shared, 2, 1)
@@ -466,9 +472,10 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     indep = _categorical_rows(np.cumsum(np.tile(_DEVICE_P, (n_users, 1)), axis=1),
                               np.arange(n_users), rng.random(n_users))
     dev2 = np.where(rng.random(n_users) < distinct_devices, other, indep)
-    kid_dev = _categorical_rows(np.cumsum(np.tile(_CHILD_DEVICE_P, (n_users, 1)), axis=1),
-                                np.arange(n_users), rng.random(n_users))
-    dev2 = np.where(child, kid_dev, dev2)
+    if child.any():
+        kid_dev = _categorical_rows(np.cumsum(np.tile(_CHILD_DEVICE_P, (n_users, 1)), axis=1),
+                                    np.arange(n_users), rng.random(n_users))
+        dev2 = np.where(child, kid_dev, dev2)
     persona_devices = np.stack([dev, np.where(shared, dev2, dev)], axis=1).astype(np.int64)
     slot = _categorical_rows(np.cumsum(np.tile(_PEAK_P, (n_users, 1)), axis=1),
                              np.arange(n_users), rng.random(n_users))
@@ -479,9 +486,10 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     indep = _categorical_rows(np.cumsum(np.tile(_PEAK_P, (n_users, 1)), axis=1),
                               np.arange(n_users), rng.random(n_users))
     slot2 = np.where(rng.random(n_users) < distinct_hours, other, indep)
-    kid_slot = _categorical_rows(np.cumsum(np.tile(_CHILD_PEAK_P, (n_users, 1)), axis=1),
-                                 np.arange(n_users), rng.random(n_users))
-    slot2 = np.where(child, kid_slot, slot2)
+    if child.any():
+        kid_slot = _categorical_rows(np.cumsum(np.tile(_CHILD_PEAK_P, (n_users, 1)),
+                                               axis=1), np.arange(n_users), rng.random(n_users))
+        slot2 = np.where(child, kid_slot, slot2)
     peak = (_PEAKS[np.stack([slot, slot2], axis=1)]
             + rng.normal(0.0, 0.75, (n_users, 2))) % 24.0
     peak[~shared, 1] = peak[~shared, 0]
