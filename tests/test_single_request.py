@@ -287,3 +287,24 @@ def test_personalizer_reasons_with_the_kept_factorisation_equal_a_fresh_solve():
     e = p.explain(user, kept.items[0], n=1000)  # every contribution: the rest is rounding
     assert sum(v for _, v in e.contributions) + e.rest == pytest.approx(e.score, abs=1e-12)
     assert abs(e.rest) < 1e-4 * max(1.0, abs(e.score))
+
+
+def test_single_request_state_follows_factors_and_hyperparameters():
+    model = als_model(7, n_items=80, f=8, reg=0.1)
+    row = one_row(np.random.default_rng(7), 80, 12)
+    before = model.recommend(1, row, recalculate_user=True)
+    model.regularization = 5.0  # a new hyperparameter: the fold-in spec is rebuilt
+    x = model._fold_in_one(row.indices, row.data)
+    np.testing.assert_allclose(x, ref_fold_in(model, row), rtol=1e-4, atol=1e-6)
+    model.item_factors = model.item_factors * np.float32(2)  # new factors: everything
+    ids, scores = model.recommend(1, row, recalculate_user=True)
+    b_ids, b_scores = model.recommend(np.array([1]), row, recalculate_user=True)
+    np.testing.assert_array_equal(ids, b_ids[0])
+    np.testing.assert_allclose(scores, b_scores[0], rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(scores, before[1])
+    ids, scores = model.recommend(1, row)
+    want_ids, want_scores = ref_rank(model.item_factors @ model.user_factors[1], row.indices, 10)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+    sims, _ = model.similar_items(3)
+    np.testing.assert_array_equal(sims, model.similar_items(np.array([3]))[0][0])

@@ -87,7 +87,7 @@ class _QueryCache:
     it an empty cache (the arrays are rebuilt on demand, never serialized).
     """
 
-    __slots__ = ("_entries", "_lock", "_versions", "_single")
+    __slots__ = ("_entries", "_lock", "_single", "_versions")
 
     def __init__(self):
         self._lock = threading.RLock()  # builders may look up other entries
