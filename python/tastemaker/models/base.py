@@ -498,7 +498,8 @@ class FactorModel(Model):
         return ids, scores
 
     # ------------------------------------------------------------------ single requests
-    # One request of a service (a scalar id, one CSR row, no allow-list) is one native
+    # One request of a service (a scalar id, one CSR row, no allow-list; a deny-list as an
+    # int32 array) is one native
     # call with the GIL released: the seen-item filter, the scores over the cached panels
     # and the top-N selection in one pass (tastemaker/query.hpp).  These helpers return
     # None whenever anything is off (a ValueError from the core included): the caller
@@ -525,7 +526,7 @@ class FactorModel(Model):
 
         return self._query_cache().single("state", self._single_key(), build)
 
-    def _recommend_one(self, userid: int, row, N: int, recalc: bool):
+    def _recommend_one(self, userid: int, row, N: int, recalc: bool, deny=None):
         try:
             if N < 1 or not 0 <= userid < _INT32_MAX:
                 return None
@@ -538,13 +539,13 @@ class FactorModel(Model):
                     return None
                 _, ids, scores = _core.query_fold_in(itf, gram, reg, expo, alpha, row.indptr,
                                                      row.indices, row.data, packed,
-                                                     min(N, itf.shape[0]))
+                                                     min(N, itf.shape[0]), deny=deny)
                 return ids, scores
             uf, itf, packed = self._single_state()
             if row.shape != (1, itf.shape[0]):
                 return None  # the full matrix (or a wrong shape): the general path
             return _core.query_recommend(uf, userid, packed, itf, min(N, itf.shape[0]),
-                                         row.indptr, row.indices, row.data)
+                                         row.indptr, row.indices, row.data, deny)
         except ValueError:
             return None
 
@@ -619,11 +620,14 @@ class FactorModel(Model):
         scores : ndarray of float32, same shape
             See the module documentation for ordering and padding (-1 / -inf).
         """
-        if (items is None and filter_items is None and filter_already_liked_items is True
+        if (items is None and filter_already_liked_items is True
+                and (filter_items is None or (type(filter_items) is np.ndarray
+                                              and filter_items.dtype == np.int32))
                 and type(user_items) in _CSR_TYPES and type(N) is int
                 and (type(userid) is int or isinstance(userid, np.integer))
                 and (recalculate_user is False or recalculate_user is True)):
-            out = self._recommend_one(int(userid), user_items, N, recalculate_user)
+            out = self._recommend_one(int(userid), user_items, N, recalculate_user,
+                                      filter_items)
             if out is not None:
                 return out
         uf, itf = self._factors()
