@@ -233,6 +233,11 @@ def test_personalizer_tastes_and_top_picks(obvious, pz):
     tv = pz.top_picks(both, 6, context={"device": "tv", "hour": 21})
     tab = pz.top_picks(both, 6, context={"device": "tablet", "hour": 16})
     assert np.mean(np.array(tv.items) < 30) > 0.8 and np.mean(np.array(tab.items) >= 30) > 0.8
+    # the Personalizer ranks as the component does (same vectors, same interleave)
+    u = x.user_index(both)
+    for ctx in (None, {"device": "tablet", "hour": 16}):
+        ids = Tastes().rank(_model, x, u, 10, context=ctx)[0]
+        assert pz.top_picks(both, 10, context=ctx).items == x.item_ids[ids].tolist()
     with pytest.raises(ValueError, match="tastes"):
         pz.top_picks(both, 5, tastes="both")
     with pytest.raises(ValueError, match="unknown user"):
