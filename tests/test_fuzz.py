@@ -65,16 +65,19 @@ class EntryPoint:
     fn: Callable
     shape: tuple[str, str]
     valid_may_fail: bool = False
+    examples: int | None = None  # random cases after the sweep (default and env: EXAMPLES)
 
 
 ENTRY_POINTS: dict[str, EntryPoint] = {}
 
 
-def entry_point(name: str, shape=("any", "any"), valid_may_fail: bool = False):
-    """Register ``fn(matrix, ctx)`` as a fuzzed entry point (see the module doc)."""
+def entry_point(name: str, shape=("any", "any"), valid_may_fail: bool = False,
+                examples: int | None = None):
+    """Register ``fn(matrix, ctx)`` as a fuzzed entry point (see the module doc);
+    ``examples`` lowers the random cases of a slow one (a cluster round trip each)."""
 
     def deco(fn):
-        ENTRY_POINTS[name] = EntryPoint(name, fn, tuple(shape), valid_may_fail)
+        ENTRY_POINTS[name] = EntryPoint(name, fn, tuple(shape), valid_may_fail, examples)
         return fn
 
     return deco
@@ -343,6 +346,88 @@ def _tastes(m, ctx):
         ts = comp.find(model, x, u)
         assert abs(sum(t.weight for t in ts) - 1) < 1e-9
         comp.rank(model, x, u, 3, context={"hour": 5, "device": "tv"})
+
+
+# tastemaker.distributed: one in-process Dask cluster per child, started on first use
+_CHILD: dict = {}
+
+
+def _dask_client():
+    if "dask" not in _CHILD:
+        import distributed
+
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                           dashboard_address=None)
+        _CHILD["dask"] = distributed.Client(cluster)
+    return _CHILD["dask"]
+
+
+def _events(m):
+    """A matrix's entries as (u, i, v) events: a COO matrix's arrays as they are (any
+    dtype, out-of-range or negative ids, NaN or complex values: fit_als must refuse what
+    Interactions refuses), other formats after check_csr."""
+    import pandas as pd
+
+    from tastemaker._validation import check_csr
+
+    if sp.issparse(m) and m.format == "coo":
+        rows, cols, vals = m.row, m.col, m.data
+        if not len(rows) == len(cols) == len(vals):
+            raise ValueError("matrix: row, col and data differ in length")
+    else:
+        c = check_csr(m, "user_items", allow_empty=True).tocoo()
+        rows, cols, vals = c.row, c.col, c.data
+    return pd.DataFrame({"u": rows, "i": cols, "v": vals})
+
+
+@entry_point("distributed.fit_als (a matrix's entries as events)", examples=4)
+def _dask_fit_als(m, ctx):
+    """Same outcome as the single-machine path: both refuse with a ValueError, or both
+    give the same model."""
+    import tastemaker
+    from tastemaker.distributed import fit_als
+
+    df = _events(m)
+    params = dict(factors=2, iterations=1, random_state=0)
+    weighting = dict(user="u", item="i", value="v")
+    try:
+        data = tastemaker.Interactions.from_frame(df, **weighting)
+        ref = tastemaker.ALS(**params).fit(data.to_csr(), show_progress=False)
+    except ValueError:
+        ref = None
+    try:
+        model = fit_als(_dask_client(), df, show_progress=False, **weighting, **params)
+    except ValueError:
+        assert ref is None, "fit_als refused what Interactions + ALS.fit accept"
+        raise
+    assert ref is not None, "fit_als accepted what Interactions + ALS.fit refuse"
+    np.testing.assert_array_equal(model.user_ids, data.user_ids)
+    np.testing.assert_array_equal(model.item_ids, data.item_ids)
+    np.testing.assert_allclose(model.user_factors, ref.user_factors, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.item_factors, ref.item_factors, rtol=1e-4, atol=1e-6)
+
+
+@entry_point("distributed.recommend_all(user_items=)", shape=("users", "items"))
+def _dask_recommend_all(m, ctx):
+    import tempfile
+
+    import pandas as pd
+
+    from tastemaker._validation import check_csr
+    from tastemaker.distributed import recommend_all
+
+    model = ctx["als"]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = recommend_all(_dask_client(), model, m, N=3, output=f"{tmp}/*.parquet",
+                              partition_size=5)
+        recs = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    seen = check_csr(m, "user_items", shape=(N_USERS, N_ITEMS), allow_empty=True)
+    ids, scores = model.recommend(np.arange(N_USERS), seen, N=3)
+    _check_topk(ids, scores, N_ITEMS, seen)
+    valid = ids >= 0
+    np.testing.assert_array_equal(recs["user"], np.repeat(np.arange(N_USERS), valid.sum(1)))
+    np.testing.assert_array_equal(recs["item"], ids[valid])
+    np.testing.assert_array_equal(recs["score"], scores[valid])
 
 
 # ------------------------------------------------------------------------------- matrices
@@ -649,7 +734,9 @@ def _expect(ep: EntryPoint, case: Case, status: str, detail: str) -> None:
 def _fuzz_test(name: str):
     ep = ENTRY_POINTS[name]
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+    n = EXAMPLES if "TASTEMAKER_FUZZ_EXAMPLES" in os.environ else ep.examples or EXAMPLES
+
+    @settings(max_examples=n, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow])
     @given(case=cases(ep.shape))
     def test(case):
