@@ -1,5 +1,6 @@
-"""Shared pieces of the benchmark scripts (bench/als.py, bench/topk.py): environment, the
-synthetic ML-20M-scale matrix, the real data sets and the machine description.
+"""Shared pieces of the benchmark scripts (bench/als.py, bench/topk.py, ...): environment, the
+synthetic ML-20M-scale matrix, the real data sets, the machine description and the timing
+loop of the single-request benchmarks (bench/latency.py, bench/realtime.py).
 
 Import this before numpy: on a CPU with AVX-512 it sets OPENBLAS_CORETYPE=SkylakeX
 (OpenBLAS otherwise picks its AVX2 kernels on Zen 5; the setting makes faiss and numpy
@@ -98,6 +99,25 @@ def real_matrix(u, i, v) -> sp.csr_matrix:
     m.sum_duplicates()
     m.sort_indices()
     return m
+
+
+def median_latency(fn, args_list) -> tuple[float, float]:
+    """(median wall seconds, median thread-CPU seconds) per call of ``fn(*args)`` over
+    ``args_list``, one call after the other on this thread.
+
+    Thread CPU time shows the work of a call independently of preemption on a busy
+    machine (cache misses caused by neighbours still count)."""
+    import time
+
+    times = np.empty(len(args_list))
+    cpu = np.empty(len(args_list))
+    for j, a in enumerate(args_list):
+        c0 = time.thread_time()
+        t0 = time.perf_counter()
+        fn(*a)
+        times[j] = time.perf_counter() - t0
+        cpu[j] = time.thread_time() - c0
+    return float(np.median(times)), float(np.median(cpu))
 
 
 def machine_info(threads: int = 0) -> dict:
