@@ -116,13 +116,13 @@ def _worker_cpu_s() -> float:
     return t.user + t.system
 
 
-def dask_fit(ddf, W, kernel_threads, args) -> dict:
+def dask_fit(ddf, W, kernel_threads, processes, args) -> dict:
     from distributed import Client, LocalCluster
 
     from tastemaker.distributed import fit_als
 
     threads = max(1, args.cores // W)
-    with LocalCluster(n_workers=W, threads_per_worker=threads, processes=True,
+    with LocalCluster(n_workers=W, threads_per_worker=threads, processes=processes,
                       dashboard_address=None, memory_limit=f"{args.worker_memory_gb}GB") as cl, \
             Client(cl) as client:
         best = None
@@ -131,9 +131,11 @@ def dask_fit(ddf, W, kernel_threads, args) -> dict:
             cpu: list[float] = []
             marks: list[int] = []
 
-            def mark(it, t, loss):
+            def mark(it, t, loss, stamps=stamps, cpu=cpu, marks=marks):
                 stamps.append(t)
-                cpu.append(sum(client.run(_worker_cpu_s).values()))
+                # in-process workers: the client's process is theirs
+                cpu.append(sum(client.run(_worker_cpu_s).values()) if processes
+                           else _worker_cpu_s())
                 if it in (0, args.iterations - 1):  # transfers of iterations 1 ..
                     marks.append(sum(client.run(_incoming_bytes).values()))
 
@@ -307,6 +309,10 @@ def main() -> None:
                     help="OpenMP threads of each worker's kernel, one run each (0: the "
                          "worker's threads, cores // workers); = cores lets one machine's "
                          "workers share cores when a block finishes early")
+    ap.add_argument("--cluster", nargs="+", choices=["processes", "threads"],
+                    default=["processes"],
+                    help="LocalCluster workers as processes (data serialized between them, "
+                         "as between machines) and/or as threads of one process")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--worker-memory-gb", type=float, default=4.0)
     ap.add_argument("--skip-spark", action="store_true")
@@ -349,13 +355,14 @@ def main() -> None:
             run["dask"] = {}
             for W in args.workers:
                 model = cost_model(m, args.factors, W)
-                for kt in args.kernel_threads:
-                    d = dask_fit(ddf, W, kt, args)
+                for kt, kind in [(k, c) for c in args.cluster for k in args.kernel_threads]:
+                    d = dask_fit(ddf, W, kt, kind == "processes", args)
                     same = float(np.abs(d["model"].user_factors
                                         - single["model"].user_factors).max())
-                    key = str(W) if kt == args.kernel_threads[0] else f"{W}x{kt}"
+                    key = str(W) if (kt, kind) == (args.kernel_threads[0], args.cluster[0]) \
+                        else f"{W}x{kt}" + ("" if kind == "processes" else "-threads")
                     run["dask"][key] = {
-                        "workers": W, "s_per_iter": d["s_per_iter"],
+                        "workers": W, "cluster": kind, "s_per_iter": d["s_per_iter"],
                         "cpu_s_per_iter": d["cpu_s_per_iter"], "setup_s": d["setup_s"],
                         "load": d["load"],
                         "threads_per_worker": d["threads_per_worker"],
@@ -369,7 +376,8 @@ def main() -> None:
                         "rows_per_iter_model": model["rows_per_iter"],
                         "bytes_per_iter_whole_side": model["bytes_per_iter_whole_side"],
                         "max_abs_diff_vs_single": same}
-                    print(f"dask {W}x{d['kernel_threads']}  {d['s_per_iter']:.3f} s/iter "
+                    print(f"dask {key} ({kind}, kernel {d['kernel_threads']} threads) "
+                          f"{d['s_per_iter']:.3f} s/iter "
                           f"({d['s_per_iter'] / single['s_per_iter']:.2f}x single), "
                           f"{d['cpu_s_per_iter']:.3f} CPU s/iter, set-up {d['setup_s']:.1f} s, "
                           f"moved {d['bytes_per_iter_measured']} B/iter (model "
