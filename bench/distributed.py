@@ -27,17 +27,18 @@ The load average is recorded next to every timing: the machine is shared.
 
 Cost model (W workers, one user and one item block each, f factors):
   a half-step sends block b only the rows of the other side's blocks that its entries
-  touch (Spark's out-blocks), except the blocks on its own worker, plus the side's f x f
-  Gram (float64): W partial Grams summed once, the sum sent to each block.  Per iteration
+  touch (Spark's out-blocks), except from the blocks on its own worker, each piece with
+  its block's f x f partial Gram (float64, computed once by the task that made the
+  block; b sums them).  Per iteration
     bytes = f * 4 * sum over pairs (b, c) on different workers of rows of c touched by b
-            + 4 (W - 1) f^2 * 8,
+            + 2 W (W - 1) f^2 * 8,
   at most (W - 1) (U + I) f 4 (every block touching every row: the whole-side broadcast).
   The rows touched are counted exactly from the matrix here; for the projection they are
   expected values: a user with k events touches an item block (1/W of the events) with
   probability 1 - (1 - 1/W)^k, an item with n events a user block with 1 - exp(-n / W),
   with k log-normal and n Zipf as in the synthetic data.
   s/iter ~ compute + bytes per worker / link bandwidth + the engine's fixed cost per
-  iteration (dask with 1 worker - single: scheduling, the Gram sum, copies).
+  iteration (dask with 1 worker - single: scheduling, copies).
 
 Usage: python bench/distributed.py [--scale 1] [--workers 1 2 4] [--iterations 4]
                                    [--kernel-threads 0 2] [--spark-scale 0.14]
@@ -205,7 +206,7 @@ def cost_model(m, f, W) -> dict:
     items = touched_rows(m.T.tocsr(), W)   # user rows each item block receives
     cross = ~np.eye(W, dtype=bool)
     rows = int(users[cross].sum() + items[cross].sum())
-    grams = 4 * (W - 1) * f * f * 8
+    grams = 2 * W * (W - 1) * f * f * 8
     whole = (W - 1) * (m.shape[0] + m.shape[1]) * f * 4 + grams
     return {"bytes_per_iter": rows * f * 4 + grams, "rows_per_iter": rows,
             "bytes_per_iter_whole_side": whole,
@@ -235,7 +236,7 @@ def projection(single_s_per_iter, nnz, cores, args) -> dict:
     users, items = args.project_users, args.project_items
     compute = single_s_per_iter * cores * (n / nnz) / (W * c)
     rows = expected_rows(users, items, n, W)
-    moved = rows * args.factors * 4 + 4 * (W - 1) * args.factors ** 2 * 8
+    moved = rows * args.factors * 4 + 2 * W * (W - 1) * args.factors ** 2 * 8
     whole = (W - 1) * (users + items) * args.factors * 4
     network = moved / W / (args.project_gbps * 1e9 / 8)
     return {"interactions": n, "workers": W, "cores_per_worker": c, "users": users,
