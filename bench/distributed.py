@@ -256,7 +256,8 @@ def spark_run(m, args, out_dir, with_recs=True) -> dict:
     spark = (SparkSession.builder.master(f"local[{args.cores}]").appName("tm-bench")
              .config("spark.driver.memory", f"{args.spark_memory_gb}g")
              .config("spark.sql.shuffle.partitions", str(2 * args.cores))
-             .config("spark.ui.enabled", "false").getOrCreate())
+             .config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     try:
         df = spark.createDataFrame(events_frame(m).astype({"user": "int32", "item": "int32"}))
