@@ -24,7 +24,8 @@ case), and decorate it::
         ItemKNN(k=5).fit(m, show_progress=False)
 
 ``shape`` says which shapes the entry point takes so that most cases have them:
-``"any"``, ``"users"`` or ``"items"`` (the context models' numbers), per axis.
+``"any"``, ``"users"`` or ``"items"`` (the context models' numbers) or ``"one"`` (a
+single row: a service's request), per axis.
 ``valid_may_fail=True`` lets a valid matrix be refused with a ``ValueError`` (for entry
 points with extra conditions on their input).  Add what your entry point needs to
 :func:`_context` (built once, in the parent, and pickled to the children).
@@ -167,6 +168,21 @@ def _als_fold_in(m, ctx):
     out = ctx["als"].recommend(ids, m, N=3, recalculate_user=True,
                                filter_already_liked_items=False)
     _check_topk(*out, N_ITEMS)
+
+
+@entry_point("ALS.recommend(u, one row) (single request)", shape=("one", "items"))
+def _als_recommend_one(m, ctx):
+    ids, scores = ctx["als"].recommend(2, m, N=4)
+    if ctx["reference"] is not None:
+        _check_topk(ids, scores, N_ITEMS, sp.csr_matrix(ctx["reference"]))
+
+
+@entry_point("ALS.recommend(u, one row, recalculate_user=True) (single request)",
+             shape=("one", "items"))
+def _als_fold_in_one(m, ctx):
+    ids, scores = ctx["als"].recommend(N_USERS + 3, m, N=4, recalculate_user=True)
+    if ctx["reference"] is not None:
+        _check_topk(ids, scores, N_ITEMS, sp.csr_matrix(ctx["reference"]))
 
 
 @entry_point("ALS.partial_fit_users", shape=("any", "items"))
@@ -456,7 +472,7 @@ class Case:
 
 
 def _dim(kind: str, draw) -> int:
-    fixed = {"users": N_USERS, "items": N_ITEMS}.get(kind)
+    fixed = {"users": N_USERS, "items": N_ITEMS, "one": 1}.get(kind)
     if fixed is not None and draw(st.integers(0, 9)) > 0:  # mostly the expected size
         return fixed
     return draw(st.integers(0, 14))
@@ -723,7 +739,7 @@ def _expect(ep: EntryPoint, case: Case, status: str, detail: str) -> None:
     assert status != "wrong", f"{where}: wrong result:\n{detail}"
     # a valid, non-empty matrix of the shape the entry point takes must be accepted
     _, ref = build(case)
-    wanted = {"any": None, "users": N_USERS, "items": N_ITEMS}
+    wanted = {"any": None, "users": N_USERS, "items": N_ITEMS, "one": 1}
     shape_ok = all(wanted[k] in (None, n) for k, n in zip(ep.shape, (case.n_rows, case.n_cols)))
     if (ref is not None and ref.any() and shape_ok and status != "ok"
             and not ep.valid_may_fail and case.corruption != "negative_values"):
@@ -756,7 +772,7 @@ def _crash(m, ctx):  # not fuzzed (names starting with "_" are not): proves sign
 @pytest.mark.parametrize("name", sorted(n for n in ENTRY_POINTS if not n.startswith("_")))
 def test_entry_point_never_crashes(name):
     ep = ENTRY_POINTS[name]
-    dims = {"any": 6, "users": N_USERS, "items": N_ITEMS}
+    dims = {"any": 6, "users": N_USERS, "items": N_ITEMS, "one": 1}
     for i, (fmt, corruption) in enumerate((f, c) for f in FORMATS for c in SWEEP):
         case = Case(fmt, dims[ep.shape[0]], dims[ep.shape[1]], 0.5,
                     INDEX_DTYPES[i % len(INDEX_DTYPES)], corruption, i)

@@ -1105,7 +1105,13 @@ class Personalizer:
         return _time_value(timestamp, "timestamp")
 
     def _fold_in(self, st: _State, row: UserRow) -> np.ndarray:
-        return st.items.scorer.fold_in(self._csr(st, row))
+        items, vals = row.nonzero()
+        keep = items < st.items.scorer.n_items
+        if not keep.all():
+            items, vals = items[keep], vals[keep]
+        x = st.items.scorer.fold_in_row(items.astype(np.int32, copy=False),
+                                        vals.astype(np.float32, copy=False))
+        return st.items.scorer.fold_in(self._csr(st, row)) if x is None else x
 
     @staticmethod
     def _with_item_factors(model, item_factors):
