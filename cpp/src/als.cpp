@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tastemaker/aligned.hpp"
 #include "tastemaker/threads.hpp"
 
 namespace tastemaker {
@@ -144,7 +145,7 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
               const float* Y, std::int64_t n_other, int f, const double* gram, float* X, const AlsParams& params,
               int nt) {
     const std::size_t fs = static_cast<std::size_t>(f), ff = fs * fs;
-    std::vector<float> G32(ff);
+    const AlignedFloats G32 = aligned_floats(ff);  // each row pass reads it (matvec)
     for (std::size_t k = 0; k < ff; ++k) G32[k] = static_cast<float>(gram[k]);
     const AlsKernels& K = als_kernels();
     const std::vector<std::int64_t> tiled = long_rows(indptr, indices, n_rows, f);
@@ -159,9 +160,10 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
     ParallelError error;
 #pragma omp parallel num_threads(nt)
     {
-        std::vector<float> scratch, buf;
+        AlignedFloats scratch, buf;  // the passes load and store these once per block
+        std::size_t buf_size = 0;
         std::vector<AlsTiledRow> group;
-        error.run([&] { scratch.resize(3 * fs); });
+        error.run([&] { scratch = aligned_floats(3 * fs); });
 #pragma omp for schedule(dynamic, 1) nowait
         for (std::int64_t g = 0; g < n_groups; ++g) {
             error.run([&] {
@@ -171,17 +173,20 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
                     const std::int64_t u = tiled[k], n = indptr[u + 1] - indptr[u];
                     group.push_back({u, n, 0, row_lambda(params, n), 0.0f, true});
                 }
-                buf.resize(3 * group.size() * fs);
-                K.cg_group(indptr, indices, data, Y, n_other, f, G32.data(), params.alpha, params.cg_steps,
-                           group.data(), group.size(), buf.data(), X);
+                if (buf_size < 3 * group.size() * fs) {
+                    buf_size = 3 * group.size() * fs;
+                    buf = aligned_floats(buf_size);
+                }
+                K.cg_group(indptr, indices, data, Y, n_other, f, G32.get(), params.alpha, params.cg_steps,
+                           group.data(), group.size(), buf.get(), X);
             });
         }
 #pragma omp for schedule(dynamic, 32)
         for (std::int64_t u = 0; u < n_rows; ++u) {
             if (error.failed() || (!is_tiled.empty() && is_tiled[static_cast<std::size_t>(u)])) continue;
             const std::int64_t lo = indptr[u], n = indptr[u + 1] - lo;
-            K.cg_row(Y, indices + lo, data + lo, n, G32.data(), params.alpha, row_lambda(params, n), params.cg_steps,
-                     f, X + static_cast<std::size_t>(u) * fs, scratch.data());
+            K.cg_row(Y, indices + lo, data + lo, n, G32.get(), params.alpha, row_lambda(params, n), params.cg_steps,
+                     f, X + static_cast<std::size_t>(u) * fs, scratch.get());
         }
     }
     error.rethrow_if_failed();

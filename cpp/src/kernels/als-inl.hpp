@@ -30,7 +30,11 @@
 // Keeps the compiler from carrying one phase's loads into the next (they would be spilled).
 #define TM_ALS_BARRIER() asm volatile("" ::: "memory")
 #define TM_ALS_INLINE __attribute__((always_inline)) inline
+// Keeps a value in a general register: GCC otherwise computes the eight row addresses of a
+// block in vector registers and extracts them one by one (shuffles on the port the FMAs use).
+#define TM_ALS_SCALAR(x) asm("" : "+r"(x))
 #else
+#define TM_ALS_SCALAR(x) ((void)0)
 #define TM_ALS_BARRIER() ((void)0)
 #define TM_ALS_INLINE inline
 #endif
@@ -222,25 +226,45 @@ TM_ALS_INLINE void prefetch_row(const float* row, int f) {
 }
 
 // acc += sum_j w[j] * rows[j] over the f floats, in strips of up to eight chunks kept in
-// registers; w[j] is broadcast from memory.
+// registers; w[j] is broadcast from memory.  With 32 vector registers (AVX-512) every chunk
+// has two accumulators (even and odd j): the chain through acc, which continues from block
+// to block, is then four multiply-adds per block instead of eight.  (Sixteen registers
+// cannot hold both sets for a strip of eight.)
 template <int F>
 TM_ALS_INLINE void axpy8(const float* const rows[8], const float* w, int f_rt, float* acc) {
     const int f = F ? F : f_rt;
     const int nc = chunks(f);
+    constexpr bool two = Ops::kLanes >= 16;
     for (int c0 = 0; c0 < nc; c0 += 8) {
-        V a[8];
+        V a[8], b[8];
 #pragma GCC unroll 8
-        for (int c = 0; c < 8; ++c) a[c] = c0 + c < nc ? ld(acc, f, c0 + c) : Ops::zero();
+        for (int c = 0; c < 8; ++c) {
+            a[c] = c0 + c < nc ? ld(acc, f, c0 + c) : Ops::zero();
+            b[c] = Ops::zero();
+        }
+        if (two) {
+#pragma GCC unroll 4
+            for (int j = 0; j < 8; j += 2) {
+                const V w0 = Ops::broadcast(w + j), w1 = Ops::broadcast(w + j + 1);
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) {
-            const V wj = Ops::broadcast(w + j);
+                for (int c = 0; c < 8; ++c)
+                    if (c0 + c < nc) {
+                        a[c] = Ops::mul_add(w0, ld(rows[j], f, c0 + c), a[c]);
+                        b[c] = Ops::mul_add(w1, ld(rows[j + 1], f, c0 + c), b[c]);
+                    }
+            }
+        } else {
 #pragma GCC unroll 8
-            for (int c = 0; c < 8; ++c)
-                if (c0 + c < nc) a[c] = Ops::mul_add(wj, ld(rows[j], f, c0 + c), a[c]);
+            for (int j = 0; j < 8; ++j) {
+                const V wj = Ops::broadcast(w + j);
+#pragma GCC unroll 8
+                for (int c = 0; c < 8; ++c)
+                    if (c0 + c < nc) a[c] = Ops::mul_add(wj, ld(rows[j], f, c0 + c), a[c]);
+            }
         }
 #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c)
-            if (c0 + c < nc) st(acc, f, c0 + c, a[c]);
+            if (c0 + c < nc) st(acc, f, c0 + c, two ? Ops::add(a[c], b[c]) : a[c]);
     }
 }
 
@@ -285,7 +309,11 @@ void fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::
         }
         const float** rows = rbuf[cur];
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) rows[j] = Y + static_cast<std::size_t>(bi[j]) * fs;
+        for (int j = 0; j < 8; ++j) {
+            const float* r = Y + static_cast<std::size_t>(bi[j]) * fs;
+            TM_ALS_SCALAR(r);
+            rows[j] = r;
+        }
 
         // dot phase: eight independent sums, v streamed from L1
         V s[8];
@@ -359,9 +387,14 @@ template <int F>
 void cg_row_t(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
               float alpha, float lambda, int cg_steps, int f_rt, float* x, float* scratch) {
     const int f = F ? F : f_rt;
-    float* r = scratch;
-    float* p = scratch + f;
-    float* ap = scratch + 2 * f;
+    // A compile-time f keeps r, p and ap on the stack, each on its own cache lines: the
+    // passes load v and load + store the accumulator once per block of eight items, and a
+    // vector access that straddles two lines costs two.
+    constexpr int kPad = F ? (F + 15) / 16 * 16 : 1;
+    alignas(64) float local[F ? 3 * kPad : 1];
+    float* r = F ? local : scratch;
+    float* p = F ? local + kPad : scratch + f;
+    float* ap = F ? local + 2 * kPad : scratch + 2 * f;
     // Later passes find a short row's factor rows in L1/L2; only long rows need prefetch.
     const bool prefetch_again = nnz * f * 4 > kL2Bytes;
     residual_start<F>(G, x, lambda, f, r, ap);
@@ -497,4 +530,5 @@ void cg_group(const std::int64_t* indptr, const std::int32_t* indices, const flo
 }  // namespace tastemaker::kernels::TM_KERNEL_NS
 
 #undef TM_ALS_BARRIER
+#undef TM_ALS_SCALAR
 #undef TM_ALS_INLINE
