@@ -57,6 +57,37 @@ bool cholesky_solve(double* A, double* b, int d) {
     return true;
 }
 
+// Counter-based generator: the deviates of row u come from (seed, u) alone.
+inline std::uint64_t splitmix64(std::uint64_t& state) {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// d standard normal deviates (Box-Muller on 53-bit uniforms in (0, 1]).
+void normals(std::uint64_t seed, std::int64_t row, double* z, int d) {
+    std::uint64_t state = seed ^ (0xD1B54A32D192ED03ull * static_cast<std::uint64_t>(row + 1));
+    constexpr double kTwoPi = 6.283185307179586;
+    for (int k = 0; k < d; k += 2) {
+        const double u1 = (static_cast<double>(splitmix64(state) >> 11) + 1.0) * 0x1.0p-53;
+        const double u2 = static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53;
+        const double r = std::sqrt(-2.0 * std::log(u1));
+        z[k] = r * std::cos(kTwoPi * u2);
+        if (k + 1 < d) z[k + 1] = r * std::sin(kTwoPi * u2);
+    }
+}
+
+// z <- L^-T z for the lower Cholesky factor L (A = L L^T) that cholesky_solve left in A:
+// then z has covariance A^-1 when it had the identity.
+void solve_lt(const double* A, double* z, int d) {
+    for (int i = d - 1; i >= 0; --i) {
+        double t = z[i];
+        for (int k = i + 1; k < d; ++k) t -= A[k * d + i] * z[k];
+        z[i] = t / A[i * d + i];
+    }
+}
+
 }  // namespace
 
 void explicit_als_solve(const CsrView& R, const float* Y, const float* other_bias, std::int64_t n_other, int f,
@@ -67,19 +98,26 @@ void explicit_als_solve(const CsrView& R, const float* Y, const float* other_bia
     if (!(p.bias_regularization >= 0.0) || !std::isfinite(p.bias_regularization))
         throw std::invalid_argument("bias_regularization: expected a finite number >= 0");
     if (!std::isfinite(p.global_mean)) throw std::invalid_argument("global_mean: expected a finite number");
+    if (!(p.noise_sd >= 0.0) || !std::isfinite(p.noise_sd))
+        throw std::invalid_argument("noise_sd: expected a finite number >= 0");
     check_ratings(R, n_other);
     const int d = f + 1;
     const int threads = resolve_threads(p.num_threads);
+    std::vector<double> prior_b(static_cast<std::size_t>(d), 0.0);  // P m
+    if (p.prior_precision != nullptr && p.prior_mean != nullptr)
+        for (int j = 0; j < d; ++j)
+            for (int k = 0; k < d; ++k) prior_b[static_cast<std::size_t>(j)] += p.prior_precision[j * d + k] * p.prior_mean[k];
     bool singular = false;
     std::exception_ptr error;
 #pragma omp parallel num_threads(threads)
     {
-        std::vector<double> A, b, a;
+        std::vector<double> A, b, a, z;
         bool ok = true;
         try {
             A.resize(static_cast<std::size_t>(d) * d);
             b.resize(static_cast<std::size_t>(d));
             a.resize(static_cast<std::size_t>(d));
+            z.resize(static_cast<std::size_t>(d));
         } catch (...) {
             ok = false;
 #pragma omp critical(tastemaker_explicit_als_error)
@@ -111,15 +149,27 @@ void explicit_als_solve(const CsrView& R, const float* Y, const float* other_bia
                     b[j] += aj * t;
                 }
             }
-            const double n = p.weighted ? static_cast<double>(p1 - p0) : 1.0;
-            for (int k = 0; k < f; ++k) A[k * d + k] += p.regularization * n;
-            A[f * d + f] += p.bias_regularization * n;
+            if (p.prior_precision != nullptr) {
+                for (int j = 0; j < d; ++j) {
+                    for (int k = 0; k <= j; ++k) A[j * d + k] += p.prior_precision[j * d + k];
+                    b[j] += prior_b[static_cast<std::size_t>(j)];
+                }
+            } else {
+                const double n = p.weighted ? static_cast<double>(p1 - p0) : 1.0;
+                for (int k = 0; k < f; ++k) A[k * d + k] += p.regularization * n;
+                A[f * d + f] += p.bias_regularization * n;
+            }
             if (!cholesky_solve(A.data(), b.data(), d)) {
 #pragma omp atomic write
                 singular = true;
                 for (int k = 0; k < f; ++k) x[k] = 0.0f;
                 bias[u] = 0.0f;
                 continue;
+            }
+            if (p.noise_sd > 0.0) {
+                normals(p.seed, u, z.data(), d);
+                solve_lt(A.data(), z.data(), d);
+                for (int k = 0; k < d; ++k) b[k] += p.noise_sd * z[k];
             }
             for (int k = 0; k < f; ++k) x[k] = static_cast<float>(b[k]);
             bias[u] = static_cast<float>(b[f]);
