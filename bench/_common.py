@@ -1,5 +1,6 @@
-"""Shared pieces of the benchmark scripts (bench/als.py, bench/topk.py): environment, the
-synthetic ML-20M-scale matrix, the real data sets and the machine description.
+"""Shared pieces of the benchmark scripts (bench/als.py, bench/topk.py, ...): environment, the
+synthetic ML-20M-scale matrix, the real data sets, the machine description and the timing
+loop of the single-request benchmarks (bench/latency.py, bench/realtime.py).
 
 Import this before numpy: on a CPU with AVX-512 it sets OPENBLAS_CORETYPE=SkylakeX
 (OpenBLAS otherwise picks its AVX2 kernels on Zen 5; the setting makes faiss and numpy
@@ -12,8 +13,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from pathlib import Path
-
 
 
 def _has_avx512() -> bool:
@@ -33,15 +34,19 @@ import scipy.sparse as sp  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
-PEAK_GFLOPS = 450.0  # measured fp32 peak of this 2-core Zen 5 machine
 DRAM_GBS = 65.0
+
+# There is no default FMA peak: machines differ (one or two FMA units, AVX-512 at full or
+# half rate), so every benchmark that reports a fraction of the peak measures it in the
+# same run with the functions below.
 
 
 def measure_peak_gflops(path: str | None = None, threads: int = 0, repeat: int = 5,
                         seconds: float = 0.2) -> float:
     """fp32 FMA peak of this machine, measured now: independent multiply-add chains in
     registers on every thread (tastemaker's probe, on SIMD path ``path`` or the active one),
-    best of ``repeat`` runs (the machine is shared: the best run is the least disturbed)."""
+    GFLOP/s of wall time summed over the threads, best of ``repeat`` runs (the machine is
+    shared: the best run is the least disturbed)."""
     import tastemaker
     from tastemaker import _core
 
@@ -50,6 +55,32 @@ def measure_peak_gflops(path: str | None = None, threads: int = 0, repeat: int =
         if path is not None:
             tastemaker.set_simd_path(path)
         return max(_core.fma_peak_gflops(seconds, threads) for _ in range(repeat))
+    finally:
+        tastemaker.set_simd_path(before)
+
+
+def measure_peak_gflops_per_cpu_second(path: str | None = None, repeat: int = 5,
+                                       seconds: float = 0.2) -> float:
+    """The same probe on one thread, per CPU-second of that thread: what one core does
+    while it runs, however much of the machine other processes take (on a shared box the
+    wall-time peak is a fraction of it).  Compare kernels by their FLOPs per CPU-second
+    (all threads) with this.  Best of ``repeat``."""
+    import tastemaker
+    from tastemaker import _core
+
+    before = tastemaker.simd_path()
+    best = 0.0
+    try:
+        if path is not None:
+            tastemaker.set_simd_path(path)
+        for _ in range(repeat):
+            # one thread: the probe runs on this one, so its CPU time is thread_time's
+            c0, t0 = time.thread_time(), time.perf_counter()
+            rate = _core.fma_peak_gflops(seconds, 1)
+            cpu, wall = time.thread_time() - c0, time.perf_counter() - t0
+            if cpu > 0:  # rate x wall = the work done (the calibration is ~0.1 ms of it)
+                best = max(best, rate * wall / cpu)
+        return best
     finally:
         tastemaker.set_simd_path(before)
 
@@ -100,10 +131,42 @@ def real_matrix(u, i, v) -> sp.csr_matrix:
     return m
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def median_latency(fn, args_list) -> tuple[float, float]:
+    """(median wall seconds, median thread-CPU seconds) per call of ``fn(*args)`` over
+    ``args_list``, one call after the other on this thread.
+
+    Thread CPU time shows the work of a call independently of preemption on a busy
+    machine (cache misses caused by neighbours still count)."""
+    import time
+
+    times = np.empty(len(args_list))
+    cpu = np.empty(len(args_list))
+    for j, a in enumerate(args_list):
+        c0 = time.thread_time()
+        t0 = time.perf_counter()
+        fn(*a)
+        times[j] = time.perf_counter() - t0
+        cpu[j] = time.thread_time() - c0
+    return float(np.median(times)), float(np.median(cpu))
+
+
 def machine_info(threads: int = 0) -> dict:
+    """CPU, cores, SIMD path, threads.  No FMA peak: a benchmark that reports one measures
+    it in its own run (measure_peak_gflops*)."""
     import tastemaker
 
     info = tastemaker.show_config(file=open(os.devnull, "w"))
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(),
             "simd": info["simd"], "threads": threads or info["num_threads"],
-            "peak_gflops": PEAK_GFLOPS, "dram_gbs": DRAM_GBS}
+            "dram_gbs": DRAM_GBS}

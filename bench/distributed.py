@@ -6,31 +6,42 @@ recommend_all against Spark's recommendForAllUsers, all in one run on the same d
 Data: the synthetic long-tailed matrix of bench/_common.py (MovieLens-20M shape at
 ``--scale 1``: 138,493 users x 26,744 items, about 18M non-zeros) handed to fit_als as a
 Dask DataFrame of (user, item, value) events, ``--partitions`` partitions.  Spark gets the
-same triples (``--spark-scale`` may shrink its data: its recommendForAllUsers is slow).
+same triples (``--spark-scale``, default 0.14: 2.1M non-zeros, the size of the issue's Spark figures).
 
 Timings (best of ``--repeat`` runs, each the median of its iterations after the first):
-  * single: ``ALS(...).fit`` with every core, seconds per iteration;
-  * dask W: ``fit_als`` on a LocalCluster of W worker processes sharing the cores
-    (``threads = max(1, cores // W)`` each), seconds per iteration once the blocks are
-    built, plus the set-up (read, id maps, weighting, blocks) once;
-  * engine overhead per iteration = dask W - single (same cores, same kernel);
+  * single: ``ALS(...).fit`` with every core (``--cores`` OpenMP threads), seconds per
+    iteration, and CPU seconds per iteration (the process's user + system time);
+  * dask W x k: ``fit_als`` on a LocalCluster of W worker processes of
+    ``max(1, cores // W)`` Dask threads each, the kernel of each block on k OpenMP threads
+    (``--kernel-threads``; 0 = the worker's threads, so W x k = the cores; k = cores lets a
+    worker whose block is done leave its core to the other's kernel), seconds per
+    iteration once the blocks are built, CPU seconds per iteration (all worker processes:
+    kernel, scheduling, transfers), and the set-up (read, id maps, weighting, blocks) once;
+  * engine overhead per iteration = dask - single (same cores, same kernel);
   * bytes moved per iteration: the workers' incoming transfer log, against the cost model;
   * Spark: ``ALS(implicitPrefs=True, rank, regParam, alpha)`` on ``local[cores]``; seconds
     per iteration = (t(maxIter=1 + k) - t(maxIter=1)) / k, so set-up is not counted;
   * recommend_all (N=10, seen items filtered, Parquet written) vs
     ``recommendForAllUsers(10)`` written to Parquet (Spark cannot filter seen items).
+The load average is recorded next to every timing: the machine is shared.
 
-Cost model (W workers, U users, I items, f factors, one user and one item block each):
-  a half-step sends every worker the other side's blocks it does not hold, each with its
-  f x f float64 partial Gram, so per iteration the cluster moves
-  (W - 1) * (U + I) * f * 4 + 2 W (W - 1) f^2 * 8 bytes, 1/W of it into each worker; the
-  compute is the single-machine iteration spread over all cores.
+Cost model (W workers, one user and one item block each, f factors):
+  a half-step sends block b only the rows of the other side's blocks that its entries
+  touch (Spark's out-blocks), except the blocks on its own worker, plus the side's f x f
+  Gram (float64): W partial Grams summed once, the sum sent to each block.  Per iteration
+    bytes = f * 4 * sum over pairs (b, c) on different workers of rows of c touched by b
+            + 4 (W - 1) f^2 * 8,
+  at most (W - 1) (U + I) f 4 (every block touching every row: the whole-side broadcast).
+  The rows touched are counted exactly from the matrix here; for the projection they are
+  expected values: a user with k events touches an item block (1/W of the events) with
+  probability 1 - (1 - 1/W)^k, an item with n events a user block with 1 - exp(-n / W),
+  with k log-normal and n Zipf as in the synthetic data.
   s/iter ~ compute + bytes per worker / link bandwidth + the engine's fixed cost per
-  iteration (measured here as dask with 1 worker - single: scheduling, the stacked copy
-  of the other side, the partial Grams; nothing is transferred).
+  iteration (dask with 1 worker - single: scheduling, the Gram sum, copies).
 
 Usage: python bench/distributed.py [--scale 1] [--workers 1 2 4] [--iterations 4]
-                                   [--spark-scale 0.1] [--skip-spark] [--repeat 2]
+                                   [--kernel-threads 0 2] [--spark-scale 0.14]
+                                   [--skip-spark] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -72,21 +83,40 @@ def events_frame(m) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- tastemaker
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def single_fit(m, args) -> dict:
     stamps: list[float] = []
+    cpu: list[float] = []
     model = tm.ALS(factors=args.factors, iterations=args.iterations, regularization=args.reg,
                    random_state=0, num_threads=args.cores)
-    t0 = time.perf_counter()
-    model.fit(m, show_progress=False, callback=lambda it, t, loss: stamps.append(t))
+    t0, c0 = time.perf_counter(), _cpu_s()
+
+    def mark(it, t, loss):
+        stamps.append(t)
+        cpu.append(_cpu_s())
+
+    model.fit(m, show_progress=False, callback=mark)
     return {"s_per_iter": per_iteration(stamps), "total_s": time.perf_counter() - t0,
-            "model": model}
+            "cpu_s_per_iter": per_iteration([c - c0 for c in cpu]),
+            "load": os.getloadavg()[0], "model": model}
 
 
 def _incoming_bytes(dask_worker) -> int:
     return int(sum(entry.get("total", 0) for entry in dask_worker.transfer_incoming_log))
 
 
-def dask_fit(ddf, W, args) -> dict:
+def _worker_cpu_s() -> float:
+    import psutil
+
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+def dask_fit(ddf, W, kernel_threads, args) -> dict:
     from distributed import Client, LocalCluster
 
     from tastemaker.distributed import fit_als
@@ -98,10 +128,12 @@ def dask_fit(ddf, W, args) -> dict:
         best = None
         for _ in range(args.repeat):
             stamps: list[float] = []
+            cpu: list[float] = []
             marks: list[int] = []
 
             def mark(it, t, loss):
                 stamps.append(t)
+                cpu.append(sum(client.run(_worker_cpu_s).values()))
                 if it in (0, args.iterations - 1):  # transfers of iterations 1 ..
                     marks.append(sum(client.run(_incoming_bytes).values()))
 
@@ -109,17 +141,20 @@ def dask_fit(ddf, W, args) -> dict:
             model = fit_als(client, ddf, user="user", item="item", value="value",
                             factors=args.factors, iterations=args.iterations,
                             regularization=args.reg, random_state=0, show_progress=False,
-                            num_threads=args.kernel_threads, callback=mark)
+                            num_threads=kernel_threads, callback=mark)
             total = time.perf_counter() - t0
             moved = (marks[-1] - marks[0]) / (args.iterations - 1) if len(marks) == 2 else None
             run = {"s_per_iter": per_iteration(stamps),
+                   "cpu_s_per_iter": per_iteration([c - cpu[0] for c in cpu])
+                   if len(cpu) > 1 else None,
                    "setup_s": total - stamps[-1],
                    "bytes_per_iter_measured": moved,
+                   "load": os.getloadavg()[0],
                    "model": model}
             if best is None or run["s_per_iter"] < best["s_per_iter"]:
                 best = run
         best["threads_per_worker"] = threads
-        best["kernel_threads"] = args.kernel_threads or threads
+        best["kernel_threads"] = kernel_threads or threads
         return best
 
 
@@ -141,13 +176,55 @@ def dask_recommend(model, seen, W, args, out_dir) -> float:
         return best
 
 
-def cost_model(n_users, n_items, f, W) -> dict:
-    """Bytes moved per iteration: each half-step every worker fetches the W - 1 blocks of
-    the other side it does not hold, each with its f x f float64 partial Gram."""
-    factors = (W - 1) * (n_users + n_items) * f * 4
-    grams = 2 * W * (W - 1) * f * f * 8
-    return {"bytes_per_iter": factors + grams,
-            "bytes_per_worker_per_iter": (factors + grams) / W}
+def _bounds(counts: np.ndarray, W: int) -> np.ndarray:
+    from tastemaker.distributed._ingest import _balanced_bounds  # the ingest's own blocks
+
+    return _balanced_bounds(counts, W)
+
+
+def touched_rows(m, W: int) -> np.ndarray:
+    """rows[b, c]: rows of block c of the other side (columns of ``m``) that block b of
+    ``m``'s rows touches, with the blocks fit_als makes (about equal events each)."""
+    rb = _bounds(np.diff(m.indptr).astype(float), W)
+    cb = _bounds(np.bincount(m.indices, minlength=m.shape[1]).astype(float), W)
+    out = np.zeros((len(rb) - 1, len(cb) - 1), dtype=np.int64)
+    for b in range(len(rb) - 1):
+        block = m[rb[b]:rb[b + 1]]
+        used = np.zeros(m.shape[1], dtype=bool)
+        used[block.indices] = True
+        out[b] = np.add.reduceat(used, cb[:-1]) if m.shape[1] else 0
+    return out
+
+
+def cost_model(m, f, W) -> dict:
+    """Bytes moved per iteration by fit_als on W workers (block b on worker b), exactly
+    from the matrix, and what broadcasting the whole other side would move."""
+    users = touched_rows(m, W)             # item rows each user block receives
+    items = touched_rows(m.T.tocsr(), W)   # user rows each item block receives
+    cross = ~np.eye(W, dtype=bool)
+    rows = int(users[cross].sum() + items[cross].sum())
+    grams = 4 * (W - 1) * f * f * 8
+    whole = (W - 1) * (m.shape[0] + m.shape[1]) * f * 4 + grams
+    return {"bytes_per_iter": rows * f * 4 + grams, "rows_per_iter": rows,
+            "bytes_per_iter_whole_side": whole,
+            "bytes_per_worker_per_iter": (rows * f * 4 + grams) / W}
+
+
+def expected_rows(n_users, n_items, nnz, W, seed=0) -> int:
+    """Expected rows moved per iteration at a size too large to build: the synthetic
+    data's shapes (log-normal user activity, Zipf 0.9 item popularity), blocks of equal
+    events.  A user with k events touches a given item block with 1 - (1 - 1/W)^k, an
+    item with n events a given user block with 1 - exp(-n / W) (Poisson)."""
+    rng = np.random.default_rng(seed)
+    sample = min(n_users, 1_000_000)
+    act = rng.lognormal(0.0, 1.1, sample)
+    k = np.maximum(act / act.mean() * nnz / n_users, 1.0)
+    users = n_users * float(np.mean(1.0 - (1.0 - 1.0 / W) ** k))  # per item block
+    pop = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    n = pop / pop.sum() * nnz
+    items = float(np.sum(1.0 - np.exp(-n / W)))  # per user block
+    # each block receives from the W - 1 blocks on other workers: (W - 1) / W of its rows
+    return round((W - 1) * (users + items))
 
 
 def projection(single_s_per_iter, nnz, cores, args) -> dict:
@@ -155,14 +232,17 @@ def projection(single_s_per_iter, nnz, cores, args) -> dict:
     n, W, c = args.project_nnz, args.project_workers, args.project_cores
     users, items = args.project_users, args.project_items
     compute = single_s_per_iter * cores * (n / nnz) / (W * c)
-    moved = cost_model(users, items, args.factors, W)
-    network = moved["bytes_per_worker_per_iter"] / (args.project_gbps * 1e9 / 8)
+    rows = expected_rows(users, items, n, W)
+    moved = rows * args.factors * 4 + 4 * (W - 1) * args.factors ** 2 * 8
+    whole = (W - 1) * (users + items) * args.factors * 4
+    network = moved / W / (args.project_gbps * 1e9 / 8)
     return {"interactions": n, "workers": W, "cores_per_worker": c, "users": users,
             "items": items, "link_gbit_s": args.project_gbps,
             "compute_s": compute, "network_s": network,
             "engine_s": args.engine_overhead_s,
             "s_per_iter": compute + network + args.engine_overhead_s,
-            "bytes_per_iter": moved["bytes_per_iter"]}
+            "rows_per_iter": rows, "bytes_per_iter": moved,
+            "bytes_per_iter_whole_side": whole}
 
 
 # ---------------------------------------------------------------- Spark
@@ -198,7 +278,7 @@ def spark_run(m, args, out_dir, with_recs=True) -> dict:
         diff, avg = (tk - t1) / k, tk / (1 + k)
         out = {"s_per_iter": max(diff, avg) if diff <= 0 else diff,
                "s_per_iter_by_difference": diff, "s_per_iter_with_setup": avg,
-               "fit_1_iter_s": t1, f"fit_{1 + k}_iter_s": tk}
+               "fit_1_iter_s": t1, f"fit_{1 + k}_iter_s": tk, "load": os.getloadavg()[0]}
         if with_recs:
             best = np.inf
             for _ in range(args.repeat):
@@ -207,6 +287,7 @@ def spark_run(m, args, out_dir, with_recs=True) -> dict:
                 model.recommendForAllUsers(10).write.parquet(str(out_dir))
                 best = min(best, time.perf_counter() - t0)
             out["recommend_all_users_s"] = best
+            out["recommend_load"] = os.getloadavg()[0]
         return out
     finally:
         spark.stop()
@@ -222,14 +303,14 @@ def main() -> None:
     ap.add_argument("--reg", type=float, default=0.1)
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--partitions", type=int, default=8)
-    ap.add_argument("--kernel-threads", type=int, default=0,
-                    help="OpenMP threads of each worker's kernel (0: the worker's threads, "
-                         "cores // workers); = cores lets one machine's workers share cores "
-                         "when a block finishes early")
+    ap.add_argument("--kernel-threads", type=int, nargs="+", default=[0],
+                    help="OpenMP threads of each worker's kernel, one run each (0: the "
+                         "worker's threads, cores // workers); = cores lets one machine's "
+                         "workers share cores when a block finishes early")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--worker-memory-gb", type=float, default=4.0)
     ap.add_argument("--skip-spark", action="store_true")
-    ap.add_argument("--spark-scale", type=float, default=0.1,
+    ap.add_argument("--spark-scale", type=float, default=0.14,
                     help="Spark (and the side-by-side runs) on this data size")
     ap.add_argument("--spark-iterations", type=int, default=3)
     ap.add_argument("--spark-memory-gb", type=int, default=4)
@@ -262,31 +343,43 @@ def main() -> None:
                   flush=True)
             single = min((single_fit(m, args) for _ in range(args.repeat)),
                          key=lambda r: r["s_per_iter"])
-            run["single"] = {"s_per_iter": single["s_per_iter"]}
-            print(f"single  {single['s_per_iter']:.3f} s/iter", flush=True)
+            run["single"] = {k: single[k] for k in ("s_per_iter", "cpu_s_per_iter", "load")}
+            print(f"single  {single['s_per_iter']:.3f} s/iter, {single['cpu_s_per_iter']:.3f} "
+                  f"CPU s/iter (load {single['load']:.1f})", flush=True)
             run["dask"] = {}
             for W in args.workers:
-                d = dask_fit(ddf, W, args)
-                same = float(np.abs(d["model"].user_factors
-                                    - single["model"].user_factors).max())
-                model = cost_model(m.shape[0], m.shape[1], args.factors, W)
-                run["dask"][str(W)] = {
-                    "s_per_iter": d["s_per_iter"], "setup_s": d["setup_s"],
-                    "threads_per_worker": d["threads_per_worker"],
-                    "kernel_threads": d["kernel_threads"],
-                    "vs_single": d["s_per_iter"] / single["s_per_iter"],
-                    "engine_overhead_s_per_iter": d["s_per_iter"] - single["s_per_iter"],
-                    "bytes_per_iter_measured": d["bytes_per_iter_measured"],
-                    "bytes_per_iter_model": model["bytes_per_iter"],
-                    "max_abs_diff_vs_single": same}
-                print(f"dask {W}  {d['s_per_iter']:.3f} s/iter "
-                      f"({d['s_per_iter'] / single['s_per_iter']:.2f}x single), set-up "
-                      f"{d['setup_s']:.1f} s, moved {d['bytes_per_iter_measured']} B/iter "
-                      f"(model {model['bytes_per_iter']:.0f}), max |diff| {same:.2e}",
-                      flush=True)
+                model = cost_model(m, args.factors, W)
+                for kt in args.kernel_threads:
+                    d = dask_fit(ddf, W, kt, args)
+                    same = float(np.abs(d["model"].user_factors
+                                        - single["model"].user_factors).max())
+                    key = str(W) if kt == args.kernel_threads[0] else f"{W}x{kt}"
+                    run["dask"][key] = {
+                        "workers": W, "s_per_iter": d["s_per_iter"],
+                        "cpu_s_per_iter": d["cpu_s_per_iter"], "setup_s": d["setup_s"],
+                        "load": d["load"],
+                        "threads_per_worker": d["threads_per_worker"],
+                        "kernel_threads": d["kernel_threads"],
+                        "vs_single": d["s_per_iter"] / single["s_per_iter"],
+                        "cpu_vs_single": (d["cpu_s_per_iter"] / single["cpu_s_per_iter"]
+                                          if d["cpu_s_per_iter"] else None),
+                        "engine_overhead_s_per_iter": d["s_per_iter"] - single["s_per_iter"],
+                        "bytes_per_iter_measured": d["bytes_per_iter_measured"],
+                        "bytes_per_iter_model": model["bytes_per_iter"],
+                        "rows_per_iter_model": model["rows_per_iter"],
+                        "bytes_per_iter_whole_side": model["bytes_per_iter_whole_side"],
+                        "max_abs_diff_vs_single": same}
+                    print(f"dask {W}x{d['kernel_threads']}  {d['s_per_iter']:.3f} s/iter "
+                          f"({d['s_per_iter'] / single['s_per_iter']:.2f}x single), "
+                          f"{d['cpu_s_per_iter']:.3f} CPU s/iter, set-up {d['setup_s']:.1f} s, "
+                          f"moved {d['bytes_per_iter_measured']} B/iter (model "
+                          f"{model['bytes_per_iter']:.0f}, whole side "
+                          f"{model['bytes_per_iter_whole_side']:.0f}), max |diff| {same:.2e} "
+                          f"(load {d['load']:.1f})", flush=True)
             W2 = 2 if 2 in args.workers else args.workers[0]
             run["recommend_all_s"] = dask_recommend(single["model"], m, W2, args,
                                                     tmp / f"recs-{scale}")
+            run["recommend_all_load"] = os.getloadavg()[0]
             run["recommend_all_workers"] = W2
             print(f"recommend_all ({W2} workers) {run['recommend_all_s']:.2f} s", flush=True)
             if not args.skip_spark and scale == args.spark_scale:
@@ -297,7 +390,9 @@ def main() -> None:
                     "spark_over_dask_per_iter": s["s_per_iter"] / d2,
                     "spark_over_single_per_iter": s["s_per_iter"] / single["s_per_iter"],
                     "spark_recs_over_recommend_all": s["recommend_all_users_s"]
-                    / run["recommend_all_s"]}
+                    / run["recommend_all_s"],
+                    "spark_over_dask_per_iter_by_config": {
+                        k: s["s_per_iter"] / v["s_per_iter"] for k, v in run["dask"].items()}}
                 print(f"spark   {s['s_per_iter']:.3f} s/iter, recommendForAllUsers "
                       f"{s['recommend_all_users_s']:.1f} s; ratios {run['ratios']}", flush=True)
             result["runs"].append(run)

@@ -26,31 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
-from _common import ROOT, machine_info  # noqa: E402,I001  (sets OPENBLAS_CORETYPE first)
+from _common import ROOT, machine_info, median_latency  # noqa: E402,I001  (sets OPENBLAS_CORETYPE first)
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 import tastemaker  # noqa: E402
-
-
-def median_latency(fn, args_list) -> tuple[float, float]:
-    """(median wall seconds, median thread-CPU seconds) per call of fn(*args) over args_list.
-
-    Thread CPU time shows the work of a call independently of preemption on a busy
-    machine (cache misses caused by neighbours still count)."""
-    times = np.empty(len(args_list))
-    cpu = np.empty(len(args_list))
-    for j, a in enumerate(args_list):
-        c0 = time.thread_time()
-        t0 = time.perf_counter()
-        fn(*a)
-        times[j] = time.perf_counter() - t0
-        cpu[j] = time.thread_time() - c0
-    return float(np.median(times)), float(np.median(cpu))
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 """Models beyond implicit ALS against their peers, in one run.
 
 * **Item kNN** (MovieLens 100K star ratings and Last.fm 2K log1p play counts, one random
-  80/20 split of the entries, seed 0): tastemaker ``ItemKNN(K, similarity)`` against
+  80/20 split of the entries, seed 0): tastemaker ``ItemKNN(K, similarity)``, for each
+  ``K`` of ``--K``, against
   implicit 0.7's ``CosineRecommender`` / ``BM25Recommender`` (K1=1.2, B=0.75, given
   ``K + 1`` neighbours because implicit counts the item itself among them).  Fit time,
   recommend-all time (top-10 for every test user, one batch call, seen items
@@ -16,12 +17,14 @@
 
 Writes JSON to ``bench/results/models.json`` (``--out``) and prints a table.
 
-Usage: python bench/models.py [--repeats 5] [--threads 2] [--K 100] [--skip-surprise]
+Usage: python bench/models.py [--repeats 5] [--threads 2] [--K 10 50 100 200 500]
+       [--skip-surprise]   (--skip-surprise keeps the ratings section already in --out)
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -71,22 +74,23 @@ def knn(args) -> list[dict]:
         train, test = split(X)
         users = np.flatnonzero(np.diff(test.indptr))
         rows_u = train[users]
-        for sim, Peer in (("cosine", CosineRecommender), ("bm25", BM25Recommender)):
+        for K, (sim, Peer) in itertools.product(
+                args.K, (("cosine", CosineRecommender), ("bm25", BM25Recommender))):
             best = {"tm_fit": np.inf, "tm_rec": np.inf, "imp_fit": np.inf, "imp_rec": np.inf}
             for _ in range(args.repeats):
-                ours = tastemaker.ItemKNN(K=args.K, similarity=sim, num_threads=args.threads)
+                ours = tastemaker.ItemKNN(K=K, similarity=sim, num_threads=args.threads)
                 t, _ = timed(lambda: ours.fit(train))
                 best["tm_fit"] = min(best["tm_fit"], t)
                 t, (tm_ids, _) = timed(lambda: ours.recommend(users, rows_u, N=10))
                 best["tm_rec"] = min(best["tm_rec"], t)
-                peer = Peer(K=args.K + 1, num_threads=args.threads)
+                peer = Peer(K=K + 1, num_threads=args.threads)
                 t, _ = timed(lambda: peer.fit(train, show_progress=False))
                 best["imp_fit"] = min(best["imp_fit"], t)
                 t, (imp_ids, _) = timed(lambda: peer.recommend(users, rows_u, N=10))
                 best["imp_rec"] = min(best["imp_rec"], t)
             p_tm = precision_at_k(tm_ids, test, 10, users=users)
             p_imp = precision_at_k(imp_ids, test, 10, users=users)
-            row = {"dataset": name, "similarity": sim, "K": args.K, "threads": args.threads,
+            row = {"dataset": name, "similarity": sim, "K": K, "threads": args.threads,
                    "n_users": X.shape[0], "n_items": X.shape[1], "nnz": int(X.nnz),
                    "test_users": int(users.size),
                    "fit_s": {"tastemaker": best["tm_fit"], "implicit": best["imp_fit"]},
@@ -96,7 +100,7 @@ def knn(args) -> list[dict]:
                    "precision@10": {"tastemaker": p_tm, "implicit": p_imp},
                    "precision_diff": p_tm - p_imp}
             rows.append(row)
-            print(f"kNN {name:7s} {sim:6s}: fit {row['fit_speedup']:.2f}x "
+            print(f"kNN {name:7s} {sim:6s} K={K:<4d}: fit {row['fit_speedup']:.2f}x "
                   f"({best['tm_fit'] * 1e3:.0f} vs {best['imp_fit'] * 1e3:.0f} ms), recommend-all "
                   f"{row['recommend_speedup']:.2f}x ({best['tm_rec'] * 1e3:.0f} vs "
                   f"{best['imp_rec'] * 1e3:.0f} ms), p@10 {p_tm:.4f} vs {p_imp:.4f}", flush=True)
@@ -164,7 +168,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--K", type=int, default=100)
+    ap.add_argument("--K", type=int, nargs="+", default=[10, 50, 100, 200, 500],
+                    help="the kNN neighbourhood sizes swept (default: 10 50 100 200 500)")
     ap.add_argument("--ease-regularization", type=float, default=300.0)
     ap.add_argument("--skip-surprise", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "models.json")
@@ -173,6 +178,10 @@ def main():
     result = {"machine": machine_info(args.threads), "seed": SEED, "knn": knn(args)}
     if not args.skip_surprise:
         result["ratings"] = ratings(args)
+    elif args.out.exists():  # keep the ratings section of an earlier run
+        previous = json.loads(args.out.read_text())
+        if "ratings" in previous:
+            result["ratings"] = previous["ratings"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=float))
     print(f"wrote {args.out}")

@@ -28,7 +28,7 @@ import os
 import time
 from pathlib import Path
 
-from _common import ROOT, machine_info  # noqa: E402,I001  (sets OPENBLAS_CORETYPE first)
+from _common import ROOT, machine_info, median_latency  # noqa: E402,I001  (sets OPENBLAS_CORETYPE first)
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -40,22 +40,15 @@ CPU_MS: dict = {}
 
 
 def median_ms(fn, args_list, rounds: int, key: str) -> float:
-    """Best over rounds of the median wall milliseconds per call of fn(*args); the median
-    CPU milliseconds of this thread go to CPU_MS[key] (on a shared, busy machine they show
-    the work of a call without the time spent waiting for a core)."""
+    """Best over rounds of the median wall milliseconds per call of fn(*args) (after one
+    warm-up call); the best median CPU milliseconds of this thread go to CPU_MS[key] (on
+    a shared, busy machine they show the work of a call without the time spent waiting
+    for a core)."""
     fn(*args_list[0])
     best = best_cpu = float("inf")
     for _ in range(rounds):
-        times = np.empty(len(args_list))
-        cpu = np.empty(len(args_list))
-        for j, a in enumerate(args_list):
-            c0 = time.thread_time()
-            t0 = time.perf_counter()
-            fn(*a)
-            times[j] = time.perf_counter() - t0
-            cpu[j] = time.thread_time() - c0
-        best = min(best, float(np.median(times)))
-        best_cpu = min(best_cpu, float(np.median(cpu)))
+        wall, cpu = median_latency(fn, args_list)
+        best, best_cpu = min(best, wall), min(best_cpu, cpu)
     CPU_MS[key] = best_cpu * 1e3
     return best * 1e3
 

@@ -2,9 +2,11 @@
 
 Protocol (one run, fixed seed):
 
-1. ``synthetic_streaming`` log: 30% of accounts are shared by two personas, each with its
-   own tastes, preferred device and viewing hours (the generator's ``persona`` column is
-   the ground truth and is never shown to the model).
+1. ``synthetic_streaming`` log: 30% of accounts are shared by two personas of different
+   tastes (a child with probability ``--child-fraction``; the second persona avoids the
+   main viewer's genres by ``--taste-contrast``; it watches about a quarter of the
+   sessions), each with its own preferred device and viewing hours (the generator's
+   ``persona`` column is the ground truth and is never shown to the model).
 2. Each account's last session (by start time) is held out; accounts with fewer than
    ``--min-sessions`` sessions keep everything in training and are not scored.  The
    held-out titles of an account are the titles played in that session that it had not
@@ -25,6 +27,15 @@ Measured:
   recall@k over the held-out sessions that persona watched;
 * the persona who watched: recall@k with the session's context over shared accounts.
 
+Beside every recall figure stands the **oracle** ceiling of this log (``ceiling_*``):
+the same ranking rule applied to the generator's own pick probabilities (true genre
+preferences, popularity and explore rate; seen titles removed) -- ``ceiling_single``
+ranks by the account's true mix of personas (weighted by their training sessions: the
+best one account vector can do), ``ceiling_auto`` interleaves the true personas'
+rankings by those weights and ``ceiling_context`` ranks for the persona who watched.
+``--oracle-only`` reports just those (no model): a quick check of what a generator
+setting lets any method reach.
+
 Targets (issue 11): F1 >= 0.8; weaker persona auto / single >= 1.5; overall auto >=
 single - 2%; shared accounts with context / single >= 1.3.
 
@@ -36,12 +47,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import _common  # noqa: F401  (sets the environment and sys.path first)
 import numpy as np
 import tastemaker as tm
-from tastemaker.pages.tastes import Tastes
+from tastemaker.pages.tastes import Tastes, interleave
 
 
 def _f1(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -63,7 +75,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--popularity-sigma", type=float, default=1.2, help="generator option")
     ap.add_argument("--taste-concentration", type=float, default=0.25,
                     help="generator option")
-    ap.add_argument("--balance", type=float, default=0.0,
+    ap.add_argument("--child-fraction", type=float, default=0.4, help="generator option")
+    ap.add_argument("--taste-contrast", type=float, default=0.9, help="generator option")
+    ap.add_argument("--main-share", type=float, default=0.75, help="generator option")
+    ap.add_argument("--oracle-only", action="store_true",
+                    help="report only the oracle ceilings of the log (no model)")
+    ap.add_argument("--balance", type=float, default=None,
                     help="Tastes(balance=): interleave shares, 0 = by weight, 1 = equal")
     ap.add_argument("--factors", type=int, default=16)
     ap.add_argument("--regularization", type=float, default=100.0)
@@ -79,7 +96,10 @@ def main(argv=None) -> dict:
     synth = tm.datasets.synthetic_streaming(args.users, args.items, seed=args.seed,
                                             explore=args.explore,
                                             popularity_sigma=args.popularity_sigma,
-                                            taste_concentration=args.taste_concentration)
+                                            taste_concentration=args.taste_concentration,
+                                            child_fraction=args.child_fraction,
+                                            taste_contrast=args.taste_contrast,
+                                            main_share=args.main_share)
     ev = synth.events
     # ---- hold out each account's last session
     first = ev.groupby("session", sort=False).agg(user=("user", "first"),
@@ -97,26 +117,7 @@ def main(argv=None) -> dict:
                                    event_weights=synth.event_weights, session="session",
                                    context=("device", "hour"))
     ui = x.to_csr()
-    t0 = time.time()
-    model = tm.ALS(factors=args.factors, regularization=args.regularization,
-                   iterations=args.iterations, random_state=args.seed).fit(
-        ui, show_progress=False)
-    t_fit = time.time() - t0
-    model.set_params(num_threads=1)  # one account at a time below: no thread start-up
-
-    # ---- who is shared: tastes of every account, one EM batch
-    comp = Tastes(balance=args.balance)
-    t0 = time.time()
-    fits = comp.fit_users(model, x, np.arange(x.n_users))
-    t_tastes = time.time() - t0
-    k_of = np.array([f.k for f in fits])
     truth = synth.shared[x.user_ids]
-    detection = _f1(k_of > 1, truth)
-    x_plain = tm.Interactions.from_frame(train, event="event", timestamp="timestamp",
-                                         event_weights=synth.event_weights,
-                                         session="session")
-    fits_plain = Tastes().fit_users(model, x_plain, np.arange(x_plain.n_users))
-    detection_tastes_only = _f1(np.array([f.k for f in fits_plain]) > 1, truth)
 
     # ---- held-out titles: played in the last session, never played before
     plays = test[test["event"] == "play"][["user", "item"]].drop_duplicates()
@@ -134,29 +135,8 @@ def main(argv=None) -> dict:
         return np.array([len(heldout[u] & set(r)) / len(heldout[u])
                          for u, r in zip(users, rec_lists)])
 
-    t0 = time.time()
-    single_ids, _ = model.recommend(users, ui, N=k)
-    single = recall([r[r >= 0].tolist() for r in single_ids])
-    t_single = time.time() - t0
+    # ---- who watched the held-out session; the weaker persona: fewer training sessions
     ctx = last.set_index("user").loc[x.user_ids[users]]
-    auto_lists, ctx_lists = [], []
-    t0 = time.time()
-    for j, u in enumerate(users):
-        fit = fits[u]
-        if fit.k == 1:
-            auto_lists.append(single_ids[j][single_ids[j] >= 0].tolist())
-            ctx_lists.append(auto_lists[-1])
-            continue
-        r = comp.rank(model, x, int(u), k, tastes="auto", fit=fit)
-        auto_lists.append(r[0].tolist())
-        c = {"device": str(ctx["device"].iloc[j]), "hour": int(ctx["hour"].iloc[j])}
-        r = comp.rank(model, x, int(u), k, context=c, fit=fit)
-        ctx_lists.append(r[0].tolist())
-    t_rank = time.time() - t0
-    auto = recall(auto_lists)
-    withctx = recall(ctx_lists)
-
-    # ---- the weaker persona of each shared account: fewer training sessions
     sh = truth[users]
     tr_sess = first[~first.index.isin(last.index)]
     per = tr_sess.groupby(["user", "persona"]).size().unstack(fill_value=0)
@@ -166,27 +146,11 @@ def main(argv=None) -> dict:
     watched = ctx["persona"].to_numpy()
     weak_sel = sh & (watched == weaker)
 
-    def block(sel):
-        out = {"accounts": int(sel.sum())}
-        for name, v in (("single", single), ("auto", auto), ("context", withctx),
-                        ("ceiling_single", ceil_mix), ("ceiling_auto", ceil_auto),
-                        ("ceiling_context", ceil_ctx)):
-            out[f"recall@{k}_{name}"] = round(float(v[sel].mean()), 4) if sel.any() else None
-        if sel.any() and single[sel].mean() > 0:
-            out["auto_over_single"] = round(float(auto[sel].mean() / single[sel].mean()), 3)
-            out["context_over_single"] = round(float(withctx[sel].mean()
-                                                     / single[sel].mean()), 3)
-            out["ceiling_auto_over_single"] = round(float(ceil_auto[sel].mean()
-                                                          / ceil_mix[sel].mean()), 3)
-            out["ceiling_context_over_single"] = round(float(ceil_ctx[sel].mean()
-                                                             / ceil_mix[sel].mean()), 3)
-        return out
-
-    # ---- the ceiling of this log: rank by the generator's own pick probabilities
-    # (true genre preferences, popularity, explore rate), once for the account's mix of
-    # personas (the best any single vector can do), once interleaving the true personas
-    # by their session shares (the best "auto" can do) and once for the persona who
-    # watched the held-out session (the best a perfect context can do)
+    # ---- the oracle: rank by the generator's own pick probabilities (true genre
+    # preferences, popularity, explore rate), once for the account's mix of personas
+    # (the best any single vector can do), once interleaving the true personas by their
+    # session shares (the best "auto" can do) and once for the persona who watched the
+    # held-out session (the best a perfect context can do)
     g = synth.item_tastes > 0
     ex = args.explore
     gw = g * synth.item_popularity[:, None]
@@ -205,22 +169,91 @@ def main(argv=None) -> dict:
         score = score.copy()
         r = ui[users]
         score[np.repeat(np.arange(users.size), np.diff(r.indptr)), r.indices] = -np.inf
-        top = np.argsort(-score, axis=1)[:, :k]
-        return top
+        return np.argsort(-score, axis=1)[:, :k]
 
-    from tastemaker.pages.tastes import interleave
     mix_top = top_lists(pick_prob(pt[:, 0] * w0[:, None] + pt[:, 1] * (1 - w0[:, None])))
     p0_top = top_lists(pick_prob(pt[:, 0]))
     p1_top = top_lists(pick_prob(pt[:, 1]))
     ceil_mix = recall(mix_top.tolist())
-    ceil_auto = recall([interleave([a.tolist(), b.tolist()], [w, 1 - w], k)[0] if s_ else
-                        a.tolist() for a, b, w, s_ in zip(p0_top, p1_top, w0, sh)])
+    # "auto" serves the tastes by their shares tempered towards equal by Tastes' balance
+    bal = Tastes().balance if args.balance is None else args.balance
+    wb = np.stack([w0, 1 - w0], axis=1) ** (1.0 - bal)
+    wb = wb / wb.sum(axis=1, keepdims=True)
+    ceil_auto = recall([interleave([a.tolist(), b.tolist()], w, k)[0] if s_ else
+                        a.tolist() for a, b, w, s_ in zip(p0_top, p1_top, wb, sh)])
     ceil_ctx = recall(np.where((watched == 1)[:, None], p1_top, p0_top).tolist())
+
+    if args.oracle_only:
+        single = auto = withctx = None
+        detection = detection_tastes_only = None
+        k_of = np.zeros(1, dtype=np.int64)
+        t_fit = t_tastes = t_single = t_rank = 0.0
+    else:
+        t0 = time.time()
+        model = tm.ALS(factors=args.factors, regularization=args.regularization,
+                       iterations=args.iterations, random_state=args.seed).fit(
+            ui, show_progress=False)
+        t_fit = time.time() - t0
+        model.set_params(num_threads=1)  # one account at a time below: no thread start-up
+
+        # ---- who is shared: tastes of every account, one EM batch
+        comp = Tastes() if args.balance is None else Tastes(balance=args.balance)
+        t0 = time.time()
+        fits = comp.fit_users(model, x, np.arange(x.n_users))
+        t_tastes = time.time() - t0
+        k_of = np.array([f.k for f in fits])
+        detection = _f1(k_of > 1, truth)
+        x_plain = tm.Interactions.from_frame(train, event="event", timestamp="timestamp",
+                                             event_weights=synth.event_weights,
+                                             session="session")
+        fits_plain = comp.fit_users(model, x_plain, np.arange(x_plain.n_users))
+        detection_tastes_only = _f1(np.array([f.k for f in fits_plain]) > 1, truth)
+
+        t0 = time.time()
+        single_ids, _ = model.recommend(users, ui, N=k)
+        single = recall([r[r >= 0].tolist() for r in single_ids])
+        t_single = time.time() - t0
+        auto_lists, ctx_lists = [], []
+        t0 = time.time()
+        for j, u in enumerate(users):
+            fit = fits[u]
+            if fit.k == 1:
+                auto_lists.append(single_ids[j][single_ids[j] >= 0].tolist())
+                ctx_lists.append(auto_lists[-1])
+                continue
+            r = comp.rank(model, x, int(u), k, tastes="auto", fit=fit)
+            auto_lists.append(r[0].tolist())
+            c = {"device": str(ctx["device"].iloc[j]), "hour": int(ctx["hour"].iloc[j])}
+            r = comp.rank(model, x, int(u), k, context=c, fit=fit)
+            ctx_lists.append(r[0].tolist())
+        t_rank = time.time() - t0
+        auto = recall(auto_lists)
+        withctx = recall(ctx_lists)
+
+    def ratio(a, b):
+        return round(float(a.mean() / b.mean()), 3) if b.mean() > 0 else None
+
+    def block(sel):
+        out = {"accounts": int(sel.sum())}
+        if not sel.any():
+            return out
+        figures = [("ceiling_single", ceil_mix), ("ceiling_auto", ceil_auto),
+                   ("ceiling_context", ceil_ctx)]
+        if single is not None:
+            figures = [("single", single), ("auto", auto), ("context", withctx)] + figures
+        for name, v in figures:
+            out[f"recall@{k}_{name}"] = round(float(v[sel].mean()), 4)
+        if single is not None:
+            out["auto_over_single"] = ratio(auto[sel], single[sel])
+            out["context_over_single"] = ratio(withctx[sel], single[sel])
+        out["ceiling_auto_over_single"] = ratio(ceil_auto[sel], ceil_mix[sel])
+        out["ceiling_context_over_single"] = ratio(ceil_ctx[sel], ceil_mix[sel])
+        return out
 
     everyone = np.ones(users.size, dtype=bool)
     result = {
         "benchmark": "shared_accounts",
-        "command": "python bench/shared_accounts.py " + " ".join(argv or []),
+        "command": "python bench/shared_accounts.py " + " ".join(argv or sys.argv[1:]),
         "when_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "args": vars(args),
         "machine": {"cpu_count": os.cpu_count(), "load_before": round(load0, 2),
@@ -229,6 +262,10 @@ def main(argv=None) -> dict:
         "data": {"accounts": int(x.n_users), "titles": int(x.n_items),
                  "events": len(ev), "train_sessions": int(x.sessions.n_sessions),
                  "shared_fraction": round(float(truth.mean()), 4),
+                 "child_fraction_of_shared": round(float(
+                     synth.users["child"].to_numpy()[x.user_ids][truth].mean()), 4),
+                 "weaker_persona_session_share": round(float(np.mean(
+                     np.minimum(n0, n1)[sh] / np.maximum(n0 + n1, 1)[sh])), 4),
                  "scored_accounts": int(users.size)},
         "detection": detection,
         "detection_tastes_only": detection_tastes_only,
@@ -244,19 +281,23 @@ def main(argv=None) -> dict:
                     "total": round(time.time() - t_start, 1)},
     }
     a, w, s = result["all_accounts"], result["weaker_persona"], result["shared_accounts"]
-    result["targets"] = {
-        "detection_f1>=0.8": detection["f1"] >= 0.8,
-        "weaker_persona_auto/single>=1.5": bool(w.get("auto_over_single", 0) >= 1.5),
-        "overall_auto>=single-2%": bool(a[f"recall@{k}_auto"] >= 0.98 * a[f"recall@{k}_single"]),
-        "shared_context/single>=1.3": bool(s.get("context_over_single", 0) >= 1.3),
-    }
+    result["oracle"] = {"weaker_persona_auto/single": w.get("ceiling_auto_over_single"),
+                        "overall_auto/single": a.get("ceiling_auto_over_single"),
+                        "shared_context/single": s.get("ceiling_context_over_single")}
+    if single is not None:
+        result["targets"] = {
+            "detection_f1>=0.8": detection["f1"] >= 0.8,
+            "weaker_persona_auto/single>=1.5": bool((w.get("auto_over_single") or 0) >= 1.5),
+            "overall_auto>=single-2%": bool(a[f"recall@{k}_auto"]
+                                            >= 0.98 * a[f"recall@{k}_single"]),
+            "shared_context/single>=1.3": bool((s.get("context_over_single") or 0) >= 1.3),
+        }
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w") as f:
         json.dump(result, f, indent=2)
-    print(json.dumps({key: result[key] for key in ("detection", "detection_tastes_only",
-                                                   "all_accounts", "shared_accounts",
-                                                   "weaker_persona", "targets", "seconds")},
-                     indent=2))
+    print(json.dumps({key: result.get(key) for key in (
+        "data", "detection", "detection_tastes_only", "all_accounts", "shared_accounts",
+        "weaker_persona", "oracle", "targets", "seconds")}, indent=2))
     return result
 
 

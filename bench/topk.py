@@ -16,8 +16,12 @@ tastemaker ALS fit.  Each timing is the best of ``--repeat`` runs.  Agreement co
 the fraction of result ids equal to tastemaker's (near-ties may differ by rounding).
 
 FLOP model: every (query, candidate) pair costs one f-long dot product, 2 f flops, so a
-full pass is 2 * n_queries * n_items * f; %peak is against ``--peak-gflops`` (default: the
-Zen 5 box's ~450 GFLOP/s; pass the FMA peak measured on the machine at hand).
+full pass is 2 * n_queries * n_items * f.  %peak is against the FMA peak measured in the
+same run on the best SIMD path (``_core.fma_peak_gflops``: independent FMA chains in
+registers), two ways: wall GFLOP/s against the probe on all threads, and GFLOP per
+CPU-second (all threads of the process) against the one-thread probe per CPU-second of
+that thread, which is what to read on a shared, loaded machine.  There is no default
+peak; ``--peak-gflops`` overrides the wall-time one.
 similar_items for every item is credited with the full n_items^2 pass although the kernel
 scores each pair once (half of it).  Bytes moved: the item panels (n_items * f * 4) are
 read from L3 once per block of queries (48 on AVX-512, 192 on AVX2); queries, seen lists
@@ -28,9 +32,8 @@ numpy is imported), BLAS limited to one thread inside implicit (threadpoolctl), 
 for implicit's and faiss's own OpenMP loops.
 
 ``--simd all`` (or a comma list) times every SIMD path side by side, the one show_config picks
-first; every path must return the same ids.  The FMA peak is measured in the same run
-(``_core.fma_peak_gflops``, independent FMA chains in registers on all threads) unless
-``--peak-gflops`` is given.
+first; every path must return the same ids.  The FMA peak is measured in the same run on
+every swept path.
 
 Usage: python bench/topk.py [--scale 0.1] [--repeat 3] [--simd all] [--skip-implicit] [--skip-faiss]
 """
@@ -43,7 +46,15 @@ import os
 import time
 from pathlib import Path
 
-from _common import PEAK_GFLOPS, ROOT, load_real, machine_info, real_matrix, synthetic  # noqa: E402,I001
+from _common import (  # noqa: E402,I001  (sets OPENBLAS_CORETYPE before numpy)
+    ROOT,
+    load_real,
+    machine_info,
+    measure_peak_gflops,
+    measure_peak_gflops_per_cpu_second,
+    real_matrix,
+    synthetic,
+)
 
 import numpy as np  # noqa: E402
 
@@ -124,9 +135,15 @@ def run_dataset(name: str, m, args) -> dict:
             args.repeat, f"{path}_unfiltered")
         t["similar_items_s"], (sim, _) = best_of(
             lambda: ours.similar_items(items, N=N), args.repeat, f"{path}_similar_items")
-        t["recommend_gflops"] = flop / 1e9 / t["recommend_s"]
-        t["unfiltered_gflops"] = flop / 1e9 / t["unfiltered_s"]
-        t["similar_items_gflops"] = sim_flop / 1e9 / t["similar_items_s"]
+        peak, peak_cpu = args.peaks[best_path]["gflops"], args.peaks[best_path]["gflops_per_cpu_s"]
+        for key, fl in (("recommend", flop), ("unfiltered", flop), ("similar_items", sim_flop)):
+            cpu = CPU_SECONDS[f"{path}_{key}"]
+            t[f"{key}_gflops"] = fl / 1e9 / t[f"{key}_s"]
+            t[f"{key}_cpu_s"] = cpu
+            t[f"{key}_gflops_per_cpu_s"] = fl / 1e9 / cpu
+            # against the machine's peak (the best path's probe), wall and per CPU-second
+            t[f"{key}_pct_peak"] = 100 * t[f"{key}_gflops"] / peak
+            t[f"{key}_pct_peak_per_cpu_s"] = 100 * t[f"{key}_gflops_per_cpu_s"] / peak_cpu
         res["paths"][path] = t
         if path == best_path:
             tm_ids, tm_free, tm_sim = ids, free, sim
@@ -204,8 +221,8 @@ def main() -> None:
     ap.add_argument("--datasets", default="synthetic,ml100k,lastfm")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "topk.json"))
     ap.add_argument("--peak-gflops", type=float, default=0.0,
-                    help="fp32 FMA peak for the %%peak column; 0 = measure it in this run "
-                         f"(falls back to {PEAK_GFLOPS:g} where the build has no probe)")
+                    help="fp32 FMA peak (wall, all threads) for the %%peak column; 0 = measure "
+                         "it in this run")
     ap.add_argument("--simd", default="",
                     help="also time these SIMD paths (comma list, or 'all'): the sweep shows "
                          "that the path show_config picks is the fastest for each kernel")
@@ -215,14 +232,20 @@ def main() -> None:
     for path in args.simd:
         if path not in available:
             ap.error(f"--simd: {path!r} is not available here ({', '.join(available)})")
-    peak_measured = None
-    if not args.peak_gflops:
-        probe = getattr(tastemaker._core, "fma_peak_gflops", None)
-        if probe is not None:  # FMA chains in registers, all threads, on the best path
-            peak_measured = max(probe(1.0, args.threads) for _ in range(3))
-        args.peak_gflops = peak_measured or PEAK_GFLOPS
-
     load_before = os.getloadavg()
+    # the FMA peak of every swept path, now (FMA chains in registers): wall on all threads,
+    # and per CPU-second of one thread
+    best_path = tastemaker.show_config(file=open(os.devnull, "w"))["simd_best"]
+    args.peaks = {}
+    for path in [best_path] + [p for p in args.simd if p != best_path]:
+        args.peaks[path] = {
+            "gflops": args.peak_gflops or measure_peak_gflops(path, args.threads),
+            "gflops_per_cpu_s": measure_peak_gflops_per_cpu_second(path)}
+        print(f"FMA peak {path}: {args.peaks[path]['gflops']:.0f} GFLOP/s wall (all threads), "
+              f"{args.peaks[path]['gflops_per_cpu_s']:.0f} GFLOP per CPU-second (one thread)", flush=True)
+    peak_measured = not args.peak_gflops
+    args.peak_gflops = args.peaks[best_path]["gflops"]
+    peak_cpu = args.peaks[best_path]["gflops_per_cpu_s"]
     results = []
     for name in args.datasets.split(","):
         if name == "synthetic":
@@ -242,7 +265,8 @@ def main() -> None:
 
     # other work on the machine slows every contender; record how busy it was
     out = {"machine": {**machine_info(args.threads), "peak_gflops": args.peak_gflops,
-                       "peak_gflops_measured_in_this_run": peak_measured is not None,
+                       "peak_gflops_per_cpu_s": peak_cpu, "peaks_per_path": args.peaks,
+                       "peak_gflops_measured_in_this_run": peak_measured,
                        "load_average_before": load_before[0],
                        "load_average_after": os.getloadavg()[0]},
            "results": results}
@@ -266,16 +290,16 @@ def main() -> None:
               f"{r.get('speedup_vs_implicit_similar_items', nan):>6.1f} {'':>7} {g:>8.0f} "
               f"{100 * g / args.peak_gflops:>5.0f}%")
     for r in results:
+        print(f"\n{r['dataset']}: every SIMD path: wall s (% of {args.peak_gflops:.0f} GFLOP/s wall peak), "
+              f"CPU s (% of {peak_cpu:.0f} GFLOP per CPU-second); similar_items x implicit")
+        for path, t in r["paths"].items():
+            print(f"  {path:<7} " + " ".join(
+                f"{k} {t[f'{k}_s']:7.3f} ({t[f'{k}_pct_peak']:3.0f}%) "
+                f"{t[f'{k}_cpu_s']:6.2f} cpu ({t[f'{k}_pct_peak_per_cpu_s']:3.0f}%)"
+                for k in ("recommend", "unfiltered", "similar_items"))
+                  + f" x{t.get('speedup_vs_implicit_similar_items', nan):.1f}"
+                  + ("" if t.get("identical_to_best_path", True) else "  RESULTS DIFFER"))
         if len(r["paths"]) > 1:
-            print(f"\n{r['dataset']}: every SIMD path (s; x implicit; %peak of {args.peak_gflops:.0f} GFLOP/s)")
-            for path, t in r["paths"].items():
-                print(f"  {path:<7} recommend {t['recommend_s']:7.3f} "
-                      f"({100 * t['recommend_gflops'] / args.peak_gflops:3.0f}%) "
-                      f"unfiltered {t['unfiltered_s']:7.3f} "
-                      f"({100 * t['unfiltered_gflops'] / args.peak_gflops:3.0f}%) "
-                      f"similar_items {t['similar_items_s']:7.3f} "
-                      f"x{t.get('speedup_vs_implicit_similar_items', nan):.1f}"
-                      + ("" if t.get("identical_to_best_path", True) else "  RESULTS DIFFER"))
             print("  show_config's path fastest within 5%: " + ", ".join(
                 f"{k} {'yes' if r[f'best_path_within_5pct_{k}'] else 'NO'}"
                 for k in ("recommend", "unfiltered", "similar_items")))

@@ -22,6 +22,7 @@ from tastemaker.data.weighting import (
     transform_values,
 )
 from tastemaker.distributed import fit_als, recommend_all
+from tastemaker.distributed._fit import _compact, _needs, _rows
 from tastemaker.distributed._ingest import _balanced_bounds, _split
 
 ALS_PARAMS = dict(factors=8, iterations=4, regularization=0.5, random_state=7)
@@ -225,6 +226,30 @@ def test_balanced_bounds_cover_every_row_once(counts, n_blocks):
     assert sum(len(p[0]) for p in parts) == 100
     for k, (keys, pos) in enumerate(parts):
         assert np.all((keys >= b[k]) & (keys < b[k + 1])) and np.all(np.diff(pos) > 0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), n_blocks=st.integers(1, 4), density=st.floats(0.02, 0.6))
+def test_block_receives_exactly_the_rows_it_touches(seed, n_blocks, density):
+    """A user block, its columns renumbered (_compact), against the item rows the item
+    blocks send it (_needs, _rows) computes what the whole block computes against all
+    items; and no row it does not touch is sent."""
+    rng = np.random.default_rng(seed)
+    m = sp.random(30, 20, density=density, random_state=rng, format="csr", dtype=np.float32)
+    m.sort_indices()
+    y = rng.normal(size=(20, 3)).astype(np.float32)
+    ub = _balanced_bounds(np.diff(m.indptr).astype(float) + 1, n_blocks)
+    ib = _balanced_bounds(np.bincount(m.indices, minlength=20).astype(float) + 1, n_blocks)
+    t = m.T.tocsr()
+    needs = [_needs(t[ib[c]:ib[c + 1]], ub) for c in range(len(ib) - 1)]
+    for b in range(len(ub) - 1):
+        block = m[ub[b]:ub[b + 1]]
+        pieces = [_rows(y[ib[c]:ib[c + 1]], needs[c], b) for c in range(len(ib) - 1)]
+        other = np.concatenate(pieces)
+        compact = _compact(block)
+        assert other.shape[0] == compact.shape[1] == len(np.unique(block.indices))
+        np.testing.assert_array_equal(np.diff(compact.indptr), np.diff(block.indptr))
+        np.testing.assert_allclose(compact @ other, block @ y, rtol=1e-6, atol=1e-6)
 
 
 @settings(max_examples=50, deadline=None)

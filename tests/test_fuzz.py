@@ -24,7 +24,8 @@ case), and decorate it::
         ItemKNN(k=5).fit(m, show_progress=False)
 
 ``shape`` says which shapes the entry point takes so that most cases have them:
-``"any"``, ``"users"`` or ``"items"`` (the context models' numbers), per axis.
+``"any"``, ``"users"`` or ``"items"`` (the context models' numbers) or ``"one"`` (a
+single row: a service's request), per axis.
 ``valid_may_fail=True`` lets a valid matrix be refused with a ``ValueError`` (for entry
 points with extra conditions on their input).  Add what your entry point needs to
 :func:`_context` (built once, in the parent, and pickled to the children).
@@ -65,16 +66,19 @@ class EntryPoint:
     fn: Callable
     shape: tuple[str, str]
     valid_may_fail: bool = False
+    examples: int | None = None  # random cases after the sweep (default and env: EXAMPLES)
 
 
 ENTRY_POINTS: dict[str, EntryPoint] = {}
 
 
-def entry_point(name: str, shape=("any", "any"), valid_may_fail: bool = False):
-    """Register ``fn(matrix, ctx)`` as a fuzzed entry point (see the module doc)."""
+def entry_point(name: str, shape=("any", "any"), valid_may_fail: bool = False,
+                examples: int | None = None):
+    """Register ``fn(matrix, ctx)`` as a fuzzed entry point (see the module doc);
+    ``examples`` lowers the random cases of a slow one (a cluster round trip each)."""
 
     def deco(fn):
-        ENTRY_POINTS[name] = EntryPoint(name, fn, tuple(shape), valid_may_fail)
+        ENTRY_POINTS[name] = EntryPoint(name, fn, tuple(shape), valid_may_fail, examples)
         return fn
 
     return deco
@@ -165,6 +169,21 @@ def _als_fold_in(m, ctx):
     out = ctx["als"].recommend(ids, m, N=3, recalculate_user=True,
                                filter_already_liked_items=False)
     _check_topk(*out, N_ITEMS)
+
+
+@entry_point("ALS.recommend(u, one row) (single request)", shape=("one", "items"))
+def _als_recommend_one(m, ctx):
+    ids, scores = ctx["als"].recommend(2, m, N=4)
+    if ctx["reference"] is not None:
+        _check_topk(ids, scores, N_ITEMS, sp.csr_matrix(ctx["reference"]))
+
+
+@entry_point("ALS.recommend(u, one row, recalculate_user=True) (single request)",
+             shape=("one", "items"))
+def _als_fold_in_one(m, ctx):
+    ids, scores = ctx["als"].recommend(N_USERS + 3, m, N=4, recalculate_user=True)
+    if ctx["reference"] is not None:
+        _check_topk(ids, scores, N_ITEMS, sp.csr_matrix(ctx["reference"]))
 
 
 @entry_point("ALS.partial_fit_users", shape=("any", "items"))
@@ -346,6 +365,88 @@ def _tastes(m, ctx):
         comp.rank(model, x, u, 3, context={"hour": 5, "device": "tv"})
 
 
+# tastemaker.distributed: one in-process Dask cluster per child, started on first use
+_CHILD: dict = {}
+
+
+def _dask_client():
+    if "dask" not in _CHILD:
+        import distributed
+
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                           dashboard_address=None)
+        _CHILD["dask"] = distributed.Client(cluster)
+    return _CHILD["dask"]
+
+
+def _events(m):
+    """A matrix's entries as (u, i, v) events: a COO matrix's arrays as they are (any
+    dtype, out-of-range or negative ids, NaN or complex values: fit_als must refuse what
+    Interactions refuses), other formats after check_csr."""
+    import pandas as pd
+
+    from tastemaker._validation import check_csr
+
+    if sp.issparse(m) and m.format == "coo":
+        rows, cols, vals = m.row, m.col, m.data
+        if not len(rows) == len(cols) == len(vals):
+            raise ValueError("matrix: row, col and data differ in length")
+    else:
+        c = check_csr(m, "user_items", allow_empty=True).tocoo()
+        rows, cols, vals = c.row, c.col, c.data
+    return pd.DataFrame({"u": rows, "i": cols, "v": vals})
+
+
+@entry_point("distributed.fit_als (a matrix's entries as events)", examples=4)
+def _dask_fit_als(m, ctx):
+    """Same outcome as the single-machine path: both refuse with a ValueError, or both
+    give the same model."""
+    import tastemaker
+    from tastemaker.distributed import fit_als
+
+    df = _events(m)
+    params = dict(factors=2, iterations=1, random_state=0)
+    weighting = dict(user="u", item="i", value="v")
+    try:
+        data = tastemaker.Interactions.from_frame(df, **weighting)
+        ref = tastemaker.ALS(**params).fit(data.to_csr(), show_progress=False)
+    except ValueError:
+        ref = None
+    try:
+        model = fit_als(_dask_client(), df, show_progress=False, **weighting, **params)
+    except ValueError:
+        assert ref is None, "fit_als refused what Interactions + ALS.fit accept"
+        raise
+    assert ref is not None, "fit_als accepted what Interactions + ALS.fit refuse"
+    np.testing.assert_array_equal(model.user_ids, data.user_ids)
+    np.testing.assert_array_equal(model.item_ids, data.item_ids)
+    np.testing.assert_allclose(model.user_factors, ref.user_factors, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.item_factors, ref.item_factors, rtol=1e-4, atol=1e-6)
+
+
+@entry_point("distributed.recommend_all(user_items=)", shape=("users", "items"))
+def _dask_recommend_all(m, ctx):
+    import tempfile
+
+    import pandas as pd
+
+    from tastemaker._validation import check_csr
+    from tastemaker.distributed import recommend_all
+
+    model = ctx["als"]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = recommend_all(_dask_client(), model, m, N=3, output=f"{tmp}/*.parquet",
+                              partition_size=5)
+        recs = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    seen = check_csr(m, "user_items", shape=(N_USERS, N_ITEMS), allow_empty=True)
+    ids, scores = model.recommend(np.arange(N_USERS), seen, N=3)
+    _check_topk(ids, scores, N_ITEMS, seen)
+    valid = ids >= 0
+    np.testing.assert_array_equal(recs["user"], np.repeat(np.arange(N_USERS), valid.sum(1)))
+    np.testing.assert_array_equal(recs["item"], ids[valid])
+    np.testing.assert_array_equal(recs["score"], scores[valid])
+
+
 # ------------------------------------------------------------------------------- matrices
 FORMATS = ("csr", "csc", "coo", "lil")
 INDEX_DTYPES = (np.int32, np.int64, np.uint32, np.uint64)
@@ -372,7 +473,7 @@ class Case:
 
 
 def _dim(kind: str, draw) -> int:
-    fixed = {"users": N_USERS, "items": N_ITEMS}.get(kind)
+    fixed = {"users": N_USERS, "items": N_ITEMS, "one": 1}.get(kind)
     if fixed is not None and draw(st.integers(0, 9)) > 0:  # mostly the expected size
         return fixed
     return draw(st.integers(0, 14))
@@ -639,7 +740,7 @@ def _expect(ep: EntryPoint, case: Case, status: str, detail: str) -> None:
     assert status != "wrong", f"{where}: wrong result:\n{detail}"
     # a valid, non-empty matrix of the shape the entry point takes must be accepted
     _, ref = build(case)
-    wanted = {"any": None, "users": N_USERS, "items": N_ITEMS}
+    wanted = {"any": None, "users": N_USERS, "items": N_ITEMS, "one": 1}
     shape_ok = all(wanted[k] in (None, n) for k, n in zip(ep.shape, (case.n_rows, case.n_cols)))
     if (ref is not None and ref.any() and shape_ok and status != "ok"
             and not ep.valid_may_fail and case.corruption != "negative_values"):
@@ -650,7 +751,9 @@ def _expect(ep: EntryPoint, case: Case, status: str, detail: str) -> None:
 def _fuzz_test(name: str):
     ep = ENTRY_POINTS[name]
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+    n = EXAMPLES if "TASTEMAKER_FUZZ_EXAMPLES" in os.environ else ep.examples or EXAMPLES
+
+    @settings(max_examples=n, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow])
     @given(case=cases(ep.shape))
     def test(case):
@@ -670,7 +773,7 @@ def _crash(m, ctx):  # not fuzzed (names starting with "_" are not): proves sign
 @pytest.mark.parametrize("name", sorted(n for n in ENTRY_POINTS if not n.startswith("_")))
 def test_entry_point_never_crashes(name):
     ep = ENTRY_POINTS[name]
-    dims = {"any": 6, "users": N_USERS, "items": N_ITEMS}
+    dims = {"any": 6, "users": N_USERS, "items": N_ITEMS, "one": 1}
     for i, (fmt, corruption) in enumerate((f, c) for f in FORMATS for c in SWEEP):
         case = Case(fmt, dims[ep.shape[0]], dims[ep.shape[1]], 0.5,
                     INDEX_DTYPES[i % len(INDEX_DTYPES)], corruption, i)

@@ -623,3 +623,66 @@ def test_other_models_explain_and_serve(name, data, synth, catalog, tmp_path):
     assert q.top_picks(user, 5) == p.top_picks(user, 5)
     p.refresh(wait=True)
     assert first in p.history(user).items and len(p.top_picks(user, 5)) == 5
+
+
+def test_row_dict_and_page_dict_add_titles(pers, data, catalog):
+    """One JSON shape for a row (the service and the CLI both print it): to_dict() plus
+    each item's catalog title, in order; a page's rows all get it."""
+    user = some_users(data, 1)[0]
+    row = pers.top_picks(user, 5)
+    d = pers.row_dict(row)
+    assert {k: v for k, v in d.items() if k != "titles"} == row.to_dict()
+    assert d["titles"] == [catalog.loc[i, "title"] for i in row.items]
+    page = pers.homepage(user, row_size=4)
+    pd_ = pers.page_dict(page)
+    assert pd_["user"] == page.to_dict()["user"]
+    assert [r["titles"] for r in pd_["rows"]] == [[catalog.loc[i, "title"] for i in r.items]
+                                                 for r in page.rows]
+    with pytest.raises(ValueError, match="unknown item"):
+        pers.row_dict(tm.pages.Row(kind="x", title="x", items=[10**8], scores=[0.0],
+                                   reasons=[None]))
+
+
+@pytest.mark.parametrize("name", ["ContentModel", "HybridALS"])
+def test_record_of_a_new_title_describes_it_by_its_features(name, synth, catalog):
+    """A title outside the training data, recorded live, gets its item vector from its
+    catalog features (the model's add_items), not zeros: "More like this" on it ranks by
+    feature cosine (ContentModel) and other users can be recommended it at once."""
+    ev = synth.events
+    new_titles = [int(i) for i in synth.items.index[:3]]
+    x = tm.Interactions.from_frame(ev[~ev["item"].isin(new_titles)], event="event",
+                                   timestamp="timestamp", event_weights=synth.event_weights)
+    feats = tm.datasets.item_features(synth.items)
+    model = (tm.ContentModel(max_dims=4096).fit(x.to_csr(), feats.reindex(x.item_ids))
+             if name == "ContentModel" else _other_model(name, x, feats))  # exact cosines
+    p = tm.Personalizer(model, x, catalog=catalog, features=feats)
+    user = some_users(x, 1)[0]
+    new = new_titles[0]
+    p.record(user, new, "complete")
+    grown = p.model
+    assert grown.item_factors.shape[0] == x.n_items + 1 and model is not grown
+    assert model.item_factors.shape[0] == x.n_items  # readers' model untouched
+    ref = model.item_factors_from_features(feats.reindex([new])) if name == "HybridALS" \
+        else None
+    if name == "ContentModel":  # independent reference: unit-norm feature rows, cosines
+        f = feats.reindex(list(x.item_ids) + [new]).matrix.toarray().astype(np.float64)
+        e = f / np.linalg.norm(f, axis=1, keepdims=True)
+        np.testing.assert_allclose(grown.item_factors[-1], e[-1], rtol=1e-5, atol=1e-6)
+        sim = p.similar(new, n=10)
+        cos = e[:-1] @ e[-1]
+        assert sim.scores == pytest.approx(np.sort(cos)[::-1][:10].tolist(), rel=1e-4,
+                                           abs=1e-5)
+        assert all(cos[x.item_index(i)] == pytest.approx(s, rel=1e-4, abs=1e-5)
+                   for i, s in zip(sim.items, sim.scores))
+    else:
+        np.testing.assert_allclose(grown.item_factors[-1], np.asarray(ref).ravel(),
+                                   rtol=1e-5, atol=1e-6)
+    assert np.abs(grown.item_factors[-1]).sum() > 0
+    # another user whose profile points at the new title's features gets it offered
+    others = [u for u in some_users(x, 40) if u != user]
+    best = max(others, key=lambda o: float(p.explain(o, new, n=1).score))
+    score = p.explain(best, new, n=1).score
+    assert score > 0 and new in p.top_picks(best, n=x.n_items).items
+    if name == "ContentModel":  # profile . e_new = sum_j v_j cos(j, new)
+        row = x.to_csr()[x.user_index(best)]
+        assert score == pytest.approx(float(row.data @ cos[row.indices]), rel=1e-4)

@@ -209,3 +209,42 @@ def test_personas_have_their_own_habits(small):
         datasets.synthetic_streaming(10, 100, device_loyalty=1.5)
     with pytest.raises(ValueError, match="main_share"):
         datasets.synthetic_streaming(10, 100, main_share=1.0)
+
+
+def test_household_members_differ_in_taste(small):
+    """A shared household's people differ: a child watches family titles only (on a tablet
+    mostly), the second persona's favourite genre is rarely the main viewer's, and
+    pick_probability is the distribution the picks were drawn from."""
+    ev, users = small.events, small.users
+    child = small.child
+    assert users["child"].to_numpy().tolist() == child.tolist()
+    assert not child[~small.shared].any() and 0.2 < child[small.shared].mean() < 0.6
+    g = small.item_tastes > 0
+    kid_g = np.isin(np.array(datasets.GENRES), datasets.CHILD_GENRES)
+    family = ~(g & ~kid_g).any(axis=1)
+    kid_picks = ev[(ev["event"] == "play") & (ev["persona"] == 1)
+                   & child[ev["user"].to_numpy()]]
+    assert len(kid_picks) > 100 and family[kid_picks["item"].to_numpy()].all()
+    def on_main_favourite(synth):  # the second persona's liking for the main's favourite
+        pt = synth.persona_tastes[synth.shared]
+        return pt[np.arange(len(pt)), 1, np.argmax(pt[:, 0], axis=1)].mean()
+
+    loose = datasets.synthetic_streaming(600, 300, seed=7, taste_contrast=0.0,
+                                         child_fraction=0.0)
+    assert on_main_favourite(small) < 0.25 * on_main_favourite(loose)
+    # the main viewer watches about main_share (0.75) of a household's sessions
+    sess = ev.groupby("session").agg(user=("user", "first"), persona=("persona", "first"))
+    assert 0.7 < (sess.loc[small.shared[sess["user"]], "persona"] == 0).mean() < 0.8
+    # pick_probability: rows sum to 1, zero off the family titles for a child, and the
+    # empirical pick frequencies of all persona-0 picks follow it (total variation)
+    users_ = np.arange(small.shared.size)
+    p1 = small.pick_probability(users_, 1)
+    np.testing.assert_allclose(p1[small.shared].sum(axis=1), 1.0, atol=1e-6)
+    assert np.all(p1[child][:, ~family] < 1e-9)
+    plays = ev[(ev["event"] == "play") & (ev["persona"] == 0)]
+    p0 = small.pick_probability(plays["user"].to_numpy(), 0).mean(axis=0)
+    freq = np.bincount(plays["item"].to_numpy(), minlength=p0.size) / len(plays)
+    assert 0.5 * np.abs(freq - p0).sum() < 0.12
+    for bad in ({"child_fraction": 1.5}, {"taste_contrast": -0.1}, {"child_fraction": "x"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            datasets.synthetic_streaming(10, 100, **bad)

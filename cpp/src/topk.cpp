@@ -1,6 +1,6 @@
 // Exact top-k driver: validation, candidate set, item packing, the blocked scan with a
 // per-query threshold, lazy exclusion and a k-element heap.  The arithmetic lives in
-// the per-ISA panel kernels (cpp/src/kernels/topk_*.cpp).
+// the per-ISA kernels (one source, cpp/src/kernels/topk-inl.hpp, through topk_kernels()).
 #include "tastemaker/topk.hpp"
 
 #include <algorithm>
@@ -9,7 +9,6 @@
 #include <cstring>
 #include <memory>
 #include <new>
-#include <exception>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -138,7 +137,7 @@ void check_values(const TopkRequest& r, const TopkKernels& kern) {
     if (!std::isfinite(imax)) invalid("items: contains NaN or inf values");
     const float qmax = items_known && r.queries == r.items ? imax : kern.finite_absmax(r.queries, r.n_queries * r.dim);
     if (!std::isfinite(qmax)) invalid("queries: contains NaN or inf values");
-    if (static_cast<double>(r.dim) * qmax * imax > 1e37)
+    if (static_cast<double>(r.dim) * qmax * imax > kTopkScoreBound)
         invalid("items: values so large that scores overflow float32 (max |query| " + std::to_string(qmax) +
                 ", max |item| " + std::to_string(imax) + ")");
 }
@@ -206,10 +205,15 @@ public:
     void pack_all(int nt) {
         if (resident()) return;
         own_ = aligned_floats(static_cast<std::size_t>(n_panels_ * panel_size_));
-        float* dst = own_.get();
+        pack_into(own_.get(), nt);
+        base_ = own_.get();
+    }
+    /** Pack every panel into dst (n_panels * panel_size floats; OpenMP over panels). */
+    void pack_into(float* dst, int nt) const {
+        ParallelError error;  // nothing in the loop throws; kept for the rule (see threads.hpp)
 #pragma omp parallel for schedule(static) num_threads(nt)
-        for (std::int64_t p = 0; p < n_panels_; ++p) pack(dst + p * panel_size_, p);
-        base_ = dst;
+        for (std::int64_t p = 0; p < n_panels_; ++p) error.run([&] { pack(dst + p * panel_size_, p); });
+        error.rethrow_if_failed();
     }
     /** Panels [p, p + n): resident, or packed into scratch (n * panel_size floats). */
     const float* get(std::int64_t p, std::int64_t n, float* scratch) const {
@@ -221,21 +225,9 @@ public:
 private:
     // panel p -> dim x 32, row-major, zero past the last candidate
     void pack(float* dst, std::int64_t p) const {
-        const int dim = r_.dim;
         const std::int64_t first = p * kTopkPanel;
         const int count = static_cast<int>(std::min<std::int64_t>(kTopkPanel, cand_.count - first));
-        if (kern_.pack_panel != nullptr) {
-            kern_.pack_panel(r_.items, cand_.subset ? cand_.ids.data() : nullptr, first, count, dim, dst);
-            return;
-        }
-        for (int j = 0; j < kTopkPanel; ++j) {
-            if (j < count) {
-                const float* src = r_.items + static_cast<std::int64_t>(cand_.id(first + j)) * dim;
-                for (int d = 0; d < dim; ++d) dst[d * kTopkPanel + j] = src[d];
-            } else {
-                for (int d = 0; d < dim; ++d) dst[d * kTopkPanel + j] = 0.0f;
-            }
-        }
+        kern_.pack_panel(r_.items, cand_.subset ? cand_.ids.data() : nullptr, first, count, r_.dim, dst);
     }
 
     const TopkRequest& r_;
@@ -312,34 +304,28 @@ void scan_single(const TopkRequest& r, const TopkKernels& kern, const Candidates
 }
 
 // Queries in blocks (OpenMP, dynamic), each block against every panel through
-// panel_scores; exceptions (allocation) are kept and rethrown after the region.
+// panel_scores; exceptions (allocation) go through ParallelError (see threads.hpp).
 void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const Panels& panels,
                  int k, int kk, int block, int nt, std::int32_t* out_ids, float* out_scores) {
     const std::int64_t nq = r.n_queries;
     const std::int64_t n_blocks = (nq + block - 1) / block;
-    std::exception_ptr error;
+    ParallelError error;
 #pragma omp parallel num_threads(nt)
     {
         std::vector<Entry> heaps;
         std::vector<float> scores;
         AlignedFloats local_panel;
-        bool ok = true;
-        try {
+        error.run([&] {
             heaps.resize(static_cast<std::size_t>(block) * kk);
             scores.resize(static_cast<std::size_t>(block) * kTopkPanel);
             if (!panels.resident()) local_panel = aligned_floats(static_cast<std::size_t>(panels.panel_size()));
-        } catch (...) {
-            ok = false;
-#pragma omp critical(tastemaker_topk_error)
-            if (!error) error = std::current_exception();
-        }
+        });
         QueryState st[kTopkMaxBlock];
         float thr[kTopkMaxBlock];
         std::uint32_t masks[kTopkMaxBlock];
 
 #pragma omp for schedule(dynamic, 1)
-        for (std::int64_t b = 0; b < n_blocks; ++b) {
-            if (!ok) continue;
+        for (std::int64_t b = 0; b < n_blocks; ++b) error.run([&] {  // skipped once any thread failed
             const std::int64_t u0 = b * block;
             const int m = static_cast<int>(std::min<std::int64_t>(block, nq - u0));
             for (int u = 0; u < m; ++u) {
@@ -359,9 +345,9 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
                 }
             }
             for (int u = 0; u < m; ++u) write_result(st[u], u0 + u, k, out_ids, out_scores);
-        }
+        });
     }
-    if (error) std::rethrow_exception(error);
+    error.rethrow_if_failed();
 }
 
 // Queries per block: the kernel's, but small enough that every thread gets a few
@@ -396,16 +382,6 @@ bool is_self_join(const TopkRequest& r, const Candidates& cand, int kk, int nt) 
 // id).  Heaps arrive out of id order, hence the `>=` thresholds (see lower()).
 void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, std::int64_t n, int dim, int k,
                int kk, int block, int nt, const float* packed, std::int32_t* out_ids, float* out_scores) {
-    // column_masks may be absent on a path: then the portable loop below
-    auto column_masks = [&](const float* scores, int m, const float* thr, std::uint32_t* masks) {
-        if (kern.column_masks != nullptr) return kern.column_masks(scores, m, thr, masks);
-        for (int u = 0; u < m; ++u) {
-            std::uint32_t bits = 0;
-            for (int j = 0; j < kTopkPanel; ++j)
-                if (scores[u * kTopkPanel + j] > thr[j]) bits |= 1u << j;
-            masks[u] = bits;
-        }
-    };
     const std::int64_t n_panels = (n + kTopkPanel - 1) / kTopkPanel;
     const std::int64_t panel_size = static_cast<std::int64_t>(dim) * kTopkPanel;
     const std::int64_t n_blocks = (n + block - 1) / block;
@@ -423,6 +399,7 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
         counts[t].assign(static_cast<std::size_t>(n), 0);
         bars[t].assign(static_cast<std::size_t>(n_panels * kTopkPanel), ninf);
     }
+    ParallelError error;  // nothing in the loops throws; kept for the rule (see threads.hpp)
 #pragma omp parallel num_threads(nt)
     {
 #ifdef _OPENMP
@@ -443,7 +420,7 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
         };
         std::uint32_t rmask[kTopkMaxBlock], cmask[kTopkMaxBlock];
 #pragma omp for schedule(dynamic, 1)
-        for (std::int64_t b = 0; b < n_blocks; ++b) {
+        for (std::int64_t b = 0; b < n_blocks; ++b) error.run([&] {
             const std::int64_t r0 = b * block;
             const int m = static_cast<int>(std::min<std::int64_t>(block, n - r0));
             for (std::int64_t p = r0 / kTopkPanel; p < n_panels; ++p) {
@@ -451,7 +428,7 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                 const int w = static_cast<int>(std::min<std::int64_t>(kTopkPanel, n - c0));
                 kern.panel_scores(x + r0 * dim, dim, m, dim, packed + p * panel_size, bar + r0, scores.data(),
                                   rmask);
-                column_masks(scores.data(), m, bar + c0, cmask);
+                kern.column_masks(scores.data(), m, bar + c0, cmask);
                 const std::uint32_t valid = w == kTopkPanel ? 0xFFFFFFFFu : (1u << w) - 1u;
                 for (int u = 0; u < m; ++u) {
                     if ((rmask[u] | cmask[u]) == 0) continue;
@@ -474,11 +451,11 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                     }
                 }
             }
-        }
+        });
         // implicit barrier: every thread's heaps are complete
         std::vector<Entry>& all = merge[t];
 #pragma omp for schedule(static)
-        for (std::int64_t i = 0; i < n; ++i) {
+        for (std::int64_t i = 0; i < n; ++i) error.run([&] {
             std::size_t len = 0;
             for (int s = 0; s < nt; ++s)
                 for (int e = 0; e < counts[s][i]; ++e) all[len++] = heaps[s][i * kk + e];
@@ -489,8 +466,9 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                 out_ids[i * k + e] = all[e].id;
                 out_scores[i * k + e] = all[e].score;
             }
-        }
+        });
     }
+    error.rethrow_if_failed();
 }
 
 }  // namespace
@@ -547,11 +525,7 @@ PackedItems::PackedItems(const float* items, std::int64_t n_items, int dim, int 
     Panels panels(r, kern, all);
     n_panels_ = panels.count();
     AlignedFloats buf = aligned_floats(static_cast<std::size_t>(n_panels_ * panels.panel_size()));
-    const int nt = resolve_threads(num_threads);
-    float* dst = buf.get();
-    // the same packing as a call's: Panels::get packs into the destination given
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (std::int64_t p = 0; p < n_panels_; ++p) panels.get(p, 1, dst + p * panels.panel_size());
+    panels.pack_into(buf.get(), resolve_threads(num_threads));  // the same packing as a call's
     panels_.reset(buf.release());
 }
 

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -15,19 +16,50 @@ using namespace tastemaker;
 
 namespace {
 
+// The shared fixture.  A Problem holds a request's arrays; request() views them as a
+// TopkRequest; run() executes one; expect_on_every_path() runs it on every SIMD path the
+// CPU has (active path restored afterwards, also on a failure) and every thread count
+// given, fails if a path's own kernel table misses an entry, and compares ids and score
+// bits with the expected result.
 struct Problem {
-    int nq, ni, d, k;
+    int nq = 0, ni = 0, d = 0, k = 0;
     std::vector<float> q, items;
-    std::vector<std::int64_t> indptr;
+    std::vector<std::int64_t> indptr{0};
     std::vector<std::int32_t> indices, allow, deny;
+    bool use_allow = false;
+
+    TopkRequest request() const {
+        static const std::int32_t none = 0;  // an empty allow-list: non-null, length 0
+        TopkRequest r;
+        r.queries = q.data();
+        r.n_queries = nq;
+        r.items = items.data();
+        r.n_items = ni;
+        r.dim = d;
+        r.k = k;
+        r.exclude_indptr = indptr.data();
+        r.exclude_indices = indices.data();
+        if (use_allow) {
+            r.allow = allow.empty() ? &none : allow.data();
+            r.n_allow = static_cast<std::int64_t>(allow.size());
+        }
+        r.deny = deny.data();
+        r.n_deny = static_cast<std::int64_t>(deny.size());
+        return r;
+    }
 };
 
-Problem make_problem(unsigned seed, int nq, int ni, int d, int k, bool with_allow, bool with_deny) {
+// Small integers (exact scores, many ties) or, with `normal`, random floats (inexact
+// products: the rounding must agree too); each query has seen ~30% of the items.
+Problem make_problem(unsigned seed, int nq, int ni, int d, int k, bool with_allow, bool with_deny,
+                     bool normal = false) {
     std::mt19937 rng(seed);
-    std::uniform_int_distribution<int> small(-2, 2);  // exact scores -> exact comparison
-    Problem p{nq, ni, d, k, {}, {}, {0}, {}, {}, {}};
-    for (int i = 0; i < nq * d; ++i) p.q.push_back(float(small(rng)));
-    for (int i = 0; i < ni * d; ++i) p.items.push_back(float(small(rng)));
+    std::uniform_int_distribution<int> small(-2, 2);
+    std::normal_distribution<float> g;
+    Problem p;
+    p.nq = nq, p.ni = ni, p.d = d, p.k = k, p.use_allow = with_allow;
+    for (int i = 0; i < nq * d; ++i) p.q.push_back(normal ? g(rng) : float(small(rng)));
+    for (int i = 0; i < ni * d; ++i) p.items.push_back(normal ? g(rng) : float(small(rng)));
     std::bernoulli_distribution seen(0.3), pick(0.5);
     for (int u = 0; u < nq; ++u) {
         for (int i = 0; i < ni; ++i)
@@ -41,14 +73,59 @@ Problem make_problem(unsigned seed, int nq, int ni, int d, int k, bool with_allo
     return p;
 }
 
+struct Result {
+    std::vector<std::int32_t> ids;
+    std::vector<float> scores;
+};
+
+// One call, outputs pre-filled with garbage (every slot must be written).
+Result run(const TopkRequest& r) {
+    Result out{std::vector<std::int32_t>(std::size_t(r.n_queries) * r.k, 7),
+               std::vector<float>(std::size_t(r.n_queries) * r.k, 7.0f)};
+    topk_inner_product(r, out.ids.data(), out.scores.data());
+    return out;
+}
+
+// The reference: the scalar path on one thread.
+Result run_scalar(TopkRequest r) {
+    tmtest::ActiveIsa scalar(simd::Isa::Scalar);
+    r.num_threads = 1;
+    return run(r);
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// fn(kernels of the path) on every SIMD path this CPU has, that path active; fails when
+// the path's own table lacks an entry (a feature silently borrowed or missing).
+template <class Fn>
+void for_each_path(Fn&& fn) {
+    tmtest::for_each_isa([&](simd::Isa isa) {
+        tmtest::check_table("topk", topk_kernels_dispatch(), isa, true);
+        fn(topk_kernels(isa));
+    });
+}
+
+void expect_on_every_path(TopkRequest r, const Result& want, std::initializer_list<int> threads) {
+    for_each_path([&](const TopkKernels&) {
+        for (int t : threads) {
+            r.num_threads = t;
+            const Result got = run(r);
+            TM_CHECK(got.ids == want.ids);
+            TM_CHECK(same_bits(got.scores, want.scores));
+        }
+    });
+}
+
 // Brute force: (score desc, id asc), padded with -1 / -inf.
-void brute(const Problem& p, bool use_allow, std::vector<std::int32_t>& ids, std::vector<float>& sc) {
-    ids.assign(std::size_t(p.nq) * p.k, -1);
-    sc.assign(std::size_t(p.nq) * p.k, -std::numeric_limits<float>::infinity());
+Result brute(const Problem& p) {
+    Result out{std::vector<std::int32_t>(std::size_t(p.nq) * p.k, -1),
+               std::vector<float>(std::size_t(p.nq) * p.k, -std::numeric_limits<float>::infinity())};
     for (int u = 0; u < p.nq; ++u) {
         std::vector<std::pair<float, int>> c;
         for (int i = 0; i < p.ni; ++i) {
-            if (use_allow && !std::binary_search(p.allow.begin(), p.allow.end(), i)) continue;
+            if (p.use_allow && !std::binary_search(p.allow.begin(), p.allow.end(), i)) continue;
             if (std::find(p.deny.begin(), p.deny.end(), i) != p.deny.end()) continue;
             if (std::binary_search(p.indices.begin() + p.indptr[u], p.indices.begin() + p.indptr[u + 1], i)) continue;
             float s = 0;
@@ -57,53 +134,24 @@ void brute(const Problem& p, bool use_allow, std::vector<std::int32_t>& ids, std
         }
         std::sort(c.begin(), c.end());
         for (int j = 0; j < p.k && j < int(c.size()); ++j) {
-            ids[u * p.k + j] = c[j].second;
-            sc[u * p.k + j] = -c[j].first;
+            out.ids[u * p.k + j] = c[j].second;
+            out.scores[u * p.k + j] = -c[j].first;
         }
     }
+    return out;
 }
 
 }  // namespace
 
 TM_TEST(topk_matches_brute_force_on_every_path_and_thread_count) {
-    const simd::Isa before = simd::active();
     unsigned seed = 1;
     for (int nq : {1, 3, 16, 50, 1700})  // 1700: several full 192-query blocks and a tail
         for (int ni : {0, 1, 31, 32, 33, 100})
             for (int k : {1, 5, 40})
                 for (int flags = 0; flags < 4; ++flags) {
-                    Problem p = make_problem(seed++, nq, ni, 5, k, flags & 1, flags & 2);
-                    std::vector<std::int32_t> want_ids;
-                    std::vector<float> want_sc;
-                    brute(p, flags & 1, want_ids, want_sc);
-                    TopkRequest r;
-                    r.queries = p.q.data();
-                    r.n_queries = nq;
-                    r.items = p.items.data();
-                    r.n_items = ni;
-                    r.dim = p.d;
-                    r.k = k;
-                    r.exclude_indptr = p.indptr.data();
-                    r.exclude_indices = p.indices.data();
-                    if (flags & 1) {
-                        static const std::int32_t none = 0;  // empty allow-list: non-null, length 0
-                        r.allow = p.allow.empty() ? &none : p.allow.data();
-                        r.n_allow = static_cast<std::int64_t>(p.allow.size());
-                    }
-                    r.deny = p.deny.data();
-                    r.n_deny = static_cast<std::int64_t>(p.deny.size());
-                    for (simd::Isa isa : simd::available())
-                        for (int threads : {1, 2}) {
-                            simd::set_active(isa);
-                            r.num_threads = threads;
-                            std::vector<std::int32_t> ids(std::size_t(nq) * k, 7);
-                            std::vector<float> sc(std::size_t(nq) * k, 7.0f);
-                            topk_inner_product(r, ids.data(), sc.data());
-                            TM_CHECK(ids == want_ids);
-                            TM_CHECK(sc == want_sc);
-                        }
+                    const Problem p = make_problem(seed++, nq, ni, 5, k, flags & 1, flags & 2);
+                    expect_on_every_path(p.request(), brute(p), {1, 2});
                 }
-    simd::set_active(before);
 }
 
 TM_TEST(topk_rejects_bad_requests) {
@@ -147,40 +195,41 @@ TM_TEST(topk_rejects_bad_requests) {
 TM_TEST(topk_finite_absmax_every_path) {
     std::mt19937 rng(3);
     std::normal_distribution<float> g;
-    for (int n : {0, 1, 15, 16, 17, 31, 32, 33, 100}) {
+    for (int n : {0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100}) {
         std::vector<float> x(n);
         for (auto& v : x) v = g(rng);
         float want = 0;
         for (float v : x) want = std::max(want, std::fabs(v));
-        for (simd::Isa isa : simd::available()) {
-            TM_CHECK(topk_kernels(isa).finite_absmax(x.data(), n) == want);
-            for (int pos = 0; pos < n; pos += 7) {
+        for_each_path([&](const TopkKernels& kern) {
+            TM_CHECK(kern.finite_absmax(x.data(), n) == want);
+            for (int pos = 0; pos < n; pos += 3) {
                 std::vector<float> y(x);
-                y[pos] = std::numeric_limits<float>::quiet_NaN();
-                TM_CHECK(std::isinf(topk_kernels(isa).finite_absmax(y.data(), n)));
-                y[pos] = -std::numeric_limits<float>::infinity();
-                TM_CHECK(std::isinf(topk_kernels(isa).finite_absmax(y.data(), n)));
+                for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                                  -std::numeric_limits<float>::infinity()}) {
+                    y[pos] = bad;
+                    TM_CHECK(std::isinf(kern.finite_absmax(y.data(), n)));
+                }
+                y[pos] = -std::numeric_limits<float>::max();  // finite: the largest magnitude
+                TM_CHECK(kern.finite_absmax(y.data(), n) == std::numeric_limits<float>::max());
             }
-        }
+        });
     }
 }
 
 TM_TEST(topk_pack_panel_layout_every_path) {
     std::mt19937 rng(5);
     std::normal_distribution<float> g;
-    for (int dim : {1, 5, 16, 17, 64, 70}) {
+    for (int dim : {1, 5, 8, 16, 17, 64, 70}) {
         const int n = 50;
         std::vector<float> items(std::size_t(n) * dim);
         for (auto& v : items) v = g(rng);
         std::vector<std::int32_t> ids(n);
         for (int i = 0; i < n; ++i) ids[i] = (i * 7) % n;
-        for (simd::Isa isa : simd::available()) {
-            const TopkKernels& k = topk_kernels(isa);
-            if (k.pack_panel == nullptr) continue;
-            for (int count : {1, 16, 19, 32}) {
+        for_each_path([&](const TopkKernels& kern) {
+            for (int count : {1, 7, 8, 16, 19, 32}) {
                 std::vector<float> dst(std::size_t(dim) * kTopkPanel, 9.0f);
                 const std::int32_t* use_ids = count % 2 ? ids.data() : nullptr;
-                k.pack_panel(items.data(), use_ids, 3, count, dim, dst.data());
+                kern.pack_panel(items.data(), use_ids, 3, count, dim, dst.data());
                 bool ok = true;
                 for (int d = 0; d < dim; ++d)
                     for (int j = 0; j < kTopkPanel; ++j) {
@@ -190,11 +239,11 @@ TM_TEST(topk_pack_panel_layout_every_path) {
                     }
                 TM_CHECK(ok);
             }
-        }
+        });
     }
 }
 
-TM_TEST(topk_panel_scores_bit_identical_every_path) {
+TM_TEST(topk_panel_scores_and_column_masks_bit_identical_every_path) {
     // Random floats (inexact products): every path must round exactly like the scalar
     // one, i.e. one fma per factor in factor order, for every tile shape and tail.
     std::mt19937 rng(11);
@@ -204,20 +253,30 @@ TM_TEST(topk_panel_scores_bit_identical_every_path) {
         for (int m : {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 47, 48, 100, 192, kTopkMaxBlock}) {
             const std::int64_t ldq = dim + 3;  // rows not contiguous
             std::vector<float> q(std::size_t(m) * ldq), panel(std::size_t(dim) * kTopkPanel), thr(m);
+            std::vector<float> col_thr(kTopkPanel);
             for (auto& v : q) v = g(rng);
             for (auto& v : panel) v = g(rng);
             for (auto& v : thr) v = g(rng) * std::sqrt(float(dim));
+            for (auto& v : col_thr) v = g(rng) * std::sqrt(float(dim));
             std::vector<float> want(std::size_t(m) * kTopkPanel);
-            std::vector<std::uint32_t> want_masks(m);
+            std::vector<std::uint32_t> want_masks(m), want_cols(m);
             ref.panel_scores(q.data(), ldq, m, dim, panel.data(), thr.data(), want.data(), want_masks.data());
-            for (simd::Isa isa : simd::available()) {
+            ref.column_masks(want.data(), m, col_thr.data(), want_cols.data());
+            for (int u = 0; u < m; ++u)  // the reference's masks are what they say
+                for (int j = 0; j < kTopkPanel; ++j) {
+                    const float sc = want[std::size_t(u) * kTopkPanel + j];
+                    TM_CHECK(((want_masks[u] >> j) & 1u) == (sc > thr[u] ? 1u : 0u));
+                    TM_CHECK(((want_cols[u] >> j) & 1u) == (sc > col_thr[j] ? 1u : 0u));
+                }
+            for_each_path([&](const TopkKernels& kern) {
                 std::vector<float> got(want.size(), 7.0f);
-                std::vector<std::uint32_t> masks(m, 0xDEADBEEFu);
-                topk_kernels(isa).panel_scores(q.data(), ldq, m, dim, panel.data(), thr.data(), got.data(),
-                                               masks.data());
-                TM_CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
+                std::vector<std::uint32_t> masks(m, 0xDEADBEEFu), cols(m, 0xDEADBEEFu);
+                kern.panel_scores(q.data(), ldq, m, dim, panel.data(), thr.data(), got.data(), masks.data());
+                TM_CHECK(same_bits(got, want));
                 TM_CHECK(masks == want_masks);
-            }
+                kern.column_masks(want.data(), m, col_thr.data(), cols.data());
+                TM_CHECK(cols == want_cols);
+            });
         }
 }
 
@@ -225,57 +284,29 @@ TM_TEST(topk_self_join_matches_the_general_scan) {
     // queries == items with each row excluding itself takes the symmetric path; a copy
     // of the queries (another pointer) takes the general one.  Ids and score bits agree,
     // ties included (small integers make many), on every path and thread count.
-    const simd::Isa before = simd::active();
     std::mt19937 rng(17);
-    std::normal_distribution<float> g;
-    std::uniform_int_distribution<int> small(-2, 2);
     for (int n : {16, 33, 100, 257, 700})
         for (int d : {5, 64})
             for (int k : {1, 5, 40, 800})
                 for (bool with_deny : {false, true}) {
-                std::vector<float> x(std::size_t(n) * d);
-                for (auto& v : x) v = d == 5 ? float(small(rng)) : g(rng);
-                std::vector<float> copy(x);
-                std::vector<std::int64_t> indptr(n + 1);
-                std::vector<std::int32_t> self(n);
-                for (int i = 0; i <= n; ++i) indptr[i] = i;
-                for (int i = 0; i < n; ++i) self[i] = i;
-                TopkRequest r;
-                r.queries = copy.data();
-                r.n_queries = n;
-                r.items = x.data();
-                r.n_items = n;
-                r.dim = d;
-                r.k = k;
-                r.exclude_indptr = indptr.data();
-                r.exclude_indices = self.data();
-                std::vector<std::int32_t> deny;  // e.g. the zero vectors similar_items denies
-                for (int i = 3; with_deny && i < n; i += 7) deny.push_back(i);
-                r.deny = deny.data();
-                r.n_deny = static_cast<std::int64_t>(deny.size());
-                r.num_threads = 1;
-                simd::set_active(simd::Isa::Scalar);
-                std::vector<std::int32_t> want_ids(std::size_t(n) * k);
-                std::vector<float> want_sc(want_ids.size());
-                topk_inner_product(r, want_ids.data(), want_sc.data());
-                r.queries = x.data();
-                // with a long deny-list only packed items keep the symmetric path (a model
-                // passes its cached PackedItems)
-                const PackedItems packed(x.data(), n, d);
-                for (const PackedItems* pk : {static_cast<const PackedItems*>(nullptr), &packed})
-                    for (simd::Isa isa : simd::available())
-                        for (int threads : {1, 2, 3}) {
-                            simd::set_active(isa);
-                            r.num_threads = threads;
-                            r.packed = pk;
-                            std::vector<std::int32_t> ids(want_ids.size(), 7);
-                            std::vector<float> sc(want_sc.size(), 7.0f);
-                            topk_inner_product(r, ids.data(), sc.data());
-                            TM_CHECK(ids == want_ids);
-                            TM_CHECK(std::memcmp(sc.data(), want_sc.data(), sc.size() * sizeof(float)) == 0);
-                        }
+                    Problem p = make_problem(rng(), n, 0, d, k, false, false, d == 64);
+                    p.ni = n;
+                    p.items = p.q;  // queries: a copy, as another pointer
+                    p.indices.resize(n);
+                    for (int i = 0; i <= n; ++i) p.indptr[i] = i;  // each row excludes itself
+                    for (int i = 0; i < n; ++i) p.indices[i] = i;
+                    for (int i = 3; with_deny && i < n; i += 7) p.deny.push_back(i);  // e.g. zero rows
+                    TopkRequest r = p.request();
+                    const Result want = run_scalar(r);
+                    r.queries = p.items.data();  // the same pointer: the symmetric path
+                    // with a long deny-list only packed items keep the symmetric path (a
+                    // model passes its cached PackedItems)
+                    const PackedItems packed(p.items.data(), n, d);
+                    for (const PackedItems* pk : {static_cast<const PackedItems*>(nullptr), &packed}) {
+                        r.packed = pk;
+                        expect_on_every_path(r, want, {1, 2, 3});
+                    }
                 }
-    simd::set_active(before);
 }
 
 TM_TEST(topk_query_scores_bit_identical_to_panel_scores_every_path) {
@@ -296,16 +327,13 @@ TM_TEST(topk_query_scores_bit_identical_to_panel_scores_every_path) {
             for (int p = 0; p < n_panels; ++p)
                 ref.panel_scores(q.data(), dim, 1, dim, panels.data() + p * ps, &thr, want.data() + p * kTopkPanel,
                                  want_masks.data() + p);
-            for (simd::Isa isa : simd::available()) {
-                const TopkKernels& k = topk_kernels(isa);
-                TM_CHECK(k.query_scores != nullptr);
-                if (k.query_scores == nullptr) continue;
+            for_each_path([&](const TopkKernels& kern) {
                 std::vector<float> got(want.size(), 7.0f);
                 std::vector<std::uint32_t> masks(n_panels, 0xDEADBEEFu);
-                k.query_scores(q.data(), dim, panels.data(), n_panels, thr, got.data(), masks.data());
-                TM_CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
+                kern.query_scores(q.data(), dim, panels.data(), n_panels, thr, got.data(), masks.data());
+                TM_CHECK(same_bits(got, want));
                 TM_CHECK(masks == want_masks);
-            }
+            });
         }
 }
 
@@ -313,53 +341,20 @@ TM_TEST(topk_packed_items_give_identical_results_every_path) {
     // A PackedItems (built once, as a model caches it) must change nothing: single
     // queries (the service path) and batches, with exclusions, deny and allow lists,
     // on every path and thread count, against the unpacked call on the scalar path.
-    const simd::Isa before = simd::active();
     std::mt19937 rng(29);
-    std::normal_distribution<float> g;
     for (int ni : {1, 31, 33, 100, 700})
         for (int nq : {1, 2, 5, 40})
             for (int flags = 0; flags < 4; ++flags) {
                 const int d = 24, k = 7;
-                Problem p = make_problem(rng(), nq, ni, d, k, flags & 1, flags & 2);
-                for (auto& v : p.q) v = g(rng);  // inexact scores: rounding must agree too
-                for (auto& v : p.items) v = g(rng);
-                TopkRequest r;
-                r.queries = p.q.data();
-                r.n_queries = nq;
-                r.items = p.items.data();
-                r.n_items = ni;
-                r.dim = d;
-                r.k = k;
-                r.exclude_indptr = p.indptr.data();
-                r.exclude_indices = p.indices.data();
-                static const std::int32_t none = 0;
-                if (flags & 1) {
-                    r.allow = p.allow.empty() ? &none : p.allow.data();
-                    r.n_allow = static_cast<std::int64_t>(p.allow.size());
-                }
-                r.deny = p.deny.data();
-                r.n_deny = static_cast<std::int64_t>(p.deny.size());
-                r.num_threads = 1;
-                simd::set_active(simd::Isa::Scalar);
-                std::vector<std::int32_t> want_ids(std::size_t(nq) * k);
-                std::vector<float> want_sc(want_ids.size());
-                topk_inner_product(r, want_ids.data(), want_sc.data());
+                const Problem p = make_problem(rng(), nq, ni, d, k, flags & 1, flags & 2, true);
+                TopkRequest r = p.request();
+                const Result want = run_scalar(r);
                 const PackedItems packed(p.items.data(), ni, d, 2);
                 TM_CHECK(packed.n_items() == ni && packed.dim() == d);
                 TM_CHECK(packed.n_panels() == (ni + kTopkPanel - 1) / kTopkPanel);
                 r.packed = &packed;
-                for (simd::Isa isa : simd::available())
-                    for (int threads : {1, 2}) {
-                        simd::set_active(isa);
-                        r.num_threads = threads;
-                        std::vector<std::int32_t> ids(want_ids.size(), 7);
-                        std::vector<float> sc(want_sc.size(), 7.0f);
-                        topk_inner_product(r, ids.data(), sc.data());
-                        TM_CHECK(ids == want_ids);
-                        TM_CHECK(std::memcmp(sc.data(), want_sc.data(), sc.size() * sizeof(float)) == 0);
-                    }
+                expect_on_every_path(r, want, {1, 2});
             }
-    simd::set_active(before);
 }
 
 TM_TEST(topk_packed_items_layout_and_errors) {
@@ -398,14 +393,9 @@ TM_TEST(topk_packed_items_layout_and_errors) {
 }
 
 TM_TEST(topk_every_path_has_every_kernel) {
-    // A null entry would silently turn a feature off on one path (as the AVX-512
-    // self-join once was): every path the CPU runs must have them all.
-    for (simd::Isa isa : simd::available()) {
-        const TopkKernels& k = topk_kernels(isa);
-        TM_CHECK(k.panel_scores != nullptr);
-        TM_CHECK(k.finite_absmax != nullptr);
-        TM_CHECK(k.column_masks != nullptr);
-        TM_CHECK(k.query_scores != nullptr);
-        TM_CHECK(k.query_block >= 1 && k.query_block <= kTopkMaxBlock);
-    }
+    // A null or borrowed entry would silently turn a feature off on one path (as the
+    // AVX-512 self-join once was): for_each_path fails on one.
+    for_each_path([](const TopkKernels& kern) {
+        TM_CHECK(kern.query_block >= 1 && kern.query_block <= kTopkMaxBlock);
+    });
 }

@@ -61,6 +61,53 @@ def topk_inner_product(
     num_threads: int = 0,
     packed: PackedItems | None = None,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+# Single-request queries (cpp/include/tastemaker/query.hpp): one call, GIL released once.
+def query_recommend(
+    user_factors: npt.NDArray[np.float32],
+    userid: int,
+    packed: PackedItems,
+    items: npt.NDArray[np.float32],
+    k: int,
+    indptr: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    deny: npt.NDArray[np.int32] | None = None,
+    allow: npt.NDArray[np.int32] | None = None,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def query_vector(
+    vector: npt.NDArray[np.float32],
+    packed: PackedItems,
+    items: npt.NDArray[np.float32],
+    k: int,
+    exclude: npt.NDArray[np.int32] | None = None,
+    deny: npt.NDArray[np.int32] | None = None,
+    allow: npt.NDArray[np.int32] | None = None,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def query_fold_in(
+    items: npt.NDArray[np.float32],
+    gram: npt.NDArray[np.float64],
+    regularization: float,
+    reg_exponent: float,
+    alpha: float,
+    indptr: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    packed: PackedItems | None = None,
+    k: int = 0,
+    filter: bool = True,
+    deny: npt.NDArray[np.int32] | None = None,
+    allow: npt.NDArray[np.int32] | None = None,
+    want_factor: bool = False,
+) -> tuple: ...
+def query_similar(
+    normed: npt.NDArray[np.float32],
+    packed: PackedItems,
+    id: int,
+    k: int,
+    zero: npt.NDArray[np.int32] | None = None,
+    deny: npt.NDArray[np.int32] | None = None,
+    allow: npt.NDArray[np.int32] | None = None,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
 def knn_build(
     w_indptr: npt.NDArray[np.int64],
     w_indices: npt.NDArray[np.int32],

@@ -459,12 +459,6 @@ def _print_row(row, label, numbered: bool = True) -> None:
         print(f"{head}{label(i)}  ({s:.3f}){tail}")
 
 
-def _row_json(p, row) -> dict:
-    d = row.to_dict()
-    d["titles"] = [p.title(i) for i in row.items]
-    return d
-
-
 def _bundle_user(p, text: str):
     """A command-line user id -> the bundle's id (ints stay ints)."""
     for key in (text, _int_or_none(text)):
@@ -497,8 +491,7 @@ def _cmd_homepage(args) -> int:
     user = _bundle_user(p, args.user)
     page = p.homepage(user, row_size=args.row_size)
     if args.json:
-        print(json.dumps({"user": page.to_dict()["user"],
-                          "rows": [_row_json(p, r) for r in page.rows]}))
+        print(json.dumps(p.page_dict(page)))
         return 0
     print(f"Home page of user {args.user}:")
     for row in page.rows:

@@ -29,6 +29,10 @@ namespace tastemaker {
 /** Width of one item panel (items scored together per query). */
 constexpr int kTopkPanel = 32;
 
+/** Bound on dim * max|query| * max|item| (a bound on every partial sum of every score):
+ *  below float32's max (3.4e38) with a margin, so that no score or partial sum overflows. */
+constexpr double kTopkScoreBound = 1e37;
+
 /** Item factors packed once for repeated queries: what topk_inner_product otherwise
  *  packs on every call (n_items x dim row-major -> ceil(n_items / 32) panels of dim x 32,
  *  row-major, zero past the last item), plus the validation of the values, so that a
@@ -84,8 +88,8 @@ private:
  *  @param num_threads  OpenMP threads (0 = tastemaker::get_num_threads()).
  *
  *  Queries and items must be finite and small enough that no score can overflow:
- *  dim * max|queries| * max|items| <= 1e37 (checked, std::invalid_argument otherwise), so
- *  every score and partial sum is finite.
+ *  dim * max|queries| * max|items| <= kTopkScoreBound (checked, std::invalid_argument
+ *  otherwise), so every score and partial sum is finite.
  */
 struct TopkRequest {
     const float* queries = nullptr;
@@ -125,25 +129,29 @@ struct TopkRequest {
  */
 void topk_inner_product(const TopkRequest& request, std::int32_t* out_ids, float* out_scores);
 
-/** Per-instruction-set building block (one table per path, see simd.hpp). */
+/** Per-instruction-set building blocks (one table per path, see simd.hpp), all from one
+ *  source (cpp/src/kernels/topk-inl.hpp) compiled once per instruction set: every path's
+ *  own table has every entry.  Scores are bit-identical on every path: one fused
+ *  multiply-add per factor, factors in increasing order, starting from 0 (std::fma on the
+ *  scalar path).  A "panel" is 32 items x dim factors stored dim x 32, row-major. */
 struct TopkKernels {
     /** For u < m:  scores[u*32 + j] = sum_k q[u*ldq + k] * panel[k*32 + j]  (fma, k
      *  ascending, starting from 0), and bit j of masks[u] is set iff that score is
-     *  greater than thr[u].  panel is dim x 32, row-major. */
+     *  greater than thr[u].  panel is dim x 32, row-major.  m <= kTopkMaxBlock. */
     void (*panel_scores)(const float* q, std::int64_t ldq, int m, int dim, const float* panel,
-                         const float* thr, float* scores, std::uint32_t* masks);
+                         const float* thr, float* scores, std::uint32_t* masks) = nullptr;
     /** max_i |x[i]| over n floats (0 for n == 0); +inf if any value is NaN or inf. */
-    float (*finite_absmax)(const float* x, std::int64_t n);
-    /** Optional (null = portable loop in topk.cpp): write the panel of items
-     *  ids[first + j] (or first + j when ids is null), j < count <= 32, as dim x 32
-     *  row-major into dst, zero in columns j >= count. */
+    float (*finite_absmax)(const float* x, std::int64_t n) = nullptr;
+    /** Write the panel of items ids[first + j] (or first + j when ids is null), j < count
+     *  <= 32, rows of `dim` floats in `items`, as dim x 32 row-major into dst, zero in
+     *  columns j >= count.  Reads only those rows. */
     void (*pack_panel)(const float* items, const std::int32_t* ids, std::int64_t first, int count, int dim,
-                       float* dst);
+                       float* dst) = nullptr;
     /** Queries per block (1..kTopkMaxBlock): each packed panel is read from L3 once per
      *  block, the block's query rows are reused from L1/L2 for every panel. */
     int query_block = 48;
-    /** (A path whose own table leaves it null gets the next lower path's.)  Bit j of
-     *  masks[u] is set iff scores[u*32 + j] > thr[j], for u < m. */
+    /** The self-join's second mask: bit j of masks[u] is set iff scores[u*32 + j] > thr[j],
+     *  for u < m (each score against the bar of the column's own row). */
     void (*column_masks)(const float* scores, int m, const float* thr, std::uint32_t* masks) = nullptr;
     /** One query against n_panels consecutive panels (panel p at panels + p*dim*32):
      *  scores[p*32 + j] = sum_k q[k] * panel_p[k*32 + j] (fma, k ascending, from 0; the
@@ -151,11 +159,10 @@ struct TopkKernels {
     void (*query_scores)(const float* q, int dim, const float* panels, std::int64_t n_panels, float thr,
                          float* scores, std::uint32_t* masks) = nullptr;
 
-    /** The entries simd::Dispatch fills from a lower path where a table leaves them null
-     *  (pack_panel stays optional: null on every path means the portable loop). */
+    /** Every function-pointer entry (simd::Dispatch resolves them, the tests check them). */
     static constexpr auto entries() {
-        return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::finite_absmax, &TopkKernels::column_masks,
-                               &TopkKernels::query_scores);
+        return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::finite_absmax, &TopkKernels::pack_panel,
+                               &TopkKernels::column_masks, &TopkKernels::query_scores);
     }
 };
 

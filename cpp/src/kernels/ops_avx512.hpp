@@ -83,6 +83,38 @@ struct Ops {
         return _mm512_castps512_ps256(_mm512_permutexvar_ps(perm, v));
     }
 
+    // 16 x 16: pairs of rows interleaved, then pairs of pairs (as doubles), then 128-bit
+    // lanes exchanged twice.
+    static inline void transpose(V* r) {
+        __m512 t[16];
+        for (int i = 0; i < 16; i += 2) {
+            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 16; i += 4) {
+            r[i] = lo_pd(t[i], t[i + 2]);
+            r[i + 1] = hi_pd(t[i], t[i + 2]);
+            r[i + 2] = lo_pd(t[i + 1], t[i + 3]);
+            r[i + 3] = hi_pd(t[i + 1], t[i + 3]);
+        }
+        // r[4q + c] lane L now holds rows 4q..4q+3 of column 4L + c
+        for (int q = 0; q < 2; ++q)
+            for (int c = 0; c < 4; ++c) {
+                t[8 * q + c] = _mm512_shuffle_f32x4(r[8 * q + c], r[8 * q + 4 + c], 0x88);
+                t[8 * q + 4 + c] = _mm512_shuffle_f32x4(r[8 * q + c], r[8 * q + 4 + c], 0xDD);
+            }
+        for (int c = 0; c < 8; ++c) {
+            r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+            r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xDD);
+        }
+    }
+    static inline __m512 lo_pd(__m512 a, __m512 b) {
+        return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+    }
+    static inline __m512 hi_pd(__m512 a, __m512 b) {
+        return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+    }
+
     using D = __m512d;
     static constexpr int kDLanes = 8;
     static inline __mmask8 lane_mask_d(int n) { return static_cast<__mmask8>((1u << n) - 1u); }

@@ -47,6 +47,8 @@
 //                          floats make it round the same as the unfused scalar one)
 //   reduce8(s)             eight vectors -> one Ops8::V whose lane j is reduce_add(s[j])
 //                          (up to the order of the additions), in one joint reduction
+//   transpose(r)           r[0..kLanes): a kLanes x kLanes block, row i = r[i]; afterwards
+//                          lane j of r[i] is what lane i of r[j] was (in registers)
 // struct Ops8: the same ops on exactly 8 lanes (Ops8::kLanes == 8), for per-item values
 //   of a block of eight items (AVX2: Ops itself; AVX-512: 256-bit AVX-512VL ops; scalar: an
 //   8-float struct).
@@ -164,6 +166,7 @@ struct Ops {
     }
 
     static inline Ops8::V reduce8(const V s[8]) { return Ops8::load(s); }
+    static inline void transpose(V*) {}  // 1 x 1
 
     using D = double;
     static constexpr int kDLanes = 1;

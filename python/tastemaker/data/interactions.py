@@ -107,6 +107,29 @@ def _ids_array(raw, name: str) -> np.ndarray:
     raise ValueError(f"{name}: expected int or str ids, got dtype {arr.dtype}")
 
 
+def id_positions(lookup: pd.Index, q: np.ndarray, which: str, name: str) -> np.ndarray:
+    """Dense positions (int64) of the 1-D external ids ``q`` in an id map (``lookup``:
+    a ``pd.Index`` of the sorted ``user_ids`` or ``item_ids``); ``ValueError`` naming
+    ``name`` and the first unknown id.  Ids of the other kind (a number for a map of
+    strings) are unknown; whole floats match integer ids.  Used by
+    :meth:`Interactions.user_index` and by ``tastemaker.distributed``'s ingest."""
+    kind = lookup.dtype.kind
+    if kind in "OUT" and q.dtype.kind not in "UOT":  # pandas keeps str ids as object
+        pos = np.full(q.size, -1)
+    elif kind in "iu" and q.dtype.kind not in "iu":
+        if q.dtype.kind == "f" and np.all(np.isfinite(q)) and np.all(q == np.round(q)):
+            pos = lookup.get_indexer(q.astype(np.int64))
+        else:
+            pos = np.full(q.size, -1)
+    else:
+        pos = lookup.get_indexer(q)
+    if np.any(pos < 0):
+        bad = q[np.flatnonzero(pos < 0)[0]]
+        bad = bad.item() if isinstance(bad, np.generic) else bad
+        raise ValueError(f"{name}: unknown {which} id {bad!r}")
+    return pos.astype(np.int64)
+
+
 def _to_seconds(raw, name: str) -> np.ndarray:
     """A timestamp column -> float64 seconds since the epoch."""
     s = raw if isinstance(raw, pd.Series) else pd.Series(np.asarray(raw))
@@ -738,28 +761,13 @@ class Interactions:
         return getattr(self, attr)
 
     def _index(self, ids, which: str, name: str):
-        ids_all = self._user_ids if which == "user" else self._item_ids
         scalar = np.ndim(ids) == 0
         q = np.atleast_1d(np.asarray(ids))
         if q.ndim != 1:
             raise ValueError(f"{name}: expected an id or a 1-D sequence of ids")
         if q.size == 0:
             return np.array([], dtype=np.int64)
-        if ids_all.dtype.kind == "U" and q.dtype.kind not in "UO":
-            pos = np.full(q.size, -1)
-        elif ids_all.dtype.kind in "iu" and q.dtype.kind not in "iu":
-            if q.dtype.kind == "f" and np.all(np.isfinite(q)) and np.all(q == np.round(q)):
-                q = q.astype(np.int64)
-                pos = self._lookup(which).get_indexer(q)
-            else:
-                pos = np.full(q.size, -1)
-        else:
-            pos = self._lookup(which).get_indexer(q)
-        if np.any(pos < 0):
-            bad = q[np.flatnonzero(pos < 0)[0]]
-            bad = bad.item() if isinstance(bad, np.generic) else bad
-            raise ValueError(f"{name}: unknown {which} id {bad!r}")
-        pos = pos.astype(np.int64)
+        pos = id_positions(self._lookup(which), q, which, name)
         return int(pos[0]) if scalar else pos
 
     def user_index(self, ids):

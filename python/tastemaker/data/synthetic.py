@@ -6,17 +6,24 @@ Generative story (all vectorized numpy; no per-event Python loop):
    indicator, normalized to sum 1), a popularity drawn from a log-normal, a release year
    (skewed recent), runtime, original language and a cast of made-up actors.
 2. **Accounts.**  Each account holds one *persona* (a sparse Dirichlet preference over
-   genres) or, with probability ``shared_fraction``, two (a shared household).  The
+   genres) or, with probability ``shared_fraction``, two (a shared household).  The people
+   of a household differ in taste, which is what makes one account vector fail them: the
+   second persona is a *child* with probability ``child_fraction`` (a preference over the
+   family genres only, :data:`CHILD_GENRES`), else another adult; either way its
+   preference for each of the main viewer's genres is damped by ``taste_contrast`` times
+   how much the main viewer likes it (1 = never the main viewer's favourite).  The
    account's ground-truth taste is the mean of its personas.
 3. **Habits.**  Each persona has a preferred device (of :data:`DEVICES`, by their overall
    popularity; the second persona of a household prefers another device with probability
    ``distinct_devices``) and a peak viewing hour (breakfast, lunch, after school, prime
    time or late night, plus a personal offset; the second persona's is in another part of
-   the day with probability ``distinct_hours``).
+   the day with probability ``distinct_hours``).  A child mostly watches on a tablet,
+   after school or at breakfast.
 4. **Sessions.**  Each account has a Poisson number of sessions (scaled by a log-normal
    activity level) on uniform random days of ``[start, start + days)``.  A session is
    watched by one of the account's personas (a shared account's main viewer, persona 0,
-   watches about ``main_share`` of them): on its preferred device with probability
+   watches about ``main_share`` of them, so the other is outweighed in the account's
+   history): on its preferred device with probability
    ``device_loyalty`` (else on any device, by popularity), starting near its peak hour
    (normal noise of ``hour_noise`` hours).  It plays a few titles one after the other: a
    genre is drawn from the persona's preference, then a title of that genre by popularity
@@ -42,7 +49,14 @@ import pandas as pd
 from .._validation import check_float, check_int, check_random_state
 from .interactions import DEFAULT_EVENT_WEIGHTS, Interactions
 
-__all__ = ["SyntheticStreaming", "synthetic_streaming", "GENRES", "EVENT_TYPES", "DEVICES"]
+__all__ = [
+    "CHILD_GENRES",
+    "DEVICES",
+    "EVENT_TYPES",
+    "GENRES",
+    "SyntheticStreaming",
+    "synthetic_streaming",
+]
 
 GENRES = ("Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", "Drama",
           "Family", "Fantasy", "Horror", "Music", "Mystery", "Romance", "Sci-Fi",
@@ -50,9 +64,13 @@ GENRES = ("Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", 
 EVENT_TYPES = ("play", "pause", "complete", "thumbs_up", "thumbs_down")
 DEVICES = ("tv", "phone", "tablet", "laptop")
 _DEVICE_P = np.array([0.45, 0.25, 0.15, 0.15])
+#: the genres a child persona watches
+CHILD_GENRES = ("Adventure", "Animation", "Comedy", "Family", "Fantasy", "Music")
+_CHILD_DEVICE_P = np.array([0.2, 0.1, 0.65, 0.05])
 # peak viewing hours of a persona: breakfast, lunch, after school, prime time, late night
 _PEAKS = np.array([7.5, 12.5, 16.5, 20.5, 23.5])
 _PEAK_P = np.array([0.08, 0.1, 0.22, 0.45, 0.15])
+_CHILD_PEAK_P = np.array([0.25, 0.0, 0.75, 0.0, 0.0])
 
 _ADJ = np.array(["Silent", "Broken", "Golden", "Hidden", "Last", "Crimson", "Frozen",
                  "Midnight", "Electric", "Lost", "Wild", "Hollow", "Burning", "Secret",
@@ -95,8 +113,9 @@ class SyntheticStreaming:
         ``title``, ``genres`` ("|"-joined), ``runtime`` (minutes), ``language``,
         ``cast`` (", "-joined), ``release_year``.
     users : pandas.DataFrame indexed by user id 0..n_users-1
-        ``shared`` (bool), ``n_personas``, ``taste``: the dominant genre of each persona
-        ("|"-joined), ``n_events``, ``device`` and ``peak_hour``: each persona's preferred
+        ``shared`` (bool), ``child`` (bool: the second persona is a child),
+        ``n_personas``, ``taste``: the dominant genre of each persona ("|"-joined),
+        ``n_events``, ``device`` and ``peak_hour``: each persona's preferred
         device and peak viewing hour ("|"-joined on shared accounts).
     user_tastes : ndarray of float64, shape (n_users, n_genres)
         Ground-truth account taste: the mean of its personas' genre preferences.
@@ -111,6 +130,10 @@ class SyntheticStreaming:
         Index into :data:`DEVICES` of each persona's preferred device.
     persona_hours : ndarray of float64, shape (n_users, 2)
         Each persona's peak viewing hour in [0, 24).
+    child : ndarray of bool, shape (n_users,)
+        The account's second persona is a child (who watches family titles only).
+    explore : float
+        The generator's ``explore`` rate.
     genres : tuple of str, the taste dimensions' names.
     event_weights : dict
         Suggested weights for :meth:`Interactions.from_frame`
@@ -127,8 +150,44 @@ class SyntheticStreaming:
     shared: np.ndarray
     persona_devices: np.ndarray
     persona_hours: np.ndarray
+    child: np.ndarray = None
+    explore: float = 0.1
     genres: tuple = GENRES
     event_weights: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+
+    def pick_probability(self, users, persona) -> np.ndarray:
+        """The generator's own probability that a pick of ``persona`` (0 or 1) of each
+        account in ``users`` is each title: shape (len(users), n_items).
+
+        A genre by the persona's preference, then a title of that genre by popularity
+        (family titles only for a child), or with probability :attr:`explore` a title
+        by popularity alone.  What an oracle would rank by (bench/shared_accounts.py's
+        ceilings); ``persona`` may be an array (one per account) or a preference matrix
+        ``(len(users), n_genres)`` of adult mixtures.
+        """
+        users = np.asarray(users, dtype=np.int64).ravel()
+        g = self.item_tastes > 0
+        child = np.zeros(self.shared.size, dtype=bool) if self.child is None else self.child
+        pop = self.item_popularity
+        persona = np.asarray(persona)
+        if persona.ndim == 2:
+            pref, kid = persona, np.zeros(users.size, dtype=bool)
+        else:
+            who = np.broadcast_to(persona, users.shape).astype(np.int64)
+            pref = self.persona_tastes[users, who]
+            kid = child[users] & (who == 1)
+        out = np.empty((users.size, g.shape[0]))
+        for is_kid in (False, True):
+            sel = kid == is_kid
+            if not sel.any():
+                continue
+            ok = _family_titles(g) if is_kid else np.ones(g.shape[0], dtype=bool)
+            gw = (g & ok[:, None]) * pop[:, None]
+            gsum = gw.sum(axis=0)
+            expl = pop * ok / (pop * ok).sum()
+            out[sel] = ((1 - self.explore) * (pref[sel] / np.where(gsum > 0, gsum, 1.0)) @ gw.T
+                        + self.explore * expl)
+        return out
 
     def item_features(self, **kwargs):
         """The catalog as :class:`~tastemaker.ItemFeatures`: genres, cast (multi-valued),
@@ -150,6 +209,13 @@ class SyntheticStreaming:
                                        timestamp="timestamp", **kwargs)
 
 
+def _family_titles(item_g: np.ndarray) -> np.ndarray:
+    """Titles whose genres are all family genres (:data:`CHILD_GENRES`): what a child
+    watches."""
+    kid_g = np.isin(np.array(GENRES), CHILD_GENRES)
+    return ~(item_g & ~kid_g[None, :]).any(axis=1)
+
+
 def _categorical_rows(cum_rows: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Draw one column per event from per-row distributions given as row-wise CDFs.
 
@@ -168,8 +234,9 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
                         shared_fraction: float = 0.3, explore: float = 0.1,
                         start="2024-01-01", days: int = 180, device_loyalty: float = 0.85,
                         distinct_devices: float = 0.8, distinct_hours: float = 0.8,
-                        main_share: float = 0.7, popularity_sigma: float = 1.2,
-                        taste_concentration: float = 0.25,
+                        main_share: float = 0.75, popularity_sigma: float = 1.2,
+                        taste_concentration: float = 0.25, child_fraction: float = 0.4,
+                        taste_contrast: float = 0.9,
                         hour_noise: float = 1.0) -> SyntheticStreaming:
     """Generate a streaming-service event log with ground-truth tastes.
 
@@ -210,6 +277,14 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
         (breakfast, lunch, after school, prime time, late night) than the first's.
     hour_noise : float >= 0
         Standard deviation, in hours, of a session's start around its persona's peak.
+    child_fraction : float in [0, 1]
+        Share of shared households whose second persona is a child (family genres,
+        tablet, after school).
+    taste_contrast : float in [0, 1]
+        How much the second persona avoids the main viewer's genres: its preference for
+        genre ``g`` is scaled by ``1 - taste_contrast * p_main[g] / max(p_main)``.  0 =
+        independent tastes (two people may share a favourite), 1 = never the main
+        viewer's favourite genre.
 
     Returns
     -------
@@ -235,7 +310,10 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     if main_share >= 1:
         raise ValueError(f"main_share: expected a number in [0.5, 1), got {main_share}")
     hour_noise = check_float(hour_noise, "hour_noise", minimum=0.0)
+    child_fraction = check_float(child_fraction, "child_fraction", minimum=0.0)
+    taste_contrast = check_float(taste_contrast, "taste_contrast", minimum=0.0)
     for name, v in (("shared_fraction", shared_fraction), ("explore", explore),
+                    ("child_fraction", child_fraction), ("taste_contrast", taste_contrast),
                     ("device_loyalty", device_loyalty),
                     ("distinct_devices", distinct_devices),
                     ("distinct_hours", distinct_hours)):
@@ -291,6 +369,24 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     # ---- accounts and personas
     shared = rng.random(n_users) < shared_fraction
     persona = rng.dirichlet(np.full(G, taste_concentration), size=(n_users, 2))
+    # the second person of a household: a child (family genres only) or another adult,
+    # who either way mostly likes what the main viewer does not
+    # (no draw without children, so that child_fraction=0, taste_contrast=0 and
+    # main_share=0.7 give the independent-tastes log of earlier versions bit for bit)
+    child = (shared & (rng.random(n_users) < child_fraction) if child_fraction > 0
+             else np.zeros(n_users, dtype=bool))
+    kid_g = np.isin(np.array(GENRES), CHILD_GENRES)
+    second = persona[:, 1].copy()
+    if child.any():
+        second[np.ix_(child, kid_g)] = rng.dirichlet(np.full(kid_g.sum(), 0.5),
+                                                     size=int(child.sum()))
+        second[np.ix_(child, ~kid_g)] = 0.0
+    if taste_contrast > 0:
+        main_pref = persona[:, 0]
+        second *= 1.0 - taste_contrast * main_pref / main_pref.max(axis=1, keepdims=True)
+        second[second.sum(axis=1) <= 0] = np.where(kid_g, 1.0, 0.0)  # (never all zero)
+        second /= second.sum(axis=1, keepdims=True)
+    persona[:, 1] = second
     persona[~shared, 1] = persona[~shared, 0]
     user_tastes = persona.mean(axis=1)
     n_personas = np.where(shared, 2, 1)
@@ -313,15 +409,21 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     prow = pick_user * 2 + sess_persona[pick_sess]  # row in persona.reshape(-1, G)
     pref = persona.reshape(-1, G)
 
-    # genre from the persona's preference, then a title of that genre by popularity
+    # genre from the persona's preference, then a title of that genre by popularity; a
+    # child picks among the family titles only (block G + g: titles of genre g whose
+    # genres are all family genres)
     genre = _categorical_rows(np.cumsum(pref, axis=1), prow, rng.random(P))
-    by_genre = [np.flatnonzero(item_g[:, g]) for g in range(G)]
+    pick_child = child[pick_user] & (sess_persona[pick_sess] == 1)
+    family = _family_titles(item_g)
+    genre = genre + G * pick_child
+    by_genre = ([np.flatnonzero(item_g[:, g]) for g in range(G)]
+                + [np.flatnonzero(item_g[:, g] & family) for g in range(G)])
     counts = np.array([len(b) for b in by_genre])
     flat_items = np.concatenate(by_genre)
     offsets = np.concatenate(([0], np.cumsum(counts)))
     w = pop[flat_items]
-    block = np.repeat(np.arange(G), counts)
-    gsum = np.bincount(block, weights=w, minlength=G)
+    block = np.repeat(np.arange(2 * G), counts)
+    gsum = np.bincount(block, weights=w, minlength=2 * G)
     # cumulative popularity inside each genre block, ending at 1; adding the block number
     # makes the whole array increasing, so one searchsorted draws for every pick
     before = np.concatenate(([0.0], np.cumsum(gsum)[:-1]))
@@ -331,8 +433,13 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     pos = np.clip(pos, offsets[genre], offsets[genre + 1] - 1)
     pick_item = flat_items[np.clip(pos, 0, flat_items.size - 1)]
     wander = (rng.random(P) < explore) | empty
-    pick_item = np.where(wander, np.searchsorted(np.cumsum(pop), rng.random(P) * pop.sum(),
-                                                 side="right").clip(0, n_items - 1),
+    u_w = rng.random(P)
+    fam_items = np.flatnonzero(family)
+    any_pick = np.searchsorted(np.cumsum(pop), u_w * pop.sum(), side="right")
+    fam_pick = fam_items[np.searchsorted(np.cumsum(pop[fam_items]), u_w * pop[fam_items].sum(),
+                                         side="right").clip(0, max(fam_items.size - 1, 0))] \
+        if fam_items.size else any_pick
+    pick_item = np.where(wander, np.where(pick_child, fam_pick, any_pick).clip(0, n_items - 1),
                          pick_item)
 
     # ---- outcomes follow the watching persona's affinity
@@ -365,6 +472,10 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     indep = _categorical_rows(np.cumsum(np.tile(_DEVICE_P, (n_users, 1)), axis=1),
                               np.arange(n_users), rng.random(n_users))
     dev2 = np.where(rng.random(n_users) < distinct_devices, other, indep)
+    if child.any():
+        kid_dev = _categorical_rows(np.cumsum(np.tile(_CHILD_DEVICE_P, (n_users, 1)), axis=1),
+                                    np.arange(n_users), rng.random(n_users))
+        dev2 = np.where(child, kid_dev, dev2)
     persona_devices = np.stack([dev, np.where(shared, dev2, dev)], axis=1).astype(np.int64)
     slot = _categorical_rows(np.cumsum(np.tile(_PEAK_P, (n_users, 1)), axis=1),
                              np.arange(n_users), rng.random(n_users))
@@ -375,6 +486,10 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     indep = _categorical_rows(np.cumsum(np.tile(_PEAK_P, (n_users, 1)), axis=1),
                               np.arange(n_users), rng.random(n_users))
     slot2 = np.where(rng.random(n_users) < distinct_hours, other, indep)
+    if child.any():
+        kid_slot = _categorical_rows(np.cumsum(np.tile(_CHILD_PEAK_P, (n_users, 1)),
+                                               axis=1), np.arange(n_users), rng.random(n_users))
+        slot2 = np.where(child, kid_slot, slot2)
     peak = (_PEAKS[np.stack([slot, slot2], axis=1)]
             + rng.normal(0.0, 0.75, (n_users, 2))) % 24.0
     peak[~shared, 1] = peak[~shared, 0]
@@ -420,7 +535,8 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     taste = np.where(shared, gnames[top[:, 0]] + "|" + gnames[top[:, 1]], gnames[top[:, 0]])
     dnames = np.array(DEVICES, dtype=object)
     hours = np.char.mod("%.1f", peak).astype(object)
-    users = pd.DataFrame({"shared": shared, "n_personas": n_personas, "taste": taste,
+    users = pd.DataFrame({"shared": shared, "child": child, "n_personas": n_personas,
+                          "taste": taste,
                           "n_events": np.bincount(events["user"].to_numpy(),
                                                   minlength=n_users),
                           "device": np.where(shared, dnames[persona_devices[:, 0]] + "|"
@@ -432,4 +548,5 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
     return SyntheticStreaming(events=events, items=items, users=users, user_tastes=user_tastes,
                               persona_tastes=persona, item_tastes=item_tastes,
                               item_popularity=pop, shared=shared,
-                              persona_devices=persona_devices, persona_hours=peak)
+                              persona_devices=persona_devices, persona_hours=peak,
+                              child=child, explore=explore)

@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from .._memory import zeros
 from .._validation import check_random_state
@@ -17,7 +18,7 @@ from ..models.als import (
     _fill_initial,
     _initial_rows,
 )
-from ._ingest import build_blocks
+from ._ingest import _same, build_blocks
 
 __all__ = ["fit_als"]
 
@@ -25,6 +26,8 @@ _SPLITTABLE = ("PCG64", "PCG64DXSM")  # bit generators with advance()
 
 
 # --------------------------------------------------------------------------- tasks
+# Every task returns a new object and never writes into its inputs: a task that Dask
+# reruns (its worker died) must see its inputs as the first try saw them.
 def _threads(p: dict) -> int:
     """The model's num_threads, or (0) the worker's thread count: one block is solved per
     worker at a time, so the kernel's OpenMP team takes the worker's cores."""
@@ -38,39 +41,82 @@ def _threads(p: dict) -> int:
         return 0
 
 
-def _with_gram(x: np.ndarray, p: dict):
-    """A factor block and its partial Gram x^T x (float64): the Gram of a whole side is
-    the sum of its blocks' parts, so no task ever needs the whole side to get it."""
+def _init_block(state, offset, n_rows, f):
+    return _initial_rows(state, offset, zeros((n_rows, f)))
+
+
+def _partial_gram(x: np.ndarray, p: dict) -> np.ndarray:
+    """x^T x of one factor block (float64): the Gram of a side is the sum of its blocks'."""
     from .. import _core
 
-    return x, _core.als_gram(x, _threads(p))
+    return _core.als_gram(x, _threads(p))
 
 
-def _init_block(state, offset, n_rows, f, p):
-    return _with_gram(_initial_rows(state, offset, zeros((n_rows, f))), p)
+def _sum_grams(*grams: np.ndarray) -> np.ndarray:
+    """A side's Gram, once per half-step: its blocks' partial Grams summed in block order."""
+    out = grams[0].copy()
+    for g in grams[1:]:
+        out += g
+    return out
 
 
-def _stack(blocks) -> tuple[np.ndarray, np.ndarray]:
-    """The other side's (factors, partial Gram) blocks as one factor matrix (on huge
-    pages, as ALS.fit has it) and the Gram summed in block order (float64)."""
-    out = zeros((sum(b[0].shape[0] for b in blocks), blocks[0][0].shape[1]))
-    np.concatenate([b[0] for b in blocks], out=out)
-    gram = blocks[0][1].copy()
-    for b in blocks[1:]:
-        gram += b[1]
-    return out, gram
+def _needs(m: sp.csr_matrix, other_bounds: np.ndarray) -> list:
+    """For each block of the other side, the rows of this block (local numbers, sorted)
+    with an entry in it: the factor rows that block's solve needs from here (Spark's
+    out-blocks).  None stands for all rows (sent without a copy)."""
+    n = m.shape[0]
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(m.indptr))
+    blk = np.searchsorted(other_bounds, m.indices, side="right") - 1
+    mark = np.zeros((len(other_bounds) - 1, n), dtype=bool)
+    mark[blk, rows] = True
+    return [None if row.all() else np.flatnonzero(row) for row in mark]
 
 
-def _solve_block(m, current, p, *others):
-    """One block of a half-step, by the single-machine fit's own solve (the native kernel,
-    GIL released), then the new block's partial Gram.  The current factors are copied,
-    never written: a retried task must see its inputs as the first try saw them."""
-    out = current[0].copy()
+def _rows(y: np.ndarray, needs: list, b: int) -> np.ndarray:
+    """The rows of factor block ``y`` that block ``b`` of the other side needs."""
+    sel = needs[b]
+    return y if sel is None else y[sel]
+
+
+def _compact(m: sp.csr_matrix) -> sp.csr_matrix:
+    """The block with its columns renumbered 0.. over the columns it has entries in, in
+    order: the rows of the other side it receives (blocks are contiguous ranges, so the
+    pieces from blocks 0, 1, ... concatenate in that order).  The order of the entries
+    is kept, so every row is solved exactly as against the whole other side."""
+    used = np.zeros(m.shape[1], dtype=bool)
+    used[m.indices] = True
+    if used.all():
+        return m
+    position = (np.cumsum(used) - 1).astype(np.int32)
+    c = sp.csr_matrix((m.data, position[m.indices], m.indptr),
+                      shape=(m.shape[0], int(used.sum())))
+    c.has_sorted_indices = True
+    return c
+
+
+def _empty_rows(m: sp.csr_matrix) -> np.ndarray:
+    return np.flatnonzero(np.diff(m.indptr) == 0)
+
+
+def _solve_block(m, current, gram, p, *pieces):
+    """One block of a half-step by the single-machine fit's own solve (the native kernel,
+    GIL released) against the other side's rows it needs, ``pieces`` from each block of
+    that side in order, concatenated once (on huge pages, as ALS.fit has them)."""
+    out = current.copy()  # the start of CG, and a task must not write into its inputs
     if m.shape[0]:
-        other, gram = _stack(others)
+        if len(pieces) == 1:
+            other = pieces[0]
+        else:
+            other = zeros((sum(x.shape[0] for x in pieces), out.shape[1]))
+            np.concatenate(pieces, out=other)
+        if other.shape[0] != m.shape[1]:  # _needs and _compact disagree: a bug, not input
+            raise RuntimeError(f"fit_als: a block needs {m.shape[1]} rows of the other side "
+                               f"and received {other.shape[0]}")
+        if other.shape[0] == 0:  # no entries at all: the kernel still wants one row
+            other = np.zeros((1, out.shape[1]), dtype=np.float32)
         q = dict(p, num_threads=_threads(p))
         ALS(solver=p["solver"])._solve(m, other, out, q, p["solver"], gram)
-    return _with_gram(out, p)
+    return out
 
 
 def _check_block_scales(m, p) -> None:
@@ -128,16 +174,20 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     Notes
     -----
     **Memory per worker** (W workers, one user and one item block each, f factors,
-    4-byte floats): its user block (CSR: 8 bytes per stored entry + 8 per user row),
-    its item block (the same for items), its own factor blocks (rows x f x 4), and
-    during a half-step the whole other side's factors twice, as received block by block
-    and stacked (2 x n_other x f x 4), plus the new block and f x f float64 Grams.  The
-    ingest holds, per worker, its partitions' events and its block's aggregated entries
-    (about 40 bytes per event) once, before the iterations start.
+    4-byte floats): its user block and item block (CSR: 8 bytes per stored entry + 8 per
+    row; columns renumbered over the rows of the other side they touch), its own factor
+    blocks (rows x f x 4), for each block of the other side the list of its rows that
+    block needs (8 bytes each, once), and during a half-step the rows of the other side
+    its block touches twice, as received and concatenated (at most 2 x n_other x f x 4),
+    plus the new block and f x f float64 Grams.  The ingest holds, per worker, its
+    partitions' events and its block's aggregated entries (about 40 bytes per event)
+    once, before the iterations start.
 
-    **Traffic per iteration**: every worker receives the factor blocks of the other side
-    that it does not hold, with their partial Grams: (W - 1) x (n_users + n_items) x f x 4
-    bytes in all, about 1/W of it into each worker.
+    **Traffic per iteration**: a half-step sends each block only the rows of the other
+    side's blocks that its entries touch (Spark's out-blocks; none from the blocks on its
+    own worker), and the side's Gram once: the W partial f x f Grams are summed by one
+    task and the sum sent to every block.  At most (W - 1) x (n_users + n_items) x f x 4
+    bytes in all (every block touching every row), less on sparse data.
 
     **Faults**: a worker that dies is replaced by Dask, which recomputes what was lost
     from its lineage (back to the data read if need be).  Tasks never modify their
@@ -193,30 +243,48 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     # the initial factors of ALS.fit: users' then items' matrix from one stream
     state = rng.bit_generator.state
     if state["bit_generator"] in _SPLITTABLE and not state.get("has_uint32"):
-        X = [client.submit(_init_block, state, int(ub[b]) * f, int(ub[b + 1] - ub[b]), f, p,
+        X = [client.submit(_init_block, state, int(ub[b]) * f, int(ub[b + 1] - ub[b]), f,
                            **pinned(b)) for b in range(len(ub) - 1)]
         Y = [client.submit(_init_block, state, (n_users + int(ib[c])) * f,
-                           int(ib[c + 1] - ib[c]), f, p, **pinned(c))
+                           int(ib[c + 1] - ib[c]), f, **pinned(c))
              for c in range(len(ib) - 1)]
         _skip(rng, (n_users + n_items) * f)
     else:  # a generator that cannot jump: draw on the client, send the blocks
         x0 = _fill_initial(rng, zeros((n_users, f)))
         y0 = _fill_initial(rng, zeros((n_items, f)))
-        X = [client.submit(_with_gram, x0[ub[b]:ub[b + 1]].copy(), p, **pinned(b))
+        X = [client.submit(_same, x0[ub[b]:ub[b + 1]].copy(), **pinned(b))
              for b in range(len(ub) - 1)]
-        Y = [client.submit(_with_gram, y0[ib[c]:ib[c + 1]].copy(), p, **pinned(c))
+        Y = [client.submit(_same, y0[ib[c]:ib[c + 1]].copy(), **pinned(c))
              for c in range(len(ib) - 1)]
         del x0, y0
 
-    # Each task holds a block's factors and its partial Gram, so an iteration is 2 W
-    # tasks in two rounds.  The whole graph is submitted at once: iteration t + 1 waits
-    # only on its inputs, never on the client; the bar follows each iteration's blocks.
+    # Resident on the workers for the whole fit: each block's matrix with its columns
+    # numbered over the rows of the other side it touches, and which of its own rows each
+    # block of the other side needs.  A half-step then moves only those rows (plus one
+    # f x f Gram), never the whole other side.
+    user_needs = [client.submit(_needs, m, ib, **pinned(b)) for b, m in enumerate(blocks.users)]
+    item_needs = [client.submit(_needs, m, ub, **pinned(c)) for c, m in enumerate(blocks.items)]
+    empty = [client.submit(_empty_rows, m, **pinned(b)) for b, m in enumerate(blocks.users)] \
+        + [client.submit(_empty_rows, m, **pinned(c)) for c, m in enumerate(blocks.items)]
+    users = [client.submit(_compact, m, **pinned(b)) for b, m in enumerate(blocks.users)]
+    items = [client.submit(_compact, m, **pinned(c)) for c, m in enumerate(blocks.items)]
+    del blocks.users, blocks.items
+
+    def half_step(mats, current, others, needs):
+        """Solve every block of one side against the other side's current factors."""
+        gram = client.submit(_sum_grams, *[client.submit(_partial_gram, y, p, **pinned(c))
+                                           for c, y in enumerate(others)], pure=False)
+        return [client.submit(_solve_block, m, x, gram, p,
+                              *[client.submit(_rows, y, needs[c], b, **pinned(c))
+                                for c, y in enumerate(others)], **pinned(b))
+                for b, (m, x) in enumerate(zip(mats, current))]
+
+    # An iteration is two such rounds.  The whole graph is submitted at once: iteration
+    # t + 1 waits only on its inputs, never on the client; the bar follows each iteration.
     done = []
     for _ in range(p["iterations"]):
-        X = [client.submit(_solve_block, m, x, p, *Y, **pinned(b))
-             for b, (m, x) in enumerate(zip(blocks.users, X))]
-        Y = [client.submit(_solve_block, m, y, p, *X, **pinned(c))
-             for c, (m, y) in enumerate(zip(blocks.items, Y))]
+        X = half_step(users, X, Y, item_needs)
+        Y = half_step(items, Y, X, user_needs)
         done.append(X + Y)
     start = time.perf_counter()
     with tqdm(total=p["iterations"], disable=not show_progress, desc="ALS (dask)") as bar:
@@ -228,10 +296,16 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
                 callback(it, time.perf_counter() - start, None)
     user_factors = zeros((n_users, f))
     item_factors = zeros((n_items, f))
-    for b, (x, _) in enumerate(client.gather(X)):
+    for b, x in enumerate(client.gather(X)):
         user_factors[ub[b]:ub[b + 1]] = x
-    for c, (y, _) in enumerate(client.gather(Y)):
+    for c, y in enumerate(client.gather(Y)):
         item_factors[ib[c]:ib[c + 1]] = y
+    # as ALS.fit: a row with no interactions has no direction, exactly zero
+    empty = client.gather(empty)
+    for b, rows in enumerate(empty[:len(ub) - 1]):
+        user_factors[ub[b] + rows] = 0.0
+    for c, rows in enumerate(empty[len(ub) - 1:]):
+        item_factors[ib[c] + rows] = 0.0
     model.user_factors = user_factors
     model.item_factors = item_factors
     model.user_ids = blocks.user_ids

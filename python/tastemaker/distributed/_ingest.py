@@ -8,10 +8,10 @@ block, so every entry gets the value ``Interactions.from_frame(...).to_csr()`` g
 Steps (P partitions, W user blocks and W item blocks, block b pinned to worker b % W):
 
 1. id maps: distributed ``value_counts`` of the user and item columns; the client sorts
-   the unique ids (the order ``Interactions`` uses) and scatters them to every worker
-   (broadcast); the event counts place the block boundaries so that blocks hold about
-   equal numbers of events.
-2. each partition: ids -> dense codes (binary search in the broadcast map), per-event
+   the unique ids (the order ``Interactions`` uses) and copies them to every worker
+   (broadcast) as the ``pd.Index`` lookups of ``Interactions.user_index``; the event
+   counts place the block boundaries so that blocks hold about equal numbers of events.
+2. each partition: ids -> dense codes (``id_positions``, as ``Interactions``), per-event
    strength (value x event weight x recency decay), split by user block;
 3. each user block: its pieces from every partition, in partition order, aggregated per
    (user, item) pair; the k-core filter runs in rounds (item counts summed over blocks);
@@ -37,6 +37,7 @@ from ..data.interactions import (
     _ids_array,
     _time_value,
     _to_seconds,
+    id_positions,
 )
 from ..data.weighting import combine_corpus_stats, corpus_stats, transform_values
 
@@ -80,16 +81,13 @@ def read_events(events, columns: dict):
 
 
 # --------------------------------------------------------------------------- helpers
-def _codes(raw: pd.Series, ids: np.ndarray, name: str) -> np.ndarray:
-    """External ids of one partition -> dense codes in the sorted id map ``ids``."""
+def _codes(raw: pd.Series, lookup: pd.Index, which: str, name: str) -> np.ndarray:
+    """External ids of one partition -> dense codes in the broadcast id map ``lookup``
+    (``Interactions``' own lookup; a pd.Index builds its hash table once per worker)."""
     arr = _ids_array(raw, name)
-    if ids.dtype.kind == "U" and arr.dtype.kind != "U":
+    if lookup.dtype.kind == "O" and arr.dtype.kind != "U":
         arr = arr.astype(str)  # the whole column mixes kinds: strings everywhere
-    pos = np.searchsorted(ids, arr)
-    pos = np.minimum(pos, max(len(ids) - 1, 0))
-    if arr.size and not np.array_equal(ids[pos], arr):  # cannot happen: ids came from here
-        raise RuntimeError(f"{name}: an id is missing from the id map")
-    return pos.astype(np.int64)
+    return id_positions(lookup, arr, which, name)
 
 
 def _split(key: np.ndarray, bounds: np.ndarray, arrays):
@@ -131,11 +129,11 @@ def _max_seconds(df: pd.DataFrame, col: str, name: str) -> float:
 
 
 # --------------------------------------------------------------------------- tasks
-def _partition_entries(df, spec, user_ids, item_ids, reference, bounds):
+def _partition_entries(df, spec, user_lookup, item_lookup, reference, bounds):
     """One partition -> per user block (user code, item code, strength, seconds)."""
     cols, names = spec["columns"], spec["names"]
-    u = _codes(df[cols["user"]], user_ids, names["user"])
-    i = _codes(df[cols["item"]], item_ids, names["item"])
+    u = _codes(df[cols["user"]], user_lookup, "user", names["user"])
+    i = _codes(df[cols["item"]], item_lookup, "item", names["item"])
     seconds = (None if cols["timestamp"] is None
                else _to_seconds(df[cols["timestamp"]], names["timestamp"]))
     strength = Interactions._event_strength(
@@ -325,7 +323,7 @@ def build_blocks(client, events, *, user="user", item="item", value=None, event=
                      else _time_value(reference_time, "reference_time"))
     ubounds = _balanced_bounds(user_counts, W)
     n_items0 = len(item_ids)
-    uid_f, iid_f = broadcast(client, user_ids, item_ids)
+    uid_f, iid_f = broadcast(client, pd.Index(user_ids), pd.Index(item_ids))
 
     # 2. partitions -> pieces per user block
     parts = client.compute(ddf.to_delayed())

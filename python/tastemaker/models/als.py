@@ -370,6 +370,34 @@ class ALS(FactorModel):
             self._solve(m, other, out, p, "cholesky", self._gram(side, other, p["num_threads"]))
         return out
 
+    def _fold_in_spec(self):
+        # the core's exact fold-in of one row is this class's _fold_in with the item Gram
+        if type(self)._fold_in is not ALS._fold_in or type(self)._gram is not ALS._gram:
+            return None
+        p = self._checked_params()
+        if not np.isfinite(p["regularization"]):
+            return None  # 'auto' unresolved: the general path says so
+        itf = self._factors()[1]
+        return (itf, self._gram("item", itf, p["num_threads"]), p["regularization"],
+                p["reg_exponent"], p["alpha"],
+                self._packed_items("item", "factors", itf, "item_factors"))
+
+    def _fold_in_one(self, indices: np.ndarray, values: np.ndarray, want_factor: bool = False):
+        """The exact fold-in of one user from ascending int32 item ids and float32 values
+        (one native call).  Returns the float32 vector, or ``(vector, U)`` with
+        ``want_factor``: U (float64, f x f) holds the Cholesky factor of the user's system
+        ``A = U^T U`` in its upper triangle (``U.T`` is the lower factor, Fortran-ordered);
+        None when this model folds in otherwise (``_fold_in_users``).
+        """
+        spec = self._fold_in_spec()
+        if spec is None:
+            return None
+        itf, gram, reg, expo, alpha, _ = spec
+        indptr = np.array([0, indices.size], dtype=np.int64)
+        out = _core.query_fold_in(itf, gram, reg, expo, alpha, indptr, indices, values,
+                                  want_factor=want_factor)
+        return (out[0], out[3]) if want_factor else out[0]
+
     def _fold_in_users(self, user_items) -> np.ndarray:
         """Exact (Cholesky) factors for arbitrary users from their rows, items fixed.
 

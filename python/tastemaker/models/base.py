@@ -480,6 +480,69 @@ class FactorModel(Model):
             return ids[0, :n].copy(), scores[0, :n].copy()
         return ids, scores
 
+    # ------------------------------------------------------------------ single requests
+    # One request of a service (a scalar id, one CSR row, no allow-list) is one native
+    # call with the GIL released: the seen-item filter, the scores over the cached panels
+    # and the top-N selection in one pass (tastemaker/query.hpp).  These helpers return
+    # None whenever anything is off (a ValueError from the core included): the caller
+    # then takes the general path, which gives the same answer or the documented error.
+    def _fold_in_spec(self) -> tuple | None:
+        """(item_factors, Gram, regularization, exponent, alpha, packed items) of an exact
+        ALS fold-in done by the core, or None (this model folds in otherwise)."""
+
+    def _recommend_one(self, userid: int, row, N: int, recalc: bool):
+        try:
+            if N < 1 or not 0 <= userid < _INT32_MAX:
+                return None
+            self._query_threads()
+            if recalc:
+                spec = self._fold_in_spec()
+                if spec is None:
+                    return None
+                itf, gram, reg, expo, alpha, packed = spec
+                if row.shape != (1, itf.shape[0]):
+                    return None
+                _, ids, scores = _core.query_fold_in(itf, gram, reg, expo, alpha, row.indptr,
+                                                     row.indices, row.data, packed,
+                                                     min(N, itf.shape[0]))
+                return ids, scores
+            uf, itf = self._factors()
+            if row.shape != (1, itf.shape[0]):
+                return None  # the full matrix (or a wrong shape): the general path
+            packed = self._packed_items("item", "factors", itf, "item_factors")
+            return _core.query_recommend(uf, userid, packed, itf, min(N, itf.shape[0]),
+                                         row.indptr, row.indices, row.data)
+        except ValueError:
+            return None
+
+    def _similar_one(self, side: str, queryid: int, N: int, deny):
+        try:
+            if N < 1:
+                return None
+            uf, itf = self._factors()
+            factors = itf if side == "item" else uf
+            normed = self._normalized_factors(side, factors)
+            packed = self._packed_items(side, "normalized", normed, f"{side}_factors")
+            zero = self._derived(side, "zero rows", normed,
+                                 lambda a: np.flatnonzero(~a.any(axis=1)).astype(np.int32))
+            if deny is not None and not (type(deny) is np.ndarray and deny.dtype == np.int32):
+                return None
+            return _core.query_similar(normed, packed, queryid, min(N, normed.shape[0]),
+                                       zero if zero.size else None, deny)
+        except ValueError:
+            return None
+
+    def _vector_one(self, vector, N: int, exclude, deny):
+        """``recommend_vectors`` of one float32 vector, ``exclude`` ascending int32 ids."""
+        try:
+            if N < 1:
+                return None
+            itf = self._factors()[1]
+            packed = self._packed_items("item", "factors", itf, "item_factors")
+            return _core.query_vector(vector, packed, itf, min(N, itf.shape[0]), exclude, deny)
+        except ValueError:
+            return None
+
     # ------------------------------------------------------------------ queries
     def recommend(self, userid, user_items=None, N=10, filter_already_liked_items=True,
                   filter_items=None, recalculate_user=False, items=None):
@@ -518,6 +581,13 @@ class FactorModel(Model):
         scores : ndarray of float32, same shape
             See the module documentation for ordering and padding (-1 / -inf).
         """
+        if (items is None and filter_items is None and filter_already_liked_items is True
+                and type(user_items) in _CSR_TYPES and type(N) is int
+                and (type(userid) is int or isinstance(userid, np.integer))
+                and (recalculate_user is False or recalculate_user is True)):
+            out = self._recommend_one(int(userid), user_items, N, recalculate_user)
+            if out is not None:
+                return out
         uf, itf = self._factors()
         n_users, n_items = uf.shape[0], itf.shape[0]
         N = check_int(N, "N", minimum=1)
@@ -573,6 +643,14 @@ class FactorModel(Model):
         -------
         ids, scores : as :meth:`recommend` (1-D for a 1-D ``vectors``).
         """
+        if (items is None and type(N) is int and type(vectors) is np.ndarray
+                and vectors.dtype == np.float32 and vectors.ndim == 1
+                and (exclude is None or (type(exclude) is np.ndarray and exclude.dtype == np.int32))
+                and (filter_items is None or (type(filter_items) is np.ndarray
+                                              and filter_items.dtype == np.int32))):
+            out = self._vector_one(vectors, N, exclude, filter_items)
+            if out is not None:
+                return out
         uf, itf = self._factors()
         n_items = itf.shape[0]
         N = check_int(N, "N", minimum=1)
@@ -698,6 +776,11 @@ class FactorModel(Model):
             (no interactions) has no direction: it is never a result, and a zero query gets
             no results.
         """
+        if (items is None and recalculate_item is False and type(N) is int
+                and (type(itemid) is int or isinstance(itemid, np.integer))):
+            out = self._similar_one("item", int(itemid), N, filter_items)
+            if out is not None:
+                return out
         uf, itf = self._factors()
         return self._similar(itf, "itemid", itemid, N, (filter_items, "filter_items"),
                              (items, "items"), recalculate_item, item_users, "item_users",

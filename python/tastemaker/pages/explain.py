@@ -32,6 +32,9 @@ from scipy.linalg.lapack import dpotrs as _potrs
 
 __all__ = ["AlsExplainer", "ProfileExplainer"]
 
+_NOT_PD = ("explain: the user's system is not positive definite (raise the model's "
+           "regularization)")
+
 
 def _solve(factor: np.ndarray, b: np.ndarray) -> np.ndarray:
     """A^{-1} b from the lower Cholesky factor of A (LAPACK potrs, no wrapper checks)."""
@@ -85,9 +88,7 @@ class AlsExplainer:
     def system(self, items, values):
         """(Cholesky factor of A, c, positive mask, Y_H, history items) of a history;
         the last few are cached (a home page asks for one user's system several times)."""
-        items = np.asarray(items, dtype=np.int64)
-        v = np.asarray(values, dtype=np.float64)
-        key = (items.tobytes(), v.tobytes())
+        key, items, v = self._key(items, values)
         hit = self._systems.get(key)
         if hit is not None:
             return hit
@@ -95,19 +96,59 @@ class AlsExplainer:
         items, v = items[keep], v[keep]
         yh = self.item_factors[items].astype(np.float64)
         c = self.alpha * np.abs(v)
-        lam = self.reg if self.nu == 0.0 else float(np.float32(
-            self.reg * (1.0 + items.size) ** self.nu))
-        a = self.gram() + (yh.T * (c - 1.0)) @ yh
-        a.flat[:: a.shape[0] + 1] += lam
-        factor, info = _potrf(a, lower=1, clean=0, overwrite_a=1)
-        if info != 0:
-            raise ValueError("explain: the user's system is not positive definite (raise the "
-                             "model's regularization)")
-        out = (factor, c, v > 0, yh, items)
+        factor = self._native_factor(items, v)
+        if factor is None:
+            lam = self.reg if self.nu == 0.0 else float(np.float32(
+                self.reg * (1.0 + items.size) ** self.nu))
+            a = self.gram() + (yh.T * (c - 1.0)) @ yh
+            a.flat[:: a.shape[0] + 1] += lam
+            factor, info = _potrf(a, lower=1, clean=0, overwrite_a=1)
+            if info != 0:
+                raise ValueError(_NOT_PD)
+        return self._store(key, (factor, c, v > 0, yh, items))
+
+    def _native_factor(self, items, v):
+        """The lower Cholesky factor of the history's ``A`` from the model's native
+        single-row fold-in (the very computation ``record`` does, so an explanation is
+        the same bit for bit whether ``record`` left its factorisation here or not), or
+        None when the model has none or the history is not in its form (ascending ids,
+        float32 values)."""
+        one = getattr(self._model, "_fold_in_one", None)
+        v32 = v.astype(np.float32)
+        if one is None or not np.array_equal(v32, v):
+            return None
+        try:
+            out = one(items.astype(np.int32), v32, want_factor=True)
+        except ValueError:
+            return None
+        except RuntimeError:
+            raise ValueError(_NOT_PD) from None
+        return None if out is None else out[1].T
+
+    @staticmethod
+    def _key(items, values):
+        items = np.asarray(items, dtype=np.int64)
+        v = np.asarray(values, dtype=np.float64)
+        return (items.tobytes(), v.tobytes()), items, v
+
+    def _store(self, key, system):
         if len(self._systems) >= 64:
             self._systems.clear()
-        self._systems[key] = out
-        return out
+        self._systems[key] = system
+        return system
+
+    def remember(self, items, values, upper) -> None:
+        """Keep the factorisation of a history's system that the model's native fold-in
+        already computed (``ALS._fold_in_one(..., want_factor=True)``: ``A = U^T U`` with
+        U in the upper triangle of ``upper``), so that explaining the next picks of this
+        history solves with it instead of building and factoring ``A`` again.  ``items``
+        and ``values`` are the history's nonzero entries, as passed to the fold-in."""
+        key, items, v = self._key(items, values)
+        c = self.alpha * np.abs(v)
+        # U^T of a C-ordered U is the lower factor L (A = L L^T), Fortran-ordered: what
+        # LAPACK's potrs reads, without a copy
+        self._store(key, (upper.T, c, v > 0, self.item_factors[items].astype(np.float64),
+                          items))
 
     def contributions(self, items, values, targets) -> tuple[np.ndarray, np.ndarray]:
         """(history item indices, contributions (len(targets), n_history)) for target

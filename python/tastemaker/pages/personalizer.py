@@ -374,6 +374,18 @@ class Personalizer:
         st = self._state
         return self._title(st, self._item(st, item))
 
+    def row_dict(self, row: Row) -> dict:
+        """``row.to_dict()`` plus ``"titles"``: each item's display title (JSON-ready; what
+        the HTTP service and the command line print)."""
+        st = self._state
+        d = row.to_dict()
+        d["titles"] = [self._title(st, self._item(st, i)) for i in row.items]
+        return d
+
+    def page_dict(self, page: Page) -> dict:
+        """``page.to_dict()`` with every row as :meth:`row_dict` (titles included)."""
+        return {"user": external(page.user), "rows": [self.row_dict(r) for r in page.rows]}
+
     @property
     def n_users(self) -> int:
         return self._state.n_users
@@ -1093,7 +1105,13 @@ class Personalizer:
         return _time_value(timestamp, "timestamp")
 
     def _fold_in(self, st: _State, row: UserRow) -> np.ndarray:
-        return st.items.scorer.fold_in(self._csr(st, row))
+        items, vals = row.nonzero()
+        keep = items < st.items.scorer.n_items
+        if not keep.all():
+            items, vals = items[keep], vals[keep]
+        x = st.items.scorer.fold_in_row(items.astype(np.int32, copy=False),
+                                        vals.astype(np.float32, copy=False))
+        return st.items.scorer.fold_in(self._csr(st, row)) if x is None else x
 
     @staticmethod
     def _with_item_factors(model, item_factors):
@@ -1107,10 +1125,20 @@ class Personalizer:
         out.user_factors = model.user_factors
         return out
 
-    def _grown_model(self, model, u: int, value: float):
-        """A copy of a vector model with one more item row, folded in from user ``u``'s
-        value (zeros when ``value`` is 0, ``u`` is unknown to the model or the model
-        cannot fold in items)."""
+    def _grown_model(self, model, u: int, value: float, key=None):
+        """A copy of a vector model with one more item row: from the item's features
+        when the model describes titles by metadata (``add_items``: ContentModel,
+        HybridALS) and ``features`` has a row for ``key``; else folded in from user
+        ``u``'s value (zeros when ``value`` is 0, ``u`` is unknown to the model or the
+        model cannot fold in items)."""
+        feats = self.features
+        if (callable(getattr(model, "add_items", None)) and feats is not None
+                and key is not None and pd.Index(feats.item_ids).get_indexer([key])[0] >= 0):
+            grown = self._with_item_factors(model, model.item_factors)
+            try:
+                return grown.add_items(feats.reindex([key]))
+            except ValueError:
+                pass  # features in other columns than the model's: fold in as below
         f = model.item_factors.shape[1]
         vec = np.zeros((1, f), dtype=np.float32)
         n_model_users = model.user_factors.shape[0]
@@ -1132,7 +1160,7 @@ class Personalizer:
         if st.items.scorer.kind == "rows":  # a row model knows no new item until refresh
             grown = model
         else:
-            grown = self._grown_model(model, u, value)
+            grown = self._grown_model(model, u, value, key)
         ids = st.items.ids
         extra = np.asarray([key]).astype(ids.dtype if ids.dtype.kind in "iu" else str)
         ids = np.concatenate([ids.astype(str) if ids.dtype.kind == "U" else ids, extra])

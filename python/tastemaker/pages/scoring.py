@@ -73,6 +73,22 @@ class VectorScorer:
             return np.ascontiguousarray(self.model._fold_in_users(csr), dtype=np.float32)
         return np.ascontiguousarray(self.model.user_factors, dtype=np.float32)
 
+    def fold_in_row(self, items: np.ndarray, values: np.ndarray):
+        """The user's vector from the nonzero entries of a history (ascending int32 item
+        indices, float32 values), or None when the model has no single-row native fold-in
+        (then use :meth:`fold_in`).  An ALS explainer keeps the factorisation that the
+        fold-in computed, for the reasons of the next picks."""
+        one = getattr(self.model, "_fold_in_one", None)
+        if one is None:
+            return None
+        if not isinstance(self.explainer, AlsExplainer):
+            return one(items, values)
+        out = one(items, values, want_factor=True)
+        if out is None:
+            return None
+        self.explainer.remember(items, values, out[1])
+        return out[0]
+
     def fold_in(self, csr_row) -> np.ndarray:
         try:
             x = self.model._fold_in_users(csr_row)
@@ -83,9 +99,11 @@ class VectorScorer:
     def rank(self, vector, csr_row, n, exclude, deny, allow):
         if allow is not None and len(allow) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        ids, scores = self.model.recommend_vectors(
-            vector, N=n, exclude=exclude, filter_items=deny if deny is not None and len(deny)
-            else None, items=allow)
+        # int32 ids (the model's single-request path takes them as they are)
+        exclude = None if exclude is None else np.asarray(exclude, dtype=np.int32)
+        deny = np.asarray(deny, dtype=np.int32) if deny is not None and len(deny) else None
+        ids, scores = self.model.recommend_vectors(vector, N=n, exclude=exclude,
+                                                   filter_items=deny, items=allow)
         return ids.astype(np.int64), scores
 
     def scores(self, vector, csr_row, items) -> np.ndarray:
@@ -125,6 +143,9 @@ class RowScorer:
 
     def all_vectors(self, csr) -> np.ndarray:
         return np.zeros((csr.shape[0], 0), dtype=np.float32)
+
+    def fold_in_row(self, items, values):
+        return None  # nothing to fold in: see fold_in
 
     def fold_in(self, csr_row) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)

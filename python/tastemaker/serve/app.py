@@ -360,12 +360,6 @@ def _route_label(scope) -> str:
 
 
 # --------------------------------------------------------------------------- app
-def _row_out(p: Personalizer, row) -> dict:
-    d = row.to_dict()
-    d["titles"] = [p.title(i) for i in row.items]
-    return d
-
-
 def _known(p: Personalizer, text: str, which: str):
     """A path id -> the bundle's id of a known user or item, else 404."""
     key_of, has = (p.user_key, p.has_user) if which == "user" else (p.item_key, p.has_item)
@@ -471,7 +465,7 @@ def create_app(bundle=None, personalizer: Personalizer | None = None, *,
         p = state.current()
         context = {k: v for k, v in (("device", device), ("hour", hour)) if v is not None}
         row = p.top_picks(_user(p, user), n=n, tastes=tastes, context=context or None)
-        return _row_out(p, row)
+        return p.row_dict(row)
 
     @app.get("/users/{user}/homepage", response_model=PageOut, responses=_ERRORS)
     def homepage(user: str, row_size: int = Query(10, ge=1, le=100)):
@@ -479,7 +473,7 @@ def create_app(bundle=None, personalizer: Personalizer | None = None, *,
         p = state.current()
         key = _user(p, user)
         page = p.homepage(key, row_size=row_size)
-        return {"user": page.to_dict()["user"], "rows": [_row_out(p, r) for r in page.rows]}
+        return p.page_dict(page)
 
     @app.get("/users/{user}/because-you-watched", response_model=list[RowOut],
              responses=_ERRORS)
@@ -487,7 +481,7 @@ def create_app(bundle=None, personalizer: Personalizer | None = None, *,
                             n: int = Query(10, ge=1, le=100)):
         """Rows seeded by the user's most recent and strongest watches."""
         p = state.current()
-        return [_row_out(p, r) for r in p.because_you_watched(_user(p, user), n_rows=n_rows,
+        return [p.row_dict(r) for r in p.because_you_watched(_user(p, user), n_rows=n_rows,
                                                               n=n)]
 
     @app.get("/users/{user}/explain/{item}", response_model=ExplanationOut, responses=_ERRORS)
@@ -500,7 +494,7 @@ def create_app(bundle=None, personalizer: Personalizer | None = None, *,
     def similar(item: str, n: int = Query(10, ge=1, le=1000)):
         """Titles like ``item``."""
         p = state.current()
-        return _row_out(p, p.similar(_item(p, item), n=n))
+        return p.row_dict(p.similar(_item(p, item), n=n))
 
     @app.post("/events", responses=_WRITE_ERRORS)
     def events(body: Union[Event, EventBatch, list[Event]], request: Request) -> dict:
@@ -528,7 +522,7 @@ def create_app(bundle=None, personalizer: Personalizer | None = None, *,
         p = state.current()
         history = [{"item": _event_key(p, h.item, "item"), "event": h.event, "value": h.value,
                     "timestamp": h.timestamp} for h in body.history]
-        return _row_out(p, p.top_picks_for_history(history, n=body.n))
+        return p.row_dict(p.top_picks_for_history(history, n=body.n))
 
     @app.post("/admin/reload", responses=_WRITE_ERRORS)
     def reload(request: Request) -> dict:

@@ -1,0 +1,224 @@
+// Top-k kernels, written once over the ops layer (ops_scalar.hpp documents it) and compiled
+// once per instruction set by kernels/topk_<isa>.cpp, which defines TM_KERNEL_NS and
+// includes the ISA's ops header first.  No include guard on purpose: one inclusion per
+// translation unit, inside that ISA's namespace.  No std:: templates here (see simd.hpp).
+//
+// What the driver (cpp/src/topk.cpp) gets from here, per path (TopkKernels in topk.hpp):
+//   * pack_panel: n_items x dim rows -> 32-wide panels (dim x 32), a kLanes x kLanes
+//     in-register transpose per block of kLanes items and factors;
+//   * panel_scores: a register tile of kTileRows queries x 32 items, one Ops::fma per
+//     factor in factor order (one rounding on every path, std::fma on scalar: scores are
+//     bit-identical across paths), then one compare per vector against each query's bar;
+//   * column_masks: the self-join's second compare (each score against the bar of the
+//     item's own row: similar_items for every item scores a pair once, for both rows);
+//   * query_scores: one query against several panels at a time (kQueryGroup panels: the
+//     chains a single query needs to keep both FMA pipes busy);
+//   * finite_absmax: the validation scan (max |x|, and whether any x is NaN or inf).
+//
+// FLOPs and bytes: a panel_scores call is 2 * m * dim * 32 flops over dim * 32 * 4 bytes of
+// panel (from L2/L3: it is the streamed operand) and m * dim * 4 bytes of queries (L1).
+// Per factor the AVX-512 tile does 24 FMAs (12 cycles on two FMA pipes) against 2 panel
+// loads and 12 broadcasts; the AVX2 tile 12 FMAs against 3 broadcasts and 12 panel loads
+// from L1 (the FMA's memory operand).  Both are bound by the FMA pipes, not by loads.
+#include <cmath>
+#include <cstdint>
+
+#include "tastemaker/topk.hpp"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TM_TOPK_INLINE __attribute__((always_inline)) inline
+#else
+#define TM_TOPK_INLINE inline
+#endif
+
+namespace tastemaker::kernels::TM_KERNEL_NS {
+namespace topk {
+
+using V = Ops::V;
+constexpr int L = Ops::kLanes;
+/** Vectors per 32-item panel row. */
+constexpr int C = kTopkPanel / L;
+static_assert(kTopkPanel % L == 0, "a panel row is a whole number of vectors");
+
+/** Queries per register tile: as many accumulators as the register file holds.  AVX-512
+ *  (32 zmm): 12 x 2 accumulators + 2 panel vectors + 1 broadcast.  AVX2 (16 ymm): 3 x 4
+ *  accumulators + 1 broadcast, the panel row as the FMA's memory operand (a 6 x 16 tile
+ *  needs 6 broadcasts + 2 loads per 12 FMAs and measured a little slower on Zen 3, where
+ *  broadcasts are the dearer operation).  Scalar: one query (the reference, not tuned). */
+constexpr int kTileRows = L >= 16 ? 12 : L >= 8 ? 3 : 1;
+/** Panels per query_scores group: 2 x 4 = 8 chains on AVX-512, 4 x 3 = 12 on AVX2 (enough
+ *  for a 4-cycle FMA latency on two pipes; one panel alone is latency-bound). */
+constexpr int kQueryGroup = L >= 16 ? 4 : L >= 8 ? 3 : 1;
+/** Queries per block (TopkKernels::query_block).  AVX-512: 48 (four tiles).  AVX2: 192,
+ *  48 KB of query rows at 64 factors, still in L2: each panel is streamed from L3 a
+ *  quarter as often, which measured 10-20% faster on a shared Zen 3. */
+constexpr int kQueryBlock = L >= 16 ? 48 : L >= 8 ? 192 : 48;
+
+// Scores of one tile row into scores[0..32) and its mask against bar t.
+TM_TOPK_INLINE std::uint32_t store_and_mask(const V* acc, V t, float* scores) {
+    std::uint32_t bits = 0;
+#pragma GCC unroll 32
+    for (int c = 0; c < C; ++c) {
+        Ops::store(scores + L * c, acc[c]);
+        bits |= Ops::bits(Ops::gt(acc[c], t)) << (L * c);
+    }
+    return bits;
+}
+
+// M queries (rows q + i * ldq) x one panel.  The unroll pragmas keep acc[][] in registers
+// (without them GCC stores every accumulator once per factor).
+template <int M>
+TM_TOPK_INLINE void tile(const float* q, std::int64_t ldq, int dim, const float* panel, const float* thr,
+                         float* scores, std::uint32_t* masks) {
+    V acc[M][C];
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) acc[i][c] = Ops::zero();
+    const float* p = panel;
+    for (int k = 0; k < dim; ++k, p += kTopkPanel) {
+#pragma GCC unroll 16
+        for (int i = 0; i < M; ++i) {
+            const V a = Ops::broadcast(q + i * ldq + k);
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c) acc[i][c] = Ops::fma(a, Ops::load(p + L * c), acc[i][c]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) masks[i] = store_and_mask(acc[i], Ops::broadcast(thr + i), scores + i * kTopkPanel);
+}
+
+// The last m < kTileRows queries of a block: tile<m>, chosen at compile time.
+template <int R>
+TM_TOPK_INLINE void tile_tail(int m, const float* q, std::int64_t ldq, int dim, const float* panel, const float* thr,
+                              float* scores, std::uint32_t* masks) {
+    if constexpr (R > 0) {
+        if (m == R)
+            tile<R>(q, ldq, dim, panel, thr, scores, masks);
+        else
+            tile_tail<R - 1>(m, q, ldq, dim, panel, thr, scores, masks);
+    }
+}
+
+void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float* panel, const float* thr,
+                  float* scores, std::uint32_t* masks) {
+    int u = 0;
+    for (; u + kTileRows <= m; u += kTileRows)
+        tile<kTileRows>(q + u * ldq, ldq, dim, panel, thr + u, scores + u * kTopkPanel, masks + u);
+    tile_tail<kTileRows - 1>(m - u, q + u * ldq, ldq, dim, panel, thr + u, scores + u * kTopkPanel, masks + u);
+}
+
+void column_masks(const float* scores, int m, const float* thr, std::uint32_t* masks) {
+    V t[C];
+#pragma GCC unroll 32
+    for (int c = 0; c < C; ++c) t[c] = Ops::load(thr + L * c);
+    for (int u = 0; u < m; ++u) {
+        std::uint32_t bits = 0;
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c)
+            bits |= Ops::bits(Ops::gt(Ops::load(scores + u * kTopkPanel + L * c), t[c])) << (L * c);
+        masks[u] = bits;
+    }
+}
+
+// One query x G consecutive panels (panel g at panels + g * panel_size).
+template <int G>
+TM_TOPK_INLINE void query_group(const float* q, int dim, const float* panels, std::int64_t panel_size, V t,
+                                float* scores, std::uint32_t* masks) {
+    V acc[G][C];
+#pragma GCC unroll 16
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) acc[g][c] = Ops::zero();
+    for (int k = 0; k < dim; ++k) {
+        const V a = Ops::broadcast(q + k);
+#pragma GCC unroll 16
+        for (int g = 0; g < G; ++g) {
+            const float* p = panels + g * panel_size + k * kTopkPanel;
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c) acc[g][c] = Ops::fma(a, Ops::load(p + L * c), acc[g][c]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int g = 0; g < G; ++g) masks[g] = store_and_mask(acc[g], t, scores + g * kTopkPanel);
+}
+
+template <int R>
+TM_TOPK_INLINE void query_tail(std::int64_t n, const float* q, int dim, const float* panels, std::int64_t panel_size,
+                               V t, float* scores, std::uint32_t* masks) {
+    if constexpr (R > 0) {
+        if (n == R)
+            query_group<R>(q, dim, panels, panel_size, t, scores, masks);
+        else
+            query_tail<R - 1>(n, q, dim, panels, panel_size, t, scores, masks);
+    }
+}
+
+void query_scores(const float* q, int dim, const float* panels, std::int64_t n_panels, float thr, float* scores,
+                  std::uint32_t* masks) {
+    const std::int64_t ps = static_cast<std::int64_t>(dim) * kTopkPanel;
+    const V t = Ops::set1(thr);
+    std::int64_t p = 0;
+    for (; p + kQueryGroup <= n_panels; p += kQueryGroup)
+        query_group<kQueryGroup>(q, dim, panels + p * ps, ps, t, scores + p * kTopkPanel, masks + p);
+    query_tail<kQueryGroup - 1>(n_panels - p, q, dim, panels + p * ps, ps, t, scores + p * kTopkPanel, masks + p);
+}
+
+// Finiteness without a float-max constant: x - x is +0 for every finite x and NaN for
+// NaN and +-inf, and a NaN stays NaN through the sum, so the values are all finite iff
+// the sum of (x - x) is exactly zero.
+float finite_absmax(const float* x, std::int64_t n) {
+    V m0 = Ops::zero(), m1 = Ops::zero(), z0 = Ops::zero(), z1 = Ops::zero();
+    std::int64_t i = 0;
+    for (; i + 2 * L <= n; i += 2 * L) {
+        const V a = Ops::load(x + i), b = Ops::load(x + i + L);
+        m0 = Ops::max(m0, Ops::abs(a));
+        m1 = Ops::max(m1, Ops::abs(b));
+        z0 = Ops::add(z0, Ops::sub(a, a));
+        z1 = Ops::add(z1, Ops::sub(b, b));
+    }
+    for (; i < n; i += L) {
+        const int rem = n - i < L ? static_cast<int>(n - i) : L;
+        const V a = Ops::load_n(x + i, rem);  // zero past the end: finite, |0| = 0
+        m0 = Ops::max(m0, Ops::abs(a));
+        z0 = Ops::add(z0, Ops::sub(a, a));
+    }
+    if (!(Ops::reduce_add(Ops::add(z0, z1)) == 0.0f)) return INFINITY;
+    return Ops::reduce_max(Ops::max(m0, m1));
+}
+
+// Blocks of L items x L factors: L rows loaded (zero for items past `count`, factors past
+// dim masked), transposed in registers, stored as L rows of the panel.
+void pack_panel(const float* items, const std::int32_t* ids, std::int64_t first, int count, int dim, float* dst) {
+    for (int g = 0; g < C; ++g) {
+        const float* rows[L];
+        for (int i = 0; i < L; ++i) {
+            const int j = g * L + i;
+            rows[i] = j < count ? items + (ids ? static_cast<std::int64_t>(ids[first + j]) : first + j) * dim
+                                : nullptr;
+        }
+        for (int d0 = 0; d0 < dim; d0 += L) {
+            const int w = dim - d0 < L ? dim - d0 : L;
+            V r[L];
+            for (int i = 0; i < L; ++i)
+                r[i] = rows[i] == nullptr ? Ops::zero() : w == L ? Ops::load(rows[i] + d0) : Ops::load_n(rows[i] + d0, w);
+            Ops::transpose(r);
+            for (int i = 0; i < w; ++i) Ops::store(dst + static_cast<std::int64_t>(d0 + i) * kTopkPanel + g * L, r[i]);
+        }
+    }
+}
+
+/** This path's table (topk_<isa>.cpp defines topk_kernels_<isa> from it). */
+constexpr TopkKernels table() {
+    TopkKernels t{};
+    t.panel_scores = panel_scores;
+    t.column_masks = column_masks;
+    t.query_scores = query_scores;
+    t.pack_panel = pack_panel;
+    t.finite_absmax = finite_absmax;
+    t.query_block = kQueryBlock;
+    return t;
+}
+
+}  // namespace topk
+}  // namespace tastemaker::kernels::TM_KERNEL_NS
