@@ -10,13 +10,13 @@
  *                + n_u^w * (lambda * |x_u|^2 + lambda_b * b_u^2)
  *
  *  with w = 1 for ALS-WR (the penalty grows with the row's number of ratings) or 0.
- *  The (f + 1) x (f + 1) normal equations are accumulated in float64 in the order of
- *  the row's entries and solved by Cholesky; rows with no rating get x_u = 0, b_u = 0.
+ *  The (f + 1) x (f + 1) normal equations are accumulated in float64 and solved by
+ *  Cholesky, both by the shared small-system kernels (tastemaker/solve.hpp, on the active
+ *  SIMD path); rows with no rating get x_u = 0, b_u = 0.
  *
  *  Determinism: every row is solved on its own (per-thread scratch, nothing shared),
- *  so the result is identical for any thread count.  Portable C++ (no ISA-specific
- *  code): the inner loops are contiguous float64 multiply-adds the compiler vectorizes
- *  for the baseline instruction set.
+ *  so the result is identical for any thread count (across SIMD paths: equal to float64
+ *  rounding).
  */
 #include <cstdint>
 
