@@ -226,45 +226,25 @@ TM_ALS_INLINE void prefetch_row(const float* row, int f) {
 }
 
 // acc += sum_j w[j] * rows[j] over the f floats, in strips of up to eight chunks kept in
-// registers; w[j] is broadcast from memory.  With 32 vector registers (AVX-512) every chunk
-// has two accumulators (even and odd j): the chain through acc, which continues from block
-// to block, is then four multiply-adds per block instead of eight.  (Sixteen registers
-// cannot hold both sets for a strip of eight.)
+// registers; w[j] is broadcast from memory.
 template <int F>
 TM_ALS_INLINE void axpy8(const float* const rows[8], const float* w, int f_rt, float* acc) {
     const int f = F ? F : f_rt;
     const int nc = chunks(f);
-    constexpr bool two = Ops::kLanes >= 16;
     for (int c0 = 0; c0 < nc; c0 += 8) {
-        V a[8], b[8];
+        V a[8];
 #pragma GCC unroll 8
-        for (int c = 0; c < 8; ++c) {
-            a[c] = c0 + c < nc ? ld(acc, f, c0 + c) : Ops::zero();
-            b[c] = Ops::zero();
-        }
-        if (two) {
-#pragma GCC unroll 4
-            for (int j = 0; j < 8; j += 2) {
-                const V w0 = Ops::broadcast(w + j), w1 = Ops::broadcast(w + j + 1);
+        for (int c = 0; c < 8; ++c) a[c] = c0 + c < nc ? ld(acc, f, c0 + c) : Ops::zero();
 #pragma GCC unroll 8
-                for (int c = 0; c < 8; ++c)
-                    if (c0 + c < nc) {
-                        a[c] = Ops::mul_add(w0, ld(rows[j], f, c0 + c), a[c]);
-                        b[c] = Ops::mul_add(w1, ld(rows[j + 1], f, c0 + c), b[c]);
-                    }
-            }
-        } else {
+        for (int j = 0; j < 8; ++j) {
+            const V wj = Ops::broadcast(w + j);
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; ++j) {
-                const V wj = Ops::broadcast(w + j);
-#pragma GCC unroll 8
-                for (int c = 0; c < 8; ++c)
-                    if (c0 + c < nc) a[c] = Ops::mul_add(wj, ld(rows[j], f, c0 + c), a[c]);
-            }
+            for (int c = 0; c < 8; ++c)
+                if (c0 + c < nc) a[c] = Ops::mul_add(wj, ld(rows[j], f, c0 + c), a[c]);
         }
 #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c)
-            if (c0 + c < nc) st(acc, f, c0 + c, two ? Ops::add(a[c], b[c]) : a[c]);
+            if (c0 + c < nc) st(acc, f, c0 + c, a[c]);
     }
 }
 
