@@ -82,6 +82,10 @@ def main(argv=None) -> dict:
                     help="report only the oracle ceilings of the log (no model)")
     ap.add_argument("--balance", type=float, default=None,
                     help="Tastes(balance=): interleave shares, 0 = by weight, 1 = equal")
+    ap.add_argument("--balances", default="0,0.3,0.6",
+                    help="also report tastes='auto' at these balances (comma-separated)")
+    ap.add_argument("--penalty", type=float, default=None,
+                    help="Tastes(penalty=): weight of the criterion's parameter cost")
     ap.add_argument("--factors", type=int, default=16)
     ap.add_argument("--regularization", type=float, default=100.0)
     ap.add_argument("--iterations", type=int, default=15)
@@ -183,6 +187,7 @@ def main(argv=None) -> dict:
                         a.tolist() for a, b, w, s_ in zip(p0_top, p1_top, wb, sh)])
     ceil_ctx = recall(np.where((watched == 1)[:, None], p1_top, p0_top).tolist())
 
+    auto_by_balance = {}
     if args.oracle_only:
         single = auto = withctx = None
         detection = detection_tastes_only = None
@@ -197,7 +202,9 @@ def main(argv=None) -> dict:
         model.set_params(num_threads=1)  # one account at a time below: no thread start-up
 
         # ---- who is shared: tastes of every account, one EM batch
-        comp = Tastes() if args.balance is None else Tastes(balance=args.balance)
+        opts = {k: v for k, v in (("balance", args.balance), ("penalty", args.penalty))
+                if v is not None}
+        comp = Tastes(**opts)
         t0 = time.time()
         fits = comp.fit_users(model, x, np.arange(x.n_users))
         t_tastes = time.time() - t0
@@ -213,22 +220,32 @@ def main(argv=None) -> dict:
         single_ids, _ = model.recommend(users, ui, N=k)
         single = recall([r[r >= 0].tolist() for r in single_ids])
         t_single = time.time() - t0
+        balances = [float(b) for b in args.balances.split(",") if b.strip()]
+        default_balance = comp.balance
         auto_lists, ctx_lists = [], []
+        by_balance = {b: [] for b in balances}
         t0 = time.time()
         for j, u in enumerate(users):
             fit = fits[u]
             if fit.k == 1:
                 auto_lists.append(single_ids[j][single_ids[j] >= 0].tolist())
                 ctx_lists.append(auto_lists[-1])
+                for b in balances:
+                    by_balance[b].append(auto_lists[-1])
                 continue
             r = comp.rank(model, x, int(u), k, tastes="auto", fit=fit)
             auto_lists.append(r[0].tolist())
             c = {"device": str(ctx["device"].iloc[j]), "hour": int(ctx["hour"].iloc[j])}
             r = comp.rank(model, x, int(u), k, context=c, fit=fit)
             ctx_lists.append(r[0].tolist())
+            for b in balances:
+                comp.balance = b
+                by_balance[b].append(comp.rank(model, x, int(u), k, fit=fit)[0].tolist())
+            comp.balance = default_balance
         t_rank = time.time() - t0
         auto = recall(auto_lists)
         withctx = recall(ctx_lists)
+        auto_by_balance = {b: recall(v) for b, v in by_balance.items()}
 
     def ratio(a, b):
         return round(float(a.mean() / b.mean()), 3) if b.mean() > 0 else None
@@ -281,6 +298,11 @@ def main(argv=None) -> dict:
                     "total": round(time.time() - t_start, 1)},
     }
     a, w, s = result["all_accounts"], result["weaker_persona"], result["shared_accounts"]
+    result["auto_by_balance"] = {
+        str(b): {"weaker_persona_auto/single": ratio(v[weak_sel], single[weak_sel]),
+                 "overall_auto/single": ratio(v, single),
+                 "shared_auto/single": ratio(v[sh], single[sh])}
+        for b, v in auto_by_balance.items()}
     result["oracle"] = {"weaker_persona_auto/single": w.get("ceiling_auto_over_single"),
                         "overall_auto/single": a.get("ceiling_auto_over_single"),
                         "shared_context/single": s.get("ceiling_context_over_single")}
@@ -297,7 +319,7 @@ def main(argv=None) -> dict:
         json.dump(result, f, indent=2)
     print(json.dumps({key: result.get(key) for key in (
         "data", "detection", "detection_tastes_only", "all_accounts", "shared_accounts",
-        "weaker_persona", "oracle", "targets", "seconds")}, indent=2))
+        "weaker_persona", "auto_by_balance", "oracle", "targets", "seconds")}, indent=2))
     return result
 
 

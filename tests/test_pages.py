@@ -641,6 +641,10 @@ def test_row_dict_and_page_dict_add_titles(pers, data, catalog):
     with pytest.raises(ValueError, match="unknown item"):
         pers.row_dict(tm.pages.Row(kind="x", title="x", items=[10**8], scores=[0.0],
                                    reasons=[None]))
+    with pytest.raises(ValueError, match="row: expected a Row"):
+        pers.row_dict(row.to_dict())
+    with pytest.raises(ValueError, match="page: expected a Page"):
+        pers.page_dict([row])
 
 
 @pytest.mark.parametrize("name", ["ContentModel", "HybridALS"])

@@ -140,11 +140,48 @@ def test_rank_auto_and_context(obvious):
         comp.rank(model, x, u, 10, context="tv")
 
 
+def test_auto_serves_the_main_viewer_with_the_account_vector(obvious):
+    """tastes="auto": the heaviest taste's picks are the account vector's own ranking (in
+    order, skipping what the other taste placed), the other taste's come from a vector
+    of its titles alone (numpy reference: the ALS fold-in, solved here), and the shares
+    follow the weights tempered by ``balance``."""
+    _ev, shared, x, model = obvious
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    comp = Tastes(n_topics=4, balance=0.5)
+    fit = comp.fit_users(model, x, [u])[0]
+    ids, _sc, src, _t, w = comp.rank(model, x, u, 12, fit=fit)
+    main = int(np.argmax(fit.log_weight))
+    single, _ = model.recommend(u, x.to_csr()[u], N=60)
+    mine = ids[src == main].tolist()
+    assert mine == [i for i in single.tolist() if i not in set(ids[src != main].tolist())][
+        :len(mine)]
+    lw = fit.log_weight * 0.5
+    np.testing.assert_allclose(w, np.exp(lw) / np.exp(lw).sum())
+    # the other taste: ALS fold-in of its share-weighted titles (independent solve)
+    row = x.to_csr()[u]
+    share = Tastes.shares(x, fit, row.indices)[:, 1 - main]
+    y = model.item_factors.astype(np.float64)
+    val = row.data * share
+    keep = val != 0  # a title of none of its sessions is unobserved, not observed at 0
+    c = model.alpha * val[keep]
+    yh = y[row.indices[keep]]
+    reg = model._checked_params()["regularization"]
+    A = y.T @ y + reg * np.eye(y.shape[1]) + (yh.T * (c - 1)) @ yh
+    v = np.linalg.solve(A, (yh * c[:, None]).sum(axis=0))
+    got = Tastes.vectors(model, x, fit, row.indices, row.data)[1 - main]
+    np.testing.assert_allclose(got, v, rtol=2e-3, atol=2e-4)
+    # main_account=False: both tastes by their own vectors, so the main list changes
+    other = Tastes(n_topics=4, balance=0.5, main_account=False).rank(model, x, u, 12, fit=fit)
+    assert other[0].tolist() != ids.tolist() or other[2].tolist() != src.tolist()
+
+
 def test_bad_parameters(obvious):
     ev, _shared, x, model = obvious
     for kw, msg in (({"max_tastes": 0}, "max_tastes"), ({"criterion": "x"}, "criterion"),
                     ({"balance": 2}, "balance"), ({"circular": [1]}, "circular"),
-                    ({"categorical": "hour"}, "categorical"), ({"n_init": 0}, "n_init")):
+                    ({"categorical": "hour"}, "categorical"), ({"n_init": 0}, "n_init"),
+                    ({"penalty": 0}, "penalty"), ({"penalty": "x"}, "penalty"),
+                    ({"blend": -0.1}, "blend"), ({"main_account": "yes"}, "main_account")):
         with pytest.raises(ValueError, match=msg):
             Tastes(**kw).fit_users(model, x, [0])
     plain = tm.Interactions.from_frame(ev, event="event")
@@ -196,6 +233,11 @@ def test_personalizer_tastes_and_top_picks(obvious, pz):
     tv = pz.top_picks(both, 6, context={"device": "tv", "hour": 21})
     tab = pz.top_picks(both, 6, context={"device": "tablet", "hour": 16})
     assert np.mean(np.array(tv.items) < 30) > 0.8 and np.mean(np.array(tab.items) >= 30) > 0.8
+    # the Personalizer ranks as the component does (same vectors, same interleave)
+    u = x.user_index(both)
+    for ctx in (None, {"device": "tablet", "hour": 16}):
+        ids = Tastes().rank(_model, x, u, 10, context=ctx)[0]
+        assert pz.top_picks(both, 10, context=ctx).items == x.item_ids[ids].tolist()
     with pytest.raises(ValueError, match="tastes"):
         pz.top_picks(both, 5, tastes="both")
     with pytest.raises(ValueError, match="unknown user"):

@@ -377,6 +377,8 @@ class Personalizer:
     def row_dict(self, row: Row) -> dict:
         """``row.to_dict()`` plus ``"titles"``: each item's display title (JSON-ready; what
         the HTTP service and the command line print)."""
+        if not isinstance(row, Row):
+            raise ValueError(f"row: expected a Row, got {type(row).__name__}")
         st = self._state
         d = row.to_dict()
         d["titles"] = [self._title(st, self._item(st, i)) for i in row.items]
@@ -384,6 +386,8 @@ class Personalizer:
 
     def page_dict(self, page: Page) -> dict:
         """``page.to_dict()`` with every row as :meth:`row_dict` (titles included)."""
+        if not isinstance(page, Page):
+            raise ValueError(f"page: expected a Page, got {type(page).__name__}")
         return {"user": external(page.user), "rows": [self.row_dict(r) for r in page.rows]}
 
     @property

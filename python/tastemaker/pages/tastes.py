@@ -28,9 +28,10 @@ independent):
 * any other numeric context column: a per-person Gaussian.
 
 It is fitted by EM for ``K = 1 .. max_tastes`` (several seeded starts, kept by
-likelihood) and ``K`` is chosen by the **Bayesian information criterion**
+likelihood) and ``K`` is chosen by an information criterion, by default Schwarz's
 ``BIC = -2 log L + p log(n_sessions)`` (Schwarz 1978; its use for choosing the number of
-mixture components: Fraley & Raftery 2002).  ``p`` counts the free parameters, so a
+mixture components: Fraley & Raftery 2002; or Akaike's ``-2 log L + 2 p``), its
+parameter cost weighted by ``penalty``.  ``p`` counts the free parameters, so a
 second person must explain the sessions' titles *and* contexts better by more than
 their cost: a single person's sessions (one taste distribution, one context
 distribution) keep ``K = 1``.  EM runs for a batch of accounts at once: every E and M
@@ -150,9 +151,32 @@ class Tastes:
     ----------
     max_tastes : int, default 3
         Largest number of people considered per account.
+    criterion : {"bic", "aic"}, default "bic"
+        How ``K`` is chosen: ``-2 log L + penalty * c * p`` with ``c = log(n_sessions)``
+        (Schwarz) or ``c = 2`` (Akaike) and ``p`` free parameters.
+    penalty : float > 0, default 0.55
+        Weight of the criterion's parameter cost: below 1 a second person needs less
+        evidence (a household's second viewer often watched only a few sessions), while
+        the ``log(n_sessions)`` growth keeps long one-person histories at one taste.
+        Chosen on synthetic logs of other seeds than bench/shared_accounts.py's (F1 0.81
+        to 0.82 there, against at most 0.80 for any weight of AIC's cost).
+    balance : float in [0, 1], default 0.3
+        ``tastes="auto"``: each taste's share of the interleave is its weight raised to
+        ``1 - balance`` (0 = by weight, 1 = equal shares), so that a household's lighter
+        viewer is not drowned out.
+    main_account : bool, default True
+        ``tastes="auto"`` (nobody known to be watching): the heaviest taste is served by
+        the account's own vector (fitted on the whole history, it is its main viewer's
+        best list) and the others by their own vectors.
+    blend : float in [0, 1], default 0.0
+        A taste's vector folds in its own titles at full weight and the other tastes'
+        at ``blend`` (0 = its own titles only; 1 = the account vector).
     n_topics : int, default 16
         Item topics (k-means clusters of the normalized item factors) that describe a
         session's taste.
+    account_topics : int, default 4
+        Per account, its most watched topics are kept apart and the rest lumped into one
+        (fewer parameters per person).
     circular : dict of str -> float, optional
         Context columns that wrap around, with their period.  Default ``{"hour": 24}``.
     categorical : sequence of str, default ()
@@ -168,12 +192,16 @@ class Tastes:
         factors and the interactions object, so new events or a refit recompute them).
     """
 
-    def __init__(self, max_tastes=3, criterion="aic", balance=0.0, n_topics=16,
+    def __init__(self, max_tastes=3, criterion="bic", balance=0.3, penalty=0.55, blend=0.0,
+                 main_account=True, n_topics=16,
                  account_topics=4, circular=None, categorical=(), n_init=4, max_iter=60,
                  tol=1e-4, random_state=0, cache_size=4096):
         self.max_tastes = max_tastes
         self.balance = balance
         self.criterion = criterion
+        self.penalty = penalty
+        self.blend = blend
+        self.main_account = main_account
         self.n_topics = n_topics
         self.account_topics = account_topics
         self.circular = circular
@@ -203,7 +231,9 @@ class Tastes:
         self._lock = threading.Lock()
 
     def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in ("max_tastes", "criterion", "balance", "n_topics",
+        return {k: getattr(self, k) for k in ("max_tastes", "criterion", "balance", "penalty",
+                                              "blend", "main_account",
+                                              "n_topics",
                                               "account_topics",
                                               "circular",
                                               "categorical", "n_init", "max_iter", "tol",
@@ -214,6 +244,12 @@ class Tastes:
         if not isinstance(value, str) or value not in options:
             raise ValueError(f"{name}: expected one of {options}, got {value!r}")
         return value
+
+    @staticmethod
+    def _flag(value, name):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name}: expected True or False, got {value!r}")
+        return bool(value)
 
     @staticmethod
     def _unit(value, name):
@@ -237,6 +273,9 @@ class Tastes:
                 "account_topics": check_int(self.account_topics, "account_topics", minimum=1),
                 "criterion": self._choice(self.criterion, "criterion", ("aic", "bic")),
                 "balance": self._unit(self.balance, "balance"),
+                "penalty": check_float(self.penalty, "penalty", minimum=0.0, strict=True),
+                "blend": self._unit(self.blend, "blend"),
+                "main_account": self._flag(self.main_account, "main_account"),
                 "circular": circ, "categorical": set(cat),
                 "n_init": check_int(self.n_init, "n_init", minimum=1),
                 "max_iter": check_int(self.max_iter, "max_iter", minimum=1),
@@ -473,8 +512,8 @@ class Tastes:
         fits, bics = [], []
         for k in range(1, p["max_tastes"] + 1):
             resp, par, ll = self._em(acc, n_acc, x, cat, circ, num, k, p)
-            per_param = (np.log(np.maximum(n_s, 1)) if p["criterion"] == "bic"
-                         else np.full(n_acc, 2.0))
+            per_param = p["penalty"] * (np.log(np.maximum(n_s, 1)) if p["criterion"] == "bic"
+                                        else np.full(n_acc, 2.0))
             bic = -2 * ll + self._n_params(k, x.shape[1], cat, circ, num) * per_param
             # k people need at least k sessions each to be told apart at all
             bic = np.where(n_s >= 2 * k if k > 1 else True, bic, np.inf)
@@ -606,16 +645,18 @@ class Tastes:
         return share
 
     @classmethod
-    def vectors(cls, model, interactions, fit: _Fit, items, values) -> np.ndarray:
+    def vectors(cls, model, interactions, fit: _Fit, items, values, blend=0.0) -> np.ndarray:
         """One factor vector per taste, shape (K, f): the model's fold-in of the history
         (``items``: sorted item indices, ``values``: what the model sees), each title
-        weighted by the share of its plays that fall in that taste's sessions (titles
-        outside every session: by the tastes' weights).  ValueError if the model cannot
-        fold in."""
+        weighted by ``blend + (1 - blend) * share``, its share of plays that fall in that
+        taste's sessions (titles outside every session: the tastes' weights); ``blend``
+        is a number or one per taste (1 = the account's own vector).  ValueError if the
+        model cannot fold in."""
         k = fit.k
         items = np.asarray(items, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
-        share = cls.shares(interactions, fit, items)
+        blend = np.broadcast_to(np.asarray(blend, dtype=np.float64), (k,))
+        share = blend + (1.0 - blend) * cls.shares(interactions, fit, items)
         n_cols = model.item_factors.shape[0]
         rows = sp.csr_matrix(((values[:, None] * share).T.ravel(), np.tile(items, k),
                               np.arange(k + 1) * items.size), shape=(k, n_cols),
@@ -650,7 +691,8 @@ class Tastes:
             weights = weights / weights.sum()
         row = _user_row(interactions, user)
         try:
-            vecs = self.vectors(model, interactions, fit, row.indices, row.data)
+            vecs = self.vectors(model, interactions, fit, row.indices, row.data,
+                                self._blends(fit, context))
         except ValueError:
             return None  # the model cannot fold in: one vector it is
         from ..models.base import _id_list, _topk
@@ -673,6 +715,16 @@ class Tastes:
         sc = np.array([score_of[j][i] for i, j in zip(got, src)], dtype=np.float32)
         return (np.asarray(got, dtype=np.int64), sc, np.asarray(src, dtype=np.int64),
                 self._describe(interactions, fit, order=False), weights)
+
+    def _blends(self, fit: _Fit, context) -> np.ndarray:
+        """Per taste, the weight of the other tastes' titles in its vector: ``blend``;
+        with nobody known to be watching and ``main_account``, 1 for the heaviest taste
+        (its list is the account's own)."""
+        p = self._params()
+        out = np.full(fit.k, p["blend"])
+        if not context and p["main_account"]:
+            out[int(np.argmax(fit.log_weight))] = 1.0
+        return out
 
     # ------------------------------------------------------------------ Personalizer
     # The Personalizer plugs this component in (``set_tastes``; done for it when its
@@ -708,7 +760,7 @@ class Tastes:
         out = self._describe(view, fit)
         return out
 
-    def _taste_rows(self, pz, st, row, view, fit):
+    def _taste_rows(self, pz, st, row, view, fit, blend=None):
         """(rows, own): the account's history row once per taste with that taste's vector
         (it still excludes everything seen), and the row of the titles that are mostly
         that taste's (to explain its picks by its own history)."""
@@ -716,7 +768,8 @@ class Tastes:
 
         hist, vals = row.nonzero()
         try:
-            vecs = self.vectors(st.items.model, view, fit, hist, vals)
+            vecs = self.vectors(st.items.model, view, fit, hist, vals,
+                                self._params()["blend"] if blend is None else blend)
         except ValueError:
             return None, None
         mine = np.argmax(self.shares(view, fit, row.items), axis=1) if row.items.size else (
@@ -755,7 +808,8 @@ class Tastes:
         view, fit = self._account(pz, st, u)
         if fit is None or fit.k == 1:
             return single()
-        trows, own = self._taste_rows(pz, st, row, view, fit)
+        trows, own = self._taste_rows(pz, st, row, view, fit,
+                                      None if _layout == "rows" else self._blends(fit, context))
         if trows is None:
             return single()
         described = self._describe(view, fit, order=False)
