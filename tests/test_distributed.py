@@ -35,6 +35,7 @@ def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as c:
+        c.wait_for_workers(2, timeout=120)  # registration can lag under load
         yield c
 
 

@@ -30,6 +30,7 @@ def test_killed_worker_mid_iteration_changes_nothing():
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                      dashboard_address=None) as cluster, \
             distributed.Client(cluster) as c:
+        c.wait_for_workers(2, timeout=120)  # registration can lag under load
         pids = c.run(os.getpid)
         victim = min(pids)
         killed = []

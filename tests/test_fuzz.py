@@ -376,6 +376,9 @@ def _dask_client():
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                            dashboard_address=None)
         _CHILD["dask"] = distributed.Client(cluster)
+        # LocalCluster can return before its workers have registered with the scheduler
+        # (seen under load: "the cluster has no workers"); the fuzzer is about inputs.
+        _CHILD["dask"].wait_for_workers(2, timeout=120)
     return _CHILD["dask"]
 
 
