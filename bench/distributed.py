@@ -27,17 +27,18 @@ The load average is recorded next to every timing: the machine is shared.
 
 Cost model (W workers, one user and one item block each, f factors):
   a half-step sends block b only the rows of the other side's blocks that its entries
-  touch (Spark's out-blocks), except the blocks on its own worker, plus the side's f x f
-  Gram (float64): W partial Grams summed once, the sum sent to each block.  Per iteration
+  touch (Spark's out-blocks), except from the blocks on its own worker, each piece with
+  its block's f x f partial Gram (float64, computed once by the task that made the
+  block; b sums them).  Per iteration
     bytes = f * 4 * sum over pairs (b, c) on different workers of rows of c touched by b
-            + 4 (W - 1) f^2 * 8,
+            + 2 W (W - 1) f^2 * 8,
   at most (W - 1) (U + I) f 4 (every block touching every row: the whole-side broadcast).
   The rows touched are counted exactly from the matrix here; for the projection they are
   expected values: a user with k events touches an item block (1/W of the events) with
   probability 1 - (1 - 1/W)^k, an item with n events a user block with 1 - exp(-n / W),
   with k log-normal and n Zipf as in the synthetic data.
   s/iter ~ compute + bytes per worker / link bandwidth + the engine's fixed cost per
-  iteration (dask with 1 worker - single: scheduling, the Gram sum, copies).
+  iteration (dask with 1 worker - single: scheduling, copies).
 
 Usage: python bench/distributed.py [--scale 1] [--workers 1 2 4] [--iterations 4]
                                    [--kernel-threads 0 2] [--spark-scale 0.14]
@@ -116,13 +117,13 @@ def _worker_cpu_s() -> float:
     return t.user + t.system
 
 
-def dask_fit(ddf, W, kernel_threads, args) -> dict:
+def dask_fit(ddf, W, kernel_threads, processes, args) -> dict:
     from distributed import Client, LocalCluster
 
     from tastemaker.distributed import fit_als
 
     threads = max(1, args.cores // W)
-    with LocalCluster(n_workers=W, threads_per_worker=threads, processes=True,
+    with LocalCluster(n_workers=W, threads_per_worker=threads, processes=processes,
                       dashboard_address=None, memory_limit=f"{args.worker_memory_gb}GB") as cl, \
             Client(cl) as client:
         best = None
@@ -131,9 +132,11 @@ def dask_fit(ddf, W, kernel_threads, args) -> dict:
             cpu: list[float] = []
             marks: list[int] = []
 
-            def mark(it, t, loss):
+            def mark(it, t, loss, stamps=stamps, cpu=cpu, marks=marks):
                 stamps.append(t)
-                cpu.append(sum(client.run(_worker_cpu_s).values()))
+                # in-process workers: the client's process is theirs
+                cpu.append(sum(client.run(_worker_cpu_s).values()) if processes
+                           else _worker_cpu_s())
                 if it in (0, args.iterations - 1):  # transfers of iterations 1 ..
                     marks.append(sum(client.run(_incoming_bytes).values()))
 
@@ -203,7 +206,7 @@ def cost_model(m, f, W) -> dict:
     items = touched_rows(m.T.tocsr(), W)   # user rows each item block receives
     cross = ~np.eye(W, dtype=bool)
     rows = int(users[cross].sum() + items[cross].sum())
-    grams = 4 * (W - 1) * f * f * 8
+    grams = 2 * W * (W - 1) * f * f * 8
     whole = (W - 1) * (m.shape[0] + m.shape[1]) * f * 4 + grams
     return {"bytes_per_iter": rows * f * 4 + grams, "rows_per_iter": rows,
             "bytes_per_iter_whole_side": whole,
@@ -233,7 +236,7 @@ def projection(single_s_per_iter, nnz, cores, args) -> dict:
     users, items = args.project_users, args.project_items
     compute = single_s_per_iter * cores * (n / nnz) / (W * c)
     rows = expected_rows(users, items, n, W)
-    moved = rows * args.factors * 4 + 4 * (W - 1) * args.factors ** 2 * 8
+    moved = rows * args.factors * 4 + 2 * W * (W - 1) * args.factors ** 2 * 8
     whole = (W - 1) * (users + items) * args.factors * 4
     network = moved / W / (args.project_gbps * 1e9 / 8)
     return {"interactions": n, "workers": W, "cores_per_worker": c, "users": users,
@@ -253,7 +256,8 @@ def spark_run(m, args, out_dir, with_recs=True) -> dict:
     spark = (SparkSession.builder.master(f"local[{args.cores}]").appName("tm-bench")
              .config("spark.driver.memory", f"{args.spark_memory_gb}g")
              .config("spark.sql.shuffle.partitions", str(2 * args.cores))
-             .config("spark.ui.enabled", "false").getOrCreate())
+             .config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     try:
         df = spark.createDataFrame(events_frame(m).astype({"user": "int32", "item": "int32"}))
@@ -307,6 +311,10 @@ def main() -> None:
                     help="OpenMP threads of each worker's kernel, one run each (0: the "
                          "worker's threads, cores // workers); = cores lets one machine's "
                          "workers share cores when a block finishes early")
+    ap.add_argument("--cluster", nargs="+", choices=["processes", "threads"],
+                    default=["processes"],
+                    help="LocalCluster workers as processes (data serialized between them, "
+                         "as between machines) and/or as threads of one process")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--worker-memory-gb", type=float, default=4.0)
     ap.add_argument("--skip-spark", action="store_true")
@@ -349,13 +357,14 @@ def main() -> None:
             run["dask"] = {}
             for W in args.workers:
                 model = cost_model(m, args.factors, W)
-                for kt in args.kernel_threads:
-                    d = dask_fit(ddf, W, kt, args)
+                for kt, kind in [(k, c) for c in args.cluster for k in args.kernel_threads]:
+                    d = dask_fit(ddf, W, kt, kind == "processes", args)
                     same = float(np.abs(d["model"].user_factors
                                         - single["model"].user_factors).max())
-                    key = str(W) if kt == args.kernel_threads[0] else f"{W}x{kt}"
+                    key = str(W) if (kt, kind) == (args.kernel_threads[0], args.cluster[0]) \
+                        else f"{W}x{kt}" + ("" if kind == "processes" else "-threads")
                     run["dask"][key] = {
-                        "workers": W, "s_per_iter": d["s_per_iter"],
+                        "workers": W, "cluster": kind, "s_per_iter": d["s_per_iter"],
                         "cpu_s_per_iter": d["cpu_s_per_iter"], "setup_s": d["setup_s"],
                         "load": d["load"],
                         "threads_per_worker": d["threads_per_worker"],
@@ -369,7 +378,8 @@ def main() -> None:
                         "rows_per_iter_model": model["rows_per_iter"],
                         "bytes_per_iter_whole_side": model["bytes_per_iter_whole_side"],
                         "max_abs_diff_vs_single": same}
-                    print(f"dask {W}x{d['kernel_threads']}  {d['s_per_iter']:.3f} s/iter "
+                    print(f"dask {key} ({kind}, kernel {d['kernel_threads']} threads) "
+                          f"{d['s_per_iter']:.3f} s/iter "
                           f"({d['s_per_iter'] / single['s_per_iter']:.2f}x single), "
                           f"{d['cpu_s_per_iter']:.3f} CPU s/iter, set-up {d['setup_s']:.1f} s, "
                           f"moved {d['bytes_per_iter_measured']} B/iter (model "

@@ -244,8 +244,9 @@ def test_block_receives_exactly_the_rows_it_touches(seed, n_blocks, density):
     needs = [_needs(t[ib[c]:ib[c + 1]], ub) for c in range(len(ib) - 1)]
     for b in range(len(ub) - 1):
         block = m[ub[b]:ub[b + 1]]
-        pieces = [_rows(y[ib[c]:ib[c + 1]], needs[c], b) for c in range(len(ib) - 1)]
-        other = np.concatenate(pieces)
+        pieces = [_rows((y[ib[c]:ib[c + 1]], c), needs[c], b) for c in range(len(ib) - 1)]
+        assert [g for _, g in pieces] == list(range(len(ib) - 1))  # each with its Gram
+        other = np.concatenate([rows for rows, _ in pieces])
         compact = _compact(block)
         assert other.shape[0] == compact.shape[1] == len(np.unique(block.indices))
         np.testing.assert_array_equal(np.diff(compact.indptr), np.diff(block.indptr))

@@ -18,7 +18,7 @@ from ..models.als import (
     _fill_initial,
     _initial_rows,
 )
-from ._ingest import _same, build_blocks
+from ._ingest import build_blocks
 
 __all__ = ["fit_als"]
 
@@ -41,23 +41,16 @@ def _threads(p: dict) -> int:
         return 0
 
 
-def _init_block(state, offset, n_rows, f):
-    return _initial_rows(state, offset, zeros((n_rows, f)))
-
-
-def _partial_gram(x: np.ndarray, p: dict) -> np.ndarray:
-    """x^T x of one factor block (float64): the Gram of a side is the sum of its blocks'."""
+def _with_gram(x: np.ndarray, p: dict) -> tuple:
+    """A block's state: its factors and their partial Gram x^T x (float64), computed once,
+    by the task that made the factors.  The Gram of a side is the sum of its blocks'."""
     from .. import _core
 
-    return _core.als_gram(x, _threads(p))
+    return x, _core.als_gram(x, _threads(p))
 
 
-def _sum_grams(*grams: np.ndarray) -> np.ndarray:
-    """A side's Gram, once per half-step: its blocks' partial Grams summed in block order."""
-    out = grams[0].copy()
-    for g in grams[1:]:
-        out += g
-    return out
+def _init_block(state, offset, n_rows, f, p):
+    return _with_gram(_initial_rows(state, offset, zeros((n_rows, f))), p)
 
 
 def _needs(m: sp.csr_matrix, other_bounds: np.ndarray) -> list:
@@ -72,10 +65,12 @@ def _needs(m: sp.csr_matrix, other_bounds: np.ndarray) -> list:
     return [None if row.all() else np.flatnonzero(row) for row in mark]
 
 
-def _rows(y: np.ndarray, needs: list, b: int) -> np.ndarray:
-    """The rows of factor block ``y`` that block ``b`` of the other side needs."""
+def _rows(state: tuple, needs: list, b: int) -> tuple:
+    """What block ``b`` of the other side needs from this block's state: the factor rows
+    its entries touch (all of them without a copy) and the block's partial Gram."""
+    y, gram = state
     sel = needs[b]
-    return y if sel is None else y[sel]
+    return (y if sel is None else y[sel]), gram
 
 
 def _compact(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -98,25 +93,37 @@ def _empty_rows(m: sp.csr_matrix) -> np.ndarray:
     return np.flatnonzero(np.diff(m.indptr) == 0)
 
 
-def _solve_block(m, current, gram, p, *pieces):
+def _solve_block(m, current, p, *parts):
     """One block of a half-step by the single-machine fit's own solve (the native kernel,
-    GIL released) against the other side's rows it needs, ``pieces`` from each block of
-    that side in order, concatenated once (on huge pages, as ALS.fit has them)."""
-    out = current.copy()  # the start of CG, and a task must not write into its inputs
+    GIL released), and the new block's partial Gram.
+
+    ``parts`` has one entry per block of the other side, in order: ``(rows, gram)`` made
+    by :func:`_rows` on that block's worker (only the rows this block touches travel), or
+    ``("here", state, needs)`` for a block on this worker, picked here.  The rows are concatenated
+    once (on huge pages, as ALS.fit has them) and the Grams summed in block order, so
+    every block solves with the same Gram."""
+    b = p["block"]
+    picked = [_rows(part[1], part[2], b) if len(part) == 3 else part for part in parts]
+    x = current[0]
+    out = x.copy()  # the start of CG, and a task must not write into its inputs
     if m.shape[0]:
+        pieces = [rows for rows, _ in picked]
         if len(pieces) == 1:
             other = pieces[0]
         else:
-            other = zeros((sum(x.shape[0] for x in pieces), out.shape[1]))
+            other = zeros((sum(y.shape[0] for y in pieces), out.shape[1]))
             np.concatenate(pieces, out=other)
         if other.shape[0] != m.shape[1]:  # _needs and _compact disagree: a bug, not input
             raise RuntimeError(f"fit_als: a block needs {m.shape[1]} rows of the other side "
                                f"and received {other.shape[0]}")
         if other.shape[0] == 0:  # no entries at all: the kernel still wants one row
             other = np.zeros((1, out.shape[1]), dtype=np.float32)
+        gram = picked[0][1].copy()
+        for _, g in picked[1:]:
+            gram += g
         q = dict(p, num_threads=_threads(p))
         ALS(solver=p["solver"])._solve(m, other, out, q, p["solver"], gram)
-    return out
+    return _with_gram(out, p)
 
 
 def _check_block_scales(m, p) -> None:
@@ -184,10 +191,12 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     once, before the iterations start.
 
     **Traffic per iteration**: a half-step sends each block only the rows of the other
-    side's blocks that its entries touch (Spark's out-blocks; none from the blocks on its
-    own worker), and the side's Gram once: the W partial f x f Grams are summed by one
-    task and the sum sent to every block.  At most (W - 1) x (n_users + n_items) x f x 4
-    bytes in all (every block touching every row), less on sparse data.
+    side's blocks that its entries touch (Spark's out-blocks; nothing from the blocks on
+    its own worker), each piece with its block's partial f x f Gram (float64), which
+    the task that made the block computed once: (W - 1) x (n_users + n_items) x f x 4
+    bytes at most (every block touching every row), less on sparse data, plus
+    2 W (W - 1) f^2 x 8.  Tasks per half-step: one per block, plus one per pair of
+    blocks on different workers (it picks the rows to send where they are).
 
     **Faults**: a worker that dies is replaced by Dask, which recomputes what was lost
     from its lineage (back to the data read if need be).  Tasks never modify their
@@ -243,18 +252,18 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     # the initial factors of ALS.fit: users' then items' matrix from one stream
     state = rng.bit_generator.state
     if state["bit_generator"] in _SPLITTABLE and not state.get("has_uint32"):
-        X = [client.submit(_init_block, state, int(ub[b]) * f, int(ub[b + 1] - ub[b]), f,
+        X = [client.submit(_init_block, state, int(ub[b]) * f, int(ub[b + 1] - ub[b]), f, p,
                            **pinned(b)) for b in range(len(ub) - 1)]
         Y = [client.submit(_init_block, state, (n_users + int(ib[c])) * f,
-                           int(ib[c + 1] - ib[c]), f, **pinned(c))
+                           int(ib[c + 1] - ib[c]), f, p, **pinned(c))
              for c in range(len(ib) - 1)]
         _skip(rng, (n_users + n_items) * f)
     else:  # a generator that cannot jump: draw on the client, send the blocks
         x0 = _fill_initial(rng, zeros((n_users, f)))
         y0 = _fill_initial(rng, zeros((n_items, f)))
-        X = [client.submit(_same, x0[ub[b]:ub[b + 1]].copy(), **pinned(b))
+        X = [client.submit(_with_gram, x0[ub[b]:ub[b + 1]].copy(), p, **pinned(b))
              for b in range(len(ub) - 1)]
-        Y = [client.submit(_same, y0[ib[c]:ib[c + 1]].copy(), **pinned(c))
+        Y = [client.submit(_with_gram, y0[ib[c]:ib[c + 1]].copy(), p, **pinned(c))
              for c in range(len(ib) - 1)]
         del x0, y0
 
@@ -271,13 +280,15 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     del blocks.users, blocks.items
 
     def half_step(mats, current, others, needs):
-        """Solve every block of one side against the other side's current factors."""
-        gram = client.submit(_sum_grams, *[client.submit(_partial_gram, y, p, **pinned(c))
-                                           for c, y in enumerate(others)], pure=False)
-        return [client.submit(_solve_block, m, x, gram, p,
-                              *[client.submit(_rows, y, needs[c], b, **pinned(c))
-                                for c, y in enumerate(others)], **pinned(b))
-                for b, (m, x) in enumerate(zip(mats, current))]
+        """Solve every block of one side against the other side's current factors: per
+        block one task, plus one per block of the other side on another worker (picks
+        the rows to send where they are).  No task builds the whole side or its Gram."""
+        return [client.submit(
+            _solve_block, m, x, dict(p, block=b),
+            *[("here", y, needs[c]) if on[c % len(on)] == on[b % len(on)]
+              else client.submit(_rows, y, needs[c], b, **pinned(c))
+              for c, y in enumerate(others)], **pinned(b))
+            for b, (m, x) in enumerate(zip(mats, current))]
 
     # An iteration is two such rounds.  The whole graph is submitted at once: iteration
     # t + 1 waits only on its inputs, never on the client; the bar follows each iteration.
@@ -296,9 +307,9 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
                 callback(it, time.perf_counter() - start, None)
     user_factors = zeros((n_users, f))
     item_factors = zeros((n_items, f))
-    for b, x in enumerate(client.gather(X)):
+    for b, (x, _) in enumerate(client.gather(X)):
         user_factors[ub[b]:ub[b + 1]] = x
-    for c, y in enumerate(client.gather(Y)):
+    for c, (y, _) in enumerate(client.gather(Y)):
         item_factors[ib[c]:ib[c + 1]] = y
     # as ALS.fit: a row with no interactions has no direction, exactly zero
     empty = client.gather(empty)
