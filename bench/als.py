@@ -83,17 +83,26 @@ def flops_per_iteration(m: sp.csr_matrix, f: int, steps: int) -> float:
     return total
 
 
-def time_fit(fit, iterations: int) -> tuple[float, list[float]]:
-    stamps = []
+def time_fit(fit, iterations: int) -> tuple[float, list[float], float]:
+    """(median wall s per iteration, every iteration's wall s, median CPU s per iteration).
+
+    CPU seconds are the process's (every thread's) time on a core: on a loaded machine
+    they count what the fit itself used, not the time other processes held the cores."""
+    stamps, cpu = [], []
 
     def cb(it, elapsed, loss):
         stamps.append(time.perf_counter())
+        cpu.append(time.process_time())
 
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     fit(cb)
     per = np.diff([start] + stamps)
+    per_cpu = np.diff([cpu0] + cpu)
     # the first iteration includes setup (transposition, allocation): report the median
-    return float(np.median(per[1:] if len(per) > 1 else per)), per.tolist()
+    def med(x):
+        return float(np.median(x[1:] if len(x) > 1 else x))
+
+    return med(per), per.tolist(), med(per_cpu)
 
 
 def rss_bytes() -> int:
@@ -187,20 +196,23 @@ def run_dataset(name, m, args, paths, peaks, test=None) -> dict:
                 im_runs.append(time_fit(
                     lambda cb: theirs.fit(m, show_progress=False, callback=cb), iterations))
     if im_runs:
-        res["implicit_s_per_iter"] = min(t for t, _ in im_runs)
-        res["implicit_iters"] = [per for _, per in im_runs]
+        res["implicit_s_per_iter"] = min(t for t, _, _ in im_runs)
+        res["implicit_cpu_s_per_iter"] = min(c for _, _, c in im_runs)
+        res["implicit_iters"] = [per for _, per, _ in im_runs]
         res["implicit_gflops"] = res["gflop_per_iteration"] / res["implicit_s_per_iter"]
         if test is not None:
             res["implicit_precision@10"] = precision_at_10(theirs.user_factors,
                                                            theirs.item_factors, m, test)
     res["paths"] = {}
     for path in paths:
-        t = min(s for s, _ in tm_runs[path])
-        r = {"s_per_iter": t, "iters": [per for _, per in tm_runs[path]],
+        t = min(s for s, _, _ in tm_runs[path])
+        r = {"s_per_iter": t, "cpu_s_per_iter": min(c for _, _, c in tm_runs[path]),
+             "iters": [per for _, per, _ in tm_runs[path]],
              "gflops": res["gflop_per_iteration"] / t, "peak_gflops": peaks[path]}
         r["fraction_of_peak"] = r["gflops"] / peaks[path]
         if im_runs:
             r["speedup"] = res["implicit_s_per_iter"] / t
+            r["cpu_speedup"] = res["implicit_cpu_s_per_iter"] / r["cpu_s_per_iter"]
         if test is not None:
             r["precision@10"] = precision_at_10(models[path].user_factors,
                                                 models[path].item_factors, m, test)
@@ -212,6 +224,7 @@ def run_dataset(name, m, args, paths, peaks, test=None) -> dict:
     res["tastemaker_gflops"] = res["paths"][head]["gflops"]
     if im_runs:
         res["speedup"] = res["paths"][head]["speedup"]
+        res["cpu_speedup"] = res["paths"][head]["cpu_speedup"]
     if test is not None:
         res["tastemaker_precision@10"] = res["paths"][head]["precision@10"]
     return res
@@ -250,6 +263,7 @@ def main() -> None:
     else:
         paths = [tastemaker.simd_path()]
     threads = args.threads or tastemaker.get_num_threads()
+    load_before = os.getloadavg()
     peaks = {p: measure_peak_gflops(p, threads) for p in paths}
     listed = ", ".join(f"{p} {v:.0f}" for p, v in peaks.items())
     print(f"measured FMA peak (GFLOP/s, {threads} threads): {listed}", flush=True)
@@ -279,13 +293,15 @@ def main() -> None:
     out = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                        "simd": info["simd"], "threads": threads,
                        "peak_gflops": peaks, "dram_gbs": DRAM_GBS,
-                       "load_average": os.getloadavg()},
+                       "load_average_before": load_before,
+                       "load_average_after": os.getloadavg()},
            "command": " ".join(sys.argv),
            "results": results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(out, indent=2))
     print(f"\n{'dataset':<10} {'path':<7} {'nnz':>11} {'tm s/it':>8} {'impl s/it':>9} {'ratio':>6} "
-          f"{'GFLOP/s':>8} {'%peak':>6} {'p@10 tm':>8} {'p@10 impl':>9}")
+          f"{'GFLOP/s':>8} {'%peak':>6} {'p@10 tm':>8} {'p@10 impl':>9} {'CPU s tm/impl':>14} "
+          f"{'CPU ratio':>9}")
     for r in results:
         for path, pr in r["paths"].items():
             print(f"{r['dataset']:<10} {path:<7} {r['nnz']:>11,} {pr['s_per_iter']:>8.3f} "
@@ -293,7 +309,9 @@ def main() -> None:
                   f"{pr.get('speedup', float('nan')):>6.1f} {pr['gflops']:>8.1f} "
                   f"{100 * pr['fraction_of_peak']:>5.1f}% "
                   f"{pr.get('precision@10', float('nan')):>8.4f} "
-                  f"{r.get('implicit_precision@10', float('nan')):>9.4f}")
+                  f"{r.get('implicit_precision@10', float('nan')):>9.4f} "
+                  f"{pr['cpu_s_per_iter']:>6.3f}/{r.get('implicit_cpu_s_per_iter', float('nan')):<7.3f} "
+                  f"{pr.get('cpu_speedup', float('nan')):>9.1f}")
         if "memory" in r:
             mem = r["memory"]
             print(f"  peak memory during fit: {mem['peak_bytes'] / 2**20:.0f} MiB = "

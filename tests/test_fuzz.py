@@ -104,8 +104,9 @@ def _context() -> dict:
                                        num_threads=1).fit(ui, features, show_progress=False),
         "itemknn": tastemaker.ItemKNN(K=4).fit(ui),
         "ease": tastemaker.EASE(regularization=1.0).fit(ui),
-        "explicit": tastemaker.ExplicitALS(factors=2, iterations=2, random_state=0,
-                                           num_threads=1).fit(ui, show_progress=False),
+        "explicit": tastemaker.ExplicitALS(factors=2, iterations=2, samples=3, burn_in=1,
+                                           random_state=0, num_threads=1).fit(
+            ui, show_progress=False),
     }
 
 
@@ -254,8 +255,8 @@ def _ease_recommend(m, ctx):
 def _explicit_fit(m, ctx):
     import tastemaker
 
-    model = tastemaker.ExplicitALS(factors=2, iterations=1, random_state=0).fit(
-        m, show_progress=False)
+    model = tastemaker.ExplicitALS(factors=2, iterations=1, samples=2, burn_in=1,
+                                   random_state=0).fit(m, show_progress=False)
     assert np.isfinite(model.user_factors).all() and np.isfinite(model.item_factors).all()
 
 

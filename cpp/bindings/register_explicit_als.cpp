@@ -1,4 +1,6 @@
 // Explicit-feedback ALS-WR with biases: one half-step, and the training RMSE.
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common.hpp"
@@ -13,7 +15,9 @@ void register_explicit_als(py::module_& m) {
         "explicit_als_solve",
         [](const py::array& indptr, const py::array& indices, const py::array& data, const py::array& Y,
            const py::array& other_bias, py::array& X, py::array& bias, double regularization,
-           double bias_regularization, bool weighted, double global_mean, int num_threads) {
+           double bias_regularization, bool weighted, double global_mean, int num_threads, double noise_sd,
+           std::uint64_t seed, const std::optional<py::array>& prior_precision,
+           const std::optional<py::array>& prior_mean) {
             const float* py_ = checked_ptr<float>(Y, "Y", 2);
             const float* pob = checked_ptr<float>(other_bias, "other_bias", 1);
             float* px = checked_mutable_ptr<float>(X, "X", 2);
@@ -31,13 +35,26 @@ void register_explicit_als(py::module_& m) {
             p.weighted = weighted;
             p.global_mean = global_mean;
             p.num_threads = num_threads;
+            p.noise_sd = noise_sd;
+            p.seed = seed;
+            if (prior_precision) {
+                p.prior_precision = checked_ptr<double>(*prior_precision, "prior_precision", 2);
+                check_dim(*prior_precision, 0, f + 1, "prior_precision");
+                check_dim(*prior_precision, 1, f + 1, "prior_precision");
+            }
+            if (prior_mean) {
+                p.prior_mean = checked_ptr<double>(*prior_mean, "prior_mean", 1);
+                check_dim(*prior_mean, 0, f + 1, "prior_mean");
+            }
             py::gil_scoped_release nogil;
             explicit_als_solve(R, py_, pob, n_other, f, px, pb, p);
         },
         py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("Y"), py::arg("other_bias"), py::arg("X"),
         py::arg("bias"), py::arg("regularization"), py::arg("bias_regularization"), py::arg("weighted"),
-        py::arg("global_mean"), py::arg("num_threads") = 0,
-        "Solve the factors X and biases of every row of the rating CSR with (Y, other_bias) fixed (in place).");
+        py::arg("global_mean"), py::arg("num_threads") = 0, py::arg("noise_sd") = 0.0, py::arg("seed") = 0,
+        py::arg("prior_precision") = py::none(), py::arg("prior_mean") = py::none(),
+        "Solve the factors X and biases of every row of the rating CSR with (Y, other_bias) fixed (in place); "
+        "noise_sd > 0 draws them from the Gaussian around that solution instead (a Gibbs step).");
     m.def(
         "explicit_als_rmse",
         [](const py::array& indptr, const py::array& indices, const py::array& data, const py::array& X,

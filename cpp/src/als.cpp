@@ -1,5 +1,5 @@
 // ALS driver: validation, Gram reduction, which rows go to the tiled group solve, OpenMP
-// over rows, the exact Cholesky solver and the loss.  The per-ISA arithmetic lives in
+// over rows, the exact solve's normal equations and the loss.  The per-ISA arithmetic lives in
 // cpp/src/kernels/als-inl.hpp (one source, compiled per instruction set).
 #include "tastemaker/als.hpp"
 
@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "tastemaker/aligned.hpp"
+#include "tastemaker/solve.hpp"
 #include "tastemaker/threads.hpp"
 
 namespace tastemaker {
@@ -70,36 +72,6 @@ inline float row_lambda(const AlsParams& p, std::int64_t n) {
                               std::pow(1.0 + static_cast<double>(n), static_cast<double>(p.reg_exponent)));
 }
 
-// In-place Cholesky (lower) of A (f x f, double) and solve A x = b; false if not PD.
-bool cholesky_solve(double* A, double* b, int f) {
-    for (int j = 0; j < f; ++j) {
-        double* aj = A + static_cast<std::size_t>(j) * f;
-        double d = aj[j];
-        for (int k = 0; k < j; ++k) d -= aj[k] * aj[k];
-        if (!(d > 0.0)) return false;
-        d = std::sqrt(d);
-        aj[j] = d;
-        for (int i = j + 1; i < f; ++i) {
-            double* ai = A + static_cast<std::size_t>(i) * f;
-            double s = ai[j];
-            for (int k = 0; k < j; ++k) s -= ai[k] * aj[k];
-            ai[j] = s / d;
-        }
-    }
-    for (int i = 0; i < f; ++i) {  // L z = b
-        const double* ai = A + static_cast<std::size_t>(i) * f;
-        double s = b[i];
-        for (int k = 0; k < i; ++k) s -= ai[k] * b[k];
-        b[i] = s / ai[i];
-    }
-    for (int i = f - 1; i >= 0; --i) {  // L^T x = z
-        double s = b[i];
-        for (int k = i + 1; k < f; ++k) s -= A[static_cast<std::size_t>(k) * f + i] * b[k];
-        b[i] = s / A[static_cast<std::size_t>(i) * f + i];
-    }
-    return true;
-}
-
 // Long rows (on the item side of a long-tailed matrix, the popular items: at ML-20M scale
 // half of the non-zeros sit in rows longer than L2) read every factor row of theirs from
 // L3 or DRAM on each of the cg_steps + 1 passes, and the same user rows again for the
@@ -144,7 +116,7 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
               const float* Y, std::int64_t n_other, int f, const double* gram, float* X, const AlsParams& params,
               int nt) {
     const std::size_t fs = static_cast<std::size_t>(f), ff = fs * fs;
-    std::vector<float> G32(ff);
+    const AlignedFloats G32 = aligned_floats(ff);  // each row pass reads it (matvec)
     for (std::size_t k = 0; k < ff; ++k) G32[k] = static_cast<float>(gram[k]);
     const AlsKernels& K = als_kernels();
     const std::vector<std::int64_t> tiled = long_rows(indptr, indices, n_rows, f);
@@ -159,9 +131,10 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
     ParallelError error;
 #pragma omp parallel num_threads(nt)
     {
-        std::vector<float> scratch, buf;
+        AlignedFloats scratch, buf;  // the passes load and store these once per block
+        std::size_t buf_size = 0;
         std::vector<AlsTiledRow> group;
-        error.run([&] { scratch.resize(3 * fs); });
+        error.run([&] { scratch = aligned_floats(3 * fs); });
 #pragma omp for schedule(dynamic, 1) nowait
         for (std::int64_t g = 0; g < n_groups; ++g) {
             error.run([&] {
@@ -171,47 +144,54 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
                     const std::int64_t u = tiled[k], n = indptr[u + 1] - indptr[u];
                     group.push_back({u, n, 0, row_lambda(params, n), 0.0f, true});
                 }
-                buf.resize(3 * group.size() * fs);
-                K.cg_group(indptr, indices, data, Y, n_other, f, G32.data(), params.alpha, params.cg_steps,
-                           group.data(), group.size(), buf.data(), X);
+                if (buf_size < 3 * group.size() * fs) {
+                    buf_size = 3 * group.size() * fs;
+                    buf = aligned_floats(buf_size);
+                }
+                K.cg_group(indptr, indices, data, Y, n_other, f, G32.get(), params.alpha, params.cg_steps,
+                           group.data(), group.size(), buf.get(), X);
             });
         }
 #pragma omp for schedule(dynamic, 32)
         for (std::int64_t u = 0; u < n_rows; ++u) {
             if (error.failed() || (!is_tiled.empty() && is_tiled[static_cast<std::size_t>(u)])) continue;
             const std::int64_t lo = indptr[u], n = indptr[u + 1] - lo;
-            K.cg_row(Y, indices + lo, data + lo, n, G32.data(), params.alpha, row_lambda(params, n), params.cg_steps,
-                     f, X + static_cast<std::size_t>(u) * fs, scratch.data());
+            K.cg_row(Y, indices + lo, data + lo, n, G32.get(), params.alpha, row_lambda(params, n), params.cg_steps,
+                     f, X + static_cast<std::size_t>(u) * fs, scratch.get());
         }
     }
     error.rethrow_if_failed();
 }
 
-// A (lower triangle) = YtY + lambda I + sum (c - 1) y y^T and b = sum_{v > 0} c y for row
-// [lo, hi) of the matrix, in float64.
+// Per-thread scratch of the exact solve.
+struct NormalScratch {
+    std::vector<double> A, b, w, c, kernel;
+    std::vector<std::int32_t> rows;
+};
+
+// A (upper triangle) = YtY + lambda I + sum (c - 1) y y^T and b = sum_{v > 0} c y for row
+// [lo, hi) of the matrix, in float64, by the shared small-system kernels (solve.hpp).
 void normal_equations(const std::int32_t* indices, const float* data, std::int64_t lo, std::int64_t hi,
-                      const float* Y, int f, const double* gram, const AlsParams& params, double* A, double* b,
-                      double* y) {
+                      const float* Y, int f, const double* gram, const AlsParams& params, NormalScratch& s) {
     const std::size_t fs = static_cast<std::size_t>(f);
     const double lambda = row_lambda(params, hi - lo);
-    std::copy(gram, gram + fs * fs, A);
-    for (int j = 0; j < f; ++j) A[static_cast<std::size_t>(j) * fs + j] += lambda;
-    std::fill(b, b + fs, 0.0);
+    std::copy(gram, gram + fs * fs, s.A.begin());
+    for (int j = 0; j < f; ++j) s.A[static_cast<std::size_t>(j) * fs + j] += lambda;
+    std::fill(s.b.begin(), s.b.end(), 0.0);
+    s.rows.clear();
+    s.w.clear();
+    s.c.clear();
     for (std::int64_t k = lo; k < hi; ++k) {
         const float v = data[k];
         if (v == 0.0f) continue;
         const double c = static_cast<double>(params.alpha) * std::fabs(static_cast<double>(v));
-        const float* yr = Y + static_cast<std::size_t>(indices[k]) * fs;
-        for (int j = 0; j < f; ++j) y[j] = yr[j];
-        if (v > 0.0f)
-            for (int j = 0; j < f; ++j) b[j] += c * y[j];
-        const double w = c - 1.0;
-        for (int i = 0; i < f; ++i) {  // lower triangle is all cholesky_solve reads
-            double* ai = A + static_cast<std::size_t>(i) * fs;
-            const double wy = w * y[i];
-            for (int j = 0; j <= i; ++j) ai[j] += wy * y[j];
-        }
+        s.rows.push_back(indices[k]);
+        s.w.push_back(c - 1.0);
+        s.c.push_back(v > 0.0f ? c : 0.0);
     }
+    solve_kernels().accumulate_normal(Y, f, s.rows.data(), s.w.data(), s.c.data(),
+                                      static_cast<std::int64_t>(s.rows.size()), s.A.data(), s.b.data(),
+                                      s.kernel.data());
 }
 
 // Every row exactly; throws std::runtime_error naming the first row that is not positive
@@ -223,20 +203,20 @@ void solve_cholesky(const std::int64_t* indptr, const std::int32_t* indices, con
     ParallelError error;
 #pragma omp parallel num_threads(nt) reduction(min : bad_row)
     {
-        std::vector<double> A, b, y;
+        NormalScratch s;
         error.run([&] {
-            A.resize(fs * fs);
-            b.resize(fs);
-            y.resize(fs);
+            s.A.resize(fs * fs);
+            s.b.resize(fs);
+            s.kernel.resize(kSolveScratch * fs);
         });
 #pragma omp for schedule(dynamic, 16)
         for (std::int64_t u = 0; u < n_rows; ++u) {
             if (error.failed()) continue;
-            normal_equations(indices, data, indptr[u], indptr[u + 1], Y, f, gram, params, A.data(), b.data(),
-                             y.data());
+            error.run([&] { normal_equations(indices, data, indptr[u], indptr[u + 1], Y, f, gram, params, s); });
+            if (error.failed()) continue;
             float* x = X + static_cast<std::size_t>(u) * fs;
-            if (cholesky_solve(A.data(), b.data(), f))
-                for (int j = 0; j < f; ++j) x[j] = static_cast<float>(b[j]);
+            if (cholesky_solve(s.A.data(), s.b.data(), f))
+                for (int j = 0; j < f; ++j) x[j] = static_cast<float>(s.b[j]);
             else
                 bad_row = std::min(bad_row, u);
         }

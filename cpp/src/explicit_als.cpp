@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tastemaker/solve.hpp"
 #include "tastemaker/threads.hpp"
 
 namespace tastemaker {
@@ -29,32 +30,35 @@ void check_ratings(const CsrView& R, std::int64_t n_other) {
     }
 }
 
-// In-place Cholesky solve of the d x d SPD system A z = b (A row-major, lower triangle
-// used and overwritten).  Returns false if A is not positive definite.
-bool cholesky_solve(double* A, double* b, int d) {
-    for (int j = 0; j < d; ++j) {
-        double s = A[j * d + j];
-        for (int k = 0; k < j; ++k) s -= A[j * d + k] * A[j * d + k];
-        if (!(s > 0.0)) return false;
-        const double l = std::sqrt(s);
-        A[j * d + j] = l;
-        for (int i = j + 1; i < d; ++i) {
-            double t = A[i * d + j];
-            for (int k = 0; k < j; ++k) t -= A[i * d + k] * A[j * d + k];
-            A[i * d + j] = t / l;
-        }
+// Counter-based generator: the deviates of row u come from (seed, u) alone.
+inline std::uint64_t splitmix64(std::uint64_t& state) {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// d standard normal deviates (Box-Muller on 53-bit uniforms in (0, 1]).
+void normals(std::uint64_t seed, std::int64_t row, double* z, int d) {
+    std::uint64_t state = seed ^ (0xD1B54A32D192ED03ull * static_cast<std::uint64_t>(row + 1));
+    constexpr double kTwoPi = 6.283185307179586;
+    for (int k = 0; k < d; k += 2) {
+        const double u1 = (static_cast<double>(splitmix64(state) >> 11) + 1.0) * 0x1.0p-53;
+        const double u2 = static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53;
+        const double r = std::sqrt(-2.0 * std::log(u1));
+        z[k] = r * std::cos(kTwoPi * u2);
+        if (k + 1 < d) z[k + 1] = r * std::sin(kTwoPi * u2);
     }
-    for (int i = 0; i < d; ++i) {  // L y = b
-        double t = b[i];
-        for (int k = 0; k < i; ++k) t -= A[i * d + k] * b[k];
-        b[i] = t / A[i * d + i];
+}
+
+// z <- U^-1 z for the upper Cholesky factor U (A = U^T U) that cholesky_solve left in A's
+// upper triangle: then z has covariance A^-1 when it had the identity.
+void solve_upper(const double* A, double* z, int d) {
+    for (int i = d - 1; i >= 0; --i) {
+        double t = z[i];
+        for (int k = i + 1; k < d; ++k) t -= A[i * d + k] * z[k];
+        z[i] = t / A[i * d + i];
     }
-    for (int i = d - 1; i >= 0; --i) {  // L^T z = y
-        double t = b[i];
-        for (int k = i + 1; k < d; ++k) t -= A[k * d + i] * b[k];
-        b[i] = t / A[i * d + i];
-    }
-    return true;
 }
 
 }  // namespace
@@ -67,19 +71,27 @@ void explicit_als_solve(const CsrView& R, const float* Y, const float* other_bia
     if (!(p.bias_regularization >= 0.0) || !std::isfinite(p.bias_regularization))
         throw std::invalid_argument("bias_regularization: expected a finite number >= 0");
     if (!std::isfinite(p.global_mean)) throw std::invalid_argument("global_mean: expected a finite number");
+    if (!(p.noise_sd >= 0.0) || !std::isfinite(p.noise_sd))
+        throw std::invalid_argument("noise_sd: expected a finite number >= 0");
     check_ratings(R, n_other);
     const int d = f + 1;
     const int threads = resolve_threads(p.num_threads);
+    std::vector<double> prior_b(static_cast<std::size_t>(d), 0.0);  // P m
+    if (p.prior_precision != nullptr && p.prior_mean != nullptr)
+        for (int j = 0; j < d; ++j)
+            for (int k = 0; k < d; ++k) prior_b[static_cast<std::size_t>(j)] += p.prior_precision[j * d + k] * p.prior_mean[k];
     bool singular = false;
     std::exception_ptr error;
 #pragma omp parallel num_threads(threads)
     {
-        std::vector<double> A, b, a;
+        std::vector<double> A, b, z, Af, w, t, kernel;
         bool ok = true;
         try {
             A.resize(static_cast<std::size_t>(d) * d);
             b.resize(static_cast<std::size_t>(d));
-            a.resize(static_cast<std::size_t>(d));
+            z.resize(static_cast<std::size_t>(d));
+            Af.resize(static_cast<std::size_t>(f) * f);
+            kernel.resize(static_cast<std::size_t>(kSolveScratch) * f);
         } catch (...) {
             ok = false;
 #pragma omp critical(tastemaker_explicit_als_error)
@@ -95,31 +107,48 @@ void explicit_als_solve(const CsrView& R, const float* Y, const float* other_bia
                 bias[u] = 0.0f;
                 continue;
             }
-            std::fill(A.begin(), A.end(), 0.0);
+            // [y_i; 1] [y_i; 1]^T summed: the f x f block Y^T Y of the row's items by the shared
+            // kernel (upper triangle), the bias row/column by hand; b = [Y^T t; sum t].
+            const std::int64_t n = p1 - p0;
+            w.assign(static_cast<std::size_t>(n), 1.0);
+            t.resize(static_cast<std::size_t>(n));
+            for (std::int64_t q = p0; q < p1; ++q)
+                t[static_cast<std::size_t>(q - p0)] =
+                    static_cast<double>(R.data[q]) - p.global_mean - other_bias[R.indices[q]];
+            std::fill(Af.begin(), Af.end(), 0.0);
             std::fill(b.begin(), b.end(), 0.0);
-            a[f] = 1.0;
+            solve_kernels().accumulate_normal(Y, f, R.indices + p0, w.data(), t.data(), n, Af.data(), b.data(),
+                                              kernel.data());
+            std::fill(A.begin(), A.end(), 0.0);
+            for (int j = 0; j < f; ++j)
+                for (int k = j; k < f; ++k) A[j * d + k] = Af[static_cast<std::size_t>(j) * f + k];
             for (std::int64_t q = p0; q < p1; ++q) {
-                const std::int32_t i = R.indices[q];
-                const float* y = Y + static_cast<std::int64_t>(i) * f;
-                for (int k = 0; k < f; ++k) a[k] = y[k];
-                const double t = static_cast<double>(R.data[q]) - p.global_mean - other_bias[i];
-                // lower triangle only: row j, columns 0..j
-                for (int j = 0; j < d; ++j) {
-                    const double aj = a[j];
-                    double* Aj = A.data() + j * d;
-                    for (int k = 0; k <= j; ++k) Aj[k] += aj * a[k];
-                    b[j] += aj * t;
-                }
+                const float* y = Y + static_cast<std::int64_t>(R.indices[q]) * f;
+                for (int k = 0; k < f; ++k) A[k * d + f] += y[k];
+                b[static_cast<std::size_t>(f)] += t[static_cast<std::size_t>(q - p0)];
             }
-            const double n = p.weighted ? static_cast<double>(p1 - p0) : 1.0;
-            for (int k = 0; k < f; ++k) A[k * d + k] += p.regularization * n;
-            A[f * d + f] += p.bias_regularization * n;
+            A[f * d + f] = static_cast<double>(n);
+            if (p.prior_precision != nullptr) {
+                for (int j = 0; j < d; ++j) {
+                    for (int k = j; k < d; ++k) A[j * d + k] += p.prior_precision[j * d + k];
+                    b[j] += prior_b[static_cast<std::size_t>(j)];
+                }
+            } else {
+                const double scale = p.weighted ? static_cast<double>(n) : 1.0;
+                for (int k = 0; k < f; ++k) A[k * d + k] += p.regularization * scale;
+                A[f * d + f] += p.bias_regularization * scale;
+            }
             if (!cholesky_solve(A.data(), b.data(), d)) {
 #pragma omp atomic write
                 singular = true;
                 for (int k = 0; k < f; ++k) x[k] = 0.0f;
                 bias[u] = 0.0f;
                 continue;
+            }
+            if (p.noise_sd > 0.0) {
+                normals(p.seed, u, z.data(), d);
+                solve_upper(A.data(), z.data(), d);
+                for (int k = 0; k < d; ++k) b[k] += p.noise_sd * z[k];
             }
             for (int k = 0; k < f; ++k) x[k] = static_cast<float>(b[k]);
             bias[u] = static_cast<float>(b[f]);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tastemaker/aligned.hpp"
 #include "tastemaker/threads.hpp"
 
 #ifdef _OPENMP
@@ -180,19 +181,6 @@ Candidates select_candidates(const TopkRequest& r) {
     }
     c.count = c.subset ? static_cast<std::int64_t>(c.ids.size()) : r.n_items;
     return c;
-}
-
-// 64-byte aligned floats (a panel row is two cache lines; unaligned rows would split).
-struct AlignedFree {
-    void operator()(float* p) const noexcept { std::free(p); }
-};
-using AlignedFloats = std::unique_ptr<float[], AlignedFree>;
-
-AlignedFloats aligned_floats(std::size_t n) {
-    const std::size_t bytes = (std::max<std::size_t>(n, 1) * sizeof(float) + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, bytes);
-    if (p == nullptr) throw std::bad_alloc();
-    return AlignedFloats(static_cast<float*>(p));
 }
 
 // The candidates' panels: read from a PackedItems, packed once per call for a large

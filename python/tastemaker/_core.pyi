@@ -158,6 +158,10 @@ def explicit_als_solve(
     weighted: bool,
     global_mean: float,
     num_threads: int = 0,
+    noise_sd: float = 0.0,
+    seed: int = 0,
+    prior_precision: npt.NDArray[np.float64] | None = None,
+    prior_mean: npt.NDArray[np.float64] | None = None,
 ) -> None: ...
 def explicit_als_rmse(
     indptr: npt.NDArray[np.int64],

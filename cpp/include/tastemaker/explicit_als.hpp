@@ -10,13 +10,13 @@
  *                + n_u^w * (lambda * |x_u|^2 + lambda_b * b_u^2)
  *
  *  with w = 1 for ALS-WR (the penalty grows with the row's number of ratings) or 0.
- *  The (f + 1) x (f + 1) normal equations are accumulated in float64 in the order of
- *  the row's entries and solved by Cholesky; rows with no rating get x_u = 0, b_u = 0.
+ *  The (f + 1) x (f + 1) normal equations are accumulated in float64 and solved by
+ *  Cholesky, both by the shared small-system kernels (tastemaker/solve.hpp, on the active
+ *  SIMD path); rows with no rating get x_u = 0, b_u = 0.
  *
  *  Determinism: every row is solved on its own (per-thread scratch, nothing shared),
- *  so the result is identical for any thread count.  Portable C++ (no ISA-specific
- *  code): the inner loops are contiguous float64 multiply-adds the compiler vectorizes
- *  for the baseline instruction set.
+ *  so the result is identical for any thread count (across SIMD paths: equal to float64
+ *  rounding).
  */
 #include <cstdint>
 
@@ -30,6 +30,19 @@ struct ExplicitAlsParams {
     bool weighted = true;              ///< ALS-WR: scale both by the row's rating count
     double global_mean = 0.0;          ///< mu
     int num_threads = 0;               ///< 0 = global default (threads.hpp)
+    /** > 0: draw z from the Gaussian N(z*, noise_sd^2 A^-1) around the least-squares
+     *  solution z* (A: the row's regularised normal matrix) instead of returning z*: one
+     *  Gibbs-sampling step of the same model with rating noise noise_sd (>= 0, finite). */
+    double noise_sd = 0.0;
+    /** The draws' seed; row u's normal deviates depend only on (seed, u), so any thread
+     *  count gives the same sample. */
+    std::uint64_t seed = 0;
+    /** Optional Gaussian prior N(prior_mean, prior_precision^-1) on z = [x_u; b_u] in place
+     *  of the ridge terms: (f + 1) x (f + 1) row-major symmetric positive semi-definite,
+     *  and f + 1 values (nullptr: mean 0).  Both in units of the rating noise variance
+     *  (precision times noise_sd^2). */
+    const double* prior_precision = nullptr;
+    const double* prior_mean = nullptr;
 };
 
 /** One half-step.

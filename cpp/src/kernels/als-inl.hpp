@@ -30,7 +30,11 @@
 // Keeps the compiler from carrying one phase's loads into the next (they would be spilled).
 #define TM_ALS_BARRIER() asm volatile("" ::: "memory")
 #define TM_ALS_INLINE __attribute__((always_inline)) inline
+// Keeps a value in a general register: GCC otherwise computes the eight row addresses of a
+// block in vector registers and extracts them one by one (shuffles on the port the FMAs use).
+#define TM_ALS_SCALAR(x) asm("" : "+r"(x))
 #else
+#define TM_ALS_SCALAR(x) ((void)0)
 #define TM_ALS_BARRIER() ((void)0)
 #define TM_ALS_INLINE inline
 #endif
@@ -285,7 +289,11 @@ void fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::
         }
         const float** rows = rbuf[cur];
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) rows[j] = Y + static_cast<std::size_t>(bi[j]) * fs;
+        for (int j = 0; j < 8; ++j) {
+            const float* r = Y + static_cast<std::size_t>(bi[j]) * fs;
+            TM_ALS_SCALAR(r);
+            rows[j] = r;
+        }
 
         // dot phase: eight independent sums, v streamed from L1
         V s[8];
@@ -359,9 +367,14 @@ template <int F>
 void cg_row_t(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
               float alpha, float lambda, int cg_steps, int f_rt, float* x, float* scratch) {
     const int f = F ? F : f_rt;
-    float* r = scratch;
-    float* p = scratch + f;
-    float* ap = scratch + 2 * f;
+    // A compile-time f keeps r, p and ap on the stack, each on its own cache lines: the
+    // passes load v and load + store the accumulator once per block of eight items, and a
+    // vector access that straddles two lines costs two.
+    constexpr int kPad = F ? (F + 15) / 16 * 16 : 1;
+    alignas(64) float local[F ? 3 * kPad : 1];
+    float* r = F ? local : scratch;
+    float* p = F ? local + kPad : scratch + f;
+    float* ap = F ? local + 2 * kPad : scratch + 2 * f;
     // Later passes find a short row's factor rows in L1/L2; only long rows need prefetch.
     const bool prefetch_again = nnz * f * 4 > kL2Bytes;
     residual_start<F>(G, x, lambda, f, r, ap);
@@ -497,4 +510,5 @@ void cg_group(const std::int64_t* indptr, const std::int32_t* indices, const flo
 }  // namespace tastemaker::kernels::TM_KERNEL_NS
 
 #undef TM_ALS_BARRIER
+#undef TM_ALS_SCALAR
 #undef TM_ALS_INLINE
