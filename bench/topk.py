@@ -24,7 +24,7 @@ that thread, which is what to read on a shared, loaded machine.  There is no def
 peak; ``--peak-gflops`` overrides the wall-time one.
 similar_items for every item is credited with the full n_items^2 pass although the kernel
 scores each pair once (half of it).  Bytes moved: the item panels (n_items * f * 4) are
-read from L3 once per block of queries (48 on AVX-512, 192 on AVX2); queries, seen lists
+read from L3 once per block of queries (192 on AVX-512 and AVX2); queries, seen lists
 and results are read/written once.
 
 Peers get their best settings: OPENBLAS_CORETYPE=SkylakeX (set by bench/_common.py before
@@ -61,7 +61,7 @@ import numpy as np  # noqa: E402
 import tastemaker  # noqa: E402
 from tastemaker.models import FactorModel  # noqa: E402
 
-QUERY_BLOCK = {"avx512": 48, "avx2": 192}  # queries per block in the native kernel, per path
+QUERY_BLOCK = {"avx512": 192, "avx2": 192}  # queries per block in the native kernel, per path
 
 
 CPU_SECONDS: dict[str, float] = {}

@@ -49,10 +49,14 @@ constexpr int kTileRows = L >= 16 ? 12 : L >= 8 ? 3 : 1;
 /** Panels per query_scores group: 2 x 4 = 8 chains on AVX-512, 4 x 3 = 12 on AVX2 (enough
  *  for a 4-cycle FMA latency on two pipes; one panel alone is latency-bound). */
 constexpr int kQueryGroup = L >= 16 ? 4 : L >= 8 ? 3 : 1;
-/** Queries per block (TopkKernels::query_block).  AVX-512: 48 (four tiles).  AVX2: 192,
- *  48 KB of query rows at 64 factors, still in L2: each panel is streamed from L3 a
- *  quarter as often, which measured 10-20% faster on a shared Zen 3. */
-constexpr int kQueryBlock = L >= 16 ? 48 : L >= 8 ? 192 : 48;
+/** Queries per block (TopkKernels::query_block): each packed panel is streamed from L3 (or
+ *  DRAM) once per block, the block's query rows are reused from L1/L2 for every panel.  192
+ *  on both SIMD paths: 48 KB of query rows at 64 factors (in L2), and a quarter of the
+ *  panel traffic of 48-query blocks (4.9 instead of 19.8 GB for top-k of all ML-20M users).
+ *  AVX2 measured 10-20% faster with 192 than 48 on a shared Zen 3; AVX-512, on the shared
+ *  Xeon at load ~20, 101-110 against 86-106 GFLOP per CPU-second (48 was ~7% ahead in a
+ *  kernel-only loop at lower load: the streamed panels are the part the load hurts). */
+constexpr int kQueryBlock = L >= 8 ? 192 : 48;
 
 // Scores of one tile row into scores[0..32) and its mask against bar t.
 TM_TOPK_INLINE std::uint32_t store_and_mask(const V* acc, V t, float* scores) {
