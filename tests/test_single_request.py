@@ -65,18 +65,20 @@ def spy(monkeypatch, name):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 10_000), st.integers(1, 100), st.integers(0, 40))
-def test_recommend_one_matches_numpy_and_the_batch_path(seed, N, nnz):
+@given(st.integers(0, 10_000), st.integers(1, 100), st.integers(0, 40), st.booleans())
+def test_recommend_one_matches_numpy_and_the_batch_path(seed, N, nnz, with_deny):
     model = als_model(seed, integer=True)
     rng = np.random.default_rng(seed)
     row = one_row(rng, 90, nnz)
     u = int(rng.integers(0, 30))
-    ids, scores = model.recommend(u, row, N=N)
-    want_ids, want_scores = ref_rank(model.item_factors @ model.user_factors[u], row.indices, N)
+    deny = rng.choice(90, 7).astype(np.int32) if with_deny else None
+    ids, scores = model.recommend(u, row, N=N, filter_items=deny)
+    excluded = row.indices if deny is None else np.union1d(row.indices, deny)
+    want_ids, want_scores = ref_rank(model.item_factors @ model.user_factors[u], excluded, N)
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_array_equal(scores, want_scores)
     assert ids.dtype == np.int32 and scores.dtype == np.float32
-    b_ids, _ = model.recommend(np.array([u]), row, N=N)
+    b_ids, _ = model.recommend(np.array([u]), row, N=N, filter_items=deny)
     n = int((b_ids[0] >= 0).sum())
     np.testing.assert_array_equal(ids, b_ids[0, :n])
 
@@ -192,6 +194,13 @@ def test_bad_single_requests_raise_clear_value_errors():
             model.recommend(-1, good, recalculate_user=recalc)
     with pytest.raises(ValueError, match="userid"):
         model.recommend(30, good)
+    for recalc in (False, True):
+        with pytest.raises(ValueError, match="filter_items"):
+            model.recommend(0, good, filter_items=np.array([70], np.int32),
+                            recalculate_user=recalc)
+        with pytest.raises(ValueError, match="filter_items"):
+            model.recommend(0, good, filter_items=np.array([[1]], np.int32),
+                            recalculate_user=recalc)
     with pytest.raises(ValueError, match="itemid"):
         model.similar_items(70)
     with pytest.raises(ValueError, match="filter_items"):
@@ -287,3 +296,24 @@ def test_personalizer_reasons_with_the_kept_factorisation_equal_a_fresh_solve():
     e = p.explain(user, kept.items[0], n=1000)  # every contribution: the rest is rounding
     assert sum(v for _, v in e.contributions) + e.rest == pytest.approx(e.score, abs=1e-12)
     assert abs(e.rest) < 1e-4 * max(1.0, abs(e.score))
+
+
+def test_single_request_state_follows_factors_and_hyperparameters():
+    model = als_model(7, n_items=80, f=8, reg=0.1)
+    row = one_row(np.random.default_rng(7), 80, 12)
+    before = model.recommend(1, row, recalculate_user=True)
+    model.regularization = 5.0  # a new hyperparameter: the fold-in spec is rebuilt
+    x = model._fold_in_one(row.indices, row.data)
+    np.testing.assert_allclose(x, ref_fold_in(model, row), rtol=1e-4, atol=1e-6)
+    model.item_factors = model.item_factors * np.float32(2)  # new factors: everything
+    ids, scores = model.recommend(1, row, recalculate_user=True)
+    b_ids, b_scores = model.recommend(np.array([1]), row, recalculate_user=True)
+    np.testing.assert_array_equal(ids, b_ids[0])
+    np.testing.assert_allclose(scores, b_scores[0], rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(scores, before[1])
+    ids, scores = model.recommend(1, row)
+    want_ids, want_scores = ref_rank(model.item_factors @ model.user_factors[1], row.indices, 10)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+    sims, _ = model.similar_items(3)
+    np.testing.assert_array_equal(sims, model.similar_items(np.array([3]))[0][0])

@@ -51,7 +51,17 @@ void check_packed(const PackedItems& packed, const py::array& items, const char*
                                     std::to_string(packed.dim()) + ", got shape " + shape_str(items));
 }
 
-py::tuple result(const std::vector<std::int32_t>& ids, const std::vector<float>& scores, int n) {
+// Runs top(ids, scores) -> count with the GIL released (room for k results), and returns
+// the (ids, scores) arrays trimmed to the count.
+template <class Top>
+py::tuple top_k(int k, Top&& top) {
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(k));
+    std::vector<float> scores(static_cast<std::size_t>(k));
+    int n = 0;
+    {
+        py::gil_scoped_release nogil;
+        n = top(ids.data(), scores.data());
+    }
     py::array_t<std::int32_t> oi(n);
     py::array_t<float> os(n);
     if (n > 0) {
@@ -59,6 +69,19 @@ py::tuple result(const std::vector<std::int32_t>& ids, const std::vector<float>&
         std::memcpy(os.mutable_data(), scores.data(), sizeof(float) * static_cast<std::size_t>(n));
     }
     return py::make_tuple(oi, os);
+}
+
+// The optional deny / allow lists of every single-request binding (kept alive by `keep`).
+struct Filters {
+    py::array keep_d, keep_a;
+    std::pair<const std::int32_t*, std::int64_t> deny, allow;
+};
+
+Filters filters(const py::object& deny, const py::object& allow) {
+    Filters f;
+    f.deny = id_list(deny, "filter_items", f.keep_d);
+    f.allow = id_list(allow, "items", f.keep_a);
+    return f;
 }
 
 int checked_k(int k) {
@@ -78,20 +101,14 @@ py::tuple recommend_binding(const py::array& user_factors, std::int64_t userid, 
                                     std::to_string(user_factors.shape(0)) + ")");
     k = checked_k(k);
     const RowRef row = row_ref(indptr, indices, data, "user_items");
-    py::array keep_d, keep_a;
-    const auto dl = id_list(deny, "filter_items", keep_d);
-    const auto al = id_list(allow, "items", keep_a);
-    std::vector<std::int32_t> ids(static_cast<std::size_t>(k));
-    std::vector<float> scores(static_cast<std::size_t>(k));
+    const auto fl = filters(deny, allow);
     const float* raw = static_cast<const float*>(items.data());
-    int n = 0;
-    {
-        py::gil_scoped_release nogil;
+    const float* q = uf + userid * packed.dim();
+    return top_k(k, [&](std::int32_t* ids, float* scores) {
         check_row(row, packed.n_items(), "user_items");
-        n = topk_one(uf + userid * packed.dim(), packed, raw, k, row.indices, row.nnz, dl.first, dl.second,
-                     al.first, al.second, ids.data(), scores.data());
-    }
-    return result(ids, scores, n);
+        return topk_one(q, packed, raw, k, row.indices, row.nnz, fl.deny.first, fl.deny.second, fl.allow.first,
+                        fl.allow.second, ids, scores);
+    });
 }
 
 py::tuple vector_binding(const py::array& vector, const PackedItems& packed, const py::array& items, int k,
@@ -100,20 +117,14 @@ py::tuple vector_binding(const py::array& vector, const PackedItems& packed, con
     check_packed(packed, items, "item_factors");
     check_dim(vector, 0, packed.dim(), "vectors");
     k = checked_k(k);
-    py::array keep_e, keep_d, keep_a;
+    py::array keep_e;
     const auto el = id_list(exclude, "exclude", keep_e);
-    const auto dl = id_list(deny, "filter_items", keep_d);
-    const auto al = id_list(allow, "items", keep_a);
-    std::vector<std::int32_t> ids(static_cast<std::size_t>(k));
-    std::vector<float> scores(static_cast<std::size_t>(k));
+    const auto fl = filters(deny, allow);
     const float* raw = static_cast<const float*>(items.data());
-    int n = 0;
-    {
-        py::gil_scoped_release nogil;
-        n = topk_one(q, packed, raw, k, el.first, el.second, dl.first, dl.second, al.first, al.second, ids.data(),
-                     scores.data());
-    }
-    return result(ids, scores, n);
+    return top_k(k, [&](std::int32_t* ids, float* scores) {
+        return topk_one(q, packed, raw, k, el.first, el.second, fl.deny.first, fl.deny.second, fl.allow.first,
+                        fl.allow.second, ids, scores);
+    });
 }
 
 py::tuple fold_in_binding(const py::array& items, const py::array& gram, float regularization, float reg_exponent,
@@ -136,25 +147,18 @@ py::tuple fold_in_binding(const py::array& items, const py::array& gram, float r
         check_packed(*packed, items, "item_factors");
     }
     const RowRef row = row_ref(indptr, indices, data, "user_items");
-    py::array keep_d, keep_a;
-    const auto dl = id_list(deny, "filter_items", keep_d);
-    const auto al = id_list(allow, "items", keep_a);
+    const auto fl = filters(deny, allow);
     py::array_t<float> x(static_cast<py::ssize_t>(s.f));
     py::array_t<double> factor;
     if (want_factor) factor = py::array_t<double>({static_cast<py::ssize_t>(s.f), static_cast<py::ssize_t>(s.f)});
     float* px = x.mutable_data();
     double* pf = want_factor ? factor.mutable_data() : nullptr;
-    std::vector<std::int32_t> ids(static_cast<std::size_t>(k));
-    std::vector<float> scores(static_cast<std::size_t>(k));
-    int n = 0;
-    {
-        py::gil_scoped_release nogil;
+    py::tuple top = top_k(k, [&](std::int32_t* ids, float* scores) {
         fold_in_one(s, row, px, pf);
-        if (k > 0)
-            n = topk_one(px, *packed, s.Y, k, filter ? row.indices : nullptr, filter ? row.nnz : 0, dl.first,
-                         dl.second, al.first, al.second, ids.data(), scores.data());
-    }
-    py::tuple top = result(ids, scores, n);
+        if (k == 0) return 0;
+        return topk_one(px, *packed, s.Y, k, filter ? row.indices : nullptr, filter ? row.nnz : 0, fl.deny.first,
+                        fl.deny.second, fl.allow.first, fl.allow.second, ids, scores);
+    });
     if (want_factor) return py::make_tuple(x, top[0], top[1], factor);
     return py::make_tuple(x, top[0], top[1]);
 }
@@ -163,20 +167,14 @@ py::tuple similar_binding(const py::array& normed, const PackedItems& packed, st
                           const py::object& zero, const py::object& deny, const py::object& allow) {
     check_packed(packed, normed, "item_factors");
     k = checked_k(k);
-    py::array keep_z, keep_d, keep_a;
+    py::array keep_z;
     const auto zl = id_list(zero, "zero", keep_z);
-    const auto dl = id_list(deny, "filter_items", keep_d);
-    const auto al = id_list(allow, "items", keep_a);
-    std::vector<std::int32_t> ids(static_cast<std::size_t>(k));
-    std::vector<float> scores(static_cast<std::size_t>(k));
+    const auto fl = filters(deny, allow);
     const float* p = static_cast<const float*>(normed.data());
-    int n = 0;
-    {
-        py::gil_scoped_release nogil;
-        n = similar_one(p, packed, id, k, zl.first, zl.second, dl.first, dl.second, al.first, al.second, ids.data(),
-                        scores.data());
-    }
-    return result(ids, scores, n);
+    return top_k(k, [&](std::int32_t* ids, float* scores) {
+        return similar_one(p, packed, id, k, zl.first, zl.second, fl.deny.first, fl.deny.second, fl.allow.first,
+                           fl.allow.second, ids, scores);
+    });
 }
 
 void register_query(py::module_& m) {

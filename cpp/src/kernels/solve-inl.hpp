@@ -58,24 +58,21 @@ inline double dot(const double* x, const double* y, int n) {
     return s;
 }
 
-// A[i][i..f) -= sum_t coef[t] * U_t[i..f) over the kNb pivot rows of a block (coef[t] =
-// U_t[i]; rows past the block's end have coef 0): each row segment of A is loaded and
-// stored once per block, not once per pivot.
-constexpr int kNb = 8;
+constexpr int kNb = 8;  // pivots per block (Cholesky), rows per block (normal equations)
 
-inline void block_update(double* y, const double* const* x, const double* coef, int n) {
-    Ops::D a[kNb];
-    for (int t = 0; t < kNb; ++t) a[t] = Ops::set1_d(-coef[t]);
+// y[0..n) += sum_t a[t] * x[t][off..off + n) over kNb terms: each vector of y is loaded
+// and stored once for all of them.
+inline void multi_axpy(double* y, const Ops::D* a, const double* const* x, int off, int n) {
     int k = 0;
     for (; k + LD <= n; k += LD) {
         Ops::D acc = Ops::load_d(y + k);
-        for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(a[t], Ops::load_d(x[t] + k), acc);
+        for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(a[t], Ops::load_d(x[t] + off + k), acc);
         Ops::store_d(y + k, acc);
     }
     if (k < n) {
         const int r = n - k;
         Ops::D acc = Ops::load_d_n(y + k, r);
-        for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(a[t], Ops::load_d_n(x[t] + k, r), acc);
+        for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(a[t], Ops::load_d_n(x[t] + off + k, r), acc);
         Ops::store_d_n(y + k, acc, r);
     }
 }
@@ -101,15 +98,14 @@ bool cholesky_solve(double* A, double* b, int f) {
             axpy(b + j + 1, -b[j], aj + j + 1, tail);
             for (int i = j + 1; i < j0 + nb; ++i) axpy(A + i * lda + i, -aj[i], aj + i, f - i);
         }
+        // trailing rows: A[i][i..f) -= sum_t U[j0 + t][i] * U[j0 + t][i..f), one pass each
+        // (past the block's end: coefficient 0 on the block's first row)
         const double* x[kNb];
-        double coef[kNb];
+        for (int t = 0; t < kNb; ++t) x[t] = A + (j0 + (t < nb ? t : 0)) * lda;
+        Ops::D a[kNb];
         for (int i = j0 + nb; i < f; ++i) {
-            for (int t = 0; t < kNb; ++t) {
-                const int j = j0 + (t < nb ? t : 0);
-                x[t] = A + j * lda + i;
-                coef[t] = t < nb ? A[j * lda + i] : 0.0;
-            }
-            block_update(A + i * lda + i, x, coef, f - i);
+            for (int t = 0; t < kNb; ++t) a[t] = Ops::set1_d(t < nb ? -x[t][i] : 0.0);
+            multi_axpy(A + i * lda + i, a, x, i, f - i);
         }
     }
     for (int i = f - 1; i >= 0; --i) {  // U x = z
@@ -120,7 +116,7 @@ bool cholesky_solve(double* A, double* b, int f) {
 }
 
 // Blocks of kNb rows of Y: each is widened to float64 once (and scaled by its weight
-// once), then every row segment of A is loaded and stored once per block.
+// once), then every row segment of A is loaded and stored once per block (multi_axpy).
 void accumulate_normal(const float* Y, int f, const std::int32_t* rows, const double* w, const double* c,
                        std::int64_t n, double* A, double* b, double* scratch) {
     const std::int64_t fs = f;
@@ -145,37 +141,16 @@ void accumulate_normal(const float* Y, int f, const std::int32_t* rows, const do
                 cc[t] = 0.0;
             }
         }
+        const double* x[kNb];
+        for (int t = 0; t < kNb; ++t) x[t] = yd + t * fs;
+        Ops::D a[kNb];
         for (int i = 0; i < f; ++i) {
-            Ops::D a[kNb];
             for (int t = 0; t < kNb; ++t) a[t] = Ops::set1_d(wy[t * fs + i]);
-            double* ai = A + i * fs;
-            int j = i - i % LD;  // aligned start: a few lower-triangle entries change too
-            for (; j + LD <= f; j += LD) {
-                Ops::D acc = Ops::load_d(ai + j);
-                for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(a[t], Ops::load_d(yd + t * fs + j), acc);
-                Ops::store_d(ai + j, acc);
-            }
-            if (j < f) {
-                const int r = f - j;
-                Ops::D acc = Ops::load_d_n(ai + j, r);
-                for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(a[t], Ops::load_d_n(yd + t * fs + j, r), acc);
-                Ops::store_d_n(ai + j, acc, r);
-            }
+            const int j = i - i % LD;  // aligned start: a few lower-triangle entries change too
+            multi_axpy(A + i * fs + j, a, x, j, f - j);
         }
-        Ops::D ct[kNb];
-        for (int t = 0; t < kNb; ++t) ct[t] = Ops::set1_d(cc[t]);
-        int j = 0;
-        for (; j + LD <= f; j += LD) {
-            Ops::D acc = Ops::load_d(b + j);
-            for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(ct[t], Ops::load_d(yd + t * fs + j), acc);
-            Ops::store_d(b + j, acc);
-        }
-        if (j < f) {
-            const int r = f - j;
-            Ops::D acc = Ops::load_d_n(b + j, r);
-            for (int t = 0; t < kNb; ++t) acc = Ops::mul_add_d(ct[t], Ops::load_d_n(yd + t * fs + j, r), acc);
-            Ops::store_d_n(b + j, acc, r);
-        }
+        for (int t = 0; t < kNb; ++t) a[t] = Ops::set1_d(cc[t]);
+        multi_axpy(b, a, x, 0, f);
     }
 }
 

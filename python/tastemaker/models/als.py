@@ -130,6 +130,12 @@ def _auto_regularization(mass: float, active: int, alpha: float) -> float:
     return AUTO_REGULARIZATION * float(alpha) * mass / active
 
 
+#: What ALS._fold_in_spec depends on besides the factors.
+_SPEC_PARAMS = ("factors", "regularization", "alpha", "iterations", "solver", "cg_steps",
+                "regularization_exponent", "num_threads", "calculate_training_loss",
+                "regularization_")
+
+
 @register_model("ALS")
 class ALS(FactorModel):
     r"""Implicit-feedback ALS (Hu, Koren & Volinsky 2008) on native SIMD + OpenMP kernels.
@@ -374,13 +380,19 @@ class ALS(FactorModel):
         # the core's exact fold-in of one row is this class's _fold_in with the item Gram
         if type(self)._fold_in is not ALS._fold_in or type(self)._gram is not ALS._gram:
             return None
-        p = self._checked_params()
-        if not np.isfinite(p["regularization"]):
-            return None  # 'auto' unresolved: the general path says so
-        itf = self._factors()[1]
-        return (itf, self._gram("item", itf, p["num_threads"]), p["regularization"],
-                p["reg_exponent"], p["alpha"],
-                self._packed_items("item", "factors", itf, "item_factors"))
+
+        def build():
+            p = self._checked_params()
+            if not np.isfinite(p["regularization"]):
+                return None  # 'auto' unresolved: the general path says so
+            itf = self._factors()[1]
+            return (itf, self._gram("item", itf, p["num_threads"]), p["regularization"],
+                    p["reg_exponent"], p["alpha"],
+                    self._packed_items("item", "factors", itf, "item_factors"))
+
+        # validated once per factors and hyperparameters (any of them may be reassigned)
+        params = tuple(self.__dict__.get(name) for name in _SPEC_PARAMS)
+        return self._query_cache().single("fold-in", self._single_key(params), build)
 
     def _fold_in_one(self, indices: np.ndarray, values: np.ndarray, want_factor: bool = False):
         """The exact fold-in of one user from ascending int32 item ids and float32 values

@@ -87,12 +87,13 @@ class _QueryCache:
     it an empty cache (the arrays are rebuilt on demand, never serialized).
     """
 
-    __slots__ = ("_entries", "_lock", "_versions")
+    __slots__ = ("_entries", "_lock", "_single", "_versions")
 
     def __init__(self):
         self._lock = threading.RLock()  # builders may look up other entries
         self._versions = {"user": 0, "item": 0}
         self._entries: dict = {}
+        self._single: dict = {}
 
     def __reduce__(self):
         return (type(self), ())
@@ -105,9 +106,25 @@ class _QueryCache:
 
     def bump(self, side: str) -> None:
         with self._lock:
+            self._single = {}
             self._versions[side] += 1
             for key in [key for key in self._entries if key[0] == side]:
                 del self._entries[key]
+
+    def single(self, name: str, key: tuple, build):
+        """``build()`` for the single-request paths, kept while ``key`` (the versions of
+        both sides plus whatever else the value depends on) stays equal: one dict lookup
+        and one tuple comparison per request instead of a lookup per derived array."""
+        entry = self._single.get(name)
+        if entry is not None:
+            try:
+                if entry[0] == key:
+                    return entry[1]
+            except (ValueError, TypeError):  # unorderable or array-valued keys: rebuild
+                pass
+        value = build()
+        self._single[name] = (key, value)
+        return value
 
     def get(self, side: str, kind: str, source, build):
         """``build(source)``, cached for the current version of ``side`` and this source."""
@@ -481,7 +498,8 @@ class FactorModel(Model):
         return ids, scores
 
     # ------------------------------------------------------------------ single requests
-    # One request of a service (a scalar id, one CSR row, no allow-list) is one native
+    # One request of a service (a scalar id, one CSR row, no allow-list; a deny-list as an
+    # int32 array) is one native
     # call with the GIL released: the seen-item filter, the scores over the cached panels
     # and the top-N selection in one pass (tastemaker/query.hpp).  These helpers return
     # None whenever anything is off (a ValueError from the core included): the caller
@@ -490,11 +508,28 @@ class FactorModel(Model):
         """(item_factors, Gram, regularization, exponent, alpha, packed items) of an exact
         ALS fold-in done by the core, or None (this model folds in otherwise)."""
 
-    def _recommend_one(self, userid: int, row, N: int, recalc: bool):
+    def _single_key(self, *extra) -> tuple:
+        """What the single-request caches depend on: both sides' factor objects and
+        versions (read first: a value built after a concurrent assignment is tagged with
+        the older key and rebuilt at the next request), the thread setting and ``extra``."""
+        cache = self._query_cache()
+        d = self.__dict__
+        return (cache._versions["user"], cache._versions["item"], d.get("_user_factors"),
+                d.get("_item_factors"), self.num_threads) + extra
+
+    def _single_state(self):
+        """(user_factors, item_factors, packed item panels), validated, for one request."""
+        def build():
+            self._query_threads()
+            uf, itf = self._factors()
+            return uf, itf, self._packed_items("item", "factors", itf, "item_factors")
+
+        return self._query_cache().single("state", self._single_key(), build)
+
+    def _recommend_one(self, userid: int, row, N: int, recalc: bool, deny=None):
         try:
             if N < 1 or not 0 <= userid < _INT32_MAX:
                 return None
-            self._query_threads()
             if recalc:
                 spec = self._fold_in_spec()
                 if spec is None:
@@ -504,14 +539,13 @@ class FactorModel(Model):
                     return None
                 _, ids, scores = _core.query_fold_in(itf, gram, reg, expo, alpha, row.indptr,
                                                      row.indices, row.data, packed,
-                                                     min(N, itf.shape[0]))
+                                                     min(N, itf.shape[0]), deny=deny)
                 return ids, scores
-            uf, itf = self._factors()
+            uf, itf, packed = self._single_state()
             if row.shape != (1, itf.shape[0]):
                 return None  # the full matrix (or a wrong shape): the general path
-            packed = self._packed_items("item", "factors", itf, "item_factors")
             return _core.query_recommend(uf, userid, packed, itf, min(N, itf.shape[0]),
-                                         row.indptr, row.indices, row.data)
+                                         row.indptr, row.indices, row.data, deny)
         except ValueError:
             return None
 
@@ -519,12 +553,18 @@ class FactorModel(Model):
         try:
             if N < 1:
                 return None
-            uf, itf = self._factors()
-            factors = itf if side == "item" else uf
-            normed = self._normalized_factors(side, factors)
-            packed = self._packed_items(side, "normalized", normed, f"{side}_factors")
-            zero = self._derived(side, "zero rows", normed,
-                                 lambda a: np.flatnonzero(~a.any(axis=1)).astype(np.int32))
+
+            def build():
+                uf, itf = self._factors()
+                factors = itf if side == "item" else uf
+                normed = self._normalized_factors(side, factors)
+                packed = self._packed_items(side, "normalized", normed, f"{side}_factors")
+                zero = self._derived(side, "zero rows", normed,
+                                     lambda a: np.flatnonzero(~a.any(axis=1)).astype(np.int32))
+                return normed, packed, zero
+
+            normed, packed, zero = self._query_cache().single("similar " + side,
+                                                              self._single_key(), build)
             if deny is not None and not (type(deny) is np.ndarray and deny.dtype == np.int32):
                 return None
             return _core.query_similar(normed, packed, queryid, min(N, normed.shape[0]),
@@ -537,8 +577,7 @@ class FactorModel(Model):
         try:
             if N < 1:
                 return None
-            itf = self._factors()[1]
-            packed = self._packed_items("item", "factors", itf, "item_factors")
+            _, itf, packed = self._single_state()
             return _core.query_vector(vector, packed, itf, min(N, itf.shape[0]), exclude, deny)
         except ValueError:
             return None
@@ -581,11 +620,14 @@ class FactorModel(Model):
         scores : ndarray of float32, same shape
             See the module documentation for ordering and padding (-1 / -inf).
         """
-        if (items is None and filter_items is None and filter_already_liked_items is True
+        if (items is None and filter_already_liked_items is True
+                and (filter_items is None or (type(filter_items) is np.ndarray
+                                              and filter_items.dtype == np.int32))
                 and type(user_items) in _CSR_TYPES and type(N) is int
                 and (type(userid) is int or isinstance(userid, np.integer))
                 and (recalculate_user is False or recalculate_user is True)):
-            out = self._recommend_one(int(userid), user_items, N, recalculate_user)
+            out = self._recommend_one(int(userid), user_items, N, recalculate_user,
+                                      filter_items)
             if out is not None:
                 return out
         uf, itf = self._factors()
