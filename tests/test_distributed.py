@@ -191,6 +191,20 @@ def test_recommend_all_from_interactions_and_unfiltered(client, tmp_path):
     assert len(recs) == 9 and set(recs["item"]) == {0, 1, 2}  # no ids given: indices
 
 
+def test_worker_list_does_not_trust_the_cached_scheduler_info(client, tmp_path, monkeypatch):
+    """Regression: fit_als/recommend_all read the workers from scheduler_info(), whose
+    cached identity the client's periodic refresh (which carries no per-worker detail)
+    can overwrite; under load a live 2-worker cluster was refused as having no workers."""
+    monkeypatch.setattr(client, "scheduler_info", lambda *a, **k: {"workers": {}})
+    events = pd.DataFrame({"user": ["a", "b", "b", "c"], "item": [10, 10, 20, 30]})
+    model = fit_als(client, events, factors=2, iterations=2, random_state=0,
+                    show_progress=False)
+    assert set(model.user_ids) == {"a", "b", "c"}
+    paths = recommend_all(client, model, None, N=2, filter_already_liked_items=False,
+                          output=str(tmp_path / "*.parquet"))
+    assert len(pd.concat([pd.read_parquet(p) for p in paths])) == 6
+
+
 def test_recommend_all_bad_input(client, tmp_path):
     m = sp.csr_matrix(np.eye(3, dtype=np.float32))
     model = tm.ALS(factors=2, iterations=1, random_state=0).fit(m, show_progress=False)

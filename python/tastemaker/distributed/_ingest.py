@@ -229,6 +229,17 @@ def _same(x):
     return x
 
 
+def workers_of(client) -> dict:
+    """{worker address: threads} straight from the scheduler, refusing an empty cluster.
+    Not ``client.scheduler_info()["workers"]``: the client's periodic identity refresh
+    asks for no per-worker detail and can overwrite that answer before it is read, which
+    made a live two-worker cluster look empty under load."""
+    workers = dict(client.nthreads())
+    if not workers:
+        raise ValueError("client: the cluster has no workers")
+    return workers
+
+
 def broadcast(client, *arrays):
     """Futures of ``arrays`` copied to every worker.  Made by tasks, not ``scatter``: the
     scheduler keeps a task's inputs, so a copy lost with a worker is recomputed, while
@@ -298,9 +309,7 @@ def build_blocks(client, events, *, user="user", item="item", value=None, event=
     spec = {"columns": columns, "names": names, "event_weights": event_weights,
             "half_life": half_life_s}
 
-    workers = sorted(client.scheduler_info()["workers"])
-    if not workers:
-        raise ValueError("client: the cluster has no workers")
+    workers = sorted(workers_of(client))
     W = len(workers) if n_blocks is None else check_int(n_blocks, "n_blocks", minimum=1)
     on = [[workers[b % len(workers)]] for b in range(W)]
 

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from .._validation import check_csr, check_int
 from ..models.base import FactorModel
-from ._ingest import broadcast
+from ._ingest import broadcast, workers_of
 
 __all__ = ["recommend_all"]
 
@@ -108,16 +108,14 @@ def recommend_all(client, model, user_items=None, N=10, output="recs/*.parquet",
 
     uids = ids_of(user_ids, "user_ids", n_users, "user_ids")
     iids = ids_of(item_ids, "item_ids", n_items, "item_ids")
-    workers = sorted(client.scheduler_info()["workers"])
-    if not workers:
-        raise ValueError("client: the cluster has no workers")
+    cluster = workers_of(client)
+    workers = sorted(cluster)
     if partition_size is None:
         partition_size = max(1, -(-n_users // (4 * len(workers))))
     size = check_int(partition_size, "partition_size", minimum=1)
     threads = check_int(getattr(model, "num_threads", 0), "num_threads", minimum=0)
     if threads == 0:
-        info = client.scheduler_info()["workers"]
-        threads = min(int(w.get("nthreads", 1)) for w in info.values())
+        threads = min(int(n) for n in cluster.values())
 
     directory = os.path.dirname(output)
     if directory:
