@@ -67,9 +67,7 @@ void check_params(const AlsParams& p) {
 }
 
 inline float row_lambda(const AlsParams& p, std::int64_t n) {
-    if (p.reg_exponent == 0.0f) return p.regularization;
-    return static_cast<float>(p.regularization *
-                              std::pow(1.0 + static_cast<double>(n), static_cast<double>(p.reg_exponent)));
+    return tastemaker::row_lambda(p.regularization, p.reg_exponent, n);
 }
 
 // Long rows (on the item side of a long-tailed matrix, the popular items: at ML-20M scale

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tastemaker/als.hpp"
 #include "tastemaker/solve.hpp"
 
 namespace tastemaker {
@@ -17,11 +18,8 @@ namespace {
 
 [[noreturn]] void invalid(const std::string& msg) { throw std::invalid_argument(msg); }
 
-// lambda_u of als.hpp (als.cpp's row_lambda: the same float rounding)
 float row_lambda(const FoldInSide& s, std::int64_t n) {
-    if (s.reg_exponent == 0.0f) return s.regularization;
-    return static_cast<float>(s.regularization *
-                              std::pow(1.0 + static_cast<double>(n), static_cast<double>(s.reg_exponent)));
+    return tastemaker::row_lambda(s.regularization, s.reg_exponent, n);
 }
 
 bool sorted_ids(const std::int32_t* ids, std::int64_t n) {

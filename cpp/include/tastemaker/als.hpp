@@ -25,6 +25,7 @@
  *  non-decreasing; column indices are in [0, n_other).  als_solve and als_loss check both
  *  (std::invalid_argument naming the array).
  */
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <tuple>
@@ -104,6 +105,14 @@ void als_gram(const float* Y, std::int64_t n, int f, double* out, int num_thread
 void als_solve(const std::int64_t* indptr, const std::int32_t* indices, const float* data,
                std::int64_t n_rows, const float* Y, std::int64_t n_other, int f,
                const double* gram, float* X, const AlsParams& params);
+
+/** lambda_u = regularization * (1 + n)^reg_exponent for a row with n stored entries, in
+ *  the float rounding every solver (batch ALS, the loss, single-request fold-in) uses. */
+inline float row_lambda(float regularization, float reg_exponent, std::int64_t n) {
+    if (reg_exponent == 0.0f) return regularization;
+    return static_cast<float>(regularization *
+                              std::pow(1.0 + static_cast<double>(n), static_cast<double>(reg_exponent)));
+}
 
 /** The weighted loss of implicit ALS for factors X (users side, rows of C) and Y:
  *    [ sum_u sum_i c_ui (p_ui - x_u.y_i)^2 + sum_u lambda_u |x_u|^2 + sum_i lambda_i |y_i|^2 ]
