@@ -193,12 +193,13 @@ _CSR_TYPES = (sp.csr_matrix, sp.csr_array) if hasattr(sp, "csr_array") else (sp.
 LIKED_SCORE = np.finfo(np.float32).min
 
 
-def _append_liked(out_ids, out_scores, queries, itf, rows, allow, deny) -> None:
+def _append_liked(out_ids, out_scores, rows, allow, deny, score) -> None:
     """Fill each row's padding with its already-liked items from the allow-list.
 
     ``recommend(..., items=...)`` ranks *all* the given items, as implicit does: the
     kernel returns the not-yet-liked ones; the liked ones (minus the deny-list) follow,
     ordered by their own scores (ties by lower id), with score :data:`LIKED_SCORE`.
+    ``score(r, liked)`` gives row ``r``'s model scores of the item indices ``liked``.
     """
     width = out_ids.shape[1]
     if width == 0:
@@ -211,7 +212,7 @@ def _append_liked(out_ids, out_scores, queries, itf, rows, allow, deny) -> None:
             liked = liked[~np.isin(liked, deny)]
         if not liked.size:
             continue
-        scores = itf[liked] @ queries[r]
+        scores = score(r, liked)
         order = np.lexsort((liked, -scores))[: width - filled[r]]
         out_ids[r, filled[r]:filled[r] + len(order)] = liked[order]
         out_scores[r, filled[r]:filled[r] + len(order)] = LIKED_SCORE
@@ -658,7 +659,8 @@ class FactorModel(Model):
                                     "fold-in factors" if recalc else "user_factors", "item_factors",
                                     packed)
         if filt and allow is not None:
-            _append_liked(out_ids, out_scores, queries, itf, rows, allow, deny)
+            _append_liked(out_ids, out_scores, rows, allow, deny,
+                          lambda r, liked: itf[liked] @ queries[r])
         return self._shape_result(out_ids, out_scores, scalar)
 
     def recommend_vectors(self, vectors, N=10, exclude=None, filter_items=None, items=None):

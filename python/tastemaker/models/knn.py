@@ -12,7 +12,7 @@ from .._validation import check_csr, check_float, check_int
 from ..data.weighting import transform_values
 from ..io import register_model
 from .als import _native, _transpose
-from .base import LIKED_SCORE, FactorModel, _as_user_items, _check_callback, _id_list
+from .base import FactorModel, _append_liked, _as_user_items, _check_callback, _id_list
 
 __all__ = ["SIMILARITIES", "ItemKNN", "RowScoredModel"]
 
@@ -108,25 +108,9 @@ class RowScoredModel(FactorModel):
         pool = n_items if allow is None else len(allow)
         out_ids, out_scores = self._score(rows, filt, allow, deny, min(N, pool))
         if filt and allow is not None:
-            self._append_liked(out_ids, out_scores, rows, allow, deny)
+            _append_liked(out_ids, out_scores, rows, allow, deny,
+                          lambda r, liked: self._dense_scores(rows[r])[liked])
         return self._shape_result(out_ids, out_scores, scalar)
-
-    def _append_liked(self, out_ids, out_scores, rows, allow, deny) -> None:
-        """``items=``: each row's padding takes its liked items among ``allow`` (minus
-        ``deny``), by their own scores, with score ``LIKED_SCORE`` (implicit's rule)."""
-        width = out_ids.shape[1]
-        filled = np.count_nonzero(out_ids >= 0, axis=1)
-        for r in np.flatnonzero(filled < width):
-            liked = rows.indices[rows.indptr[r]:rows.indptr[r + 1]]
-            liked = liked[np.isin(liked, allow)]
-            if deny is not None:
-                liked = liked[~np.isin(liked, deny)]
-            if not liked.size:
-                continue
-            scores = self._dense_scores(rows[r])[liked]
-            order = np.lexsort((liked, -scores))[: width - filled[r]]
-            out_ids[r, filled[r]:filled[r] + len(order)] = liked[order]
-            out_scores[r, filled[r]:filled[r] + len(order)] = LIKED_SCORE
 
     def similar_users(self, *args, **kwargs):
         raise NotImplementedError(
