@@ -153,6 +153,78 @@ def test_similar_items_one_matches_cosine_and_the_batch_path(seed, N, with_deny)
         assert ids[0] == i and scores[0] == 1.0
 
 
+def prefilter_model(seed, regime, n_items, f=8):
+    """A model large enough for the single-query int8 pre-filter (>= 1024 items), in a
+    regime that stresses its bounds: 0 small integers times powers of two (exact scores,
+    many ties, magnitudes from 2^-60 to 2^50), 1 integers up to 100 with duplicated rows
+    (exact, ties at the top), 2 normals with per-item magnitudes 1e-12..1e12 and zero rows
+    (inexact: rounding must agree)."""
+    rng = np.random.default_rng(seed)
+    if regime == 0:
+        ea, eb = (int(e) for e in rng.integers(-30, 26, 2))
+        uf = np.ldexp(rng.integers(-8, 9, (20, f)), ea).astype(np.float32)
+        itf = np.ldexp(rng.integers(-8, 9, (n_items, f)), eb).astype(np.float32)
+    elif regime == 1:
+        uf = rng.integers(-100, 101, (20, f)).astype(np.float32)
+        itf = rng.integers(-100, 101, (n_items, f)).astype(np.float32)
+        src = rng.choice(n_items, n_items // 10)
+        itf[rng.choice(n_items, src.size, replace=False)] = itf[src]
+    else:
+        uf = rng.standard_normal((20, f), dtype=np.float32)
+        mag = np.float32(10.0) ** rng.uniform(-12, 12, (n_items, 1)).astype(np.float32)
+        itf = (rng.standard_normal((n_items, f), dtype=np.float32) * mag).astype(np.float32)
+        itf[rng.choice(n_items, 30)] = 0.0
+        uf *= np.float32(1e-12)  # keeps dim * max|q| * max|y| inside the overflow bound
+    model = tastemaker.ALS(factors=f, regularization=0.1, num_threads=1)
+    model.user_factors, model.item_factors = uf, itf
+    return model
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 2), st.integers(1, 60), st.integers(0, 300),
+       st.booleans(), st.booleans())
+def test_prefiltered_single_requests_equal_the_exact_scan(seed, regime, N, nnz, with_deny,
+                                                          all_seen):
+    """One request over >= 1024 items takes the int8 pre-filter with exact re-scoring: its
+    results must be the exact scan's (a batch of two queries) bit for bit, and NumPy's
+    ranking where the scores are exact; also with every item seen (nothing to return)."""
+    n_items = 1024 + seed % 1000
+    model = prefilter_model(seed, regime, n_items)
+    rng = np.random.default_rng(seed + 1)
+    row = one_row(rng, n_items, n_items if all_seen else nnz)
+    u = int(rng.integers(0, 20))
+    deny = rng.choice(n_items, 40).astype(np.int32) if with_deny else None
+    ids, scores = model.recommend(u, row, N=N, filter_items=deny)
+    b_ids, b_scores = model.recommend(np.array([u, u]), sp.vstack([row, row]).tocsr(), N=N,
+                                      filter_items=deny)
+    n = int((b_ids[0] >= 0).sum())
+    np.testing.assert_array_equal(ids, b_ids[0, :n])
+    np.testing.assert_array_equal(scores, b_scores[0, :n])
+    if all_seen:
+        assert ids.size == 0
+    if regime < 2:  # exact scores: NumPy's ranking, bit for bit
+        excluded = row.indices if deny is None else np.union1d(row.indices, deny)
+        exact = model.item_factors.astype(np.float64) @ model.user_factors[u].astype(np.float64)
+        want_ids, want_scores = ref_rank(exact.astype(np.float32), excluded, N)
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_array_equal(scores, want_scores)
+    # the same for a fold-in and for similar_items (their single paths scan alike)
+    x_ids, x_scores = model.recommend(u, row, N=N, recalculate_user=True, filter_items=deny)
+    x = model._fold_in_one(row.indices, row.data)
+    v_ids, v_scores = model.recommend_vectors(np.stack([x, x]), N=N,
+                                              exclude=sp.vstack([row, row]).tocsr(),
+                                              filter_items=deny)
+    n = int((v_ids[0] >= 0).sum())
+    np.testing.assert_array_equal(x_ids, v_ids[0, :n])
+    np.testing.assert_array_equal(x_scores, v_scores[0, :n])
+    i = int(rng.integers(0, n_items))
+    s_ids, s_scores = model.similar_items(i, N=N, filter_items=deny)
+    b_ids, b_scores = model.similar_items(np.array([i, i]), N=N, filter_items=deny)
+    n = int((b_ids[0] >= 0).sum())
+    np.testing.assert_array_equal(s_ids, b_ids[0, :n])
+    np.testing.assert_array_equal(s_scores, b_scores[0, :n])
+
+
 def test_recommend_vectors_one_matches_the_batch_path():
     model = als_model(3, integer=True)
     rng = np.random.default_rng(3)

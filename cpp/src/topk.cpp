@@ -282,12 +282,64 @@ void write_result(const QueryState& st, std::int64_t q, int k, std::int32_t* out
     }
 }
 
+// ---- The single-query pre-filter (PackedItems' int8 copy; topk.hpp).
+//
+// Why the bounds hold.  u = 2^-24, eta = 2^-150 (the largest absolute error of a float32
+// rounding in the subnormal range; additions and subtractions have none), d = dim,
+// gamma_d = d u / (1 - d u).  For item i with values y_k (m = max_k |y_k|), its scale
+// s (>= 0), int8 values Q_k (|Q_k| <= 127, exact as floats), e = max_k |y_k - s Q_k|
+// (measured when packing) and M = max(m, 127 s), and a query q with ||q||_1 = sum |q_k|:
+//  (1) the exact path's score  f = fma-chain(q_k y_k)  is within gamma_d m ||q||_1 + 2 d eta
+//      of the real sum_k q_k y_k;
+//  (2) |sum_k q_k y_k - s sum_k q_k Q_k| <= e ||q||_1;
+//  (3) the chain c = fma-chain(q_k Q_k) is within gamma_d 127 ||q||_1 + 2 d eta of
+//      sum_k q_k Q_k;
+// so |f - s c| <= ||q||_1 (e + M 2 gamma_d) + 2 d eta (1 + s) =: D, and
+// |s c| <= M ||q||_1 (1 + gamma_d) + 2 d eta s.  With b = fl(fma(qn1, slack, floor)) and
+// hi = fl(fma(c, s, b)) >= s c + b - u |s c| - u b - eta (lo alike), hi >= f >= lo holds
+// whenever b (1 - u) >= D + u |s c| + eta, which
+//     qn1 >= ||q||_1 (rounded up),
+//     slack >= (e + M (3 d + 8) u) (1 + 2^-20)   (rounded up; d <= kPrefilterMaxDim),
+//     floor >= (4 d + 16) eta (1 + 2 max s) (1 + 2^-20)   (rounded up)
+// guarantee (b >= (qn1 slack + floor)(1 - u) - eta).  Hence every item of the exact top k
+// has hi >= its exact score >= the k-th largest exact score >= the k-th largest lo.
+
+// x rounded up to a float (x >= 0, finite).
+float float_up(double x) {
+    float f = static_cast<float>(x);
+    if (static_cast<double>(f) < x) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+    return f;
+}
+
+// ||q||_1 of a query, rounded up (the double sum's own error is covered by the factor).
+float l1_up(const float* q, int dim) {
+    double s = 0.0;
+    for (int k = 0; k < dim; ++k) s += std::fabs(static_cast<double>(q[k]));
+    return float_up(s * (1.0 + 0x1p-30));
+}
+
+// When the pre-filter is used: few results out of many items (the candidates are about
+// k plus the items near the k-th score), and not so many candidates that re-scoring them
+// costs more than the scan it saves (then the exact scan takes over).
+constexpr std::int64_t kPrefilterMinItems = 1024;
+
+// One query by the pre-filter: the int8 scan keeps each eligible item whose upper bound
+// reaches the k-th largest lower bound so far, then those candidates are scored exactly
+// (packed from r.items: the same kernel, so the same bits) and ranked as the exact scan
+// ranks them.  Returns false (nothing written) when the candidates grow past
+// n_items / 8: the caller then runs the exact scan.
+bool scan_prefiltered(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, int k, int kk,
+                      std::int32_t* out_ids, float* out_scores);
+
 constexpr std::int64_t kSingleChunk = 16;  // panels scored per query_scores call (2 KB of scores)
 
 // One query, on the calling thread: chunks of panels through query_scores, the bar
-// raised between chunks.
+// raised between chunks (or the pre-filter, for a few results from packed items).
 void scan_single(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const Panels& panels,
                  int k, int kk, std::int32_t* out_ids, float* out_scores) {
+    if (panels.resident() && r.packed->has_prefilter() && r.n_items >= kPrefilterMinItems &&
+        std::int64_t{kk} * 16 <= r.n_items && scan_prefiltered(r, kern, cand, k, kk, out_ids, out_scores))
+        return;
     std::vector<Entry> heap(static_cast<std::size_t>(kk));
     AlignedFloats scratch;
     if (!panels.resident()) scratch = aligned_floats(static_cast<std::size_t>(kSingleChunk * panels.panel_size()));
@@ -301,6 +353,65 @@ void scan_single(const TopkRequest& r, const TopkKernels& kern, const Candidates
             offer_columns(r, cand, st, kk, p0 + i, masks[i] & panels.valid(p0 + i), scores + i * kTopkPanel);
     }
     write_result(st, 0, k, out_ids, out_scores);
+}
+
+bool scan_prefiltered(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, int k, int kk,
+                      std::int32_t* out_ids, float* out_scores) {
+    const PackedItems& pk = *r.packed;
+    const std::int64_t n_panels = pk.n_panels(), limit = r.n_items / 8;
+    const float qn1 = l1_up(r.queries, r.dim);
+    struct Scratch {
+        std::vector<Entry> heap;
+        std::vector<std::int32_t> ids;
+        std::vector<float> hi;
+    };
+    thread_local Scratch sc;  // no allocation per request
+    sc.heap.resize(static_cast<std::size_t>(kk));
+    sc.ids.clear();
+    sc.hi.clear();
+    alignas(64) float lo[kSingleChunk * kTopkPanel], hi[kSingleChunk * kTopkPanel];
+    std::uint32_t masks[kSingleChunk];
+    QueryState st = start_query(r, 0, sc.heap.data());  // a heap of lower bounds
+    for (std::int64_t p0 = 0; p0 < n_panels; p0 += kSingleChunk) {
+        const std::int64_t n = std::min(kSingleChunk, n_panels - p0);
+        const std::int64_t e0 = p0 * kTopkPanel;
+        kern.query_bounds(r.queries, r.dim, pk.panel8(p0), pk.scales() + e0, pk.slacks() + e0, n, qn1,
+                          pk.slack_floor(), lower(st.thr), lo, hi, masks);
+        for (std::int64_t i = 0; i < n; ++i) {
+            const std::int64_t left = r.n_items - (p0 + i) * kTopkPanel;
+            std::uint32_t bits = masks[i] & (left >= kTopkPanel ? 0xFFFFFFFFu : (1u << left) - 1u);
+            while (bits) {  // hi >= the bar: eligible ones are candidates, their lo a bar
+                const int j = __builtin_ctz(bits);
+                bits &= bits - 1;
+                const std::int32_t id = static_cast<std::int32_t>((p0 + i) * kTopkPanel + j);
+                const float h = hi[i * kTopkPanel + j];
+                if (!(h >= st.thr) || cand.is_denied(id)) continue;  // (the bar rises within a chunk)
+                if (st.cursor < st.end) {
+                    std::int64_t c = st.cursor;
+                    while (c < st.end && r.exclude_indices[c] < id) ++c;
+                    st.cursor = c;
+                    if (c < st.end && r.exclude_indices[c] == id) continue;
+                }
+                sc.ids.push_back(id);
+                sc.hi.push_back(h);
+                heap_offer(st.heap, st.count, st.thr, kk, Entry{lo[i * kTopkPanel + j], id});
+            }
+        }
+        if (static_cast<std::int64_t>(sc.ids.size()) > limit) return false;
+    }
+    // the final bar: candidates below it cannot reach the top kk
+    Candidates keep;
+    keep.subset = true;
+    for (std::size_t c = 0; c < sc.ids.size(); ++c)
+        if (sc.hi[c] >= st.thr) keep.ids.push_back(sc.ids[c]);
+    keep.count = static_cast<std::int64_t>(keep.ids.size());
+    TopkRequest exact = r;  // the candidates are eligible: no exclusions left to apply
+    exact.exclude_indptr = nullptr;
+    exact.exclude_indices = nullptr;
+    const Panels panels(exact, kern, keep);
+    scan_single(exact, kern, keep, panels, k, static_cast<int>(std::min<std::int64_t>(kk, keep.count)), out_ids,
+                out_scores);
+    return true;
 }
 
 // Queries in blocks (OpenMP, dynamic), each block against every panel through
@@ -527,6 +638,54 @@ PackedItems::PackedItems(const float* items, std::int64_t n_items, int dim, int 
     AlignedFloats buf = aligned_floats(static_cast<std::size_t>(n_panels_ * panels.panel_size()));
     panels.pack_into(buf.get(), resolve_threads(num_threads));  // the same packing as a call's
     panels_.reset(buf.release());
+    if (n_items > 0 && dim <= kPrefilterMaxDim) build_prefilter(items, resolve_threads(num_threads));
+}
+
+// The int8 copy, each item's scale and slack (the bound's coefficient), and the floor,
+// as the proof above scan_prefiltered requires.  Per item, in double: the scale from the
+// item's max |y|, the int8 values rounded to nearest (clamped to +-127), and the largest
+// residual |y - scale q| measured, so the bound holds whatever the scale's rounding did.
+void PackedItems::build_prefilter(const float* items, int num_threads) {
+    const std::int64_t padded = n_panels_ * kTopkPanel;
+    const std::size_t floats = static_cast<std::size_t>(2 * padded) +
+                               (static_cast<std::size_t>(padded) * static_cast<std::size_t>(dim_) + 3) / 4;
+    AlignedFloats buf = aligned_floats(floats);
+    float* scale = buf.get();
+    float* slack = scale + padded;
+    std::int8_t* q8 = reinterpret_cast<std::int8_t*>(slack + padded);
+    const double rel = (3.0 * dim_ + 8.0) * 0x1p-24;
+    ParallelError error;  // nothing in the loop throws; kept for the rule (see threads.hpp)
+#pragma omp parallel for schedule(static) num_threads(num_threads)
+    for (std::int64_t p = 0; p < n_panels_; ++p) error.run([&] {
+        std::int8_t* panel = q8 + p * dim_ * kTopkPanel;
+        for (int j = 0; j < kTopkPanel; ++j) {
+            const std::int64_t i = p * kTopkPanel + j;
+            if (i >= n_items_) {  // padding: scale 0, slack 0, values 0
+                scale[i] = slack[i] = 0.0f;
+                for (int k = 0; k < dim_; ++k) panel[k * kTopkPanel + j] = 0;
+                continue;
+            }
+            const float* y = items + i * dim_;
+            float m = 0.0f;
+            for (int k = 0; k < dim_; ++k) m = std::max(m, std::fabs(y[k]));
+            const float s = m / 127.0f;
+            double e = 0.0;
+            for (int k = 0; k < dim_; ++k) {
+                double v = s > 0.0f ? std::nearbyint(static_cast<double>(y[k]) / s) : 0.0;
+                v = std::min(127.0, std::max(-127.0, v));
+                panel[k * kTopkPanel + j] = static_cast<std::int8_t>(v);
+                e = std::max(e, std::fabs(static_cast<double>(y[k]) - static_cast<double>(s) * v));
+            }
+            const double M = std::max(static_cast<double>(m), 127.0 * static_cast<double>(s));
+            scale[i] = s;
+            slack[i] = float_up((e + M * rel) * (1.0 + 0x1p-20));
+        }
+    });
+    error.rethrow_if_failed();
+    float max_scale = 0.0f;
+    for (std::int64_t i = 0; i < n_items_; ++i) max_scale = std::max(max_scale, scale[i]);
+    slack_floor_ = float_up((4.0 * dim_ + 16.0) * 0x1p-150 * (1.0 + 2.0 * max_scale) * (1.0 + 0x1p-20));
+    prefilter_.reset(buf.release());
 }
 
 }  // namespace tastemaker

@@ -357,6 +357,106 @@ TM_TEST(topk_packed_items_give_identical_results_every_path) {
             }
 }
 
+// Item values in regimes that stress the pre-filter's bounds: ordinary normals, small
+// integers (ties), per-item magnitudes from 1e-30 to 1e15 (zero rows and subnormal
+// values included), values as large as the overflow check allows, duplicated rows.
+std::vector<float> stress_items(std::mt19937& rng, int regime, int n, int d, float* qscale) {
+    std::normal_distribution<float> g;
+    std::uniform_int_distribution<int> small(-2, 2), expo(-100, 50);
+    std::vector<float> y(std::size_t(n) * d);
+    *qscale = 1.0f;
+    for (int i = 0; i < n; ++i) {
+        const float m = regime == 2 ? std::ldexp(1.0f, expo(rng)) : 1.0f;
+        for (int k = 0; k < d; ++k) {
+            float& v = y[std::size_t(i) * d + k];
+            v = regime == 1 ? float(small(rng)) : g(rng) * m;
+            if (regime == 2 && i % 7 == 0) v = 0.0f;  // zero rows
+            if (regime == 2 && i % 11 == 0) v = std::ldexp(g(rng), -140);  // subnormals
+            if (regime == 3) v = g(rng) * 1e18f;
+        }
+        if (regime == 4 && i % 3 != 0) std::copy_n(&y[std::size_t(i / 3 * 3) * d], d, &y[std::size_t(i) * d]);
+    }
+    if (regime == 3) *qscale = float(1e37 / (4.0 * d * 1e18 * 1e18));  // just inside kTopkScoreBound
+    return y;
+}
+
+TM_TEST(topk_query_bounds_bit_identical_and_enclose_the_exact_score_every_path) {
+    // The pre-filter's bounds: lo <= the exact path's score <= hi for every item, and
+    // the same bits on every path (the scan's candidates must not depend on the path).
+    std::mt19937 rng(31);
+    std::normal_distribution<float> g;
+    const TopkKernels& ref = topk_kernels(simd::Isa::Scalar);
+    for (int regime = 0; regime < 5; ++regime)
+        for (int dim : {1, 3, 16, 64, 70})
+            for (int n_panels : {1, 2, 3, 5, 9}) {
+                const int n = n_panels * kTopkPanel - (n_panels > 1 ? 5 : 0);
+                float qscale;
+                const std::vector<float> items = stress_items(rng, regime, n, dim, &qscale);
+                const PackedItems packed(items.data(), n, dim, 1);
+                TM_CHECK(packed.has_prefilter());
+                TM_CHECK(packed.prefilter_bytes() == std::size_t(packed.n_panels()) * kTopkPanel * (dim + 8));
+                for (int trial = 0; trial < 3; ++trial) {
+                    std::vector<float> q(dim);
+                    for (auto& v : q) v = (trial == 2 ? std::ldexp(g(rng), -120) : g(rng)) * qscale;
+                    double l1 = 0;
+                    for (float v : q) l1 += std::fabs(double(v));
+                    const float qn1 = std::nextafter(float(l1), INFINITY);
+                    std::vector<float> exact(std::size_t(n_panels) * kTopkPanel);
+                    std::vector<std::uint32_t> m(n_panels);
+                    ref.query_scores(q.data(), dim, packed.panel(0), n_panels, 0.0f, exact.data(), m.data());
+                    std::vector<float> want_lo, want_hi;
+                    std::vector<std::uint32_t> want_masks;
+                    for_each_path([&](const TopkKernels& kern) {
+                        std::vector<float> lo(exact.size(), 7.0f), hi(exact.size(), 7.0f);
+                        std::vector<std::uint32_t> masks(n_panels, 0xDEADBEEFu);
+                        kern.query_bounds(q.data(), dim, packed.panel8(0), packed.scales(), packed.slacks(), n_panels,
+                                          qn1, packed.slack_floor(), exact[0], lo.data(), hi.data(), masks.data());
+                        for (int i = 0; i < n; ++i) {
+                            TM_CHECK(std::isfinite(lo[i]) && std::isfinite(hi[i]));
+                            TM_CHECK(lo[i] <= exact[i] && exact[i] <= hi[i]);
+                            TM_CHECK(bool(masks[i / kTopkPanel] >> (i % kTopkPanel) & 1u) == (hi[i] > exact[0]));
+                        }
+                        if (want_lo.empty()) {
+                            want_lo = lo, want_hi = hi, want_masks = masks;
+                        } else {
+                            TM_CHECK(same_bits(lo, want_lo) && same_bits(hi, want_hi));
+                            TM_CHECK(masks == want_masks);
+                        }
+                    });
+                }
+            }
+}
+
+TM_TEST(topk_prefiltered_single_query_equals_the_exact_scan_every_path) {
+    // One query over packed items takes the int8 pre-filter and re-scores its candidates:
+    // the result must be the exact scan's, ids and score bits, whatever the values (ties
+    // at the k-th score, huge and tiny magnitudes, duplicated rows), exclusions and lists,
+    // including more results asked than eligible items and every item seen.
+    std::mt19937 rng(37);
+    std::normal_distribution<float> g;
+    for (int regime = 0; regime < 5; ++regime)
+        for (int ni : {1024, 1500, 4100})
+            for (int k : {1, 10, 60})
+                for (int flags = 0; flags < 3; ++flags) {
+                    const int d = regime == 1 ? 4 : 24;
+                    Problem p = make_problem(rng(), 1, ni, d, k, false, flags == 1, true);
+                    float qscale;
+                    p.items = stress_items(rng, regime, ni, d, &qscale);
+                    for (auto& v : p.q) v = regime == 1 ? std::round(v) : v * qscale;
+                    if (flags == 2) {  // all but a few items seen
+                        p.indices.clear();
+                        for (int i = 0; i < ni; ++i)
+                            if (i % 400 != 5) p.indices.push_back(i);
+                        p.indptr = {0, std::int64_t(p.indices.size())};
+                    }
+                    TopkRequest r = p.request();
+                    const Result want = run_scalar(r);
+                    const PackedItems packed(p.items.data(), ni, d, 1);
+                    r.packed = &packed;
+                    expect_on_every_path(r, want, {1});
+                }
+}
+
 TM_TEST(topk_packed_items_layout_and_errors) {
     std::vector<float> items{1, 2, 3, 4, 5, 6};  // 3 items x 2
     const PackedItems packed(items.data(), 3, 2);

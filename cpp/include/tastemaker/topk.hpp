@@ -29,6 +29,10 @@ namespace tastemaker {
 /** Width of one item panel (items scored together per query). */
 constexpr int kTopkPanel = 32;
 
+/** Largest dim with an int8 pre-filter (PackedItems): its error bound assumes dim * 2^-24
+ *  is small (the float32 rounding terms are charged at (3 dim + 8) 2^-24 per unit). */
+constexpr int kPrefilterMaxDim = 4096;
+
 /** Bound on dim * max|query| * max|item| (a bound on every partial sum of every score):
  *  below float32's max (3.4e38) with a margin, so that no score or partial sum overflows. */
 constexpr double kTopkScoreBound = 1e37;
@@ -42,6 +46,18 @@ constexpr double kTopkScoreBound = 1e37;
  *  immutable afterwards: any number of threads may pass the same object to concurrent
  *  calls.  It costs a second copy of the item factors (n_items rounded up to 32, times
  *  dim floats, 64-byte aligned).  The layout does not depend on the SIMD path.
+ *
+ *  The single-query pre-filter (dim <= kPrefilterMaxDim): an int8 copy of the panels,
+ *  y_ik ~ scale_i * q_ik with scale_i = max_k |y_ik| / 127 and q_ik = round(y_ik /
+ *  scale_i), plus per item its scale and its bound coefficient slack_i, and one
+ *  absolute term slack_floor.  For any query q, with c_i = sum_k q_k q_ik (fma chain,
+ *  k ascending) and b_i = fl(fma(||q||_1, slack_i, slack_floor)),
+ *      fl(c_i scale_i - b_i) <= s_i <= fl(c_i scale_i + b_i)   (each one fma)
+ *  where s_i is the exact path's float32 score of item i (topk.cpp proves it), so a
+ *  single query can discard every item whose upper bound is below the k-th largest lower
+ *  bound and re-score only the rest exactly: its results are the exact scan's, bit for
+ *  bit.  Extra memory: n_items rounded up to 32, times (dim + 8) bytes -- a quarter of the
+ *  float32 panels plus 8 bytes per item (1.8 MB for 26,744 items x 64 factors).
  *
  *  @throws std::invalid_argument ("items: ...") on a negative or too large n_items
  *          (> 2^31 - 1), dim < 1, a null pointer with n_items > 0, or NaN/inf values.
@@ -57,15 +73,34 @@ public:
     std::int64_t n_panels() const noexcept { return n_panels_; }
     /** Panel p (p < n_panels()): dim x 32 floats, row-major. */
     const float* panel(std::int64_t p) const noexcept { return panels_.get() + p * dim_ * kTopkPanel; }
+    /** Whether the int8 pre-filter copy exists (dim <= kPrefilterMaxDim, n_items > 0). */
+    bool has_prefilter() const noexcept { return prefilter_ != nullptr; }
+    /** Panel p of the int8 copy: dim x 32 int8, row-major (has_prefilter() only). */
+    const std::int8_t* panel8(std::int64_t p) const noexcept {
+        return reinterpret_cast<const std::int8_t*>(prefilter_.get() + 2 * n_panels_ * kTopkPanel) +
+               p * dim_ * kTopkPanel;
+    }
+    /** Per item (n_panels * 32 floats, zero past the last item): scale_i and slack_i. */
+    const float* scales() const noexcept { return prefilter_.get(); }
+    const float* slacks() const noexcept { return prefilter_.get() + n_panels_ * kTopkPanel; }
+    /** The absolute term of every bound (covers float32 underflow). */
+    float slack_floor() const noexcept { return slack_floor_; }
+    /** Bytes of the float32 panels, and of the int8 pre-filter copy with its per-item floats. */
     std::size_t bytes() const noexcept {
         return static_cast<std::size_t>(n_panels_) * static_cast<std::size_t>(dim_) * kTopkPanel * sizeof(float);
+    }
+    std::size_t prefilter_bytes() const noexcept {
+        return has_prefilter() ? static_cast<std::size_t>(n_panels_) * kTopkPanel * (dim_ + 2 * sizeof(float)) : 0;
     }
 
 private:
     struct Free {
         void operator()(float* p) const noexcept;
     };
+    void build_prefilter(const float* items, int num_threads);
     std::unique_ptr<float[], Free> panels_;
+    std::unique_ptr<float[], Free> prefilter_;  // scales, slacks (floats), then the int8 panels
+    float slack_floor_ = 0.0f;
     std::int64_t n_items_ = 0;
     std::int64_t n_panels_ = 0;
     int dim_ = 0;
@@ -159,10 +194,22 @@ struct TopkKernels {
     void (*query_scores)(const float* q, int dim, const float* panels, std::int64_t n_panels, float thr,
                          float* scores, std::uint32_t* masks) = nullptr;
 
+    /** The pre-filter's scan (PackedItems' int8 copy): one query against n_panels
+     *  consecutive int8 panels (panel p at panels8 + p*dim*32; scale, slack: 32 floats per
+     *  panel).  For item j of panel p (e = p*32 + j):
+     *      c = sum_k q[k] * panel_p[k*32 + j]   (fma chain, k ascending, from 0)
+     *      b = fl(fma(qn1, slack[e], floor))
+     *  lo[e] = fl(fma(c, scale[e], -b)), hi[e] = fl(fma(c, scale[e], b)), and bit j of
+     *  masks[p] is set iff hi[e] > thr.  Bit-identical on every path (fused operations
+     *  only). */
+    void (*query_bounds)(const float* q, int dim, const std::int8_t* panels8, const float* scale,
+                         const float* slack, std::int64_t n_panels, float qn1, float floor, float thr, float* lo,
+                         float* hi, std::uint32_t* masks) = nullptr;
+
     /** Every function-pointer entry (simd::Dispatch resolves them, the tests check them). */
     static constexpr auto entries() {
         return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::finite_absmax, &TopkKernels::pack_panel,
-                               &TopkKernels::column_masks, &TopkKernels::query_scores);
+                               &TopkKernels::column_masks, &TopkKernels::query_scores, &TopkKernels::query_bounds);
     }
 };
 

@@ -24,6 +24,9 @@ struct Avx2Ops {
     static inline V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
     static inline V load(const float* p) { return _mm256_loadu_ps(p); }
     static inline void store(float* p, V a) { _mm256_storeu_ps(p, a); }
+    static inline V load_i8(const std::int8_t* p) {
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+    }
     static inline __m256i lane_mask(int n) {  // lanes < n set
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     }

@@ -26,6 +26,9 @@ struct Ops {
     static inline V broadcast(const float* p) { return _mm512_set1_ps(*p); }  // vbroadcastss from memory
     static inline V load(const float* p) { return _mm512_loadu_ps(p); }
     static inline void store(float* p, V a) { _mm512_storeu_ps(p, a); }
+    static inline V load_i8(const std::int8_t* p) {
+        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    }
     static inline __mmask16 lane_mask(int n) {  // lanes < n set, 0 <= n <= 16
         return static_cast<__mmask16>((1u << n) - 1u);
     }

@@ -21,6 +21,7 @@
 //   zero(), set1(x)        all lanes 0 / x
 //   broadcast(p)           all lanes *p  (a load: cheaper than set1 from a register on x86)
 //   load(p), store(p, v)   kLanes floats, unaligned
+//   load_i8(p)             kLanes int8 values from p, converted to float (exact)
 //   load_n(p, n), store_n(p, v, n)
 //                          lanes [0, n) only (0 <= n <= kLanes): loads zero the other lanes,
 //                          neither reads nor writes memory beyond p[n - 1] (masked on SIMD)
@@ -128,6 +129,7 @@ struct Ops {
     static inline V broadcast(const float* p) { return *p; }
     static inline V load(const float* p) { return *p; }
     static inline void store(float* p, V a) { *p = a; }
+    static inline V load_i8(const std::int8_t* p) { return static_cast<float>(*p); }
     static inline V load_n(const float* p, int n) { return n > 0 ? *p : 0.0f; }
     static inline void store_n(float* p, V a, int n) {
         if (n > 0) *p = a;

@@ -13,6 +13,8 @@
 //     item's own row: similar_items for every item scores a pair once, for both rows);
 //   * query_scores: one query against several panels at a time (kQueryGroup panels: the
 //     chains a single query needs to keep both FMA pipes busy);
+//   * query_bounds: query_scores' chains over PackedItems' int8 copy (a quarter of the
+//     bytes), giving each item's approximate score and its error bounds (the pre-filter);
 //   * finite_absmax: the validation scan (max |x|, and whether any x is NaN or inf).
 //
 // FLOPs and bytes: a panel_scores call is 2 * m * dim * 32 flops over dim * 32 * 4 bytes of
@@ -168,6 +170,73 @@ void query_scores(const float* q, int dim, const float* panels, std::int64_t n_p
     query_tail<kQueryGroup - 1>(n_panels - p, q, dim, panels + p * ps, ps, t, scores + p * kTopkPanel, masks + p);
 }
 
+// One query x G consecutive int8 panels (the pre-filter): the same fma chains as
+// query_group on the exactly widened int8 values, then each item's approximate score
+// (times its scale) and its bounds.
+template <int G>
+TM_TOPK_INLINE void bounds_group(const float* q, int dim, const std::int8_t* panels, std::int64_t panel_size,
+                                 const float* scale, const float* slack, V qn1, V floor, V t, float* lo, float* hi,
+                                 std::uint32_t* masks) {
+    V acc[G][C];
+#pragma GCC unroll 16
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) acc[g][c] = Ops::zero();
+    for (int k = 0; k < dim; ++k) {
+        const V a = Ops::broadcast(q + k);
+#pragma GCC unroll 16
+        for (int g = 0; g < G; ++g) {
+            const std::int8_t* p = panels + g * panel_size + k * kTopkPanel;
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c) acc[g][c] = Ops::fma(a, Ops::load_i8(p + L * c), acc[g][c]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int g = 0; g < G; ++g) {
+        std::uint32_t bits = 0;
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) {
+            const int e = g * kTopkPanel + L * c;
+            // fma only: a mul feeding an add could be contracted on one path and not another
+            const V s = Ops::load(scale + e);
+            const V b = Ops::fma(qn1, Ops::load(slack + e), floor);
+            const V h = Ops::fma(acc[g][c], s, b);
+            Ops::store(lo + e, Ops::fma(acc[g][c], s, Ops::sub(Ops::zero(), b)));
+            Ops::store(hi + e, h);
+            bits |= Ops::bits(Ops::gt(h, t)) << (L * c);
+        }
+        masks[g] = bits;
+    }
+}
+
+template <int R>
+TM_TOPK_INLINE void bounds_tail(std::int64_t n, const float* q, int dim, const std::int8_t* panels,
+                                std::int64_t panel_size, const float* scale, const float* slack, V qn1, V floor, V t,
+                                float* lo, float* hi, std::uint32_t* masks) {
+    if constexpr (R > 0) {
+        if (n == R)
+            bounds_group<R>(q, dim, panels, panel_size, scale, slack, qn1, floor, t, lo, hi, masks);
+        else
+            bounds_tail<R - 1>(n, q, dim, panels, panel_size, scale, slack, qn1, floor, t, lo, hi, masks);
+    }
+}
+
+void query_bounds(const float* q, int dim, const std::int8_t* panels8, const float* scale, const float* slack,
+                  std::int64_t n_panels, float qn1, float floor, float thr, float* lo, float* hi,
+                  std::uint32_t* masks) {
+    const std::int64_t ps = static_cast<std::int64_t>(dim) * kTopkPanel;
+    const V t = Ops::set1(thr), n1 = Ops::set1(qn1), fl = Ops::set1(floor);
+    std::int64_t p = 0;
+    for (; p + kQueryGroup <= n_panels; p += kQueryGroup) {
+        const std::int64_t e = p * kTopkPanel;
+        bounds_group<kQueryGroup>(q, dim, panels8 + p * ps, ps, scale + e, slack + e, n1, fl, t, lo + e, hi + e,
+                                  masks + p);
+    }
+    const std::int64_t e = p * kTopkPanel;
+    bounds_tail<kQueryGroup - 1>(n_panels - p, q, dim, panels8 + p * ps, ps, scale + e, slack + e, n1, fl, t, lo + e,
+                                 hi + e, masks + p);
+}
+
 // Finiteness without a float-max constant: x - x is +0 for every finite x and NaN for
 // NaN and +-inf, and a NaN stays NaN through the sum, so the values are all finite iff
 // the sum of (x - x) is exactly zero.
@@ -218,6 +287,7 @@ constexpr TopkKernels table() {
     t.panel_scores = panel_scores;
     t.column_masks = column_masks;
     t.query_scores = query_scores;
+    t.query_bounds = query_bounds;
     t.pack_panel = pack_panel;
     t.finite_absmax = finite_absmax;
     t.query_block = kQueryBlock;
