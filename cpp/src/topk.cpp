@@ -287,22 +287,25 @@ void write_result(const QueryState& st, std::int64_t q, int k, std::int32_t* out
 // Why the bounds hold.  u = 2^-24, eta = 2^-150 (the largest absolute error of a float32
 // rounding in the subnormal range; additions and subtractions have none), d = dim,
 // gamma_d = d u / (1 - d u).  For item i with values y_k (m = max_k |y_k|), its scale
-// s (>= 0), int8 values Q_k (|Q_k| <= 127, exact as floats), e = max_k |y_k - s Q_k|
-// (measured when packing) and M = max(m, 127 s), and a query q with ||q||_1 = sum |q_k|:
+// s (>= 0), int8 values Q_k (|Q_k| <= 127), e = max_k |y_k - s Q_k| (measured when
+// packing) and M = max(m, 127 s); and a query q with ||q||_1 = sum |q_k|, its int16
+// values qi_k, step t and eq = max_k |q_k - t qi_k| (measured per query):
 //  (1) the exact path's score  f = fma-chain(q_k y_k)  is within gamma_d m ||q||_1 + 2 d eta
-//      of the real sum_k q_k y_k;
-//  (2) |sum_k q_k y_k - s sum_k q_k Q_k| <= e ||q||_1;
-//  (3) the chain c = fma-chain(q_k Q_k) is within gamma_d 127 ||q||_1 + 2 d eta of
-//      sum_k q_k Q_k;
-// so |f - s c| <= ||q||_1 (e + M 2 gamma_d) + 2 d eta (1 + s) =: D, and
-// |s c| <= M ||q||_1 (1 + gamma_d) + 2 d eta s.  With b = fl(fma(qn1, slack, floor)) and
-// hi = fl(fma(c, s, b)) >= s c + b - u |s c| - u b - eta (lo alike), hi >= f >= lo holds
-// whenever b (1 - u) >= D + u |s c| + eta, which
-//     qn1 >= ||q||_1 (rounded up),
-//     slack >= (e + M (3 d + 8) u) (1 + 2^-20)   (rounded up; d <= kPrefilterMaxDim),
+//      of the real S = sum_k q_k y_k;
+//  (2) S - t s C = sum_k q_k (y_k - s Q_k) + s sum_k Q_k (q_k - t qi_k) for the exact
+//      integer C = sum_k qi_k Q_k, so |S - t s C| <= e ||q||_1 + 127 d s eq;
+//  (3) x = fl(fl(C) t) is within (2u + u^2) |t C| + eta of t C, and
+//      |t s C| <= 127 s t sum |qi_k| <= M ||q||_1 + 127 d s eq;
+// so |f - x s| <= ||q||_1 (e + M (gamma_d + 3u)) + 127 d s eq (1 + 3u) + 2 d eta + eta s
+// =: D and |x s| <= (M ||q||_1 + 127 d s eq)(1 + 3u) + eta s.  With
+// b = fl(fma(l1, slack, fl(fma(eqd, s, floor)))) >= (l1 slack + eqd s + floor)(1 - 2u) - 2 eta
+// and hi = fl(fma(x, s, b)) >= x s + b - u |x s| - u b - eta (lo alike), hi >= f >= lo
+// holds whenever b (1 - u) >= D + u |x s| + eta, which
+//     l1 >= ||q||_1, eqd >= 127 d eq (1 + 2^-20)   (per query, rounded up),
+//     slack >= (e + M (3 d + 8) u) (1 + 2^-20)   (per item, rounded up; d <= kPrefilterMaxDim),
 //     floor >= (4 d + 16) eta (1 + 2 max s) (1 + 2^-20)   (rounded up)
-// guarantee (b >= (qn1 slack + floor)(1 - u) - eta).  Hence every item of the exact top k
-// has hi >= its exact score >= the k-th largest exact score >= the k-th largest lo.
+// guarantee.  Hence every item of the exact top k has hi >= its exact score >= the k-th
+// largest exact score >= the k-th largest lo.
 
 // x rounded up to a float (x >= 0, finite).
 float float_up(double x) {
@@ -311,12 +314,46 @@ float float_up(double x) {
     return f;
 }
 
-// ||q||_1 of a query, rounded up (the double sum's own error is covered by the factor).
-float l1_up(const float* q, int dim) {
-    double s = 0.0;
-    for (int k = 0; k < dim; ++k) s += std::fabs(static_cast<double>(q[k]));
-    return float_up(s * (1.0 + 0x1p-30));
+// prefilter_query (topk.hpp; the proof above): int16 values as large as keep every int32
+// sum of the scan in range (|Q| <= 127, 2 * pairs products per sum), the step, ||q||_1
+// and the quantisation term, rounded up (the double sums' own errors are covered by the
+// factors).
+}  // namespace
+
+bool prefilter_query(const float* q, int dim, std::int32_t* w, PrefilterQuery& out) {
+    const int pairs = (dim + 1) / 2;
+    const double top = std::min(32767.0, std::floor(2147483647.0 / (127.0 * 2.0 * pairs)));
+    double amax = 0.0, l1 = 0.0;
+    for (int k = 0; k < dim; ++k) {
+        const double v = std::fabs(static_cast<double>(q[k]));
+        amax = std::max(amax, v);
+        l1 += v;
+    }
+    const float step = static_cast<float>(amax / top);
+    double err = 0.0;
+    for (int m = 0; m < pairs; ++m) {
+        std::uint32_t halves[2] = {0, 0};
+        for (int h = 0; h < 2; ++h) {
+            const int k = 2 * m + h;
+            const double v = k < dim ? static_cast<double>(q[k]) : 0.0;
+            double qi = step > 0.0f ? std::nearbyint(v / step) : 0.0;
+            qi = std::min(top, std::max(-top, qi));
+            err = std::max(err, std::fabs(v - static_cast<double>(step) * qi));
+            halves[h] = static_cast<std::uint16_t>(static_cast<std::int16_t>(qi));
+        }
+        w[m] = static_cast<std::int32_t>(halves[0] | (halves[1] << 16));
+    }
+    const double l1_bound = l1 * (1.0 + 0x1p-30), eq_bound = 127.0 * dim * err * (1.0 + 0x1p-20);
+    if (!(l1_bound < 1e37 && eq_bound < 1e37)) return false;
+    out.w = w;
+    out.pairs = pairs;
+    out.step = step;
+    out.l1 = float_up(l1_bound);
+    out.slack = float_up(eq_bound);
+    return true;
 }
+
+namespace {
 
 // When the pre-filter is used: few results out of many items (the candidates are about
 // k plus the items near the k-th score), and not so many candidates that re-scoring them
@@ -359,13 +396,15 @@ bool scan_prefiltered(const TopkRequest& r, const TopkKernels& kern, const Candi
                       std::int32_t* out_ids, float* out_scores) {
     const PackedItems& pk = *r.packed;
     const std::int64_t n_panels = pk.n_panels(), limit = r.n_items / 8;
-    const float qn1 = l1_up(r.queries, r.dim);
     struct Scratch {
         std::vector<Entry> heap;
-        std::vector<std::int32_t> ids;
+        std::vector<std::int32_t> ids, w;
         std::vector<float> hi;
     };
     thread_local Scratch sc;  // no allocation per request
+    sc.w.resize(static_cast<std::size_t>(pk.pairs()));
+    PrefilterQuery pq;
+    if (!prefilter_query(r.queries, r.dim, sc.w.data(), pq)) return false;
     sc.heap.resize(static_cast<std::size_t>(kk));
     sc.ids.clear();
     sc.hi.clear();
@@ -374,9 +413,7 @@ bool scan_prefiltered(const TopkRequest& r, const TopkKernels& kern, const Candi
     QueryState st = start_query(r, 0, sc.heap.data());  // a heap of lower bounds
     for (std::int64_t p0 = 0; p0 < n_panels; p0 += kSingleChunk) {
         const std::int64_t n = std::min(kSingleChunk, n_panels - p0);
-        const std::int64_t e0 = p0 * kTopkPanel;
-        kern.query_bounds(r.queries, r.dim, pk.panel8(p0), pk.scales() + e0, pk.slacks() + e0, n, qn1,
-                          pk.slack_floor(), lower(st.thr), lo, hi, masks);
+        kern.query_bounds(pq, pk.panel8(p0), n, pk.slack_floor(), lower(st.thr), lo, hi, masks);
         for (std::int64_t i = 0; i < n; ++i) {
             const std::int64_t left = r.n_items - (p0 + i) * kTopkPanel;
             std::uint32_t bits = masks[i] & (left >= kTopkPanel ? 0xFFFFFFFFu : (1u << left) - 1u);
@@ -646,23 +683,24 @@ PackedItems::PackedItems(const float* items, std::int64_t n_items, int dim, int 
 // item's max |y|, the int8 values rounded to nearest (clamped to +-127), and the largest
 // residual |y - scale q| measured, so the bound holds whatever the scale's rounding did.
 void PackedItems::build_prefilter(const float* items, int num_threads) {
-    const std::int64_t padded = n_panels_ * kTopkPanel;
-    const std::size_t floats = static_cast<std::size_t>(2 * padded) +
-                               (static_cast<std::size_t>(padded) * static_cast<std::size_t>(dim_) + 3) / 4;
-    AlignedFloats buf = aligned_floats(floats);
-    float* scale = buf.get();
-    float* slack = scale + padded;
-    std::int8_t* q8 = reinterpret_cast<std::int8_t*>(slack + padded);
+    AlignedFloats buf = aligned_floats(static_cast<std::size_t>(n_panels_ * panel8_bytes() / 4));
+    std::int8_t* q8 = reinterpret_cast<std::int8_t*>(buf.get());
+    std::vector<float> scales(static_cast<std::size_t>(n_items_));
     const double rel = (3.0 * dim_ + 8.0) * 0x1p-24;
     ParallelError error;  // nothing in the loop throws; kept for the rule (see threads.hpp)
 #pragma omp parallel for schedule(static) num_threads(num_threads)
     for (std::int64_t p = 0; p < n_panels_; ++p) error.run([&] {
-        std::int8_t* panel = q8 + p * dim_ * kTopkPanel;
+        std::int8_t* panel = q8 + p * panel8_bytes();
+        float* scale = reinterpret_cast<float*>(panel + pairs() * 2 * kTopkPanel);
+        float* slack = scale + kTopkPanel;
+        // byte of item j, factor k: row k / 2 (64 bytes), then pair j, then k % 2
+        auto at = [&](int j, int k) -> std::int8_t& { return panel[(k / 2) * 2 * kTopkPanel + 2 * j + (k % 2)]; };
         for (int j = 0; j < kTopkPanel; ++j) {
             const std::int64_t i = p * kTopkPanel + j;
+            at(j, 2 * pairs() - 1) = 0;  // the pad factor of an odd dim
             if (i >= n_items_) {  // padding: scale 0, slack 0, values 0
-                scale[i] = slack[i] = 0.0f;
-                for (int k = 0; k < dim_; ++k) panel[k * kTopkPanel + j] = 0;
+                scale[j] = slack[j] = 0.0f;
+                for (int k = 0; k < dim_; ++k) at(j, k) = 0;
                 continue;
             }
             const float* y = items + i * dim_;
@@ -673,17 +711,17 @@ void PackedItems::build_prefilter(const float* items, int num_threads) {
             for (int k = 0; k < dim_; ++k) {
                 double v = s > 0.0f ? std::nearbyint(static_cast<double>(y[k]) / s) : 0.0;
                 v = std::min(127.0, std::max(-127.0, v));
-                panel[k * kTopkPanel + j] = static_cast<std::int8_t>(v);
+                at(j, k) = static_cast<std::int8_t>(v);
                 e = std::max(e, std::fabs(static_cast<double>(y[k]) - static_cast<double>(s) * v));
             }
             const double M = std::max(static_cast<double>(m), 127.0 * static_cast<double>(s));
-            scale[i] = s;
-            slack[i] = float_up((e + M * rel) * (1.0 + 0x1p-20));
+            scale[j] = scales[static_cast<std::size_t>(i)] = s;
+            slack[j] = float_up((e + M * rel) * (1.0 + 0x1p-20));
         }
     });
     error.rethrow_if_failed();
     float max_scale = 0.0f;
-    for (std::int64_t i = 0; i < n_items_; ++i) max_scale = std::max(max_scale, scale[i]);
+    for (float s : scales) max_scale = std::max(max_scale, s);
     slack_floor_ = float_up((4.0 * dim_ + 16.0) * 0x1p-150 * (1.0 + 2.0 * max_scale) * (1.0 + 0x1p-20));
     prefilter_.reset(buf.release());
 }

@@ -394,13 +394,15 @@ TM_TEST(topk_query_bounds_bit_identical_and_enclose_the_exact_score_every_path) 
                 const std::vector<float> items = stress_items(rng, regime, n, dim, &qscale);
                 const PackedItems packed(items.data(), n, dim, 1);
                 TM_CHECK(packed.has_prefilter());
-                TM_CHECK(packed.prefilter_bytes() == std::size_t(packed.n_panels()) * kTopkPanel * (dim + 8));
+                TM_CHECK(packed.pairs() == (dim + 1) / 2);
+                TM_CHECK(packed.prefilter_bytes() == std::size_t(packed.n_panels()) * kTopkPanel * (2 * packed.pairs() + 8));
+                TM_CHECK(reinterpret_cast<std::uintptr_t>(packed.panel8(n_panels - 1)) % 64 == 0);
                 for (int trial = 0; trial < 3; ++trial) {
                     std::vector<float> q(dim);
                     for (auto& v : q) v = (trial == 2 ? std::ldexp(g(rng), -120) : g(rng)) * qscale;
-                    double l1 = 0;
-                    for (float v : q) l1 += std::fabs(double(v));
-                    const float qn1 = std::nextafter(float(l1), INFINITY);
+                    std::vector<std::int32_t> w(packed.pairs());
+                    PrefilterQuery pq;
+                    TM_CHECK(prefilter_query(q.data(), dim, w.data(), pq));
                     std::vector<float> exact(std::size_t(n_panels) * kTopkPanel);
                     std::vector<std::uint32_t> m(n_panels);
                     ref.query_scores(q.data(), dim, packed.panel(0), n_panels, 0.0f, exact.data(), m.data());
@@ -409,8 +411,8 @@ TM_TEST(topk_query_bounds_bit_identical_and_enclose_the_exact_score_every_path) 
                     for_each_path([&](const TopkKernels& kern) {
                         std::vector<float> lo(exact.size(), 7.0f), hi(exact.size(), 7.0f);
                         std::vector<std::uint32_t> masks(n_panels, 0xDEADBEEFu);
-                        kern.query_bounds(q.data(), dim, packed.panel8(0), packed.scales(), packed.slacks(), n_panels,
-                                          qn1, packed.slack_floor(), exact[0], lo.data(), hi.data(), masks.data());
+                        kern.query_bounds(pq, packed.panel8(0), n_panels, packed.slack_floor(), exact[0], lo.data(),
+                                          hi.data(), masks.data());
                         for (int i = 0; i < n; ++i) {
                             TM_CHECK(std::isfinite(lo[i]) && std::isfinite(hi[i]));
                             TM_CHECK(lo[i] <= exact[i] && exact[i] <= hi[i]);
@@ -425,6 +427,41 @@ TM_TEST(topk_query_bounds_bit_identical_and_enclose_the_exact_score_every_path) 
                     });
                 }
             }
+}
+
+TM_TEST(topk_prefilter_query_quantises_within_its_stated_bounds) {
+    // w holds the int16 values in pairs (low half first, 0 past dim); l1 >= ||q||_1 and
+    // slack >= 127 dim max |q - step qi|; int32 sums of a scan cannot overflow.
+    std::mt19937 rng(41);
+    std::normal_distribution<float> g;
+    for (int dim : {1, 2, 7, 64, 513, 4096})
+        for (float scale : {1.0f, 1e-30f, 1e-44f, 1e30f}) {
+            std::vector<float> q(dim);
+            for (auto& v : q) v = g(rng) * scale;
+            std::vector<std::int32_t> w((dim + 1) / 2, 7);
+            PrefilterQuery pq;
+            TM_CHECK(prefilter_query(q.data(), dim, w.data(), pq));
+            TM_CHECK(pq.w == w.data() && pq.pairs == (dim + 1) / 2);
+            double l1 = 0, err = 0, sum_qi = 0;
+            for (int k = 0; k < 2 * pq.pairs; ++k) {
+                const auto u = static_cast<std::uint32_t>(w[k / 2]);
+                const int qi = static_cast<std::int16_t>(k % 2 ? u >> 16 : u & 0xFFFFu);
+                if (k >= dim) {
+                    TM_CHECK(qi == 0);
+                    continue;
+                }
+                l1 += std::fabs(double(q[k]));
+                err = std::max(err, std::fabs(double(q[k]) - double(pq.step) * qi));
+                sum_qi += std::abs(qi);
+            }
+            TM_CHECK(double(pq.l1) >= l1);
+            TM_CHECK(double(pq.slack) >= 127.0 * dim * err);
+            TM_CHECK(127.0 * 32767.0 * 2 <= 2147483647.0 && 127.0 * sum_qi <= 2147483647.0);
+        }
+    std::vector<float> huge(8, 3e38f);  // terms that would not be finite floats: refused
+    std::vector<std::int32_t> w(4);
+    PrefilterQuery pq;
+    TM_CHECK(!prefilter_query(huge.data(), 8, w.data(), pq));
 }
 
 TM_TEST(topk_prefiltered_single_query_equals_the_exact_scan_every_path) {

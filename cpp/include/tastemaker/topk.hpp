@@ -33,6 +33,25 @@ constexpr int kTopkPanel = 32;
  *  is small (the float32 rounding terms are charged at (3 dim + 8) 2^-24 per unit). */
 constexpr int kPrefilterMaxDim = 4096;
 
+/** A query prepared for the pre-filter's scan (TopkKernels::query_bounds): its values
+ *  quantised to int16, q_k ~ step * qi_k, as pairs w[m] = qi_{2m} (low 16 bits) and
+ *  qi_{2m+1} (high 16 bits), 0 past dim; `l1` >= ||q||_1 and `slack` >= 127 * dim *
+ *  max_k |q_k - step * qi_k| (both rounded up).  |qi_k| is small enough that no int32 sum
+ *  of a scan can overflow. */
+struct PrefilterQuery {
+    const std::int32_t* w = nullptr;
+    int pairs = 0;
+    float step = 0.0f;
+    float l1 = 0.0f;
+    float slack = 0.0f;
+};
+
+/** Prepares one query (dim floats, finite) for TopkKernels::query_bounds: w receives
+ *  (dim + 1) / 2 int32 pairs, `out` points at it.  Returns false (out unset) when the
+ *  query's bound terms would not be finite float32 values (a query near the overflow
+ *  bound): the single-query scan then runs exactly. */
+bool prefilter_query(const float* q, int dim, std::int32_t* w, PrefilterQuery& out);
+
 /** Bound on dim * max|query| * max|item| (a bound on every partial sum of every score):
  *  below float32's max (3.4e38) with a margin, so that no score or partial sum overflows. */
 constexpr double kTopkScoreBound = 1e37;
@@ -48,16 +67,15 @@ constexpr double kTopkScoreBound = 1e37;
  *  dim floats, 64-byte aligned).  The layout does not depend on the SIMD path.
  *
  *  The single-query pre-filter (dim <= kPrefilterMaxDim): an int8 copy of the panels,
- *  y_ik ~ scale_i * q_ik with scale_i = max_k |y_ik| / 127 and q_ik = round(y_ik /
+ *  y_ik ~ scale_i * Q_ik with scale_i = max_k |y_ik| / 127 and Q_ik = round(y_ik /
  *  scale_i), plus per item its scale and its bound coefficient slack_i, and one
- *  absolute term slack_floor.  For any query q, with c_i = sum_k q_k q_ik (fma chain,
- *  k ascending) and b_i = fl(fma(||q||_1, slack_i, slack_floor)),
- *      fl(c_i scale_i - b_i) <= s_i <= fl(c_i scale_i + b_i)   (each one fma)
- *  where s_i is the exact path's float32 score of item i (topk.cpp proves it), so a
- *  single query can discard every item whose upper bound is below the k-th largest lower
- *  bound and re-score only the rest exactly: its results are the exact scan's, bit for
- *  bit.  Extra memory: n_items rounded up to 32, times (dim + 8) bytes -- a quarter of the
- *  float32 panels plus 8 bytes per item (1.8 MB for 26,744 items x 64 factors).
+ *  absolute term slack_floor.  TopkKernels::query_bounds turns a query (quantised to
+ *  int16) into bounds lo_i <= s_i <= hi_i of the exact path's float32 score s_i of every
+ *  item (topk.cpp proves them), so a single query can discard every item whose upper
+ *  bound is below the k-th largest lower bound and re-score only the rest exactly: its
+ *  results are the exact scan's, bit for bit.  Extra memory: n_items rounded up to 32,
+ *  times (dim rounded up to even + 8) bytes -- a quarter of the float32 panels plus 8
+ *  bytes per item (1.9 MB for 26,744 items x 64 factors, beside 6.8 MB of float32 panels).
  *
  *  @throws std::invalid_argument ("items: ...") on a negative or too large n_items
  *          (> 2^31 - 1), dim < 1, a null pointer with n_items > 0, or NaN/inf values.
@@ -75,14 +93,18 @@ public:
     const float* panel(std::int64_t p) const noexcept { return panels_.get() + p * dim_ * kTopkPanel; }
     /** Whether the int8 pre-filter copy exists (dim <= kPrefilterMaxDim, n_items > 0). */
     bool has_prefilter() const noexcept { return prefilter_ != nullptr; }
-    /** Panel p of the int8 copy: dim x 32 int8, row-major (has_prefilter() only). */
+    /** Factor pairs of the int8 copy: ceil(dim / 2). */
+    int pairs() const noexcept { return (dim_ + 1) / 2; }
+    /** Bytes of one panel of the int8 copy: its values, then its items' scales and slacks
+     *  (one stream for the scan). */
+    std::int64_t panel8_bytes() const noexcept { return std::int64_t{pairs()} * 2 * kTopkPanel + 2 * 4 * kTopkPanel; }
+    /** Panel p of the int8 copy (has_prefilter() only, 64-byte aligned): pairs() rows of
+     *  64 bytes, row m holding Q[item][2m], Q[item][2m + 1] for the panel's items 0..31 in
+     *  turn (0 past dim and past the last item); then 32 floats scale_i and 32 floats
+     *  slack_i (0 past the last item). */
     const std::int8_t* panel8(std::int64_t p) const noexcept {
-        return reinterpret_cast<const std::int8_t*>(prefilter_.get() + 2 * n_panels_ * kTopkPanel) +
-               p * dim_ * kTopkPanel;
+        return reinterpret_cast<const std::int8_t*>(prefilter_.get()) + p * panel8_bytes();
     }
-    /** Per item (n_panels * 32 floats, zero past the last item): scale_i and slack_i. */
-    const float* scales() const noexcept { return prefilter_.get(); }
-    const float* slacks() const noexcept { return prefilter_.get() + n_panels_ * kTopkPanel; }
     /** The absolute term of every bound (covers float32 underflow). */
     float slack_floor() const noexcept { return slack_floor_; }
     /** Bytes of the float32 panels, and of the int8 pre-filter copy with its per-item floats. */
@@ -90,7 +112,7 @@ public:
         return static_cast<std::size_t>(n_panels_) * static_cast<std::size_t>(dim_) * kTopkPanel * sizeof(float);
     }
     std::size_t prefilter_bytes() const noexcept {
-        return has_prefilter() ? static_cast<std::size_t>(n_panels_) * kTopkPanel * (dim_ + 2 * sizeof(float)) : 0;
+        return has_prefilter() ? static_cast<std::size_t>(n_panels_ * panel8_bytes()) : 0;
     }
 
 private:
@@ -99,7 +121,7 @@ private:
     };
     void build_prefilter(const float* items, int num_threads);
     std::unique_ptr<float[], Free> panels_;
-    std::unique_ptr<float[], Free> prefilter_;  // scales, slacks (floats), then the int8 panels
+    std::unique_ptr<float[], Free> prefilter_;  // the int8 panels (panel8)
     float slack_floor_ = 0.0f;
     std::int64_t n_items_ = 0;
     std::int64_t n_panels_ = 0;
@@ -195,16 +217,16 @@ struct TopkKernels {
                          float* scores, std::uint32_t* masks) = nullptr;
 
     /** The pre-filter's scan (PackedItems' int8 copy): one query against n_panels
-     *  consecutive int8 panels (panel p at panels8 + p*dim*32; scale, slack: 32 floats per
-     *  panel).  For item j of panel p (e = p*32 + j):
-     *      c = sum_k q[k] * panel_p[k*32 + j]   (fma chain, k ascending, from 0)
-     *      b = fl(fma(qn1, slack[e], floor))
-     *  lo[e] = fl(fma(c, scale[e], -b)), hi[e] = fl(fma(c, scale[e], b)), and bit j of
-     *  masks[p] is set iff hi[e] > thr.  Bit-identical on every path (fused operations
-     *  only). */
-    void (*query_bounds)(const float* q, int dim, const std::int8_t* panels8, const float* scale,
-                         const float* slack, std::int64_t n_panels, float qn1, float floor, float thr, float* lo,
-                         float* hi, std::uint32_t* masks) = nullptr;
+     *  consecutive int8 panels (panel p at panels8 + p * (64 q.pairs + 256), layout,
+     *  scale and slack as PackedItems::panel8).  For item j of panel p (e = p*32 + j),
+     *  with Q its int8 values and qi the query's int16 values (q.w):
+     *      C = sum_k qi_k Q_k                      (exact, in int32)
+     *      x = fl(fl(C) * q.step)
+     *      b = fl(fma(q.l1, slack[e], fl(fma(q.slack, scale[e], floor))))
+     *  lo[e] = fl(fma(x, scale[e], -b)), hi[e] = fl(fma(x, scale[e], b)), and bit j of
+     *  masks[p] is set iff hi[e] > thr.  Bit-identical on every path. */
+    void (*query_bounds)(const PrefilterQuery& q, const std::int8_t* panels8, std::int64_t n_panels, float floor,
+                         float thr, float* lo, float* hi, std::uint32_t* masks) = nullptr;
 
     /** Every function-pointer entry (simd::Dispatch resolves them, the tests check them). */
     static constexpr auto entries() {

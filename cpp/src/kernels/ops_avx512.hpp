@@ -2,8 +2,8 @@
 // AVX-512 vector ops (16 float lanes; AVX-512F/VL/BW/DQ); the API is documented in
 // ops_scalar.hpp.  Include only in kernels/*_avx512.cpp.  Ops8 (per-item values of a block
 // of eight items) is the AVX2 template under its own Instance number (see ops_avx2.hpp).
-#if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__AVX512DQ__)
-#error "ops_avx512.hpp needs -mavx512f -mavx512vl -mavx512dq: include it only in kernels/*_avx512.cpp"
+#if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__AVX512DQ__) || !defined(__AVX512BW__)
+#error "ops_avx512.hpp needs -mavx512f -mavx512vl -mavx512dq -mavx512bw: include it only in kernels/*_avx512.cpp"
 #endif
 #include <immintrin.h>
 
@@ -26,9 +26,13 @@ struct Ops {
     static inline V broadcast(const float* p) { return _mm512_set1_ps(*p); }  // vbroadcastss from memory
     static inline V load(const float* p) { return _mm512_loadu_ps(p); }
     static inline void store(float* p, V a) { _mm512_storeu_ps(p, a); }
-    static inline V load_i8(const std::int8_t* p) {
-        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    using VI = __m512i;
+    static inline VI zero_i() { return _mm512_setzero_si512(); }
+    static inline VI dot2_i8(VI acc, const std::int8_t* p, const std::int32_t* w) {
+        const __m512i x = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+        return _mm512_add_epi32(acc, _mm512_madd_epi16(x, _mm512_set1_epi32(*w)));
     }
+    static inline V to_float(VI a) { return _mm512_cvtepi32_ps(a); }
     static inline __mmask16 lane_mask(int n) {  // lanes < n set, 0 <= n <= 16
         return static_cast<__mmask16>((1u << n) - 1u);
     }

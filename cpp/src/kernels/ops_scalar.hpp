@@ -21,7 +21,11 @@
 //   zero(), set1(x)        all lanes 0 / x
 //   broadcast(p)           all lanes *p  (a load: cheaper than set1 from a register on x86)
 //   load(p), store(p, v)   kLanes floats, unaligned
-//   load_i8(p)             kLanes int8 values from p, converted to float (exact)
+//   VI, zero_i()           a vector of kLanes int32 lanes; all lanes 0
+//   dot2_i8(acc, p, w)     lane j: acc_j + p[2j] * lo16(*w) + p[2j+1] * hi16(*w), exactly
+//                          (int8 pairs from p times the two int16 halves of the int32 *w;
+//                          the caller keeps every sum inside int32)
+//   to_float(vi)           int32 lanes converted to float (round to nearest even)
 //   load_n(p, n), store_n(p, v, n)
 //                          lanes [0, n) only (0 <= n <= kLanes): loads zero the other lanes,
 //                          neither reads nor writes memory beyond p[n - 1] (masked on SIMD)
@@ -129,7 +133,14 @@ struct Ops {
     static inline V broadcast(const float* p) { return *p; }
     static inline V load(const float* p) { return *p; }
     static inline void store(float* p, V a) { *p = a; }
-    static inline V load_i8(const std::int8_t* p) { return static_cast<float>(*p); }
+    using VI = std::int32_t;
+    static inline VI zero_i() { return 0; }
+    static inline VI dot2_i8(VI acc, const std::int8_t* p, const std::int32_t* w) {
+        const auto lo = static_cast<std::int16_t>(static_cast<std::uint32_t>(*w) & 0xFFFFu);
+        const auto hi = static_cast<std::int16_t>(static_cast<std::uint32_t>(*w) >> 16);
+        return acc + std::int32_t{p[0]} * lo + std::int32_t{p[1]} * hi;
+    }
+    static inline V to_float(VI a) { return static_cast<float>(a); }
     static inline V load_n(const float* p, int n) { return n > 0 ? *p : 0.0f; }
     static inline void store_n(float* p, V a, int n) {
         if (n > 0) *p = a;
