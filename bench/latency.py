@@ -13,6 +13,9 @@ process:
   solve against the item Gram) + top-10, tastemaker vs implicit;
 * ``similar_items(i, N=10)`` (cosine): tastemaker vs implicit.
 
+The JSON also records the memory of the per-model caches a request reads: the packed
+float32 item panels and the int8 copy of the single-query pre-filter.
+
 Every figure is the median over ``--calls`` calls (different users/items in turn), best
 of ``--rounds`` rounds that interleave the contenders (the machine is shared).  The first call of each contender is a
 warm-up, not timed: it is where per-model caches (packed item panels, normalised
@@ -87,6 +90,8 @@ def main() -> None:
     timed("tastemaker_similar_items", lambda i: model.similar_items(i, N=N), sim_args)
 
     seen = [row.indices for row in user_rows]
+    packed = model._single_state()[2]
+    res["cache_bytes"] = {"packed_item_panels": packed.nbytes, "prefilter_int8_copy": packed.prefilter_nbytes}
 
     def numpy_recommend(u, k):
         s = V @ U[u]

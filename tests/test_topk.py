@@ -244,6 +244,8 @@ def test_packed_items_change_nothing(problem, single):
     packed = _core.PackedItems(If)
     assert (packed.n_items, packed.dim) == If.shape
     assert packed.nbytes == -(-If.shape[0] // 32) * 32 * If.shape[1] * 4
+    # the single-query pre-filter's int8 copy: dim rounded up to 4, + 12 bytes per item
+    assert packed.prefilter_nbytes == -(-If.shape[0] // 32) * 32 * (-(-If.shape[1] // 4) * 4 + 12)
     want = run_kernel(Qf, If, k, seen, allow, deny)
     indptr, indices = as_csr(seen, I.shape[0])
     a = None if allow is None else np.asarray(allow, dtype=np.int32)

@@ -72,11 +72,13 @@ std::unique_ptr<PackedItems> pack_binding(const py::array& items, int num_thread
 void register_topk(py::module_& m) {
     py::class_<PackedItems>(m, "PackedItems",
                             "Item factors packed once for repeated topk_inner_product calls (immutable, "
-                            "thread-safe; a copy of the values).")
+                            "thread-safe; a copy of the values), with the int8 copy of the single-query "
+                            "pre-filter (prefilter_nbytes: (dim rounded up to 4, + 12) bytes per item).")
         .def(py::init(&pack_binding), py::arg("items"), py::arg("num_threads") = 0)
         .def_property_readonly("n_items", &PackedItems::n_items)
         .def_property_readonly("dim", &PackedItems::dim)
-        .def_property_readonly("nbytes", &PackedItems::bytes);
+        .def_property_readonly("nbytes", &PackedItems::bytes)
+        .def_property_readonly("prefilter_nbytes", &PackedItems::prefilter_bytes);
     m.def("topk_inner_product", &topk_binding, py::arg("queries"), py::arg("items"), py::arg("k"),
           py::arg("exclude_indptr") = py::none(), py::arg("exclude_indices") = py::none(),
           py::arg("allow") = py::none(), py::arg("deny") = py::none(), py::arg("num_threads") = 0,

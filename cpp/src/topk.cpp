@@ -253,6 +253,16 @@ QueryState start_query(const TopkRequest& r, std::int64_t q, Entry* heap) {
     return {heap, 0, ninf, r.exclude_indptr[q], r.exclude_indptr[q + 1]};
 }
 
+// Whether `id` is in the query's exclusion row (lazily: ids must come in ascending order,
+// the cursor only moves forward).
+inline bool excluded(const TopkRequest& r, QueryState& st, std::int32_t id) {
+    if (st.cursor >= st.end) return false;
+    std::int64_t c = st.cursor;
+    while (c < st.end && r.exclude_indices[c] < id) ++c;
+    st.cursor = c;
+    return c < st.end && r.exclude_indices[c] == id;
+}
+
 // Offer the columns in `bits` of panel p (scores s[0..32)) to one query.
 inline void offer_columns(const TopkRequest& r, const Candidates& cand, QueryState& st, int kk, std::int64_t p,
                           std::uint32_t bits, const float* s) {
@@ -260,13 +270,7 @@ inline void offer_columns(const TopkRequest& r, const Candidates& cand, QuerySta
         const int j = __builtin_ctz(bits);
         bits &= bits - 1;
         const std::int32_t id = cand.id(p * kTopkPanel + j);
-        if (cand.is_denied(id)) continue;
-        if (st.cursor < st.end) {  // lazy exclusion
-            std::int64_t c = st.cursor;
-            while (c < st.end && r.exclude_indices[c] < id) ++c;
-            st.cursor = c;
-            if (c < st.end && r.exclude_indices[c] == id) continue;
-        }
+        if (cand.is_denied(id) || excluded(r, st, id)) continue;
         heap_offer(st.heap, st.count, st.thr, kk, Entry{s[j], id});
     }
 }
@@ -288,20 +292,22 @@ void write_result(const QueryState& st, std::int64_t q, int k, std::int32_t* out
 // rounding in the subnormal range; additions and subtractions have none), d = dim,
 // gamma_d = d u / (1 - d u).  For item i with values y_k (m = max_k |y_k|), its scale
 // s (>= 0), int8 values Q_k (|Q_k| <= 127), e = max_k |y_k - s Q_k| (measured when
-// packing) and M = max(m, 127 s); and a query q with ||q||_1 = sum |q_k|, its int16
-// values qi_k, step t and eq = max_k |q_k - t qi_k| (measured per query):
+// packing) and M = max(m, 127 s); and a query q with ||q||_1 = sum |q_k|, its int8
+// values qi_k, step t and eq = max_k |q_k - t qi_k| (measured per query), and the item's
+// mass w = s sum_k |Q_k|:
 //  (1) the exact path's score  f = fma-chain(q_k y_k)  is within gamma_d m ||q||_1 + 2 d eta
 //      of the real S = sum_k q_k y_k;
 //  (2) S - t s C = sum_k q_k (y_k - s Q_k) + s sum_k Q_k (q_k - t qi_k) for the exact
-//      integer C = sum_k qi_k Q_k, so |S - t s C| <= e ||q||_1 + 127 d s eq;
+//      integer C = sum_k qi_k Q_k, so |S - t s C| <= e ||q||_1 + w eq;
 //  (3) x = fl(fl(C) t) is within (2u + u^2) |t C| + eta of t C, and
-//      |t s C| <= 127 s t sum |qi_k| <= M ||q||_1 + 127 d s eq;
-// so |f - x s| <= ||q||_1 (e + M (gamma_d + 3u)) + 127 d s eq (1 + 3u) + 2 d eta + eta s
-// =: D and |x s| <= (M ||q||_1 + 127 d s eq)(1 + 3u) + eta s.  With
-// b = fl(fma(l1, slack, fl(fma(eqd, s, floor)))) >= (l1 slack + eqd s + floor)(1 - 2u) - 2 eta
+//      |t s C| <= s sum_k |Q_k| (|q_k| + eq) <= M ||q||_1 + w eq;
+// so |f - x s| <= ||q||_1 (e + M (gamma_d + 3u)) + w eq (1 + 3u) + 2 d eta + eta s =: D
+// and |x s| <= (M ||q||_1 + w eq)(1 + 3u) + eta s.  With
+// b = fl(fma(l1, slack, fl(fma(err, mass, floor)))) >= (l1 slack + err mass + floor)(1 - 2u) - 2 eta
 // and hi = fl(fma(x, s, b)) >= x s + b - u |x s| - u b - eta (lo alike), hi >= f >= lo
 // holds whenever b (1 - u) >= D + u |x s| + eta, which
-//     l1 >= ||q||_1, eqd >= 127 d eq (1 + 2^-20)   (per query, rounded up),
+//     l1 >= ||q||_1, err >= eq (1 + 2^-20)   (per query, rounded up),
+//     mass >= w   (per item, rounded up),
 //     slack >= (e + M (3 d + 8) u) (1 + 2^-20)   (per item, rounded up; d <= kPrefilterMaxDim),
 //     floor >= (4 d + 16) eta (1 + 2 max s) (1 + 2^-20)   (rounded up)
 // guarantee.  Hence every item of the exact top k has hi >= its exact score >= the k-th
@@ -314,15 +320,17 @@ float float_up(double x) {
     return f;
 }
 
-// prefilter_query (topk.hpp; the proof above): int16 values as large as keep every int32
-// sum of the scan in range (|Q| <= 127, 2 * pairs products per sum), the step, ||q||_1
-// and the quantisation term, rounded up (the double sums' own errors are covered by the
-// factors).
 }  // namespace
 
+// prefilter_query (topk.hpp; the proof above): int8 values up to kPrefilterQueryMax (the
+// scan's uint8 x int8 pairs stay exact in int16, its int32 sums hold 255 * 64 * 4 per
+// row of four factors: no overflow below 2^31 / 65280 rows), the step, ||q||_1 and the
+// quantisation term, rounded up (the double sums' own errors are covered by the
+// factors).
+
 bool prefilter_query(const float* q, int dim, std::int32_t* w, PrefilterQuery& out) {
-    const int pairs = (dim + 1) / 2;
-    const double top = std::min(32767.0, std::floor(2147483647.0 / (127.0 * 2.0 * pairs)));
+    const int quads = (dim + 3) / 4;
+    const double top = kPrefilterQueryMax;
     double amax = 0.0, l1 = 0.0;
     for (int k = 0; k < dim; ++k) {
         const double v = std::fabs(static_cast<double>(q[k]));
@@ -331,25 +339,28 @@ bool prefilter_query(const float* q, int dim, std::int32_t* w, PrefilterQuery& o
     }
     const float step = static_cast<float>(amax / top);
     double err = 0.0;
-    for (int m = 0; m < pairs; ++m) {
-        std::uint32_t halves[2] = {0, 0};
-        for (int h = 0; h < 2; ++h) {
-            const int k = 2 * m + h;
+    std::int32_t sum = 0;
+    for (int m = 0; m < quads; ++m) {
+        std::uint32_t bytes = 0;
+        for (int h = 0; h < 4; ++h) {
+            const int k = 4 * m + h;
             const double v = k < dim ? static_cast<double>(q[k]) : 0.0;
             double qi = step > 0.0f ? std::nearbyint(v / step) : 0.0;
             qi = std::min(top, std::max(-top, qi));
             err = std::max(err, std::fabs(v - static_cast<double>(step) * qi));
-            halves[h] = static_cast<std::uint16_t>(static_cast<std::int16_t>(qi));
+            sum += static_cast<std::int32_t>(qi);
+            bytes |= std::uint32_t{static_cast<std::uint8_t>(static_cast<std::int8_t>(qi))} << (8 * h);
         }
-        w[m] = static_cast<std::int32_t>(halves[0] | (halves[1] << 16));
+        w[m] = static_cast<std::int32_t>(bytes);
     }
-    const double l1_bound = l1 * (1.0 + 0x1p-30), eq_bound = 127.0 * dim * err * (1.0 + 0x1p-20);
+    const double l1_bound = l1 * (1.0 + 0x1p-30), eq_bound = err * (1.0 + 0x1p-20);
     if (!(l1_bound < 1e37 && eq_bound < 1e37)) return false;
     out.w = w;
-    out.pairs = pairs;
+    out.quads = quads;
+    out.bias = 128 * sum;
     out.step = step;
     out.l1 = float_up(l1_bound);
-    out.slack = float_up(eq_bound);
+    out.err = float_up(eq_bound);
     return true;
 }
 
@@ -402,7 +413,7 @@ bool scan_prefiltered(const TopkRequest& r, const TopkKernels& kern, const Candi
         std::vector<float> hi;
     };
     thread_local Scratch sc;  // no allocation per request
-    sc.w.resize(static_cast<std::size_t>(pk.pairs()));
+    sc.w.resize(static_cast<std::size_t>(pk.quads()));
     PrefilterQuery pq;
     if (!prefilter_query(r.queries, r.dim, sc.w.data(), pq)) return false;
     sc.heap.resize(static_cast<std::size_t>(kk));
@@ -422,13 +433,8 @@ bool scan_prefiltered(const TopkRequest& r, const TopkKernels& kern, const Candi
                 bits &= bits - 1;
                 const std::int32_t id = static_cast<std::int32_t>((p0 + i) * kTopkPanel + j);
                 const float h = hi[i * kTopkPanel + j];
-                if (!(h >= st.thr) || cand.is_denied(id)) continue;  // (the bar rises within a chunk)
-                if (st.cursor < st.end) {
-                    std::int64_t c = st.cursor;
-                    while (c < st.end && r.exclude_indices[c] < id) ++c;
-                    st.cursor = c;
-                    if (c < st.end && r.exclude_indices[c] == id) continue;
-                }
+                // (the bar rises within a chunk)
+                if (!(h >= st.thr) || cand.is_denied(id) || excluded(r, st, id)) continue;
                 sc.ids.push_back(id);
                 sc.hi.push_back(h);
                 heap_offer(st.heap, st.count, st.thr, kk, Entry{lo[i * kTopkPanel + j], id});
@@ -684,39 +690,42 @@ PackedItems::PackedItems(const float* items, std::int64_t n_items, int dim, int 
 // residual |y - scale q| measured, so the bound holds whatever the scale's rounding did.
 void PackedItems::build_prefilter(const float* items, int num_threads) {
     AlignedFloats buf = aligned_floats(static_cast<std::size_t>(n_panels_ * panel8_bytes() / 4));
-    std::int8_t* q8 = reinterpret_cast<std::int8_t*>(buf.get());
+    std::uint8_t* q8 = reinterpret_cast<std::uint8_t*>(buf.get());
     std::vector<float> scales(static_cast<std::size_t>(n_items_));
     const double rel = (3.0 * dim_ + 8.0) * 0x1p-24;
     ParallelError error;  // nothing in the loop throws; kept for the rule (see threads.hpp)
 #pragma omp parallel for schedule(static) num_threads(num_threads)
     for (std::int64_t p = 0; p < n_panels_; ++p) error.run([&] {
-        std::int8_t* panel = q8 + p * panel8_bytes();
-        float* scale = reinterpret_cast<float*>(panel + pairs() * 2 * kTopkPanel);
+        std::uint8_t* panel = q8 + p * panel8_bytes();
+        float* scale = reinterpret_cast<float*>(panel + quads() * 4 * kTopkPanel);
         float* slack = scale + kTopkPanel;
-        // byte of item j, factor k: row k / 2 (64 bytes), then pair j, then k % 2
-        auto at = [&](int j, int k) -> std::int8_t& { return panel[(k / 2) * 2 * kTopkPanel + 2 * j + (k % 2)]; };
+        float* mass = slack + kTopkPanel;
+        // byte of item j, factor k: row k / 4 (128 bytes), then quad j, then k % 4; Q + 128
+        auto at = [&](int j, int k) -> std::uint8_t& { return panel[(k / 4) * 4 * kTopkPanel + 4 * j + (k % 4)]; };
         for (int j = 0; j < kTopkPanel; ++j) {
             const std::int64_t i = p * kTopkPanel + j;
-            at(j, 2 * pairs() - 1) = 0;  // the pad factor of an odd dim
+            for (int k = dim_; k < 4 * quads(); ++k) at(j, k) = 128;  // the pad factors: Q = 0
             if (i >= n_items_) {  // padding: scale 0, slack 0, values 0
-                scale[j] = slack[j] = 0.0f;
-                for (int k = 0; k < dim_; ++k) at(j, k) = 0;
+                scale[j] = slack[j] = mass[j] = 0.0f;
+                for (int k = 0; k < dim_; ++k) at(j, k) = 128;
                 continue;
             }
             const float* y = items + i * dim_;
             float m = 0.0f;
             for (int k = 0; k < dim_; ++k) m = std::max(m, std::fabs(y[k]));
             const float s = m / 127.0f;
-            double e = 0.0;
+            double e = 0.0, q1 = 0.0;
             for (int k = 0; k < dim_; ++k) {
                 double v = s > 0.0f ? std::nearbyint(static_cast<double>(y[k]) / s) : 0.0;
                 v = std::min(127.0, std::max(-127.0, v));
-                at(j, k) = static_cast<std::int8_t>(v);
+                at(j, k) = static_cast<std::uint8_t>(static_cast<int>(v) + 128);
                 e = std::max(e, std::fabs(static_cast<double>(y[k]) - static_cast<double>(s) * v));
+                q1 += std::fabs(v);
             }
             const double M = std::max(static_cast<double>(m), 127.0 * static_cast<double>(s));
             scale[j] = scales[static_cast<std::size_t>(i)] = s;
             slack[j] = float_up((e + M * rel) * (1.0 + 0x1p-20));
+            mass[j] = float_up(static_cast<double>(s) * q1);  // exact in double: < 2^44
         }
     });
     error.rethrow_if_failed();

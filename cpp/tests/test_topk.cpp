@@ -394,13 +394,13 @@ TM_TEST(topk_query_bounds_bit_identical_and_enclose_the_exact_score_every_path) 
                 const std::vector<float> items = stress_items(rng, regime, n, dim, &qscale);
                 const PackedItems packed(items.data(), n, dim, 1);
                 TM_CHECK(packed.has_prefilter());
-                TM_CHECK(packed.pairs() == (dim + 1) / 2);
-                TM_CHECK(packed.prefilter_bytes() == std::size_t(packed.n_panels()) * kTopkPanel * (2 * packed.pairs() + 8));
+                TM_CHECK(packed.quads() == (dim + 3) / 4);
+                TM_CHECK(packed.prefilter_bytes() == std::size_t(packed.n_panels()) * kTopkPanel * (4 * packed.quads() + 12));
                 TM_CHECK(reinterpret_cast<std::uintptr_t>(packed.panel8(n_panels - 1)) % 64 == 0);
                 for (int trial = 0; trial < 3; ++trial) {
                     std::vector<float> q(dim);
                     for (auto& v : q) v = (trial == 2 ? std::ldexp(g(rng), -120) : g(rng)) * qscale;
-                    std::vector<std::int32_t> w(packed.pairs());
+                    std::vector<std::int32_t> w(packed.quads());
                     PrefilterQuery pq;
                     TM_CHECK(prefilter_query(q.data(), dim, w.data(), pq));
                     std::vector<float> exact(std::size_t(n_panels) * kTopkPanel);
@@ -430,33 +430,36 @@ TM_TEST(topk_query_bounds_bit_identical_and_enclose_the_exact_score_every_path) 
 }
 
 TM_TEST(topk_prefilter_query_quantises_within_its_stated_bounds) {
-    // w holds the int16 values in pairs (low half first, 0 past dim); l1 >= ||q||_1 and
-    // slack >= 127 dim max |q - step qi|; int32 sums of a scan cannot overflow.
+    // w holds the int8 values four to an int32 (byte h = factor 4m + h, 0 past dim, at
+    // most kPrefilterQueryMax in magnitude); bias = 128 sum qi; l1 >= ||q||_1 and err >=
+    // max |q - step qi|.
     std::mt19937 rng(41);
     std::normal_distribution<float> g;
     for (int dim : {1, 2, 7, 64, 513, 4096})
         for (float scale : {1.0f, 1e-30f, 1e-44f, 1e30f}) {
             std::vector<float> q(dim);
             for (auto& v : q) v = g(rng) * scale;
-            std::vector<std::int32_t> w((dim + 1) / 2, 7);
+            std::vector<std::int32_t> w((dim + 3) / 4, 7);
             PrefilterQuery pq;
             TM_CHECK(prefilter_query(q.data(), dim, w.data(), pq));
-            TM_CHECK(pq.w == w.data() && pq.pairs == (dim + 1) / 2);
-            double l1 = 0, err = 0, sum_qi = 0;
-            for (int k = 0; k < 2 * pq.pairs; ++k) {
-                const auto u = static_cast<std::uint32_t>(w[k / 2]);
-                const int qi = static_cast<std::int16_t>(k % 2 ? u >> 16 : u & 0xFFFFu);
+            TM_CHECK(pq.w == w.data() && pq.quads == (dim + 3) / 4);
+            double l1 = 0, err = 0;
+            std::int64_t sum_qi = 0;
+            for (int k = 0; k < 4 * pq.quads; ++k) {
+                const auto u = static_cast<std::uint32_t>(w[k / 4]);
+                const int qi = static_cast<std::int8_t>(static_cast<std::uint8_t>(u >> (8 * (k % 4))));
+                TM_CHECK(std::abs(qi) <= kPrefilterQueryMax);
                 if (k >= dim) {
                     TM_CHECK(qi == 0);
                     continue;
                 }
                 l1 += std::fabs(double(q[k]));
                 err = std::max(err, std::fabs(double(q[k]) - double(pq.step) * qi));
-                sum_qi += std::abs(qi);
+                sum_qi += qi;
             }
+            TM_CHECK(pq.bias == 128 * sum_qi);
             TM_CHECK(double(pq.l1) >= l1);
-            TM_CHECK(double(pq.slack) >= 127.0 * dim * err);
-            TM_CHECK(127.0 * 32767.0 * 2 <= 2147483647.0 && 127.0 * sum_qi <= 2147483647.0);
+            TM_CHECK(double(pq.err) >= err);
         }
     std::vector<float> huge(8, 3e38f);  // terms that would not be finite floats: refused
     std::vector<std::int32_t> w(4);

@@ -34,20 +34,25 @@ constexpr int kTopkPanel = 32;
 constexpr int kPrefilterMaxDim = 4096;
 
 /** A query prepared for the pre-filter's scan (TopkKernels::query_bounds): its values
- *  quantised to int16, q_k ~ step * qi_k, as pairs w[m] = qi_{2m} (low 16 bits) and
- *  qi_{2m+1} (high 16 bits), 0 past dim; `l1` >= ||q||_1 and `slack` >= 127 * dim *
- *  max_k |q_k - step * qi_k| (both rounded up).  |qi_k| is small enough that no int32 sum
- *  of a scan can overflow. */
+ *  quantised to int8, q_k ~ step * qi_k with |qi_k| <= kPrefilterQueryMax, four to an
+ *  int32: w[m] holds qi_{4m + h} in byte h (bits 8h..8h+7), 0 past dim; `bias` =
+ *  128 * sum_k qi_k (the items are stored as Q + 128); `l1` >= ||q||_1 and `err` >=
+ *  max_k |q_k - step * qi_k| (1 + 2^-20) (both rounded up). */
 struct PrefilterQuery {
     const std::int32_t* w = nullptr;
-    int pairs = 0;
+    int quads = 0;
+    std::int32_t bias = 0;
     float step = 0.0f;
     float l1 = 0.0f;
-    float slack = 0.0f;
+    float err = 0.0f;
 };
 
+/** Largest |int8 value| of a prepared query: uint8 x int8 products added in pairs stay
+ *  inside int16 (255 * 64 * 2 < 2^15), so the scan's integer sums are exact. */
+constexpr int kPrefilterQueryMax = 64;
+
 /** Prepares one query (dim floats, finite) for TopkKernels::query_bounds: w receives
- *  (dim + 1) / 2 int32 pairs, `out` points at it.  Returns false (out unset) when the
+ *  (dim + 3) / 4 int32, `out` points at it.  Returns false (out unset) when the
  *  query's bound terms would not be finite float32 values (a query near the overflow
  *  bound): the single-query scan then runs exactly. */
 bool prefilter_query(const float* q, int dim, std::int32_t* w, PrefilterQuery& out);
@@ -70,12 +75,12 @@ constexpr double kTopkScoreBound = 1e37;
  *  y_ik ~ scale_i * Q_ik with scale_i = max_k |y_ik| / 127 and Q_ik = round(y_ik /
  *  scale_i), plus per item its scale and its bound coefficient slack_i, and one
  *  absolute term slack_floor.  TopkKernels::query_bounds turns a query (quantised to
- *  int16) into bounds lo_i <= s_i <= hi_i of the exact path's float32 score s_i of every
+ *  int8) into bounds lo_i <= s_i <= hi_i of the exact path's float32 score s_i of every
  *  item (topk.cpp proves them), so a single query can discard every item whose upper
  *  bound is below the k-th largest lower bound and re-score only the rest exactly: its
  *  results are the exact scan's, bit for bit.  Extra memory: n_items rounded up to 32,
- *  times (dim rounded up to even + 8) bytes -- a quarter of the float32 panels plus 8
- *  bytes per item (1.9 MB for 26,744 items x 64 factors, beside 6.8 MB of float32 panels).
+ *  times (dim rounded up to a multiple of 4, + 12) bytes -- a quarter of the float32 panels plus
+ *  12 bytes per item (2.0 MB for 26,744 items x 64 factors, beside 6.8 MB of float32 panels).
  *
  *  @throws std::invalid_argument ("items: ...") on a negative or too large n_items
  *          (> 2^31 - 1), dim < 1, a null pointer with n_items > 0, or NaN/inf values.
@@ -93,17 +98,17 @@ public:
     const float* panel(std::int64_t p) const noexcept { return panels_.get() + p * dim_ * kTopkPanel; }
     /** Whether the int8 pre-filter copy exists (dim <= kPrefilterMaxDim, n_items > 0). */
     bool has_prefilter() const noexcept { return prefilter_ != nullptr; }
-    /** Factor pairs of the int8 copy: ceil(dim / 2). */
-    int pairs() const noexcept { return (dim_ + 1) / 2; }
+    /** Rows of four factors of the int8 copy: ceil(dim / 4). */
+    int quads() const noexcept { return (dim_ + 3) / 4; }
     /** Bytes of one panel of the int8 copy: its values, then its items' scales and slacks
      *  (one stream for the scan). */
-    std::int64_t panel8_bytes() const noexcept { return std::int64_t{pairs()} * 2 * kTopkPanel + 2 * 4 * kTopkPanel; }
-    /** Panel p of the int8 copy (has_prefilter() only, 64-byte aligned): pairs() rows of
-     *  64 bytes, row m holding Q[item][2m], Q[item][2m + 1] for the panel's items 0..31 in
-     *  turn (0 past dim and past the last item); then 32 floats scale_i and 32 floats
-     *  slack_i (0 past the last item). */
-    const std::int8_t* panel8(std::int64_t p) const noexcept {
-        return reinterpret_cast<const std::int8_t*>(prefilter_.get()) + p * panel8_bytes();
+    std::int64_t panel8_bytes() const noexcept { return std::int64_t{quads()} * 4 * kTopkPanel + 3 * 4 * kTopkPanel; }
+    /** Panel p of the int8 copy (has_prefilter() only, 64-byte aligned): quads() rows of
+     *  128 bytes, row m holding Q[item][4m + h] + 128 (h = 0..3, as uint8) for the panel's
+     *  items 0..31 in turn (Q = 0 past dim and past the last item); then 32 floats each
+     *  of scale_i, slack_i and mass_i >= scale_i * sum_k |Q_ik| (0 past the last item). */
+    const std::uint8_t* panel8(std::int64_t p) const noexcept {
+        return reinterpret_cast<const std::uint8_t*>(prefilter_.get()) + p * panel8_bytes();
     }
     /** The absolute term of every bound (covers float32 underflow). */
     float slack_floor() const noexcept { return slack_floor_; }
@@ -217,15 +222,15 @@ struct TopkKernels {
                          float* scores, std::uint32_t* masks) = nullptr;
 
     /** The pre-filter's scan (PackedItems' int8 copy): one query against n_panels
-     *  consecutive int8 panels (panel p at panels8 + p * (64 q.pairs + 256), layout,
-     *  scale and slack as PackedItems::panel8).  For item j of panel p (e = p*32 + j),
-     *  with Q its int8 values and qi the query's int16 values (q.w):
-     *      C = sum_k qi_k Q_k                      (exact, in int32)
+     *  consecutive int8 panels (panel p at panels8 + p * (128 q.quads + 384), layout,
+     *  scale, slack and mass as PackedItems::panel8).  For item j of panel p (e = p*32 + j),
+     *  with Q its int8 values and qi the query's int8 values (q.w):
+     *      C = sum_k qi_k Q_k = sum_k qi_k (Q_k + 128) - q.bias   (exact, in int32)
      *      x = fl(fl(C) * q.step)
-     *      b = fl(fma(q.l1, slack[e], fl(fma(q.slack, scale[e], floor))))
+     *      b = fl(fma(q.l1, slack[e], fl(fma(q.err, mass[e], floor))))
      *  lo[e] = fl(fma(x, scale[e], -b)), hi[e] = fl(fma(x, scale[e], b)), and bit j of
      *  masks[p] is set iff hi[e] > thr.  Bit-identical on every path. */
-    void (*query_bounds)(const PrefilterQuery& q, const std::int8_t* panels8, std::int64_t n_panels, float floor,
+    void (*query_bounds)(const PrefilterQuery& q, const std::uint8_t* panels8, std::int64_t n_panels, float floor,
                          float thr, float* lo, float* hi, std::uint32_t* masks) = nullptr;
 
     /** Every function-pointer entry (simd::Dispatch resolves them, the tests check them). */

@@ -26,10 +26,13 @@ struct Avx2Ops {
     static inline void store(float* p, V a) { _mm256_storeu_ps(p, a); }
     using VI = __m256i;
     static inline VI zero_i() { return _mm256_setzero_si256(); }
-    static inline VI dot2_i8(VI acc, const std::int8_t* p, const std::int32_t* w) {
-        const __m256i x = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-        return _mm256_add_epi32(acc, _mm256_madd_epi16(x, _mm256_set1_epi32(*w)));
+    static inline VI dot4_u8(VI acc, const std::uint8_t* p, const std::int32_t* w) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+        const __m256i pairs = _mm256_maddubs_epi16(x, _mm256_set1_epi32(*w));  // exact: |w bytes| <= 64
+        return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
     }
+    static inline VI set1_i(std::int32_t x) { return _mm256_set1_epi32(x); }
+    static inline VI sub_i(VI a, VI b) { return _mm256_sub_epi32(a, b); }
     static inline V to_float(VI a) { return _mm256_cvtepi32_ps(a); }
     static inline __m256i lane_mask(int n) {  // lanes < n set
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

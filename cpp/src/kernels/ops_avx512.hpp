@@ -28,10 +28,13 @@ struct Ops {
     static inline void store(float* p, V a) { _mm512_storeu_ps(p, a); }
     using VI = __m512i;
     static inline VI zero_i() { return _mm512_setzero_si512(); }
-    static inline VI dot2_i8(VI acc, const std::int8_t* p, const std::int32_t* w) {
-        const __m512i x = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-        return _mm512_add_epi32(acc, _mm512_madd_epi16(x, _mm512_set1_epi32(*w)));
+    static inline VI dot4_u8(VI acc, const std::uint8_t* p, const std::int32_t* w) {
+        const __m512i x = _mm512_loadu_si512(p);
+        const __m512i pairs = _mm512_maddubs_epi16(x, _mm512_set1_epi32(*w));  // exact: |w bytes| <= 64
+        return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
     }
+    static inline VI set1_i(std::int32_t x) { return _mm512_set1_epi32(x); }
+    static inline VI sub_i(VI a, VI b) { return _mm512_sub_epi32(a, b); }
     static inline V to_float(VI a) { return _mm512_cvtepi32_ps(a); }
     static inline __mmask16 lane_mask(int n) {  // lanes < n set, 0 <= n <= 16
         return static_cast<__mmask16>((1u << n) - 1u);

@@ -22,9 +22,11 @@
 //   broadcast(p)           all lanes *p  (a load: cheaper than set1 from a register on x86)
 //   load(p), store(p, v)   kLanes floats, unaligned
 //   VI, zero_i()           a vector of kLanes int32 lanes; all lanes 0
-//   dot2_i8(acc, p, w)     lane j: acc_j + p[2j] * lo16(*w) + p[2j+1] * hi16(*w), exactly
-//                          (int8 pairs from p times the two int16 halves of the int32 *w;
-//                          the caller keeps every sum inside int32)
+//   dot4_u8(acc, p, w)     lane j: acc_j + sum_{h<4} p[4j+h] * s8_h(*w), exactly: uint8
+//                          quads from p times the four int8 bytes of the int32 *w (byte h
+//                          = bits 8h..8h+7).  Exact only while |s8_h| <= 64 (the SIMD
+//                          paths add products in pairs in int16) and every sum fits int32
+//   set1_i(x), sub_i(a, b) int32 lanes: all x; a - b
 //   to_float(vi)           int32 lanes converted to float (round to nearest even)
 //   load_n(p, n), store_n(p, v, n)
 //                          lanes [0, n) only (0 <= n <= kLanes): loads zero the other lanes,
@@ -135,11 +137,14 @@ struct Ops {
     static inline void store(float* p, V a) { *p = a; }
     using VI = std::int32_t;
     static inline VI zero_i() { return 0; }
-    static inline VI dot2_i8(VI acc, const std::int8_t* p, const std::int32_t* w) {
-        const auto lo = static_cast<std::int16_t>(static_cast<std::uint32_t>(*w) & 0xFFFFu);
-        const auto hi = static_cast<std::int16_t>(static_cast<std::uint32_t>(*w) >> 16);
-        return acc + std::int32_t{p[0]} * lo + std::int32_t{p[1]} * hi;
+    static inline VI dot4_u8(VI acc, const std::uint8_t* p, const std::int32_t* w) {
+        const auto u = static_cast<std::uint32_t>(*w);
+        for (int h = 0; h < 4; ++h)
+            acc += std::int32_t{p[h]} * std::int32_t{static_cast<std::int8_t>(static_cast<std::uint8_t>(u >> (8 * h)))};
+        return acc;
     }
+    static inline VI set1_i(std::int32_t x) { return x; }
+    static inline VI sub_i(VI a, VI b) { return a - b; }
     static inline V to_float(VI a) { return static_cast<float>(a); }
     static inline V load_n(const float* p, int n) { return n > 0 ? *p : 0.0f; }
     static inline void store_n(float* p, V a, int n) {

@@ -14,9 +14,9 @@
 //   * query_scores: one query against several panels at a time (kQueryGroup panels: the
 //     chains a single query needs to keep both FMA pipes busy);
 //   * query_bounds: the pre-filter's scan of PackedItems' int8 copy (a quarter of the
-//     bytes): exact integer dot products with the int16-quantised query, two factors per
-//     multiply-add (twice query_scores' work per instruction), then each item's
-//     approximate score and its error bounds;
+//     bytes): exact integer dot products with the int8-quantised query, four factors per
+//     lane and instruction (vpmaddubsw), then each item's approximate score and its
+//     error bounds;
 //   * finite_absmax: the validation scan (max |x|, and whether any x is NaN or inf).
 //
 // FLOPs and bytes: a panel_scores call is 2 * m * dim * 32 flops over dim * 32 * 4 bytes of
@@ -173,36 +173,39 @@ void query_scores(const float* q, int dim, const float* panels, std::int64_t n_p
 }
 
 // One query x G consecutive int8 panels (the pre-filter): exact integer dot products of
-// the int16 query with each item's int8 values (factor pairs, Ops::dot2_i8), then each
+// the int8 query with each item's biased uint8 values (four factors per product,
+// Ops::dot4_u8; the bias removed per query), then each
 // item's approximate score and its bounds in float, fused operations only (a mul feeding
 // an add could be contracted on one path and not on another).
 template <int G>
-TM_TOPK_INLINE void bounds_group(const std::int32_t* w, int pairs, const std::int8_t* panels, std::int64_t panel_size,
-                                 V t, V qn1, V eqd, V floor, V bar, float* lo, float* hi, std::uint32_t* masks) {
+TM_TOPK_INLINE void bounds_group(const std::int32_t* w, int quads, Ops::VI bias, const std::uint8_t* panels,
+                                 std::int64_t panel_size, V t, V qn1, V eqd, V floor, V bar, float* lo, float* hi,
+                                 std::uint32_t* masks) {
     Ops::VI acc[G][C];
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g)
 #pragma GCC unroll 32
         for (int c = 0; c < C; ++c) acc[g][c] = Ops::zero_i();
-    for (int k = 0; k < pairs; ++k) {
+    for (int k = 0; k < quads; ++k) {
 #pragma GCC unroll 16
         for (int g = 0; g < G; ++g) {
-            const std::int8_t* p = panels + g * panel_size + k * 2 * kTopkPanel;
+            const std::uint8_t* p = panels + g * panel_size + k * 4 * kTopkPanel;
 #pragma GCC unroll 32
-            for (int c = 0; c < C; ++c) acc[g][c] = Ops::dot2_i8(acc[g][c], p + 2 * L * c, w + k);
+            for (int c = 0; c < C; ++c) acc[g][c] = Ops::dot4_u8(acc[g][c], p + 4 * L * c, w + k);
         }
     }
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
-        const float* scale = reinterpret_cast<const float*>(panels + g * panel_size + pairs * 2 * kTopkPanel);
+        const float* scale = reinterpret_cast<const float*>(panels + g * panel_size + quads * 4 * kTopkPanel);
         const float* slack = scale + kTopkPanel;
+        const float* mass = slack + kTopkPanel;
         std::uint32_t bits = 0;
 #pragma GCC unroll 32
         for (int c = 0; c < C; ++c) {
             const int e = g * kTopkPanel + L * c;
             const V s = Ops::load(scale + L * c);
-            const V x = Ops::mul(Ops::to_float(acc[g][c]), t);
-            const V b = Ops::fma(qn1, Ops::load(slack + L * c), Ops::fma(eqd, s, floor));
+            const V x = Ops::mul(Ops::to_float(Ops::sub_i(acc[g][c], bias)), t);
+            const V b = Ops::fma(qn1, Ops::load(slack + L * c), Ops::fma(eqd, Ops::load(mass + L * c), floor));
             const V h = Ops::fma(x, s, b);
             Ops::store(lo + e, Ops::fma(x, s, Ops::sub(Ops::zero(), b)));
             Ops::store(hi + e, h);
@@ -213,30 +216,31 @@ TM_TOPK_INLINE void bounds_group(const std::int32_t* w, int pairs, const std::in
 }
 
 template <int R>
-TM_TOPK_INLINE void bounds_tail(std::int64_t n, const std::int32_t* w, int pairs, const std::int8_t* panels,
-                                std::int64_t panel_size, V t, V qn1, V eqd, V floor, V bar, float* lo, float* hi,
-                                std::uint32_t* masks) {
+TM_TOPK_INLINE void bounds_tail(std::int64_t n, const std::int32_t* w, int quads, Ops::VI bias,
+                                const std::uint8_t* panels, std::int64_t panel_size, V t, V qn1, V eqd, V floor,
+                                V bar, float* lo, float* hi, std::uint32_t* masks) {
     if constexpr (R > 0) {
         if (n == R)
-            bounds_group<R>(w, pairs, panels, panel_size, t, qn1, eqd, floor, bar, lo, hi, masks);
+            bounds_group<R>(w, quads, bias, panels, panel_size, t, qn1, eqd, floor, bar, lo, hi, masks);
         else
-            bounds_tail<R - 1>(n, w, pairs, panels, panel_size, t, qn1, eqd, floor, bar, lo, hi, masks);
+            bounds_tail<R - 1>(n, w, quads, bias, panels, panel_size, t, qn1, eqd, floor, bar, lo, hi, masks);
     }
 }
 
-void query_bounds(const PrefilterQuery& q, const std::int8_t* panels8, std::int64_t n_panels, float floor, float thr,
+void query_bounds(const PrefilterQuery& q, const std::uint8_t* panels8, std::int64_t n_panels, float floor, float thr,
                   float* lo, float* hi, std::uint32_t* masks) {
-    const std::int64_t ps = static_cast<std::int64_t>(q.pairs) * 2 * kTopkPanel + 2 * 4 * kTopkPanel;
-    const V t = Ops::set1(q.step), n1 = Ops::set1(q.l1), eq = Ops::set1(q.slack), fl = Ops::set1(floor),
+    const std::int64_t ps = static_cast<std::int64_t>(q.quads) * 4 * kTopkPanel + 3 * 4 * kTopkPanel;
+    const Ops::VI b = Ops::set1_i(q.bias);
+    const V t = Ops::set1(q.step), n1 = Ops::set1(q.l1), eq = Ops::set1(q.err), fl = Ops::set1(floor),
             bar = Ops::set1(thr);
     std::int64_t p = 0;
     for (; p + kQueryGroup <= n_panels; p += kQueryGroup) {
         const std::int64_t e = p * kTopkPanel;
-        bounds_group<kQueryGroup>(q.w, q.pairs, panels8 + p * ps, ps, t, n1, eq, fl, bar, lo + e, hi + e, masks + p);
+        bounds_group<kQueryGroup>(q.w, q.quads, b, panels8 + p * ps, ps, t, n1, eq, fl, bar, lo + e, hi + e, masks + p);
     }
     const std::int64_t e = p * kTopkPanel;
-    bounds_tail<kQueryGroup - 1>(n_panels - p, q.w, q.pairs, panels8 + p * ps, ps, t, n1, eq, fl, bar, lo + e, hi + e,
-                                 masks + p);
+    bounds_tail<kQueryGroup - 1>(n_panels - p, q.w, q.quads, b, panels8 + p * ps, ps, t, n1, eq, fl, bar, lo + e,
+                                 hi + e, masks + p);
 }
 
 // Finiteness without a float-max constant: x - x is +0 for every finite x and NaN for

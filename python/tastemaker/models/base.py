@@ -384,8 +384,12 @@ class FactorModel(Model):
     Cached derived data
     -------------------
     Queries reuse what they derive from the factors: the item factors packed into the
-    kernel's panels (a second copy of them, built by the first ``recommend``), the
-    L2-normalised factors and their panels for ``similar_items`` / ``similar_users``,
+    kernel's panels (a second copy of them, built by the first ``recommend``) with an
+    int8 copy for single requests (a quarter of the float32 bytes plus 12 bytes per item:
+    2.0 MB beside 6.8 MB for 26,744 items x 64 factors; one request scans it, keeps the
+    items whose error-bounded score can reach the top ``N`` and re-scores those exactly,
+    so its results are the exact scan's bit for bit), the
+    L2-normalised factors and their panels (with their own int8 copy) for ``similar_items`` / ``similar_users``,
     and subclass caches such as ALS's fold-in Gram matrix.  They are rebuilt when
     ``user_factors`` or ``item_factors`` is *assigned*, including augmented assignment
     (``model.item_factors *= 3`` assigns).  Writing elements in place
