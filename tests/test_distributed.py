@@ -243,6 +243,30 @@ def test_balanced_bounds_cover_every_row_once(counts, n_blocks):
         assert np.all((keys >= b[k]) & (keys < b[k + 1])) and np.all(np.diff(pos) > 0)
 
 
+@settings(max_examples=50, deadline=None)
+@given(counts=st.lists(st.integers(0, 50), min_size=1, max_size=40), n_blocks=st.integers(1, 6),
+       row_cost=st.sampled_from([0.0, 1.0, 20.0, 60.0]))
+def test_balanced_bounds_even_the_work(counts, n_blocks, row_cost):
+    """Contiguous blocks whose work (entries + row_cost per row) exceeds an even share
+    by at most one row's work."""
+    cost = np.array(counts, dtype=float) + row_cost
+    b = _balanced_bounds(np.array(counts), n_blocks, row_cost)
+    work = np.array([cost[b[k]:b[k + 1]].sum() for k in range(len(b) - 1)])
+    assert work.sum() == cost.sum()
+    assert work.max() <= cost.sum() / len(work) + cost.max() + 1e-9
+
+
+def test_row_cost_moves_the_cut_to_even_work():
+    # 50 rows of 1 entry, then 5 rows of 10: equal entries either side of row 50, but
+    # at 20 entries' worth per row the short rows are 7x the work
+    counts = np.array([1] * 50 + [10] * 5)
+    assert _balanced_bounds(counts, 2).tolist() == [0, 50, 55]
+    b = _balanced_bounds(counts, 2, row_cost=20.0)
+    cost = counts + 20.0
+    assert b.tolist() == [0, 29, 55]
+    assert abs(cost[:29].sum() - cost[29:].sum()) <= cost.max()
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**16), n_blocks=st.integers(1, 4), density=st.floats(0.02, 0.6))
 def test_block_receives_exactly_the_rows_it_touches(seed, n_blocks, density):
