@@ -111,7 +111,8 @@ public:
     const std::uint8_t* panel8(std::int64_t p) const noexcept {
         return reinterpret_cast<const std::uint8_t*>(prefilter_.get()) + p * panel8_bytes();
     }
-    /** The absolute term of every bound (covers float32 underflow). */
+    /** The absolute term of every bound (covers float32 underflow; a normal float, so no
+     *  operand of the scan is subnormal). */
     float slack_floor() const noexcept { return slack_floor_; }
     /** Bytes of the float32 panels, and of the int8 pre-filter copy with its per-item floats. */
     std::size_t bytes() const noexcept {
