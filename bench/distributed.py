@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import fcntl
 import json
 import os
@@ -384,17 +385,32 @@ def spark_run(frame: pd.DataFrame, args, work: Path, with_recs: bool) -> dict:
                 return model, time.perf_counter() - t0, _tree_cpu_s() - c0, \
                     os.getloadavg()[0]
 
-        k = args.spark_iterations
-        _, t1, c1, load1 = fit(1)
+        model, t1, c1, load1 = fit(1)
         print(f"spark   fit(1) {t1:.1f} s, {c1:.1f} CPU s (load {load1:.1f})", flush=True)
-        model, tk, ck, loadk = fit(1 + k)
-        print(f"spark   fit({1 + k}) {tk:.1f} s, {ck:.1f} CPU s (load {loadk:.1f})", flush=True)
-        out = {"s_per_iter": (tk - t1) / k, "cpu_s_per_iter": (ck - c1) / k,
-               "s_per_iter_with_setup": tk / (1 + k),
-               "fit_1_iter_s": t1, f"fit_{1 + k}_iter_s": tk,
-               "fit_1_iter_cpu_s": c1, f"fit_{1 + k}_iter_cpu_s": ck,
-               "load": [load1, loadk]}
-        if with_recs:
+        out = {"fit_1_iter_s": t1, "fit_1_iter_cpu_s": c1, "load": [load1]}
+        if args.spark_iterations > 0:  # 0: fit(1) only, the model for recommendations
+            # fewer iterations when one fit would hold the lock for more than ~8 minutes
+            k = max(1, min(args.spark_iterations, int(480 / t1) - 1))
+            model, tk, ck, loadk = fit(1 + k)
+            print(f"spark   fit({1 + k}) {tk:.1f} s, {ck:.1f} CPU s (load {loadk:.1f})",
+                  flush=True)
+            out.update({"s_per_iter": (tk - t1) / k, "cpu_s_per_iter": (ck - c1) / k,
+                        "s_per_iter_with_setup": tk / (1 + k), "iterations_k": k,
+                        f"fit_{1 + k}_iter_s": tk, f"fit_{1 + k}_iter_cpu_s": ck,
+                        "load": [load1, loadk]})
+        if with_recs and args.spark_recommend_users:
+            ids = recommend_sample(frame["user"].max() + 1, args)
+            subset = spark.createDataFrame(pd.DataFrame({"user": ids.astype(np.int32)}))
+            subset = subset.cache()
+            subset.count()
+            with bench_lock(args.lock, "spark: recommendForUserSubset"):
+                t0 = time.perf_counter()
+                model.recommendForUserSubset(subset, 10).write.parquet(
+                    str(work / "spark-recs-subset"))
+                out["recommend_users"] = len(ids)
+                out["recommend_users_s"] = time.perf_counter() - t0
+                out["recommend_load"] = os.getloadavg()[0]
+        elif with_recs:
             with bench_lock(args.lock, "spark: recommendForAllUsers"):
                 t0 = time.perf_counter()
                 model.recommendForAllUsers(10).write.parquet(str(work / "spark-recs"))
@@ -403,6 +419,13 @@ def spark_run(frame: pd.DataFrame, args, work: Path, with_recs: bool) -> dict:
         return out
     finally:
         spark.stop()
+
+
+def recommend_sample(n_users: int, args) -> np.ndarray:
+    """The users of the subset comparison (``--spark-recommend-users``), seed 0, sorted."""
+    rng = np.random.default_rng(0)
+    return np.sort(rng.choice(int(n_users), min(int(n_users), args.spark_recommend_users),
+                              replace=False))
 
 
 def fmt(d: dict | None) -> str:
@@ -449,6 +472,9 @@ def main() -> None:
     ap.add_argument("--spark-memory-gb", type=int, default=8)
     ap.add_argument("--spark-recommend", action="store_true",
                     help="also time recommendForAllUsers (hours at ML-20M scale on 2 cores)")
+    ap.add_argument("--spark-recommend-users", type=int, default=0,
+                    help="instead, top-10 for this many users (a seeded sample) by Spark's "
+                         "recommendForUserSubset and by recommend_all on the same users")
     ap.add_argument("--project-nnz", type=float, default=1e9)
     ap.add_argument("--project-workers", type=int, default=16)
     ap.add_argument("--project-cores", type=int, default=16)
@@ -538,36 +564,41 @@ def main() -> None:
                                       f"max |diff| {d['max_abs_diff_vs_single']:.1e} "
                                       f"(load {d['load']:.1f})", flush=True)
                 run["rounds"].append(rnd)
-            run["single"] = {k: spread([rd["single"][k] for rd in run["rounds"]])
-                             for k in ("s_per_iter", "cpu_s_per_iter", "load")}
             run["dask"] = {}
-            for W, kind, kt in configs:
-                key = config_key(W, kind, kt)
-                per = [rd["dask"][key] for rd in run["rounds"]]
-                model = cost_model(m, args.factors, W)
-                run["dask"][key] = {
-                    "workers": W, "cluster": kind, "kernel_threads": per[0]["kernel_threads"],
-                    "threads_per_worker": per[0]["threads_per_worker"],
-                    **{k: spread([d[k] for d in per]) for k in
-                       ("s_per_iter", "cpu_s_per_iter", "vs_single", "cpu_vs_single",
-                        "setup_s", "load")},
-                    "critical_path": {k: spread([d["critical_path"][k] for d in per])
-                                      for k in ("solve_s_per_iter", "imbalance_s_per_iter",
-                                                "engine_latency_s_per_iter")
-                                      if all(k in d["critical_path"] for d in per)},
-                    "engine_overhead_s_per_iter": spread(
-                        [d["s_per_iter"] - rd["single"]["s_per_iter"]
-                         for d, rd in zip(per, run["rounds"])]),
-                    "bytes_per_iter_measured": per[-1]["bytes_per_iter_measured"],
-                    "bytes_per_iter_model": model["bytes_per_iter"],
-                    "rows_per_iter_model": model["rows_per_iter"],
-                    "bytes_per_iter_whole_side": model["bytes_per_iter_whole_side"],
-                    "max_abs_diff_vs_single": max(d["max_abs_diff_vs_single"] for d in per)}
-                v = run["dask"][key]["vs_single"]
-                print(f"dask {key}: {v['median']:.2f}x single per iteration (median of "
-                      f"{args.repeat}; {v['min']:.2f}-{v['max']:.2f}), CPU "
-                      f"{run['dask'][key]['cpu_vs_single']['median']:.2f}x", flush=True)
+            if run["rounds"]:  # --repeat 0: no fits timed (a Spark recommend-only run)
+                run["single"] = {k: spread([rd["single"][k] for rd in run["rounds"]])
+                                 for k in ("s_per_iter", "cpu_s_per_iter", "load")}
+                for W, kind, kt in configs:
+                    key = config_key(W, kind, kt)
+                    per = [rd["dask"][key] for rd in run["rounds"]]
+                    model = cost_model(m, args.factors, W)
+                    run["dask"][key] = {
+                        "workers": W, "cluster": kind, "kernel_threads": per[0]["kernel_threads"],
+                        "threads_per_worker": per[0]["threads_per_worker"],
+                        **{k: spread([d[k] for d in per]) for k in
+                           ("s_per_iter", "cpu_s_per_iter", "vs_single", "cpu_vs_single",
+                            "setup_s", "load")},
+                        "critical_path": {k: spread([d["critical_path"][k] for d in per])
+                                          for k in ("solve_s_per_iter", "imbalance_s_per_iter",
+                                                    "engine_latency_s_per_iter")
+                                          if all(k in d["critical_path"] for d in per)},
+                        "engine_overhead_s_per_iter": spread(
+                            [d["s_per_iter"] - rd["single"]["s_per_iter"]
+                             for d, rd in zip(per, run["rounds"])]),
+                        "bytes_per_iter_measured": per[-1]["bytes_per_iter_measured"],
+                        "bytes_per_iter_model": model["bytes_per_iter"],
+                        "rows_per_iter_model": model["rows_per_iter"],
+                        "bytes_per_iter_whole_side": model["bytes_per_iter_whole_side"],
+                        "max_abs_diff_vs_single": max(d["max_abs_diff_vs_single"] for d in per)}
+                    v = run["dask"][key]["vs_single"]
+                    print(f"dask {key}: {v['median']:.2f}x single per iteration (median of "
+                          f"{args.repeat}; {v['min']:.2f}-{v['max']:.2f}), CPU "
+                          f"{run['dask'][key]['cpu_vs_single']['median']:.2f}x", flush=True)
             W2 = 2 if 2 in args.workers else args.workers[0]
+            if single_model is None and not args.skip_recommend:  # --repeat 0: untimed
+                single_model = tm.ALS(factors=args.factors, iterations=args.iterations,
+                                      regularization=args.reg, random_state=0,
+                                      num_threads=args.cores).fit(m, show_progress=False)
             if not args.skip_recommend:
                 with bench_lock(args.lock, "recommend_all"):
                     with LocalCluster(n_workers=W2, threads_per_worker=max(1, args.cores // W2),
@@ -577,14 +608,25 @@ def main() -> None:
                         client.wait_for_workers(W2, timeout=120)
                         run["recommend_all_s"] = dask_recommend(client, single_model, m,
                                                                 tmp / f"recs-{scale}")
+                        if args.spark_recommend_users and not args.skip_spark:
+                            ids = recommend_sample(m.shape[0], args)
+                            sub = copy.copy(single_model)
+                            sub.user_factors = np.ascontiguousarray(
+                                single_model.user_factors[ids])
+                            run["recommend_users"] = len(ids)
+                            run["recommend_users_s"] = dask_recommend(
+                                client, sub, m[ids], tmp / f"recs-subset-{scale}")
                 run["recommend_all_load"] = os.getloadavg()[0]
                 run["recommend_all_workers"] = W2
-                print(f"recommend_all ({W2} workers) {run['recommend_all_s']:.2f} s", flush=True)
+                print(f"recommend_all ({W2} workers) {run['recommend_all_s']:.2f} s; "
+                      f"{run.get('recommend_users')} users: {run.get('recommend_users_s')} s",
+                      flush=True)
             if not args.skip_spark and scale == args.spark_scale:
-                s = spark_run(frame, args, tmp, with_recs=args.spark_recommend)
+                s = spark_run(frame, args, tmp,
+                              with_recs=args.spark_recommend or bool(args.spark_recommend_users))
                 run["spark"] = s
                 k2 = config_key(W2, args.cluster[0], args.kernel_threads[0])
-                run["ratios"] = {
+                run["ratios"] = {} if not run["dask"] or "s_per_iter" not in s else {
                     "spark_over_dask_per_iter": s["s_per_iter"]
                     / run["dask"][k2]["s_per_iter"]["median"],
                     "spark_over_single_per_iter": s["s_per_iter"]
@@ -598,10 +640,15 @@ def main() -> None:
                 if "recommend_all_users_s" in s and "recommend_all_s" in run:
                     run["ratios"]["spark_recs_over_recommend_all"] = \
                         s["recommend_all_users_s"] / run["recommend_all_s"]
-                print(f"spark   {s['s_per_iter']:.2f} s/iter ({s['cpu_s_per_iter']:.2f} CPU "
+                if "recommend_users_s" in s and "recommend_users_s" in run:
+                    run["ratios"]["spark_subset_recs_over_recommend_all"] = \
+                        s["recommend_users_s"] / run["recommend_users_s"]
+                print(f"spark   {s.get('s_per_iter')} s/iter ({s.get('cpu_s_per_iter')} CPU "
                       f"s/iter); ratios {json.dumps(run['ratios'])}", flush=True)
             result["runs"].append(run)
         base = result["runs"][0]
+        if not base["dask"]:
+            return None
         if args.engine_overhead_s is None:  # the fixed cost, with nothing to transfer
             W1 = "1" if "1" in base["dask"] else next(iter(base["dask"]))
             args.engine_overhead_s = max(
