@@ -277,14 +277,23 @@ def touched_rows(m, W: int) -> np.ndarray:
         used = np.zeros(m.shape[1], dtype=bool)
         used[block.indices] = True
         out[b] = np.add.reduceat(used, cb[:-1]) if m.shape[1] else 0
-    return out
+    return out, np.diff(cb)
+
+
+def _moved(touched: np.ndarray, sizes: np.ndarray, f: int) -> np.ndarray:
+    """Rows that travel per pair: the whole sending block when the rows the receiver
+    does not touch add at most fit_als's _WHOLE_EXTRA_BYTES, else the touched rows."""
+    from tastemaker.distributed._fit import _WHOLE_EXTRA_BYTES
+
+    whole = (sizes[None, :] - touched) * f * 4 <= _WHOLE_EXTRA_BYTES
+    return np.where(whole, sizes[None, :], touched)
 
 
 def cost_model(m, f, W) -> dict:
     """Bytes moved per iteration by fit_als on W workers (block b on worker b), exactly
     from the matrix, and what broadcasting the whole other side would move."""
-    users = touched_rows(m, W)             # item rows each user block receives
-    items = touched_rows(m.T.tocsr(), W)   # user rows each item block receives
+    users = _moved(*touched_rows(m, W), f)            # item rows each user block receives
+    items = _moved(*touched_rows(m.T.tocsr(), W), f)  # user rows each item block receives
     cross = ~np.eye(W, dtype=bool)
     rows = int(users[cross].sum() + items[cross].sum())
     grams = 2 * W * (W - 1) * f * f * 8
@@ -294,11 +303,14 @@ def cost_model(m, f, W) -> dict:
             "bytes_per_worker_per_iter": (rows * f * 4 + grams) / W}
 
 
-def expected_rows(n_users, n_items, nnz, W, seed=0) -> int:
+def expected_rows(n_users, n_items, nnz, W, f=64, seed=0) -> int:
     """Expected rows moved per iteration at a size too large to build: the synthetic
     data's shapes (log-normal user activity, Zipf 0.9 item popularity), blocks of equal
     events.  A user with k events touches a given item block with 1 - (1 - 1/W)^k, an
-    item with n events a given user block with 1 - exp(-n / W) (Poisson)."""
+    item with n events a given user block with 1 - exp(-n / W) (Poisson); a pair sends
+    its whole block when the untouched rows add at most _WHOLE_EXTRA_BYTES."""
+    from tastemaker.distributed._fit import _WHOLE_EXTRA_BYTES
+
     rng = np.random.default_rng(seed)
     sample = min(n_users, 1_000_000)
     act = rng.lognormal(0.0, 1.1, sample)
@@ -307,6 +319,10 @@ def expected_rows(n_users, n_items, nnz, W, seed=0) -> int:
     pop = 1.0 / np.arange(1, n_items + 1) ** 0.9
     n = pop / pop.sum() * nnz
     items = float(np.sum(1.0 - np.exp(-n / W)))  # per user block
+    if (n_users - users) / W * f * 4 <= _WHOLE_EXTRA_BYTES:
+        users = n_users
+    if (n_items - items) / W * f * 4 <= _WHOLE_EXTRA_BYTES:
+        items = n_items
     # each block receives from the W - 1 blocks on other workers: (W - 1) / W of its rows
     return round((W - 1) * (users + items))
 
@@ -316,7 +332,7 @@ def projection(single_s_per_iter, nnz, cores, args) -> dict:
     n, W, c = args.project_nnz, args.project_workers, args.project_cores
     users, items = args.project_users, args.project_items
     compute = single_s_per_iter * cores * (n / nnz) / (W * c)
-    rows = expected_rows(users, items, n, W)
+    rows = expected_rows(users, items, n, W, args.factors)
     moved = rows * args.factors * 4 + 2 * W * (W - 1) * args.factors ** 2 * 8
     whole = (W - 1) * (users + items) * args.factors * 4
     network = moved / W / (args.project_gbps * 1e9 / 8)
