@@ -1,36 +1,50 @@
 #!/usr/bin/env python
 """Scaling report of tastemaker.distributed: fit_als on 1, 2 and 4 Dask workers against the
 single-machine ALS.fit, Spark MLlib ALS (pyspark, local mode) side by side, and
-recommend_all against Spark's recommendForAllUsers, all in one run on the same data.
+recommend_all against Spark's recommendations, all in one run on the same data.
 
 Data: the synthetic long-tailed matrix of bench/_common.py (MovieLens-20M shape at
 ``--scale 1``: 138,493 users x 26,744 items, about 18M non-zeros) handed to fit_als as a
-Dask DataFrame of (user, item, value) events, ``--partitions`` partitions.  Spark gets the
-same triples (``--spark-scale``, default 0.14: 2.1M non-zeros, the size of the issue's Spark figures).
+Dask DataFrame of (user, item, value) events, ``--partitions`` partitions, persisted on
+the cluster before the fit (as if read from storage).  Spark gets the same triples from
+Parquet (``--spark-scale``, default: the same scale).
 
-Timings (best of ``--repeat`` runs, each the median of its iterations after the first):
+Rounds (``--repeat``): each round runs the single-machine fit and then every fit_als
+configuration back to back, so each ratio compares runs seconds apart; the summary is
+the median and range over the rounds.  Each timing is the median of the iterations after
+the first of one fit:
   * single: ``ALS(...).fit`` with every core (``--cores`` OpenMP threads), seconds per
     iteration, and CPU seconds per iteration (the process's user + system time);
   * dask W x k: ``fit_als`` on a LocalCluster of W worker processes of
     ``max(1, cores // W)`` Dask threads each, the kernel of each block on k OpenMP threads
-    (``--kernel-threads``; 0 = the worker's threads, so W x k = the cores; k = cores lets a
-    worker whose block is done leave its core to the other's kernel), seconds per
-    iteration once the blocks are built, CPU seconds per iteration (all worker processes:
-    kernel, scheduling, transfers), and the set-up (read, id maps, weighting, blocks) once;
-  * engine overhead per iteration = dask - single (same cores, same kernel);
+    (``--kernel-threads``; 0 = the worker's threads, so W x k = the cores; k = cores is
+    the single-machine fit's own num_threads and lets a worker whose block is done leave
+    its core to the other's kernel), seconds per iteration once the blocks are built, CPU
+    seconds per iteration (all worker processes plus this one, which runs the scheduler
+    and the client), split by kind of thread (tasks, event loops, OpenMP, scheduler +
+    client), and the set-up (id maps, weighting, blocks) once;
+  * critical path per iteration, from the Dask task stream: the mean block solve, the
+    slowest block's lead over it (imbalance) and the rest (engine latency: scheduling,
+    moving and picking rows);
   * bytes moved per iteration: the workers' incoming transfer log, against the cost model;
-  * Spark: ``ALS(implicitPrefs=True, rank, regParam, alpha)`` on ``local[cores]``; seconds
-    per iteration = (t(maxIter=1 + k) - t(maxIter=1)) / k, so set-up is not counted;
+  * Spark: ``ALS(implicitPrefs=True, rank, regParam, alpha)`` on ``local[cores]``, the
+    JVM warmed up by an untimed fit on 2% of the data; seconds (and CPU seconds of the
+    JVM) per iteration = (t(maxIter=1 + k) - t(maxIter=1)) / k, so set-up is not counted;
   * recommend_all (N=10, seen items filtered, Parquet written) vs
-    ``recommendForAllUsers(10)`` written to Parquet (Spark cannot filter seen items).
-The load average is recorded next to every timing: the machine is shared.
+    ``recommendForAllUsers(10)`` (``--spark-recommend``) or, for ``--spark-recommend-users
+    N``, ``recommendForUserSubset`` and recommend_all on the same N users (Spark cannot
+    filter seen items).
+The load average is recorded next to every timing: the machine is shared.  With
+``--lock PATH`` the script takes that flock for each round and each Spark phase (a
+minute to a few each) instead of the whole run.
 
 Cost model (W workers, one user and one item block each, f factors):
   a half-step sends block b only the rows of the other side's blocks that its entries
-  touch (Spark's out-blocks), except from the blocks on its own worker, each piece with
-  its block's f x f partial Gram (float64, computed once by the task that made the
-  block; b sums them).  Per iteration
-    bytes = f * 4 * sum over pairs (b, c) on different workers of rows of c touched by b
+  touch (Spark's out-blocks), or the whole block when the rest would add at most 1 MiB,
+  except from the blocks on its own worker, each piece with its block's f x f partial
+  Gram (float64, computed once by the task that made the block; b sums them).  Per
+  iteration
+    bytes = f * 4 * sum over pairs (b, c) on different workers of rows of c sent to b
             + 2 W (W - 1) f^2 * 8,
   at most (W - 1) (U + I) f 4 (every block touching every row: the whole-side broadcast).
   The rows touched are counted exactly from the matrix here; for the projection they are
@@ -38,11 +52,12 @@ Cost model (W workers, one user and one item block each, f factors):
   probability 1 - (1 - 1/W)^k, an item with n events a user block with 1 - exp(-n / W),
   with k log-normal and n Zipf as in the synthetic data.
   s/iter ~ compute + bytes per worker / link bandwidth + the engine's fixed cost per
-  iteration (dask with 1 worker - single: scheduling, copies).
+  iteration (dask - single: scheduling, copies).
 
 Usage: python bench/distributed.py [--scale 1] [--workers 1 2 4] [--iterations 4]
-                                   [--kernel-threads 0 2] [--spark-scale 0.14]
-                                   [--skip-spark] [--repeat 2]
+                                   [--kernel-threads 0 2] [--repeat 3]
+                                   [--lock /work/bench.lock] [--skip-spark]
+                                   [--spark-recommend-users 10000]
 """
 
 from __future__ import annotations
