@@ -173,7 +173,8 @@ class SyntheticStreaming:
         known -- the posterior mean under the generator's
         ``Dirichlet(taste_concentration)`` prior, each pick's genre (or its being an
         exploring pick) a latent variable (EM to a fixed point).  The oracle of a
-        method that sees only the persona's picks: no picks give the prior's
+        method that sees only the persona's picks but knows the catalog exactly (every
+        title's popularity and genres, who is a child): no picks give the prior's
         preference, many approach the true one.
         """
         users = np.asarray(users, dtype=np.int64).ravel()
