@@ -83,12 +83,13 @@ def _need_counts(needs: list) -> list:
     return [None if sel is None else len(sel) for sel in needs]
 
 
-# A block that needs at least this share of another worker's block receives the whole
-# block and picks its rows itself, instead of a task on the sender picking them: one
-# task and one scheduler round trip less on every half-step's critical path, for at most
-# 1 / _WHOLE_SHARE times the bytes of that pair.  On one machine with two workers a
-# block touches nearly every row of the other (ML-20M shape: 95%).
-_WHOLE_SHARE = 0.5
+# A block receives another worker's block whole and picks its rows itself, instead of a
+# task on the sender picking them, when the rows it does not need add at most this many
+# bytes: one task and one scheduler round trip less on the half-step's critical path
+# (milliseconds) for at most 1 MiB more (about a millisecond at 10 Gbit/s).  With two
+# workers on the ML-20M shape a block touches all but a few rows of the other; at 1B
+# interactions on 16 workers about 88%, and there the rows are picked by the sender.
+_WHOLE_EXTRA_BYTES = 1 << 20
 
 
 def _compact(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -231,12 +232,13 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     **Traffic per iteration**: a half-step sends each block only the rows of the other
     side's blocks that its entries touch (Spark's out-blocks; nothing from the blocks on
     its own worker), each piece with its block's partial f x f Gram (float64), which
-    the task that made the block computed once; a block that touches at least half of
-    another worker's block receives that block whole and picks its rows itself.  So at
+    the task that made the block computed once; a block that touches all but a few rows
+    of another worker's block (the others would add at most 1 MiB) receives that block
+    whole and picks its rows itself.  So at
     most (W - 1) x (n_users + n_items) x f x 4 bytes (every block touching every row),
     less on sparse data, plus 2 W (W - 1) f^2 x 8.  Tasks per half-step: one per block,
-    plus one per pair of blocks on different workers where the receiver touches fewer
-    than half of the sender's rows (it picks them where they are).
+    plus one per pair of blocks on different workers that sends only the touched rows
+    (it picks them where they are).
 
     **Faults**: a worker that dies is replaced by Dask, which recomputes what was lost
     from its lineage (back to the data read if need be).  Tasks never modify their
@@ -321,11 +323,11 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
 
     def whole(needs, bounds):
         """whole[c][b]: block b of the other side takes block c whole and picks its rows
-        itself (same worker, or it needs at least _WHOLE_SHARE of them)."""
+        itself (same worker, or the rows it does not need are few: _WHOLE_EXTRA_BYTES)."""
         counts = client.gather([client.submit(_need_counts, nd, **pinned(c))
                                 for c, nd in enumerate(needs)])
         return [[on[c % len(on)] == on[b % len(on)] or n is None
-                 or n >= _WHOLE_SHARE * (bounds[c + 1] - bounds[c])
+                 or (bounds[c + 1] - bounds[c] - n) * f * 4 <= _WHOLE_EXTRA_BYTES
                  for b, n in enumerate(row)] for c, row in enumerate(counts)]
 
     whole_users = whole(user_needs, ub)  # [user block][item block]
