@@ -56,15 +56,40 @@ inline Cand key_cand(std::uint64_t key) {
     return {v, static_cast<std::int32_t>(~static_cast<std::uint32_t>(key))};
 }
 
-// Move the best min(k, size) keys to the front (in an unspecified but deterministic
-// order: it depends only on the input order); returns how many.
-std::size_t select_top_unsorted(std::vector<std::uint64_t>& c, std::size_t k) {
-    const std::size_t m = std::min(k, c.size());
-    if (m > 0 && c.size() > m)
-        std::nth_element(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(m - 1), c.end(),
+// The k best keys of a stream, in an order that depends only on the stream's order.
+// Keys are appended to a buffer; when it holds max(4k, 256), nth_element keeps its best k
+// and their worst becomes a threshold that rejects most later keys with one comparison (a
+// row of the build offers hundreds to thousands of candidates for a K of 10-100, and a
+// plain nth_element over all of them was a third of the build on MovieLens 100K).
+struct TopKeys {
+    std::vector<std::uint64_t> buf;
+    std::size_t k = 0;
+    std::uint64_t threshold = 0;  // keys are > 0 (positive scores); 0 = none yet
+
+    void reset(std::size_t k_) {
+        buf.clear();
+        k = k_;
+        threshold = 0;
+    }
+    void push(std::uint64_t key) {
+        if (key <= threshold) return;
+        buf.push_back(key);
+        if (buf.size() >= std::max<std::size_t>(4 * k, 256)) keep_best();
+    }
+    // Leaves the best min(k, size) keys in buf; returns how many.
+    std::size_t finish() {
+        if (buf.size() > k) keep_best();
+        return buf.size();
+    }
+
+private:
+    void keep_best() {
+        std::nth_element(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(k - 1), buf.end(),
                          std::greater<std::uint64_t>());
-    return m;
-}
+        buf.resize(k);
+        threshold = buf[k - 1];
+    }
+};
 
 // Bounded heap of the k best candidates seen so far; front() is the worst of them, so a
 // candidate that does not beat it is rejected with one comparison.
@@ -182,7 +207,7 @@ struct RowScratch {
 struct BuildScratch {
     std::vector<float> acc;  // all zero between rows
     std::vector<std::int32_t> touched;
-    std::vector<std::uint64_t> keys;
+    TopKeys top;
 };
 
 RowScratch make_row_scratch(std::int64_t n) {
@@ -220,7 +245,6 @@ KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, i
             BuildScratch s;
             s.acc.assign(static_cast<std::size_t>(n_items), 0.0f);
             s.touched.resize(static_cast<std::size_t>(n_items));
-            s.keys.reserve(1024);
             return s;
         },
         [&](std::int64_t i, BuildScratch& s, int tid) {
@@ -261,13 +285,13 @@ KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, i
             }
             const float n_i = static_cast<float>(Wt.indptr[i + 1] - Wt.indptr[i]);
             g.self[static_cast<std::size_t>(i)] = jaccard ? (n_i > 0 ? 1.0f : 0.0f) : acc[i];
-            s.keys.clear();
+            s.top.reset(static_cast<std::size_t>(K));
             auto consider = [&](std::int32_t j) {
                 float v = acc[j];
                 acc[j] = 0.0f;
                 if (j == i) return;
                 if (jaccard) v = v / (n_i + static_cast<float>(Wt.indptr[j + 1] - Wt.indptr[j]) - v);
-                if (v > 0) s.keys.push_back(cand_key(v, j));
+                if (v > 0) s.top.push(cand_key(v, j));
             };
             if (dense) {
                 for (std::int64_t j = 0; j < n_items; ++j)
@@ -275,11 +299,11 @@ KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, i
             } else {
                 for (const std::int32_t* t = s.touched.data(); t < listed; ++t) consider(*t);
             }
-            const std::size_t m = select_top_unsorted(s.keys, static_cast<std::size_t>(K));
+            const std::size_t m = s.top.finish();
             Found& f = found[static_cast<std::size_t>(tid)];
             f.item_start.push_back(i);
             f.item_start.push_back(static_cast<std::int64_t>(f.results.size()));
-            for (std::size_t t = 0; t < m; ++t) f.results.push_back(key_cand(s.keys[t]));
+            for (std::size_t t = 0; t < m; ++t) f.results.push_back(key_cand(s.top.buf[t]));
             counts[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(m);
         });
     g.indptr.assign(static_cast<std::size_t>(n_items) + 1, 0);
