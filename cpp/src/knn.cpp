@@ -56,6 +56,47 @@ inline Cand key_cand(std::uint64_t key) {
     return {v, static_cast<std::int32_t>(~static_cast<std::uint32_t>(key))};
 }
 
+// Moves the k largest of the distinct keys a[0..n) to the front (in an order that depends
+// only on the input order), 0 < k < n.  Quickselect with a branch-free partition: the
+// comparison outcome only moves an index, so random keys cost no mispredicted branches
+// (std::nth_element's partition mispredicts about every other step, and selection was
+// ~40% of a build on Last.fm).
+void select_largest(std::uint64_t* a, std::size_t n, std::size_t k) {
+    while (n > 16) {
+        // median of three as the pivot
+        std::uint64_t x = a[0], y = a[n / 2], z = a[n - 1];
+        if (x > y) std::swap(x, y);
+        if (y > z) y = std::max(x, z);
+        const std::uint64_t pivot = y;
+        std::size_t above = 0;  // a[0..above) > pivot
+        for (std::size_t j = 0; j < n; ++j) {
+            const std::uint64_t v = a[j];
+            a[j] = a[above];
+            a[above] = v;
+            above += v > pivot;
+        }
+        if (above >= k) {
+            if (above == k) return;
+            n = above;
+            continue;
+        }
+        // a[above..n) holds the pivot and smaller keys: the pivot is their largest
+        std::size_t at = above;
+        while (a[at] != pivot) ++at;
+        std::swap(a[at], a[above]);
+        ++above;
+        if (above == k) return;
+        a += above;
+        n -= above;
+        k -= above;
+    }
+    for (std::size_t i = 0; i < k; ++i) {  // selection of the k largest of a few
+        std::size_t best = i;
+        for (std::size_t j = i + 1; j < n; ++j) best = a[j] > a[best] ? j : best;
+        std::swap(a[i], a[best]);
+    }
+}
+
 // The k best keys of a stream, in an order that depends only on the stream's order.
 // Keys are appended to a buffer; when it holds max(4k, 256), nth_element keeps its best k
 // and their worst becomes a threshold that rejects most later keys with one comparison (a
@@ -84,10 +125,9 @@ struct TopKeys {
 
 private:
     void keep_best() {
-        std::nth_element(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(k - 1), buf.end(),
-                         std::greater<std::uint64_t>());
+        select_largest(buf.data(), buf.size(), k);
         buf.resize(k);
-        threshold = buf[k - 1];
+        threshold = *std::min_element(buf.begin(), buf.end());
     }
 };
 
