@@ -34,11 +34,10 @@ import scipy.sparse as sp  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
-DRAM_GBS = 65.0
-
-# There is no default FMA peak: machines differ (one or two FMA units, AVX-512 at full or
-# half rate), so every benchmark that reports a fraction of the peak measures it in the
-# same run with the functions below.
+# There is no default FMA peak or memory bandwidth: machines differ (one or two FMA units,
+# AVX-512 at full or half rate, memory channels, cache sizes), so every benchmark that
+# reports a fraction of the peak or of the bandwidth measures it in the same run with the
+# functions below.
 
 
 def measure_peak_gflops(path: str | None = None, threads: int = 0, repeat: int = 5,
@@ -83,6 +82,54 @@ def measure_peak_gflops_per_cpu_second(path: str | None = None, repeat: int = 5,
         return best
     finally:
         tastemaker.set_simd_path(before)
+
+
+def cache_bytes(level: int) -> int | None:
+    """Size in bytes of one instance of this CPU's level-``level`` data or unified cache
+    (Linux sysfs), or None when unknown."""
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for idx in sorted(base.glob("index*")):
+        try:
+            if (int((idx / "level").read_text()) != level
+                    or (idx / "type").read_text().strip() not in ("Data", "Unified")):
+                continue
+            size = (idx / "size").read_text().strip().upper()
+        except (OSError, ValueError):
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1:], 1)
+        try:
+            return int(size.rstrip("KMG")) * scale
+        except ValueError:
+            return None
+    return None
+
+
+def measure_bandwidth_gbs(array_bytes: int, threads: int = 0, seconds: float = 0.3,
+                          repeat: int = 2) -> float:
+    """Memory bandwidth measured now, GB/s of wall time on ``threads`` threads: STREAM's
+    triad a = b + s c over three float arrays of ``array_bytes`` each (tastemaker's probe,
+    ``_core.triad_gbs``; 3 x array_bytes per pass, STREAM's convention), best pass of
+    ``repeat`` runs of about ``seconds`` each (the machine is shared: the best pass is the
+    least disturbed)."""
+    from tastemaker import _core
+
+    return max(_core.triad_gbs(int(array_bytes), seconds, threads) for _ in range(repeat))
+
+
+def measure_dram_gbs(threads: int = 0, seconds: float = 0.3, repeat: int = 2) -> dict:
+    """DRAM bandwidth measured now: the triad over arrays of one last-level cache each
+    (three arrays stream 3x the LLC per pass, so under LRU every line comes from DRAM), at
+    least 64 MiB each, and at most a sixth of the memory available.  Returns
+    {"gbs": GB/s, "array_bytes": the size used, "llc_bytes": the LLC size or None}."""
+    from tastemaker._memory import available_bytes
+
+    llc = cache_bytes(3) or cache_bytes(2)
+    size = max(64 << 20, llc or 0)
+    avail = available_bytes()
+    if avail is not None:
+        size = max(1 << 20, min(size, avail // 6))
+    return {"gbs": measure_bandwidth_gbs(size, threads, seconds, repeat), "array_bytes": size,
+            "llc_bytes": llc}
 
 
 def synthetic(scale: float, seed: int = 0) -> sp.csr_matrix:
@@ -162,11 +209,10 @@ def median_latency(fn, args_list) -> tuple[float, float]:
 
 
 def machine_info(threads: int = 0) -> dict:
-    """CPU, cores, SIMD path, threads.  No FMA peak: a benchmark that reports one measures
-    it in its own run (measure_peak_gflops*)."""
+    """CPU, cores, SIMD path, threads.  No FMA peak or bandwidth: a benchmark that reports
+    one measures it in its own run (measure_peak_gflops*, measure_dram_gbs)."""
     import tastemaker
 
     info = tastemaker.show_config(file=open(os.devnull, "w"))
     return {"cpu": cpu_model(), "cores": os.cpu_count(),
-            "simd": info["simd"], "threads": threads or info["num_threads"],
-            "dram_gbs": DRAM_GBS}
+            "simd": info["simd"], "threads": threads or info["num_threads"]}

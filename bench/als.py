@@ -15,6 +15,19 @@ FLOP model of one CG iteration (both half-steps; f factors, s = cg_steps):
     Gram Y^T Y (upper triangle)       O * f * (f + 1)
     per row, s + 1 times: G v + l v   2 f^2 + f,   vector updates ~ 10 f
     per non-zero, s + 1 times: fused dot + axpy   4 f
+Byte model of one iteration (both half-steps, float32 factors, int32 indices):
+  gathered: every pass reads each non-zero's factor row of the other side (4 f bytes) and
+    its index and value (8 bytes): (s + 1) * 2 * nnz * (4 f + 8), served by the caches;
+  compulsory: what must come from memory at least once: both CSR copies (8 bytes per
+    non-zero + 8 per row), the other side's factors and the solved factors read and
+    written once per half-step.
+Both are reported against the STREAM-triad bandwidth measured in the same run: gathered
+bytes per CPU-second against one core's triad in its L2, compulsory bytes per wall second
+against the triad of all threads beyond the last-level cache; and the FLOPs per CPU-second
+against one core's FMA peak per CPU-second.
+Peak memory during fit is measured in a fresh process (--memory-child): the high-water
+mark of resident memory (VmHWM, which counts C++ and NumPy allocations alike), reset after
+the matrix is loaded, minus the resident memory before loading.
 --simd scalar,avx2,avx512 times every listed SIMD path side by side with implicit in the
 same run (alternating, best of --repeat), each against the FMA peak measured on that path.
 
@@ -30,15 +43,26 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+# Both libraries run their loops on libgomp.  Its default waiting policy spins an idle
+# thread for up to ~300k pause instructions after every parallel region and at every
+# barrier; on this shared, oversubscribed box the sibling it waits for is often
+# descheduled, and the spinning shows up as CPU time of whichever library is running
+# (measured: tastemaker 0.234 -> 0.210 and implicit 1.055 -> 0.986 CPU s per iteration,
+# scale 0.25, avx512).  Passive waiting counts the work instead; both libraries get it
+# (set before libgomp is loaded; an explicit OMP_WAIT_POLICY in the environment wins).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from _common import (  # noqa: E402  (sets OPENBLAS_CORETYPE)
-    DRAM_GBS,
     ROOT,
+    cache_bytes,
     load_real,
+    measure_bandwidth_gbs,
+    measure_dram_gbs,
     measure_peak_gflops,
+    measure_peak_gflops_per_cpu_second,
     synthetic,
 )
 
@@ -83,6 +107,14 @@ def flops_per_iteration(m: sp.csr_matrix, f: int, steps: int) -> float:
     return total
 
 
+def bytes_per_iteration(m: sp.csr_matrix, f: int, steps: int) -> dict:
+    rows, cols = m.shape
+    gathered = (steps + 1) * 2 * m.nnz * (4 * f + 8)
+    csr = 2 * 8 * m.nnz + 8 * (rows + cols + 2)
+    factors = 3 * 4 * f * (rows + cols)  # per half-step: other side read, own read + written
+    return {"gathered": float(gathered), "compulsory": float(csr + factors)}
+
+
 def time_fit(fit, iterations: int) -> tuple[float, list[float], float]:
     """(median wall s per iteration, every iteration's wall s, median CPU s per iteration).
 
@@ -105,44 +137,43 @@ def time_fit(fit, iterations: int) -> tuple[float, list[float], float]:
     return med(per), per.tolist(), med(per_cpu)
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def status_bytes(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in bytes."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def peak_during(fn, period=0.002):
-    """Run fn() while sampling resident memory; returns (result, baseline, peak)."""
-    base = rss_bytes()
-    peak = [base]
-    done = threading.Event()
-
-    def watch():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_bytes())
-            time.sleep(period)
-
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
+def reset_peak() -> bool:
+    """Reset VmHWM to the current resident size (Linux >= 4.0: write 5 to clear_refs)."""
     try:
-        out = fn()
-    finally:
-        done.set()
-        t.join()
-    peak[0] = max(peak[0], rss_bytes())
-    return out, base, peak[0]
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def memory_child(path: str, factors: int, iterations: int) -> None:
-    """In a fresh process: load the matrix, fit, report peak RSS above the pre-load baseline."""
-    base = rss_bytes()
+    """In a fresh process: load the matrix, fit, report the peak resident memory above the
+    pre-load baseline.  The peak is VmHWM (the kernel's high-water mark: every allocation,
+    C++ or NumPy, counts; tracemalloc would see only Python's), reset after loading so that
+    the loader's temporaries do not count."""
+    base = status_bytes("VmRSS")
     with np.load(path) as z:
         m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
     matrix_bytes = m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
     model = tastemaker.ALS(factors=factors, iterations=iterations, random_state=0)
-    _, _, peak = peak_during(lambda: model.fit(m, show_progress=False))
+    reset = reset_peak()
+    loaded = status_bytes("VmRSS")
+    model.fit(m, show_progress=False)
+    peak = status_bytes("VmHWM")
     f_bytes = model.user_factors.nbytes + model.item_factors.nbytes
     transpose = m.data.nbytes + m.indices.nbytes + 8 * (m.shape[1] + 1)
     print(json.dumps({"peak_bytes": peak - base, "matrix_bytes": matrix_bytes,
+                      "loaded_bytes": loaded - base, "hwm_reset": reset,
                       "transpose_bytes": transpose, "factor_bytes": f_bytes}))
 
 
@@ -163,13 +194,14 @@ def measure_memory(m, factors, iterations) -> dict:
     return r
 
 
-def run_dataset(name, m, args, paths, peaks, test=None) -> dict:
+def run_dataset(name, m, args, paths, peaks, machine, test=None) -> dict:
     f, steps = args.factors, 3
     iterations = args.iterations if test is None else args.real_iterations
     params = dict(factors=f, regularization=0.01, iterations=iterations)
     res = {"dataset": name, "shape": list(m.shape), "nnz": int(m.nnz), "factors": f,
            "cg_steps": steps, "iterations": iterations,
-           "gflop_per_iteration": flops_per_iteration(m, f, steps) / 1e9}
+           "gflop_per_iteration": flops_per_iteration(m, f, steps) / 1e9,
+           "gb_per_iteration": {k: v / 1e9 for k, v in bytes_per_iteration(m, f, steps).items()}}
     # The machine is shared: alternate the libraries (and paths) --repeat times and keep
     # each one's best median, so a burst of outside load does not land on one side only.
     tm_runs = {p: [] for p in paths}
@@ -210,6 +242,15 @@ def run_dataset(name, m, args, paths, peaks, test=None) -> dict:
              "iters": [per for _, per, _ in tm_runs[path]],
              "gflops": res["gflop_per_iteration"] / t, "peak_gflops": peaks[path]}
         r["fraction_of_peak"] = r["gflops"] / peaks[path]
+        # per CPU-second of the fit (all threads) against one core's peak per CPU-second
+        r["gflop_per_cpu_s"] = res["gflop_per_iteration"] / r["cpu_s_per_iter"]
+        r["fraction_of_cpu_peak"] = r["gflop_per_cpu_s"] / machine["peak_gflops_per_cpu_s"][path]
+        # gathered rows: per CPU-second against one core's L2 triad; compulsory bytes: per
+        # wall second against the DRAM triad of all threads
+        r["gathered_gb_per_cpu_s"] = res["gb_per_iteration"]["gathered"] / r["cpu_s_per_iter"]
+        r["gathered_fraction_of_l2_triad"] = r["gathered_gb_per_cpu_s"] / machine["l2_triad_gbs_per_core"]
+        r["compulsory_gbs"] = res["gb_per_iteration"]["compulsory"] / t
+        r["compulsory_fraction_of_dram_triad"] = r["compulsory_gbs"] / machine["dram_triad_gbs"]
         if im_runs:
             r["speedup"] = res["implicit_s_per_iter"] / t
             r["cpu_speedup"] = res["implicit_cpu_s_per_iter"] / r["cpu_s_per_iter"]
@@ -267,6 +308,17 @@ def main() -> None:
     peaks = {p: measure_peak_gflops(p, threads) for p in paths}
     listed = ", ".join(f"{p} {v:.0f}" for p, v in peaks.items())
     print(f"measured FMA peak (GFLOP/s, {threads} threads): {listed}", flush=True)
+    machine = {"peak_gflops_per_cpu_s": {p: measure_peak_gflops_per_cpu_second(p) for p in paths}}
+    dram = measure_dram_gbs(threads)
+    machine["dram_triad_gbs"] = dram["gbs"]
+    machine["dram_triad_array_bytes"] = dram["array_bytes"]
+    # one core's L2: three arrays in 3/4 of it, on one thread (short passes on several
+    # threads of a loaded machine measure the wake-up of a descheduled thread instead)
+    machine["l2_triad_array_bytes"] = (cache_bytes(2) or (1 << 20)) // 4
+    machine["l2_triad_gbs_per_core"] = measure_bandwidth_gbs(machine["l2_triad_array_bytes"], 1)
+    print(f"measured triad bandwidth (GB/s): DRAM {dram['gbs']:.1f} on {threads} threads "
+          f"(3 x {dram['array_bytes'] >> 20} MiB), L2 {machine['l2_triad_gbs_per_core']:.1f} "
+          f"on one core", flush=True)
 
     results = []
     for name in args.datasets.split(","):
@@ -275,7 +327,7 @@ def main() -> None:
             m = synthetic(args.scale)
             print(f"synthetic {m.shape} nnz={m.nnz:,} built in {time.perf_counter() - t0:.1f}s",
                   flush=True)
-            res = run_dataset("synthetic", m, args, paths, peaks)
+            res = run_dataset("synthetic", m, args, paths, peaks, machine)
             if not args.skip_memory:
                 res["memory"] = measure_memory(m, args.factors, 2)
         else:
@@ -284,7 +336,7 @@ def main() -> None:
                 print(f"{name}: TASTEMAKER_DATA not set, skipped")
                 continue
             train, test = split(*raw)
-            res = run_dataset(name, train, args, paths, peaks, test)
+            res = run_dataset(name, train, args, paths, peaks, machine, test)
         results.append(res)
         print(json.dumps({k: v for k, v in res.items() if not k.endswith("_iters")}), flush=True)
 
@@ -292,7 +344,8 @@ def main() -> None:
         info = tastemaker.show_config(file=devnull)
     out = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                        "simd": info["simd"], "threads": threads,
-                       "peak_gflops": peaks, "dram_gbs": DRAM_GBS,
+                       "peak_gflops": peaks, **machine,
+                       "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                        "load_average_before": load_before,
                        "load_average_after": os.getloadavg()},
            "command": " ".join(sys.argv),
@@ -312,6 +365,12 @@ def main() -> None:
                   f"{r.get('implicit_precision@10', float('nan')):>9.4f} "
                   f"{pr['cpu_s_per_iter']:>6.3f}/{r.get('implicit_cpu_s_per_iter', float('nan')):<7.3f} "
                   f"{pr.get('cpu_speedup', float('nan')):>9.1f}")
+            print(f"  {path}: {pr['gflop_per_cpu_s']:.1f} GFLOP per CPU-s = "
+                  f"{100 * pr['fraction_of_cpu_peak']:.1f}% of one core's peak; gathered "
+                  f"{pr['gathered_gb_per_cpu_s']:.1f} GB per CPU-s = "
+                  f"{100 * pr['gathered_fraction_of_l2_triad']:.0f}% of one core's L2 triad; "
+                  f"compulsory {pr['compulsory_gbs']:.2f} GB/s = "
+                  f"{100 * pr['compulsory_fraction_of_dram_triad']:.1f}% of the DRAM triad")
         if "memory" in r:
             mem = r["memory"]
             print(f"  peak memory during fit: {mem['peak_bytes'] / 2**20:.0f} MiB = "

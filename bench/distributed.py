@@ -48,6 +48,8 @@ Usage: python bench/distributed.py [--scale 1] [--workers 1 2 4] [--iterations 4
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -83,6 +85,27 @@ def events_frame(m) -> pd.DataFrame:
                          "value": coo.data.astype(np.float32)})
 
 
+# ---------------------------------------------------------------- the bench lock
+@contextlib.contextmanager
+def bench_lock(path: str | None, what: str):
+    """Hold ``path`` (flock) for one phase of the run, so that a long run takes the shared
+    machine's bench lock in windows of a few minutes and lets the others in between."""
+    if not path:
+        yield
+        return
+    with open(path, "a") as fd:
+        t0 = time.perf_counter()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        waited = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        print(f"[lock] {what}: waited {waited:.0f} s", flush=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            print(f"[lock] {what}: held {time.perf_counter() - t1:.0f} s", flush=True)
+
+
 # ---------------------------------------------------------------- tastemaker
 def _cpu_s() -> float:
     t = os.times()
@@ -102,6 +125,7 @@ def single_fit(m, args) -> dict:
 
     model.fit(m, show_progress=False, callback=mark)
     return {"s_per_iter": per_iteration(stamps), "total_s": time.perf_counter() - t0,
+            "s_iters": np.diff([0.0, *stamps]).round(4).tolist(),
             "cpu_s_per_iter": per_iteration([c - c0 for c in cpu]),
             "load": os.getloadavg()[0], "model": model}
 
@@ -117,77 +141,133 @@ def _worker_cpu_s() -> float:
     return t.user + t.system
 
 
-def dask_fit(ddf, W, kernel_threads, processes, args) -> dict:
-    from distributed import Client, LocalCluster
+def _thread_cpu_s() -> dict:
+    """CPU seconds of this process by kind of thread: the Dask executor's (tasks: the
+    solves, picking rows), the event loop's (MainThread: comms, (de)serialization,
+    heartbeats), native threads Python does not know (the kernel's OpenMP team), other."""
+    import threading
+
+    import psutil
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out = {"tasks": 0.0, "event_loop": 0.0, "openmp": 0.0, "other": 0.0}
+    for t in psutil.Process().threads():
+        name = names.get(t.id)
+        kind = ("openmp" if name is None else "tasks" if "Dask-Default-Threads" in name
+                else "event_loop" if name == "MainThread" else "other")
+        out[kind] += t.user_time + t.system_time
+    return out
+
+
+def critical_path(stream: list, n_blocks: int, skip_half_steps: int = 2) -> dict:
+    """Where a half-step's wall time goes, from the Dask task stream of one fit: the
+    blocks' solve tasks (``_solve_block``) of half-step h all start after every block of
+    h - 1 is done (each needs rows from all of them), so, per half-step,
+      wall = end of its last block - end of the previous half-step's last block
+           = mean solve (the work) + (slowest - mean solve) (imbalance: a worker waits)
+             + the rest (engine latency: scheduling, picking and moving the rows,
+               deserializing; nothing computes on the critical path then).
+    Seconds per iteration (two half-steps), over the half-steps after the first
+    ``skip_half_steps`` (the first iteration, as the per-iteration timing)."""
+    solves = []
+    other: dict[str, float] = {}
+    for task in stream:
+        key = task["key"][0] if isinstance(task["key"], tuple) else task["key"]
+        prefix = str(key).split("-")[0]
+        for ss in task["startstops"]:
+            if prefix == "_solve_block" and ss["action"] == "compute":
+                solves.append((ss["start"], ss["stop"]))
+            elif prefix in ("_solve_block", "_rows"):
+                name = f"{prefix}:{ss['action']}"
+                other[name] = other.get(name, 0.0) + ss["stop"] - ss["start"]
+    solves.sort()
+    steps = [solves[k:k + n_blocks] for k in range(0, len(solves), n_blocks)]
+    if len(steps) <= skip_half_steps + 1 or len(steps[-1]) < n_blocks:
+        return {}
+    work = imbalance = latency = 0.0
+    for prev, step in zip(steps[skip_half_steps - 1:], steps[skip_half_steps:]):
+        durations = [b - a for a, b in step]
+        wall = max(b for _, b in step) - max(b for _, b in prev)
+        mean, slowest = float(np.mean(durations)), max(durations)
+        work += mean
+        imbalance += slowest - mean
+        latency += wall - slowest
+    iters = (len(steps) - skip_half_steps) / 2
+    return {"solve_s_per_iter": work / iters, "imbalance_s_per_iter": imbalance / iters,
+            "engine_latency_s_per_iter": latency / iters,
+            "task_seconds_all_iterations": {k: round(v, 4) for k, v in sorted(other.items())}}
+
+
+def dask_fit(client, ddf, W, kernel_threads, processes, args) -> dict:
+    """One fit_als on a running cluster: per-iteration wall and CPU seconds (the workers'
+    processes, plus this one, which runs the scheduler and the client), the set-up, the
+    bytes moved, and the critical path of every half-step from the task stream."""
+    from distributed import get_task_stream
 
     from tastemaker.distributed import fit_als
 
-    threads = max(1, args.cores // W)
-    with LocalCluster(n_workers=W, threads_per_worker=threads, processes=processes,
-                      dashboard_address=None, memory_limit=f"{args.worker_memory_gb}GB") as cl, \
-            Client(cl) as client:
-        best = None
-        for _ in range(args.repeat):
-            stamps: list[float] = []
-            cpu: list[float] = []
-            marks: list[int] = []
+    stamps: list[float] = []
+    cpu: list[float] = []
+    marks: list[int] = []
+    threads: list[dict] = []
 
-            def mark(it, t, loss, stamps=stamps, cpu=cpu, marks=marks):
-                stamps.append(t)
-                # in-process workers: the client's process is theirs
-                cpu.append(sum(client.run(_worker_cpu_s).values()) if processes
-                           else _worker_cpu_s())
-                if it in (0, args.iterations - 1):  # transfers of iterations 1 ..
-                    marks.append(sum(client.run(_incoming_bytes).values()))
+    def mark(it, t, loss):
+        stamps.append(t)
+        # in-process workers: the client's process is theirs
+        cpu.append(sum(client.run(_worker_cpu_s).values()) + _cpu_s() if processes
+                   else _cpu_s())
+        if it in (0, args.iterations - 1):  # transfers and threads of iterations 1 ..
+            marks.append(sum(client.run(_incoming_bytes).values()))
+            if processes:
+                per = list(client.run(_thread_cpu_s).values())
+                threads.append({k: sum(w[k] for w in per) for k in per[0]}
+                               | {"scheduler_client": _cpu_s()})
 
-            t0 = time.perf_counter()
-            model = fit_als(client, ddf, user="user", item="item", value="value",
-                            factors=args.factors, iterations=args.iterations,
-                            regularization=args.reg, random_state=0, show_progress=False,
-                            num_threads=kernel_threads, callback=mark)
-            total = time.perf_counter() - t0
-            moved = (marks[-1] - marks[0]) / (args.iterations - 1) if len(marks) == 2 else None
-            run = {"s_per_iter": per_iteration(stamps),
-                   "cpu_s_per_iter": per_iteration([c - cpu[0] for c in cpu])
-                   if len(cpu) > 1 else None,
-                   "setup_s": total - stamps[-1],
-                   "bytes_per_iter_measured": moved,
-                   "load": os.getloadavg()[0],
-                   "model": model}
-            if best is None or run["s_per_iter"] < best["s_per_iter"]:
-                best = run
-        best["threads_per_worker"] = threads
-        best["kernel_threads"] = kernel_threads or threads
-        return best
+    t0 = time.perf_counter()
+    with get_task_stream(client) as ts:
+        model = fit_als(client, ddf, user="user", item="item", value="value",
+                        factors=args.factors, iterations=args.iterations,
+                        regularization=args.reg, random_state=0, show_progress=False,
+                        num_threads=kernel_threads, callback=mark)
+    total = time.perf_counter() - t0
+    moved = (marks[-1] - marks[0]) / (args.iterations - 1) if len(marks) == 2 else None
+    return {"s_per_iter": per_iteration(stamps),
+            "s_iters": np.diff([0.0, *stamps]).round(4).tolist(),
+            "cpu_s_per_iter": per_iteration([c - cpu[0] for c in cpu]) if len(cpu) > 1
+            else None,
+            "setup_s": total - stamps[-1],
+            "bytes_per_iter_measured": moved,
+            "critical_path": critical_path(ts.data, W),
+            # mean CPU seconds per iteration by kind of thread (workers summed) and of
+            # this process (scheduler + client), iterations 1 ..
+            "cpu_s_per_iter_by_thread": {
+                k: (threads[1][k] - threads[0][k]) / (args.iterations - 1)
+                for k in threads[0]} if len(threads) == 2 else None,
+            "load": os.getloadavg()[0],
+            "model": model}
 
 
-def dask_recommend(model, seen, W, args, out_dir) -> float:
-    from distributed import Client, LocalCluster
-
+def dask_recommend(client, model, seen, out_dir) -> float:
     from tastemaker.distributed import recommend_all
 
-    threads = max(1, args.cores // W)
-    with LocalCluster(n_workers=W, threads_per_worker=threads, processes=True,
-                      dashboard_address=None, memory_limit=f"{args.worker_memory_gb}GB") as cl, \
-            Client(cl) as client:
-        best = np.inf
-        for _ in range(args.repeat):
-            shutil.rmtree(out_dir, ignore_errors=True)
-            t0 = time.perf_counter()
-            recommend_all(client, model, seen, N=10, output=str(out_dir / "*.parquet"))
-            best = min(best, time.perf_counter() - t0)
-        return best
+    shutil.rmtree(out_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    recommend_all(client, model, seen, N=10, output=str(out_dir / "*.parquet"))
+    return time.perf_counter() - t0
 
 
 def _bounds(counts: np.ndarray, W: int) -> np.ndarray:
-    from tastemaker.distributed._ingest import _balanced_bounds  # the ingest's own blocks
+    """The ingest's own blocks (CG's cost per row; the synthetic data has no repeated
+    events, so entries are events)."""
+    from tastemaker.distributed._fit import _ROW_COST
+    from tastemaker.distributed._ingest import _balanced_bounds
 
-    return _balanced_bounds(counts, W)
+    return _balanced_bounds(counts, W, _ROW_COST["cg"])
 
 
 def touched_rows(m, W: int) -> np.ndarray:
     """rows[b, c]: rows of block c of the other side (columns of ``m``) that block b of
-    ``m``'s rows touches, with the blocks fit_als makes (about equal events each)."""
+    ``m``'s rows touches, with the blocks fit_als makes (about equal work each)."""
     rb = _bounds(np.diff(m.indptr).astype(float), W)
     cb = _bounds(np.bincount(m.indices, minlength=m.shape[1]).astype(float), W)
     out = np.zeros((len(rb) - 1, len(cb) - 1), dtype=np.int64)
@@ -249,10 +329,33 @@ def projection(single_s_per_iter, nnz, cores, args) -> dict:
 
 
 # ---------------------------------------------------------------- Spark
-def spark_run(m, args, out_dir, with_recs=True) -> dict:
+def _tree_cpu_s() -> float:
+    """CPU seconds of this process and its children (Spark's JVM runs as one)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def spark_run(frame: pd.DataFrame, args, work: Path, with_recs: bool) -> dict:
+    """Spark MLlib's implicit ALS (same rank, regularization, alpha, seed) on the same
+    triples, read from Parquet and cached before any timing, the JVM warmed up by an
+    untimed fit on 2% of them.  Seconds per iteration =
+    (fit with 1 + k iterations - fit with 1) / k: both fits pay the same set-up (the
+    in/out blocks are rebuilt per fit), so the difference is k iterations.  Each fit takes
+    the bench lock on its own (at ML-20M scale a fit runs for minutes)."""
     from pyspark.ml.recommendation import ALS as SparkALS
     from pyspark.sql import SparkSession
 
+    path = work / "spark-events.parquet"
+    frame.astype({"user": "int32", "item": "int32"}).to_parquet(path)
     spark = (SparkSession.builder.master(f"local[{args.cores}]").appName("tm-bench")
              .config("spark.driver.memory", f"{args.spark_memory_gb}g")
              .config("spark.sql.shuffle.partitions", str(2 * args.cores))
@@ -260,41 +363,55 @@ def spark_run(m, args, out_dir, with_recs=True) -> dict:
              .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        df = spark.createDataFrame(events_frame(m).astype({"user": "int32", "item": "int32"}))
-        df = df.repartition(2 * args.cores).cache()
-        df.count()
+        with bench_lock(args.lock, "spark: load"):
+            df = spark.read.parquet(str(path)).repartition(2 * args.cores).cache()
+            df.count()
+            # the JVM compiles ALS's code on its first fit: warm it up on 2% of the data,
+            # untimed, or fit(1) would carry the compilation and shrink the difference
+            SparkALS(rank=args.factors, maxIter=1, regParam=args.reg, implicitPrefs=True,
+                     userCol="user", itemCol="item", ratingCol="value", seed=0).fit(
+                df.sample(fraction=0.02, seed=0)).userFactors.count()
 
         def fit(iters):
             als = SparkALS(rank=args.factors, maxIter=iters, regParam=args.reg, alpha=1.0,
                            implicitPrefs=True, userCol="user", itemCol="item",
                            ratingCol="value", seed=0, coldStartStrategy="drop")
-            t0 = time.perf_counter()
-            model = als.fit(df)
-            model.userFactors.count()  # force the factors
-            return model, time.perf_counter() - t0
+            with bench_lock(args.lock, f"spark: fit with {iters} iterations"):
+                t0, c0 = time.perf_counter(), _tree_cpu_s()
+                model = als.fit(df)
+                model.userFactors.count()  # force the factors
+                model.itemFactors.count()
+                return model, time.perf_counter() - t0, _tree_cpu_s() - c0, \
+                    os.getloadavg()[0]
 
         k = args.spark_iterations
-        t1 = min(fit(1)[1] for _ in range(args.repeat))
-        tk_runs = [fit(1 + k) for _ in range(args.repeat)]
-        model, tk = min(tk_runs, key=lambda r: r[1])
-        # set-up excluded by the difference; on a noisy machine it can come out below the
-        # plain average, which counts set-up as iterations: report both, use the larger
-        diff, avg = (tk - t1) / k, tk / (1 + k)
-        out = {"s_per_iter": max(diff, avg) if diff <= 0 else diff,
-               "s_per_iter_by_difference": diff, "s_per_iter_with_setup": avg,
-               "fit_1_iter_s": t1, f"fit_{1 + k}_iter_s": tk, "load": os.getloadavg()[0]}
+        _, t1, c1, load1 = fit(1)
+        print(f"spark   fit(1) {t1:.1f} s, {c1:.1f} CPU s (load {load1:.1f})", flush=True)
+        model, tk, ck, loadk = fit(1 + k)
+        print(f"spark   fit({1 + k}) {tk:.1f} s, {ck:.1f} CPU s (load {loadk:.1f})", flush=True)
+        out = {"s_per_iter": (tk - t1) / k, "cpu_s_per_iter": (ck - c1) / k,
+               "s_per_iter_with_setup": tk / (1 + k),
+               "fit_1_iter_s": t1, f"fit_{1 + k}_iter_s": tk,
+               "fit_1_iter_cpu_s": c1, f"fit_{1 + k}_iter_cpu_s": ck,
+               "load": [load1, loadk]}
         if with_recs:
-            best = np.inf
-            for _ in range(args.repeat):
-                shutil.rmtree(out_dir, ignore_errors=True)
+            with bench_lock(args.lock, "spark: recommendForAllUsers"):
                 t0 = time.perf_counter()
-                model.recommendForAllUsers(10).write.parquet(str(out_dir))
-                best = min(best, time.perf_counter() - t0)
-            out["recommend_all_users_s"] = best
-            out["recommend_load"] = os.getloadavg()[0]
+                model.recommendForAllUsers(10).write.parquet(str(work / "spark-recs"))
+                out["recommend_all_users_s"] = time.perf_counter() - t0
+                out["recommend_load"] = os.getloadavg()[0]
         return out
     finally:
         spark.stop()
+
+
+def fmt(d: dict | None) -> str:
+    return "-" if d is None else " ".join(f"{k} {v:.3f}" for k, v in d.items())
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": float(statistics.median(values)), "min": float(min(values)),
+            "max": float(max(values)), "runs": [float(v) for v in values]}
 
 
 # ---------------------------------------------------------------- main
@@ -308,20 +425,30 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--kernel-threads", type=int, nargs="+", default=[0],
-                    help="OpenMP threads of each worker's kernel, one run each (0: the "
-                         "worker's threads, cores // workers); = cores lets one machine's "
-                         "workers share cores when a block finishes early")
+                    help="ALS num_threads of the fit_als runs, one run each (0: the "
+                         "worker's threads, cores // workers; = cores: the single-machine "
+                         "fit's own setting, and a worker whose block is done leaves its "
+                         "core to the other's kernel)")
     ap.add_argument("--cluster", nargs="+", choices=["processes", "threads"],
                     default=["processes"],
                     help="LocalCluster workers as processes (data serialized between them, "
                          "as between machines) and/or as threads of one process")
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--worker-memory-gb", type=float, default=4.0)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds; each round runs the single-machine fit and then every "
+                         "fit_als configuration, back to back")
+    ap.add_argument("--lock", default=None,
+                    help="take this flock (e.g. /work/bench.lock) for each round and each "
+                         "Spark fit instead of for the whole run (do not also run the "
+                         "script under flock on the same file)")
+    ap.add_argument("--worker-memory-gb", type=float, default=6.0)
     ap.add_argument("--skip-spark", action="store_true")
-    ap.add_argument("--spark-scale", type=float, default=0.14,
-                    help="Spark (and the side-by-side runs) on this data size")
-    ap.add_argument("--spark-iterations", type=int, default=3)
-    ap.add_argument("--spark-memory-gb", type=int, default=4)
+    ap.add_argument("--skip-recommend", action="store_true")
+    ap.add_argument("--spark-scale", type=float, default=None,
+                    help="Spark on this data size (default: --scale, side by side)")
+    ap.add_argument("--spark-iterations", type=int, default=2)
+    ap.add_argument("--spark-memory-gb", type=int, default=8)
+    ap.add_argument("--spark-recommend", action="store_true",
+                    help="also time recommendForAllUsers (hours at ML-20M scale on 2 cores)")
     ap.add_argument("--project-nnz", type=float, default=1e9)
     ap.add_argument("--project-workers", type=int, default=16)
     ap.add_argument("--project-cores", type=int, default=16)
@@ -333,85 +460,153 @@ def main() -> None:
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "distributed.json"))
     args = ap.parse_args()
     import dask.dataframe as dd
+    from distributed import Client, LocalCluster, wait
 
+    if args.spark_scale is None:
+        args.spark_scale = args.scale
     # worker processes import tastemaker the way this script does
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT / "python"), os.environ.get("PYTHONPATH")) if p)
     tm.set_num_threads(args.cores)
     tmp = Path(tempfile.mkdtemp(prefix="tm-dist-bench-"))
     result = {"machine": machine_info(args.cores), "args": vars(args), "runs": []}
+    configs = [(W, kind, kt) for W in args.workers for kind in args.cluster
+               for kt in args.kernel_threads]
+
+    def config_key(W, kind, kt):
+        return str(W) if (kt, kind) == (args.kernel_threads[0], args.cluster[0]) \
+            else f"{W}x{kt}" + ("" if kind == "processes" else "-threads")
+
     try:
         scales = [args.scale] + ([] if args.skip_spark or args.spark_scale == args.scale
                                  else [args.spark_scale])
         for scale in scales:
             m = synthetic(scale, seed=0)
-            ddf = dd.from_pandas(events_frame(m), npartitions=args.partitions)
-            run = {"scale": scale, "users": m.shape[0], "items": m.shape[1], "nnz": int(m.nnz)}
+            frame = events_frame(m)
+            run = {"scale": scale, "users": m.shape[0], "items": m.shape[1], "nnz": int(m.nnz),
+                   "rounds": []}
             print(f"== scale {scale}: {m.shape[0]} users x {m.shape[1]} items, {m.nnz} nnz",
                   flush=True)
-            single = min((single_fit(m, args) for _ in range(args.repeat)),
-                         key=lambda r: r["s_per_iter"])
-            run["single"] = {k: single[k] for k in ("s_per_iter", "cpu_s_per_iter", "load")}
-            print(f"single  {single['s_per_iter']:.3f} s/iter, {single['cpu_s_per_iter']:.3f} "
-                  f"CPU s/iter (load {single['load']:.1f})", flush=True)
+            models = {}
+            single_model = None
+            for r in range(args.repeat):
+                rnd = {"dask": {}}
+                with bench_lock(args.lock, f"round {r + 1} of {args.repeat}"):
+                    single = single_fit(m, args)
+                    single_model = single.pop("model")
+                    rnd["single"] = single
+                    print(f"[{r + 1}] single  {single['s_per_iter']:.3f} s/iter, "
+                          f"{single['cpu_s_per_iter']:.3f} CPU s/iter (load "
+                          f"{single['load']:.1f})", flush=True)
+                    # one cluster per (workers, kind), the events persisted on it first (as
+                    # if read from storage): the kernel-thread settings share it
+                    for W, kind in dict.fromkeys((W, kind) for W, kind, _ in configs):
+                        threads = max(1, args.cores // W)
+                        with LocalCluster(n_workers=W, threads_per_worker=threads,
+                                          processes=kind == "processes",
+                                          dashboard_address=None,
+                                          memory_limit=f"{args.worker_memory_gb}GB") as cl, \
+                                Client(cl) as client:
+                            client.wait_for_workers(W, timeout=120)
+                            ddf = dd.from_pandas(frame, npartitions=args.partitions)
+                            ddf = client.persist(ddf)
+                            wait(ddf)
+                            for kt in [k for w, c, k in configs if (w, c) == (W, kind)]:
+                                key = config_key(W, kind, kt)
+                                d = dask_fit(client, ddf, W, kt, kind == "processes", args)
+                                models[key] = d.pop("model")
+                                d.update(workers=W, cluster=kind, threads_per_worker=threads,
+                                         kernel_threads=kt or threads,
+                                         vs_single=d["s_per_iter"] / single["s_per_iter"],
+                                         cpu_vs_single=d["cpu_s_per_iter"]
+                                         / single["cpu_s_per_iter"],
+                                         max_abs_diff_vs_single=float(np.abs(
+                                             models[key].user_factors
+                                             - single_model.user_factors).max()))
+                                rnd["dask"][key] = d
+                                cp = d["critical_path"]
+                                print(f"[{r + 1}] dask {key} ({kind}, kernel "
+                                      f"{d['kernel_threads']} threads) {d['s_per_iter']:.3f} "
+                                      f"s/iter ({d['vs_single']:.2f}x single), "
+                                      f"{d['cpu_s_per_iter']:.3f} CPU s/iter "
+                                      f"({d['cpu_vs_single']:.2f}x), set-up "
+                                      f"{d['setup_s']:.1f} s, per iteration: solve "
+                                      f"{cp.get('solve_s_per_iter', np.nan):.3f} + imbalance "
+                                      f"{cp.get('imbalance_s_per_iter', np.nan):.3f} + engine "
+                                      f"{cp.get('engine_latency_s_per_iter', np.nan):.3f} s; "
+                                      f"CPU by thread {fmt(d['cpu_s_per_iter_by_thread'])}; "
+                                      f"max |diff| {d['max_abs_diff_vs_single']:.1e} "
+                                      f"(load {d['load']:.1f})", flush=True)
+                run["rounds"].append(rnd)
+            run["single"] = {k: spread([rd["single"][k] for rd in run["rounds"]])
+                             for k in ("s_per_iter", "cpu_s_per_iter", "load")}
             run["dask"] = {}
-            for W in args.workers:
+            for W, kind, kt in configs:
+                key = config_key(W, kind, kt)
+                per = [rd["dask"][key] for rd in run["rounds"]]
                 model = cost_model(m, args.factors, W)
-                for kt, kind in [(k, c) for c in args.cluster for k in args.kernel_threads]:
-                    d = dask_fit(ddf, W, kt, kind == "processes", args)
-                    same = float(np.abs(d["model"].user_factors
-                                        - single["model"].user_factors).max())
-                    key = str(W) if (kt, kind) == (args.kernel_threads[0], args.cluster[0]) \
-                        else f"{W}x{kt}" + ("" if kind == "processes" else "-threads")
-                    run["dask"][key] = {
-                        "workers": W, "cluster": kind, "s_per_iter": d["s_per_iter"],
-                        "cpu_s_per_iter": d["cpu_s_per_iter"], "setup_s": d["setup_s"],
-                        "load": d["load"],
-                        "threads_per_worker": d["threads_per_worker"],
-                        "kernel_threads": d["kernel_threads"],
-                        "vs_single": d["s_per_iter"] / single["s_per_iter"],
-                        "cpu_vs_single": (d["cpu_s_per_iter"] / single["cpu_s_per_iter"]
-                                          if d["cpu_s_per_iter"] else None),
-                        "engine_overhead_s_per_iter": d["s_per_iter"] - single["s_per_iter"],
-                        "bytes_per_iter_measured": d["bytes_per_iter_measured"],
-                        "bytes_per_iter_model": model["bytes_per_iter"],
-                        "rows_per_iter_model": model["rows_per_iter"],
-                        "bytes_per_iter_whole_side": model["bytes_per_iter_whole_side"],
-                        "max_abs_diff_vs_single": same}
-                    print(f"dask {key} ({kind}, kernel {d['kernel_threads']} threads) "
-                          f"{d['s_per_iter']:.3f} s/iter "
-                          f"({d['s_per_iter'] / single['s_per_iter']:.2f}x single), "
-                          f"{d['cpu_s_per_iter']:.3f} CPU s/iter, set-up {d['setup_s']:.1f} s, "
-                          f"moved {d['bytes_per_iter_measured']} B/iter (model "
-                          f"{model['bytes_per_iter']:.0f}, whole side "
-                          f"{model['bytes_per_iter_whole_side']:.0f}), max |diff| {same:.2e} "
-                          f"(load {d['load']:.1f})", flush=True)
+                run["dask"][key] = {
+                    "workers": W, "cluster": kind, "kernel_threads": per[0]["kernel_threads"],
+                    "threads_per_worker": per[0]["threads_per_worker"],
+                    **{k: spread([d[k] for d in per]) for k in
+                       ("s_per_iter", "cpu_s_per_iter", "vs_single", "cpu_vs_single",
+                        "setup_s", "load")},
+                    "critical_path": {k: spread([d["critical_path"][k] for d in per])
+                                      for k in ("solve_s_per_iter", "imbalance_s_per_iter",
+                                                "engine_latency_s_per_iter")
+                                      if all(k in d["critical_path"] for d in per)},
+                    "engine_overhead_s_per_iter": spread(
+                        [d["s_per_iter"] - rd["single"]["s_per_iter"]
+                         for d, rd in zip(per, run["rounds"])]),
+                    "bytes_per_iter_measured": per[-1]["bytes_per_iter_measured"],
+                    "bytes_per_iter_model": model["bytes_per_iter"],
+                    "rows_per_iter_model": model["rows_per_iter"],
+                    "bytes_per_iter_whole_side": model["bytes_per_iter_whole_side"],
+                    "max_abs_diff_vs_single": max(d["max_abs_diff_vs_single"] for d in per)}
+                v = run["dask"][key]["vs_single"]
+                print(f"dask {key}: {v['median']:.2f}x single per iteration (median of "
+                      f"{args.repeat}; {v['min']:.2f}-{v['max']:.2f}), CPU "
+                      f"{run['dask'][key]['cpu_vs_single']['median']:.2f}x", flush=True)
             W2 = 2 if 2 in args.workers else args.workers[0]
-            run["recommend_all_s"] = dask_recommend(single["model"], m, W2, args,
-                                                    tmp / f"recs-{scale}")
-            run["recommend_all_load"] = os.getloadavg()[0]
-            run["recommend_all_workers"] = W2
-            print(f"recommend_all ({W2} workers) {run['recommend_all_s']:.2f} s", flush=True)
+            if not args.skip_recommend:
+                with bench_lock(args.lock, "recommend_all"):
+                    with LocalCluster(n_workers=W2, threads_per_worker=max(1, args.cores // W2),
+                                      processes=True, dashboard_address=None,
+                                      memory_limit=f"{args.worker_memory_gb}GB") as cl, \
+                            Client(cl) as client:
+                        client.wait_for_workers(W2, timeout=120)
+                        run["recommend_all_s"] = dask_recommend(client, single_model, m,
+                                                                tmp / f"recs-{scale}")
+                run["recommend_all_load"] = os.getloadavg()[0]
+                run["recommend_all_workers"] = W2
+                print(f"recommend_all ({W2} workers) {run['recommend_all_s']:.2f} s", flush=True)
             if not args.skip_spark and scale == args.spark_scale:
-                s = spark_run(m, args, tmp / f"spark-recs-{scale}")
+                s = spark_run(frame, args, tmp, with_recs=args.spark_recommend)
                 run["spark"] = s
-                d2 = run["dask"][str(W2)]["s_per_iter"]
+                k2 = config_key(W2, args.cluster[0], args.kernel_threads[0])
                 run["ratios"] = {
-                    "spark_over_dask_per_iter": s["s_per_iter"] / d2,
-                    "spark_over_single_per_iter": s["s_per_iter"] / single["s_per_iter"],
-                    "spark_recs_over_recommend_all": s["recommend_all_users_s"]
-                    / run["recommend_all_s"],
+                    "spark_over_dask_per_iter": s["s_per_iter"]
+                    / run["dask"][k2]["s_per_iter"]["median"],
+                    "spark_over_single_per_iter": s["s_per_iter"]
+                    / run["single"]["s_per_iter"]["median"],
                     "spark_over_dask_per_iter_by_config": {
-                        k: s["s_per_iter"] / v["s_per_iter"] for k, v in run["dask"].items()}}
-                print(f"spark   {s['s_per_iter']:.3f} s/iter, recommendForAllUsers "
-                      f"{s['recommend_all_users_s']:.1f} s; ratios {run['ratios']}", flush=True)
+                        k: s["s_per_iter"] / v["s_per_iter"]["median"]
+                        for k, v in run["dask"].items()},
+                    "spark_over_dask_cpu_per_iter_by_config": {
+                        k: s["cpu_s_per_iter"] / v["cpu_s_per_iter"]["median"]
+                        for k, v in run["dask"].items()}}
+                if "recommend_all_users_s" in s and "recommend_all_s" in run:
+                    run["ratios"]["spark_recs_over_recommend_all"] = \
+                        s["recommend_all_users_s"] / run["recommend_all_s"]
+                print(f"spark   {s['s_per_iter']:.2f} s/iter ({s['cpu_s_per_iter']:.2f} CPU "
+                      f"s/iter); ratios {json.dumps(run['ratios'])}", flush=True)
             result["runs"].append(run)
         base = result["runs"][0]
-        W2 = "2" if "2" in base["dask"] else next(iter(base["dask"]))
         if args.engine_overhead_s is None:  # the fixed cost, with nothing to transfer
-            W1 = "1" if "1" in base["dask"] else W2
-            args.engine_overhead_s = max(0.0, base["dask"][W1]["engine_overhead_s_per_iter"])
-        result["projection"] = projection(base["single"]["s_per_iter"], base["nnz"],
+            W1 = "1" if "1" in base["dask"] else next(iter(base["dask"]))
+            args.engine_overhead_s = max(
+                0.0, base["dask"][W1]["engine_overhead_s_per_iter"]["median"])
+        result["projection"] = projection(base["single"]["s_per_iter"]["median"], base["nnz"],
                                           args.cores, args)
         result["args"] = vars(args)
         print("projection", json.dumps(result["projection"], indent=1), flush=True)

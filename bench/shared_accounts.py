@@ -41,6 +41,22 @@ The targets compare a method with its own single-vector list, so the oracle's ra
 are a reference, not a bound: a model whose one vector under-serves the lighter viewer
 more than the oracle's mix does can show a larger ratio.
 
+Two more references separate what the data allow from what the model does:
+
+* the **oracle of finite data** (``data_ceiling_*``, ``oracle_finite_data``): the same
+  rules with each persona's preference *inferred from its own training picks* under the
+  generator's structure and prior (``pick_probability(observed=)``: genres, popularity,
+  explore rate, a child's family titles, the Dirichlet prior all known), the single list
+  from the account's pooled picks.  A method that knew how the log was made but saw only
+  the data could rank like this;
+* the **model given perfect detection** (``context_true_sessions``,
+  ``model_true_sessions``): the model's own fold-in of the sessions the watching persona
+  really watched (the generator's labels) -- what better detection alone could bring.
+
+``calibration`` compares the log's popularity skew (Gini of plays per title, share of
+the top 1% / 10% of titles; per distinct account-title pair and per play) with
+MovieLens 100K and Last.fm from ``TASTEMAKER_DATA``.
+
 Targets (issue 11): F1 >= 0.8; weaker persona auto / single >= 1.5; overall auto >=
 single - 2%; shared accounts with context / single >= 1.3.
 
@@ -55,8 +71,9 @@ import os
 import sys
 import time
 
-import _common  # noqa: F401  (sets the environment and sys.path first)
+import _common  # sets the environment and sys.path first; also load_real
 import numpy as np
+import scipy.sparse as sp
 import tastemaker as tm
 from tastemaker.pages.tastes import Tastes, interleave
 
@@ -68,6 +85,37 @@ def _f1(pred: np.ndarray, truth: np.ndarray) -> dict:
     return {"precision": round(prec, 4), "recall": round(rec, 4),
             "f1": round(2 * prec * rec / max(prec + rec, 1e-12), 4),
             "called_shared": int(pred.sum()), "shared": int(truth.sum())}
+
+
+def _popularity(counts) -> dict:
+    """Concentration of plays on titles: Gini of the per-title counts, share on the top
+    1% / 10% of titles."""
+    c = np.sort(np.asarray(counts, dtype=np.float64))
+    n = c.size
+    gini = float((2 * np.arange(1, n + 1) - n - 1) @ c / (n * c.sum()))
+    top = c[::-1].cumsum() / c.sum()
+    return {"titles": int(n), "gini": round(gini, 3),
+            "top1%_share": round(float(top[max(1, round(0.01 * n)) - 1]), 3),
+            "top10%_share": round(float(top[max(1, round(0.1 * n)) - 1]), 3)}
+
+
+def _calibration(ev, n_items: int) -> dict:
+    """The log's popularity skew beside real data (TASTEMAKER_DATA), per title: distinct
+    (account, title) pairs, and plays where the data counts them (Last.fm)."""
+    plays = ev[ev["event"] == "play"]
+    pairs = plays[["user", "item"]].drop_duplicates()["item"].to_numpy()
+    out = {"synthetic_log": {"pairs": _popularity(np.bincount(pairs, minlength=n_items)),
+                             "plays": _popularity(np.bincount(plays["item"].to_numpy(),
+                                                              minlength=n_items))}}
+    for name in ("ml100k", "lastfm"):
+        real = _common.load_real(name)
+        if real is None:
+            continue
+        _, i, v = real
+        out[name] = {"pairs": _popularity(np.bincount(i))}
+        if name == "lastfm":  # values are log1p(play counts)
+            out[name]["plays"] = _popularity(np.bincount(i, weights=np.expm1(v)))
+    return out
 
 
 def main(argv=None) -> dict:
@@ -195,9 +243,35 @@ def main(argv=None) -> dict:
                                      else a.tolist() for a, c, w, s_ in
                                      zip(p0_top, p1_top, wb, sh)])
 
+    # ---- the oracle of finite data: the generator's structure known (genres, popularity,
+    # explore rate, a child's family titles, the Dirichlet prior) but each persona's
+    # preference only from its training picks (pick_probability(observed=)); the single
+    # list pools the account's picks as if one person made them
+    tr_plays = train[train["event"] == "play"]
+    picks_of = {key: g["item"].to_numpy() for key, g in tr_plays.groupby(["user", "persona"])}
+    picks_acc = {key: g["item"].to_numpy() for key, g in tr_plays.groupby("user")}
+    none = np.zeros(0, dtype=np.int64)
+    data_mix_top = top_lists(synth.pick_probability(
+        ext, 0, observed=[picks_acc.get(e, none) for e in ext])[:, cols])
+    d0 = top_lists(synth.pick_probability(
+        ext, 0, observed=[picks_of.get((e, 0), none) for e in ext])[:, cols])
+    d1 = top_lists(synth.pick_probability(
+        ext, 1, observed=[picks_of.get((e, 1), none) for e in ext])[:, cols])
+    data_single = recall(data_mix_top.tolist())
+    data_ctx = recall(np.where((watched == 1)[:, None], d1, d0).tolist())
+
+    def data_auto_at(b):  # the finite-data personas interleaved at balance b
+        wb = np.stack([w0, 1 - w0], axis=1) ** (1.0 - b)
+        wb = wb / wb.sum(axis=1, keepdims=True)
+        return recall([interleave([p.tolist(), q.tolist()], w, k)[0] if s_ else m.tolist()
+                       for p, q, m, w, s_ in zip(d0, d1, data_mix_top, wb, sh)])
+
+    data_auto = data_auto_at(bal)
+    data_by_balance = {b: data_auto_at(b) for b in balances}
+
     auto_by_balance = {}
     if args.oracle_only:
-        single = auto = withctx = None
+        single = auto = withctx = true_sessions = None
         detection = detection_tastes_only = None
         k_of = np.zeros(1, dtype=np.int64)
         t_fit = t_tastes = t_single = t_rank = 0.0
@@ -249,6 +323,39 @@ def main(argv=None) -> dict:
                 comp.balance = b
                 by_balance[b].append(comp.rank(model, x, int(u), k, fit=fit)[0].tolist())
             comp.balance = default_balance
+        # ---- the model given perfect detection: each shared account's vector folded in
+        # from the sessions its watching persona really watched (the generator's labels)
+        sess = x.sessions
+        sess_persona = first["persona"].reindex(sess.ids).to_numpy()
+        true_lists = [r[r >= 0].tolist() for r in single_ids]
+        rows_true, at = [], []
+        for j, u in enumerate(users):
+            if not sh[j]:
+                continue
+            span = sess.of_user(int(u))
+            m = sp.csr_matrix((sess.value[sess.indptr[span.start]:sess.indptr[span.stop]],
+                               sess.item[sess.indptr[span.start]:sess.indptr[span.stop]],
+                               sess.indptr[span.start:span.stop + 1]
+                               - sess.indptr[span.start]),
+                              shape=(span.stop - span.start, x.n_items))
+            m.data = np.maximum(m.data, 0.0)
+            mine = np.asarray(m[sess_persona[span.start:span.stop] == watched[j]]
+                              .sum(axis=0)).ravel()
+            tot = np.asarray(m.sum(axis=0)).ravel()
+            row = ui[u]
+            share = mine[row.indices] / np.where(tot[row.indices] > 0, tot[row.indices], 1.0)
+            rows_true.append(sp.csr_matrix((row.data * share, row.indices,
+                                            [0, row.indices.size]), shape=(1, x.n_items)))
+            at.append(j)
+        if at:
+            vec = model._fold_in_users(sp.vstack(rows_true).tocsr().astype(np.float32))
+            sc = np.asarray(vec, dtype=np.float64) @ np.asarray(model.item_factors,
+                                                                dtype=np.float64).T
+            r = ui[users[at]]
+            sc[np.repeat(np.arange(len(at)), np.diff(r.indptr)), r.indices] = -np.inf
+            for j, lst in zip(at, np.argsort(-sc, axis=1)[:, :k]):
+                true_lists[j] = lst.tolist()
+        true_sessions = recall(true_lists)
         t_rank = time.time() - t0
         auto = recall(auto_lists)
         withctx = recall(ctx_lists)
@@ -262,16 +369,21 @@ def main(argv=None) -> dict:
         if not sel.any():
             return out
         figures = [("ceiling_single", ceil_mix), ("ceiling_auto", ceil_auto),
-                   ("ceiling_context", ceil_ctx)]
+                   ("ceiling_context", ceil_ctx), ("data_ceiling_single", data_single),
+                   ("data_ceiling_auto", data_auto), ("data_ceiling_context", data_ctx)]
         if single is not None:
-            figures = [("single", single), ("auto", auto), ("context", withctx)] + figures
+            figures = [("single", single), ("auto", auto), ("context", withctx),
+                       ("context_true_sessions", true_sessions)] + figures
         for name, v in figures:
             out[f"recall@{k}_{name}"] = round(float(v[sel].mean()), 4)
         if single is not None:
             out["auto_over_single"] = ratio(auto[sel], single[sel])
             out["context_over_single"] = ratio(withctx[sel], single[sel])
+            out["context_true_sessions_over_single"] = ratio(true_sessions[sel], single[sel])
         out["ceiling_auto_over_single"] = ratio(ceil_auto[sel], ceil_mix[sel])
         out["ceiling_context_over_single"] = ratio(ceil_ctx[sel], ceil_mix[sel])
+        out["data_ceiling_auto_over_single"] = ratio(data_auto[sel], data_single[sel])
+        out["data_ceiling_context_over_single"] = ratio(data_ctx[sel], data_single[sel])
         return out
 
     everyone = np.ones(users.size, dtype=bool)
@@ -291,6 +403,7 @@ def main(argv=None) -> dict:
                  "weaker_persona_session_share": round(float(np.mean(
                      np.minimum(n0, n1)[sh] / np.maximum(n0 + n1, 1)[sh])), 4),
                  "scored_accounts": int(users.size)},
+        "calibration": _calibration(ev, args.items),
         "detection": detection,
         "detection_tastes_only": detection_tastes_only,
         "tastes_per_account": np.bincount(k_of).tolist(),
@@ -313,11 +426,23 @@ def main(argv=None) -> dict:
     result["oracle"] = {"weaker_persona_auto/single": w.get("ceiling_auto_over_single"),
                         "overall_auto/single": a.get("ceiling_auto_over_single"),
                         "shared_context/single": s.get("ceiling_context_over_single")}
+    result["oracle_finite_data"] = {
+        "weaker_persona_auto/single": w.get("data_ceiling_auto_over_single"),
+        "overall_auto/single": a.get("data_ceiling_auto_over_single"),
+        "shared_context/single": s.get("data_ceiling_context_over_single")}
+    result["model_true_sessions"] = {
+        "shared_context/single": s.get("context_true_sessions_over_single"),
+        "weaker_persona_context/single": w.get("context_true_sessions_over_single")}
     result["oracle_auto_by_balance"] = {
         str(b): {"weaker_persona_auto/single": ratio(v[weak_sel], ceil_mix[weak_sel]),
                  "overall_auto/single": ratio(v, ceil_mix),
                  "shared_auto/single": ratio(v[sh], ceil_mix[sh])}
         for b, v in ceil_by_balance.items()}
+    result["oracle_finite_data_auto_by_balance"] = {
+        str(b): {"weaker_persona_auto/single": ratio(v[weak_sel], data_single[weak_sel]),
+                 "overall_auto/single": ratio(v, data_single),
+                 "shared_auto/single": ratio(v[sh], data_single[sh])}
+        for b, v in data_by_balance.items()}
     if single is not None:
         result["targets"] = {
             "detection_f1>=0.8": detection["f1"] >= 0.8,
@@ -331,7 +456,9 @@ def main(argv=None) -> dict:
         json.dump(result, f, indent=2)
     print(json.dumps({key: result.get(key) for key in (
         "data", "detection", "detection_tastes_only", "all_accounts", "shared_accounts",
-        "weaker_persona", "auto_by_balance", "oracle", "oracle_auto_by_balance", "targets",
+        "weaker_persona", "auto_by_balance", "oracle", "oracle_finite_data",
+        "model_true_sessions", "oracle_auto_by_balance", "oracle_finite_data_auto_by_balance",
+        "calibration", "targets",
         "seconds")}, indent=2))
     return result
 

@@ -86,3 +86,13 @@ def test_fma_peak_probe_measures_and_rejects_bad_seconds():
     for bad in (0.0, -1.0, 61.0, float("nan")):
         with pytest.raises(ValueError, match="seconds"):
             _core.fma_peak_gflops(bad, 1)
+
+
+def test_triad_probe_measures_and_rejects_bad_arguments():
+    assert _core.triad_gbs(1 << 16, 0.001, 1) > 0.0
+    for bad in (0.0, -1.0, 61.0, float("nan")):
+        with pytest.raises(ValueError, match="seconds"):
+            _core.triad_gbs(1 << 16, bad, 1)
+    for bad in (0, 100, -(1 << 20), 1 << 35):
+        with pytest.raises(ValueError, match="array_bytes"):
+            _core.triad_gbs(bad, 0.01, 1)

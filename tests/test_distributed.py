@@ -81,6 +81,25 @@ def test_parquet_glob_cholesky_and_more_blocks(client, events, tmp_path):
     assert_same_model(model, data, ref)
 
 
+@pytest.mark.parametrize("whole_share", [0.0, 2.0])
+def test_rows_picked_by_sender_or_receiver_give_the_same_model(client, events, monkeypatch,
+                                                               whole_share):
+    """Every pair of blocks on different workers sends either the whole block (the
+    receiver picks its rows: share 0) or only the rows the receiver touches (a task on
+    the sender picks them: share 2, more than any block needs); both are the single
+    machine's model."""
+    import tastemaker.distributed._fit as fit_module
+
+    monkeypatch.setattr(fit_module, "_WHOLE_SHARE", whole_share)
+    data, ref = single_machine(events, WEIGHTING, **ALS_PARAMS)
+    with distributed.get_task_stream(client) as ts:
+        model = fit_als(client, events, n_blocks=3, show_progress=False, **WEIGHTING,
+                        **ALS_PARAMS)
+    assert_same_model(model, data, ref)
+    picked_by_sender = [t for t in ts.data if str(t["key"]).startswith("_rows")]
+    assert (len(picked_by_sender) > 0) == (whole_share > 1)
+
+
 def test_saved_model_keeps_id_maps(client, events, tmp_path):
     model = fit_als(client, events, show_progress=False, **WEIGHTING, **ALS_PARAMS)
     model.save(tmp_path / "m.npz")
@@ -241,6 +260,30 @@ def test_balanced_bounds_cover_every_row_once(counts, n_blocks):
     assert sum(len(p[0]) for p in parts) == 100
     for k, (keys, pos) in enumerate(parts):
         assert np.all((keys >= b[k]) & (keys < b[k + 1])) and np.all(np.diff(pos) > 0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(counts=st.lists(st.integers(0, 50), min_size=1, max_size=40), n_blocks=st.integers(1, 6),
+       row_cost=st.sampled_from([0.0, 1.0, 20.0, 60.0]))
+def test_balanced_bounds_even_the_work(counts, n_blocks, row_cost):
+    """Contiguous blocks whose work (entries + row_cost per row) exceeds an even share
+    by at most one row's work."""
+    cost = np.array(counts, dtype=float) + row_cost
+    b = _balanced_bounds(np.array(counts), n_blocks, row_cost)
+    work = np.array([cost[b[k]:b[k + 1]].sum() for k in range(len(b) - 1)])
+    assert work.sum() == cost.sum()
+    assert work.max() <= cost.sum() / len(work) + cost.max() + 1e-9
+
+
+def test_row_cost_moves_the_cut_to_even_work():
+    # 50 rows of 1 entry, then 5 rows of 10: equal entries either side of row 50, but
+    # at 20 entries' worth per row the short rows are 7x the work
+    counts = np.array([1] * 50 + [10] * 5)
+    assert _balanced_bounds(counts, 2).tolist() == [0, 50, 55]
+    b = _balanced_bounds(counts, 2, row_cost=20.0)
+    cost = counts + 20.0
+    assert b.tolist() == [0, 29, 55]
+    assert abs(cost[:29].sum() - cost[29:].sum()) <= cost.max()
 
 
 @settings(max_examples=20, deadline=None)

@@ -248,3 +248,57 @@ def test_household_members_differ_in_taste(small):
     for bad in ({"child_fraction": 1.5}, {"taste_contrast": -0.1}, {"child_fraction": "x"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             datasets.synthetic_streaming(10, 100, **bad)
+
+
+def test_pick_probability_from_observed_picks(small):
+    """pick_probability(observed=): the generator's structure with the preference
+    inferred from picks.  Checked against the EM fixed point written out in NumPy
+    (preference recovered from the output by least squares), and: no picks give the
+    prior's mean preference, a persona's own picks move towards its true distribution."""
+    ev = small.events
+    plays = ev[(ev["event"] == "play") & (ev["persona"] == 0)]
+    users_ = np.flatnonzero(~small.shared)[:40]
+    picks = [plays.loc[plays["user"] == u, "item"].to_numpy() for u in users_]
+    post = small.pick_probability(users_, 0, observed=picks)
+    prior = small.pick_probability(users_, 0, observed=[[] for _ in users_])
+    G = small.item_tastes.shape[1]
+    np.testing.assert_allclose(prior, small.pick_probability(users_, np.full((40, G), 1 / G)),
+                               rtol=1e-12)
+    np.testing.assert_allclose(post.sum(axis=1), 1.0, atol=1e-9)
+    true = small.pick_probability(users_, 0)
+
+    def tv(a):
+        return 0.5 * np.abs(a - true).sum(axis=1)
+
+    assert tv(post).mean() < 0.6 * tv(prior).mean()
+    # the fixed point: pref = (a + sum_n resp_n) / (G a + sum_n,g resp_n(g)), resp_n(g)
+    # proportional to (1 - e) pref_g P(item_n | g) against e P_explore(item_n) (an
+    # exploring pick says nothing about the preference)
+    g = small.item_tastes > 0
+    pop, e, a = small.item_popularity, small.explore, small.taste_concentration
+    given = g * pop[:, None] / (g * pop[:, None]).sum(axis=0)
+    expl = pop / pop.sum()
+    for row, items in zip(post[:5], picks[:5]):
+        pref = np.linalg.lstsq((1 - e) * given, row - e * expl, rcond=None)[0]
+        num = (1 - e) * given[items] * pref
+        resp = num / (num.sum(axis=1, keepdims=True) + e * expl[items][:, None])
+        np.testing.assert_allclose(pref, (a + resp.sum(axis=0)) / (G * a + resp.sum()),
+                                   atol=1e-6)
+    # a child's inferred list stays on the family titles
+    kid = np.flatnonzero(small.child)[:5]
+    kid_picks = [ev.loc[(ev["user"] == u) & (ev["persona"] == 1), "item"].to_numpy()
+                 for u in kid]
+    kid_g = np.isin(np.array(datasets.GENRES), datasets.CHILD_GENRES)
+    family = ~(g & ~kid_g).any(axis=1)
+    assert np.all(small.pick_probability(kid, 1, observed=kid_picks)[:, ~family] == 0)
+    for bad, kwargs in ((("observed",), {"observed": [[0]]}),
+                        (("observed",), {"observed": [[10 ** 6]] * 40}),
+                        (("observed",), {"observed": "abc"})):
+        with pytest.raises(ValueError, match=bad[0]):
+            small.pick_probability(users_, 0, **kwargs)
+    with pytest.raises(ValueError, match="users"):
+        small.pick_probability([10 ** 6], 0)
+    with pytest.raises(ValueError, match="persona"):
+        small.pick_probability(users_, 2)
+    with pytest.raises(ValueError, match="persona"):
+        small.pick_probability(users_, np.ones((3, 2)))

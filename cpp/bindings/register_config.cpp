@@ -43,6 +43,15 @@ void register_config(py::module_& m) {
         py::arg("seconds") = 0.2, py::arg("num_threads") = 0,
         "Measured fp32 multiply-add throughput (GFLOP/s) of the active SIMD path on num_threads "
         "threads (bench/: the peak kernel figures are reported against).");
+    m.def(
+        "triad_gbs",
+        [](std::int64_t array_bytes, double seconds, int num_threads) {
+            py::gil_scoped_release nogil;
+            return triad_gbs(array_bytes, seconds, num_threads);
+        },
+        py::arg("array_bytes"), py::arg("seconds") = 0.2, py::arg("num_threads") = 0,
+        "Measured memory bandwidth (GB/s, STREAM triad over three float arrays of array_bytes "
+        "each) on num_threads threads (bench/: the bandwidth kernel figures are reported against).");
 }
 
 }  // namespace

@@ -10,6 +10,26 @@
 namespace tastemaker::py_bindings {
 namespace {
 
+// The shapes both bindings check, after the dtype/rank checks of their own arrays: Y is
+// (n_other, f), other_bias (n_other,), the CSR has n_other columns, X is (rows, f), bias (rows,).
+struct RatingShapes {
+    CsrView R;
+    std::int64_t n_other;
+    int f;
+};
+
+RatingShapes rating_shapes(const py::array& indptr, const py::array& indices, const py::array& data,
+                           const py::array& X, const py::array& bias, const py::array& Y,
+                           const py::array& other_bias) {
+    const auto n_other = static_cast<std::int64_t>(Y.shape(0));
+    check_dim(other_bias, 0, Y.shape(0), "other_bias");
+    check_dim(X, 1, Y.shape(1), "X");
+    const CsrView R = csr_view(indptr, indices, data, n_other, "R");
+    check_dim(X, 0, static_cast<py::ssize_t>(R.n_rows), "X");
+    check_dim(bias, 0, static_cast<py::ssize_t>(R.n_rows), "bias");
+    return {R, n_other, static_cast<int>(Y.shape(1))};
+}
+
 void register_explicit_als(py::module_& m) {
     m.def(
         "explicit_als_solve",
@@ -22,13 +42,10 @@ void register_explicit_als(py::module_& m) {
             const float* pob = checked_ptr<float>(other_bias, "other_bias", 1);
             float* px = checked_mutable_ptr<float>(X, "X", 2);
             float* pb = checked_mutable_ptr<float>(bias, "bias", 1);
-            const auto n_other = static_cast<std::int64_t>(Y.shape(0));
-            const int f = static_cast<int>(Y.shape(1));
-            check_dim(other_bias, 0, Y.shape(0), "other_bias");
-            check_dim(X, 1, Y.shape(1), "X");
-            const CsrView R = csr_view(indptr, indices, data, n_other, "R");
-            check_dim(X, 0, static_cast<py::ssize_t>(R.n_rows), "X");
-            check_dim(bias, 0, static_cast<py::ssize_t>(R.n_rows), "bias");
+            const RatingShapes shape = rating_shapes(indptr, indices, data, X, bias, Y, other_bias);
+            const CsrView& R = shape.R;
+            const std::int64_t n_other = shape.n_other;
+            const int f = shape.f;
             ExplicitAlsParams p;
             p.regularization = regularization;
             p.bias_regularization = bias_regularization;
@@ -64,13 +81,10 @@ void register_explicit_als(py::module_& m) {
             const float* pb = checked_ptr<float>(bias, "bias", 1);
             const float* py_ = checked_ptr<float>(Y, "Y", 2);
             const float* pob = checked_ptr<float>(other_bias, "other_bias", 1);
-            const auto n_other = static_cast<std::int64_t>(Y.shape(0));
-            const int f = static_cast<int>(Y.shape(1));
-            check_dim(other_bias, 0, Y.shape(0), "other_bias");
-            check_dim(X, 1, Y.shape(1), "X");
-            const CsrView R = csr_view(indptr, indices, data, n_other, "R");
-            check_dim(X, 0, static_cast<py::ssize_t>(R.n_rows), "X");
-            check_dim(bias, 0, static_cast<py::ssize_t>(R.n_rows), "bias");
+            const RatingShapes shape = rating_shapes(indptr, indices, data, X, bias, Y, other_bias);
+            const CsrView& R = shape.R;
+            const std::int64_t n_other = shape.n_other;
+            const int f = shape.f;
             py::gil_scoped_release nogil;
             return explicit_als_rmse(R, px, pb, py_, pob, n_other, f, global_mean, num_threads);
         },

@@ -253,12 +253,16 @@ QueryState start_query(const TopkRequest& r, std::int64_t q, Entry* heap) {
     return {heap, 0, ninf, r.exclude_indptr[q], r.exclude_indptr[q + 1]};
 }
 
-// Offer the columns in `bits` of panel p (scores s[0..32)) to one query.
+// Offer the columns in `bits` of panel p (scores s[0..32)) to one query.  The bits may
+// come from an older bar; a score not above the current one is dropped before the
+// exclusion and deny checks: candidates arrive in ascending id order, so an entry of the
+// heap has a lower id and wins a tie, and heap_offer would reject it too.
 inline void offer_columns(const TopkRequest& r, const Candidates& cand, QueryState& st, int kk, std::int64_t p,
                           std::uint32_t bits, const float* s) {
     while (bits) {
         const int j = __builtin_ctz(bits);
         bits &= bits - 1;
+        if (!(s[j] > st.thr)) continue;
         const std::int32_t id = cand.id(p * kTopkPanel + j);
         if (cand.is_denied(id)) continue;
         if (st.cursor < st.end) {  // lazy exclusion
@@ -303,26 +307,45 @@ void scan_single(const TopkRequest& r, const TopkKernels& kern, const Candidates
     write_result(st, 0, k, out_ids, out_scores);
 }
 
-// Queries in blocks (OpenMP, dynamic), each block against every panel through
-// panel_scores; exceptions (allocation) go through ParallelError (see threads.hpp).
+// Panels per chunk in scan_blocks: kChunkBytes of them stay in L2 while every query group
+// of the block reads them (64 factors: 32 panels, 256 KB), at most kMaxChunk (the hit
+// buffers hold block x chunk entries of 32 scores per thread).
+constexpr std::int64_t kChunkBytes = 256 * 1024;
+constexpr std::int64_t kMaxChunk = 32;
+
+std::int64_t chunk_panels(std::int64_t panel_size) {
+    const std::int64_t fit = kChunkBytes / (panel_size * static_cast<std::int64_t>(sizeof(float)));
+    return std::max<std::int64_t>(1, std::min(kMaxChunk, fit));
+}
+
+// Queries in blocks (OpenMP, dynamic), each block against the panels in chunks through
+// block_scores; each query's bar is raised as its hits are offered, and the kernel's copy
+// of it after every chunk.  The first chunks of a block grow from one panel (1, 2, 4, ...:
+// bars start at -inf, and a long first chunk would make every score of it a hit).
+// Exceptions (allocation) go through ParallelError (see threads.hpp).
 void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const Panels& panels,
                  int k, int kk, int block, int nt, std::int32_t* out_ids, float* out_scores) {
     const std::int64_t nq = r.n_queries;
     const std::int64_t n_blocks = (nq + block - 1) / block;
+    const std::int64_t chunk = chunk_panels(panels.panel_size());
+    const std::size_t capacity = static_cast<std::size_t>(block * chunk + 1);
     ParallelError error;
 #pragma omp parallel num_threads(nt)
     {
         std::vector<Entry> heaps;
-        std::vector<float> scores;
-        AlignedFloats local_panel;
+        AlignedFloats scores, local_panels;
+        std::vector<std::int32_t> hit_rows;
+        std::vector<std::uint32_t> hit_masks;
         error.run([&] {
             heaps.resize(static_cast<std::size_t>(block) * kk);
-            scores.resize(static_cast<std::size_t>(block) * kTopkPanel);
-            if (!panels.resident()) local_panel = aligned_floats(static_cast<std::size_t>(panels.panel_size()));
+            scores = aligned_floats(capacity * kTopkPanel);
+            hit_rows.resize(capacity);
+            hit_masks.resize(capacity);
+            if (!panels.resident())
+                local_panels = aligned_floats(static_cast<std::size_t>(chunk * panels.panel_size()));
         });
         QueryState st[kTopkMaxBlock];
         float thr[kTopkMaxBlock];
-        std::uint32_t masks[kTopkMaxBlock];
 
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t b = 0; b < n_blocks; ++b) error.run([&] {  // skipped once any thread failed
@@ -333,16 +356,17 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
                 thr[u] = st[u].thr;
             }
             const float* qb = r.queries + u0 * r.dim;
-            for (std::int64_t p = 0; p < panels.count(); ++p) {
-                const float* panel = panels.get(p, 1, local_panel.get());
-                kern.panel_scores(qb, r.dim, m, r.dim, panel, thr, scores.data(), masks);
-                const std::uint32_t valid = panels.valid(p);
-                for (int u = 0; u < m; ++u) {
-                    const std::uint32_t bits = masks[u] & valid;
-                    if (bits == 0) continue;
-                    offer_columns(r, cand, st[u], kk, p, bits, scores.data() + u * kTopkPanel);
-                    thr[u] = st[u].thr;
+            std::int64_t step = 1;
+            for (std::int64_t p0 = 0; p0 < panels.count(); p0 += step, step = std::min(2 * step, chunk)) {
+                const std::int64_t n = std::min(step, panels.count() - p0);
+                const std::int64_t hits =
+                    kern.block_scores(qb, r.dim, m, r.dim, panels.get(p0, n, local_panels.get()), n, thr,
+                                      scores.get(), hit_rows.data(), hit_masks.data());
+                for (std::int64_t e = 0; e < hits; ++e) {
+                    const std::int64_t u = hit_rows[e] / n, p = p0 + hit_rows[e] % n;
+                    offer_columns(r, cand, st[u], kk, p, hit_masks[e] & panels.valid(p), scores.get() + e * kTopkPanel);
                 }
+                for (int u = 0; u < m; ++u) thr[u] = st[u].thr;
             }
             for (int u = 0; u < m; ++u) write_result(st[u], u0 + u, k, out_ids, out_scores);
         });

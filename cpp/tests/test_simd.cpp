@@ -108,3 +108,12 @@ TM_TEST(fma_probe_counts_its_work_on_every_path) {
     });
     TM_CHECK_THROWS(fma_peak_gflops(0.0, 1), std::invalid_argument);
 }
+
+TM_TEST(triad_probe_measures_and_rejects_bad_sizes) {
+    TM_CHECK(triad_gbs(1 << 16, 0.001, 1) > 0.0);
+    TM_CHECK(triad_gbs(1 << 16, 0.001, 2) > 0.0);
+    TM_CHECK_THROWS(triad_gbs(1 << 16, 0.0, 1), std::invalid_argument);
+    TM_CHECK_THROWS(triad_gbs(1 << 16, 61.0, 1), std::invalid_argument);
+    TM_CHECK_THROWS(triad_gbs(100, 0.01, 1), std::invalid_argument);
+    TM_CHECK_THROWS(triad_gbs(std::int64_t(1) << 35, 0.01, 1), std::invalid_argument);
+}

@@ -122,14 +122,16 @@ void expect_on_every_path(TopkRequest r, const Result& want, std::initializer_li
 Result brute(const Problem& p) {
     Result out{std::vector<std::int32_t>(std::size_t(p.nq) * p.k, -1),
                std::vector<float>(std::size_t(p.nq) * p.k, -std::numeric_limits<float>::infinity())};
+    std::vector<std::int32_t> deny = p.deny;
+    std::sort(deny.begin(), deny.end());
     for (int u = 0; u < p.nq; ++u) {
         std::vector<std::pair<float, int>> c;
         for (int i = 0; i < p.ni; ++i) {
             if (p.use_allow && !std::binary_search(p.allow.begin(), p.allow.end(), i)) continue;
-            if (std::find(p.deny.begin(), p.deny.end(), i) != p.deny.end()) continue;
+            if (std::binary_search(deny.begin(), deny.end(), i)) continue;
             if (std::binary_search(p.indices.begin() + p.indptr[u], p.indices.begin() + p.indptr[u + 1], i)) continue;
-            float s = 0;
-            for (int k = 0; k < p.d; ++k) s += p.q[u * p.d + k] * p.items[i * p.d + k];
+            float s = 0;  // the contract's rounding: one fma per factor, in factor order
+            for (int k = 0; k < p.d; ++k) s = std::fma(p.q[u * p.d + k], p.items[i * p.d + k], s);
             c.push_back({-s, i});
         }
         std::sort(c.begin(), c.end());
@@ -152,6 +154,18 @@ TM_TEST(topk_matches_brute_force_on_every_path_and_thread_count) {
                     const Problem p = make_problem(seed++, nq, ni, 5, k, flags & 1, flags & 2);
                     expect_on_every_path(p.request(), brute(p), {1, 2});
                 }
+}
+
+TM_TEST(topk_many_panels_match_brute_force_every_path) {
+    // 2100 items: the scan's chunks of 1, 2, 4, ... panels (bars raised between them) and a
+    // partial last panel; random floats, so bars move at almost every chunk.
+    unsigned seed = 101;
+    for (int nq : {13, 400})
+        for (int k : {1, 10})
+            for (int flags = 0; flags < 4; ++flags) {
+                const Problem p = make_problem(seed++, nq, 2100, 8, k, flags & 1, flags & 2, true);
+                expect_on_every_path(p.request(), brute(p), {1, 2});
+            }
 }
 
 TM_TEST(topk_rejects_bad_requests) {
@@ -278,6 +292,64 @@ TM_TEST(topk_panel_scores_and_column_masks_bit_identical_every_path) {
                 TM_CHECK(cols == want_cols);
             });
         }
+}
+
+TM_TEST(topk_block_scores_bit_identical_to_panel_scores_every_path) {
+    // The scan's kernel: query groups x several panels, only the pairs with a passing score
+    // reported.  The hits must be exactly panel_scores' (the scalar reference's) non-zero
+    // masks, each with its bits and scores, each query's in ascending panel order (group
+    // and tile tails, dims that make one-query groups, chunks of one and many panels).
+    std::mt19937 rng(29);
+    std::normal_distribution<float> g;
+    const TopkKernels& ref = topk_kernels(simd::Isa::Scalar);
+    for (int dim : {1, 5, 64, 70, 300})
+        for (int m : {1, 3, 11, 12, 13, 61, 100, 192, kTopkMaxBlock})
+            for (int n : {1, 2, 5, 32}) {
+                const std::int64_t ldq = dim + 1;  // rows not contiguous
+                const std::int64_t ps = std::int64_t(dim) * kTopkPanel;
+                std::vector<float> q(std::size_t(m) * ldq), panels(std::size_t(n) * ps), thr(m);
+                for (auto& v : q) v = g(rng);
+                for (auto& v : panels) v = g(rng);
+                // bars around the scores' spread: some rows pass nothing, some a few columns
+                for (auto& v : thr) v = g(rng) * 1.5f * std::sqrt(float(dim));
+                // want[u*n + i]: panel_scores' mask and scores of query u, panel i
+                std::vector<float> want(std::size_t(m) * n * kTopkPanel);
+                std::vector<std::uint32_t> want_masks(std::size_t(m) * n);
+                std::vector<float> one(std::size_t(m) * kTopkPanel);
+                std::vector<std::uint32_t> one_masks(m);
+                for (int i = 0; i < n; ++i) {
+                    ref.panel_scores(q.data(), ldq, m, dim, panels.data() + i * ps, thr.data(), one.data(),
+                                     one_masks.data());
+                    for (int u = 0; u < m; ++u) {
+                        want_masks[std::size_t(u) * n + i] = one_masks[u];
+                        std::memcpy(want.data() + (std::size_t(u) * n + i) * kTopkPanel,
+                                    one.data() + std::size_t(u) * kTopkPanel, kTopkPanel * sizeof(float));
+                    }
+                }
+                const std::size_t cap = std::size_t(m) * n + 1;
+                for_each_path([&](const TopkKernels& kern) {
+                    std::vector<float> got(cap * kTopkPanel, 7.0f);
+                    std::vector<std::int32_t> rows(cap, -1);
+                    std::vector<std::uint32_t> masks(cap, 0xDEADBEEFu);
+                    const std::int64_t h = kern.block_scores(q.data(), ldq, m, dim, panels.data(), n, thr.data(),
+                                                             got.data(), rows.data(), masks.data());
+                    std::vector<std::uint32_t> seen(std::size_t(m) * n, 0);
+                    std::vector<int> last(m, -1);
+                    bool ok = h >= 0 && h <= std::int64_t(m) * n;
+                    for (std::int64_t e = 0; ok && e < h; ++e) {
+                        const std::int32_t w = rows[e];
+                        ok &= w >= 0 && w < m * n && masks[e] != 0 && masks[e] == want_masks[w] && !seen[w];
+                        if (!ok) break;
+                        seen[w] = 1;
+                        ok &= w % n > last[w / n];  // ascending panels per query
+                        last[w / n] = w % n;
+                        ok &= std::memcmp(got.data() + e * kTopkPanel, want.data() + std::size_t(w) * kTopkPanel,
+                                          kTopkPanel * sizeof(float)) == 0;
+                    }
+                    for (std::size_t w = 0; ok && w < seen.size(); ++w) ok &= seen[w] == (want_masks[w] != 0);
+                    TM_CHECK(ok);
+                });
+            }
 }
 
 TM_TEST(topk_self_join_matches_the_general_scan) {

@@ -28,4 +28,14 @@ const simd::Dispatch<ProbeKernels>& probe_kernels_dispatch();
  *  unless 0 < seconds <= 60. */
 double fma_peak_gflops(double seconds, int num_threads = 0);
 
+/** Memory bandwidth on num_threads threads (0 = the global setting), in GB/s: STREAM's
+ *  triad a[i] = b[i] + s c[i] over three float arrays of array_bytes each, split over the
+ *  threads in static blocks (each thread first touches the pages it later streams), best
+ *  pass of those run in about `seconds` (at least two; the first places the pages).  A pass
+ *  counts 3 x array_bytes, STREAM's convention (the write-allocate read of a is not
+ *  counted).  Arrays well beyond the last-level cache measure DRAM, smaller ones that
+ *  cache.  Throws std::invalid_argument unless 0 < seconds <= 60 and
+ *  2^12 <= array_bytes <= 2^34; std::bad_alloc if the arrays cannot be allocated. */
+double triad_gbs(std::int64_t array_bytes, double seconds, int num_threads = 0);
+
 }  // namespace tastemaker

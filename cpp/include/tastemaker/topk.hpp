@@ -7,9 +7,10 @@
  *  identical rankings.  Cosine similarity is this kernel on L2-normalized rows.
  *
  *  The full queries x items score matrix is never materialized: queries are taken in
- *  blocks, items in 32-wide panels (d x 32, packed once per call for large batches),
- *  and each query keeps a running threshold (its k-th best score so far); only items
- *  above it are checked against the exclusions and enter a k-element heap.
+ *  blocks, items in 32-wide panels (d x 32, packed once per call for large batches) read
+ *  in chunks, and each query keeps a running threshold (its k-th best score so far); the
+ *  kernel compares every score with it in registers, and only items above it leave the
+ *  registers, are checked against the exclusions and enter a k-element heap.
  *
  *  Self-join shortcut (similar_items for every item): when `queries` and `items` are the
  *  same pointer, every row excludes exactly itself and there is no allow-list, each
@@ -140,6 +141,18 @@ struct TopkKernels {
      *  greater than thr[u].  panel is dim x 32, row-major.  m <= kTopkMaxBlock. */
     void (*panel_scores)(const float* q, std::int64_t ldq, int m, int dim, const float* panel,
                          const float* thr, float* scores, std::uint32_t* masks) = nullptr;
+    /** m queries (m <= kTopkMaxBlock) against n_panels consecutive panels (panel i at
+     *  panels + i*dim*32), the same scores (same bits) as panel_scores; only what a scan
+     *  needs is written: the (query u, panel i) pairs with a score above thr[u] ("hits").
+     *  Returns the number of hits h; hit e < h is pair hit_rows[e] = u*n_panels + i, with
+     *  mask hit_masks[e] (bit j set iff score(u, i*32 + j) > thr[u]; never 0) and that
+     *  pair's 32 scores at scores[e*32 ...].  Each query's hits come in ascending panel
+     *  order.  Capacity: m*n_panels + 1 entries in each array (a pair is written at the
+     *  next free slot before it is known to be a hit).  Queries go in groups whose rows
+     *  stay in L1 while the panels (a few hundred KB: L2) are read once per group. */
+    std::int64_t (*block_scores)(const float* q, std::int64_t ldq, int m, int dim, const float* panels,
+                                 std::int64_t n_panels, const float* thr, float* scores, std::int32_t* hit_rows,
+                                 std::uint32_t* hit_masks) = nullptr;
     /** max_i |x[i]| over n floats (0 for n == 0); +inf if any value is NaN or inf. */
     float (*finite_absmax)(const float* x, std::int64_t n) = nullptr;
     /** Write the panel of items ids[first + j] (or first + j when ids is null), j < count
@@ -161,7 +174,8 @@ struct TopkKernels {
 
     /** Every function-pointer entry (simd::Dispatch resolves them, the tests check them). */
     static constexpr auto entries() {
-        return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::finite_absmax, &TopkKernels::pack_panel,
+        return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::block_scores, &TopkKernels::finite_absmax,
+                               &TopkKernels::pack_panel,
                                &TopkKernels::column_masks, &TopkKernels::query_scores);
     }
 };

@@ -9,6 +9,9 @@
 //   * panel_scores: a register tile of kTileRows queries x 32 items, one Ops::fma per
 //     factor in factor order (one rounding on every path, std::fma on scalar: scores are
 //     bit-identical across paths), then one compare per vector against each query's bar;
+//   * block_scores: the same tiles over a block of queries x a chunk of panels (the scan of
+//     many queries), query groups in L1 meeting the chunk's panels in L2; only the (query,
+//     panel) pairs with a score above the bar leave as hits, appended without a branch;
 //   * column_masks: the self-join's second compare (each score against the bar of the
 //     item's own row: similar_items for every item scores a pair once, for both rows);
 //   * query_scores: one query against several panels at a time (kQueryGroup panels: the
@@ -57,6 +60,10 @@ constexpr int kQueryGroup = L >= 16 ? 4 : L >= 8 ? 3 : 1;
  *  Xeon at load ~20, 101-110 against 86-106 GFLOP per CPU-second (48 was ~7% ahead in a
  *  kernel-only loop at lower load: the streamed panels are the part the load hurts). */
 constexpr int kQueryBlock = L >= 8 ? 192 : 48;
+/** Bytes of query rows per block_scores group: a quarter of a 48 KB L1, so that the group,
+ *  the panel being read and the next one fit together (64 factors: 60 queries on AVX-512,
+ *  63 on AVX2). */
+constexpr std::int64_t kGroupBytes = 16 * 1024;
 
 // Scores of one tile row into scores[0..32) and its mask against bar t.
 TM_TOPK_INLINE std::uint32_t store_and_mask(const V* acc, V t, float* scores) {
@@ -69,11 +76,23 @@ TM_TOPK_INLINE std::uint32_t store_and_mask(const V* acc, V t, float* scores) {
     return bits;
 }
 
-// M queries (rows q + i * ldq) x one panel.  The unroll pragmas keep acc[][] in registers
-// (without them GCC stores every accumulator once per factor).
-template <int M>
+// Where block_scores appends its hits (see TopkKernels::block_scores).
+struct Hits {
+    float* scores;
+    std::int32_t* rows;
+    std::uint32_t* masks;
+    std::int64_t count;
+};
+
+// M queries (rows q + i * ldq) x one panel, row i's mask against bar thr[i].  kAll
+// (panel_scores): every row's scores to scores[i * 32 ...] and its mask to masks[i].
+// Otherwise (block_scores): each row is appended to `hits` without a branch (its scores and
+// mask written at the next free slot, the count advanced only when a score passes), as
+// hit row `row0 + i * row_step`.  The unroll pragmas keep acc[][] in registers (without
+// them GCC stores every accumulator once per factor).
+template <int M, bool kAll>
 TM_TOPK_INLINE void tile(const float* q, std::int64_t ldq, int dim, const float* panel, const float* thr,
-                         float* scores, std::uint32_t* masks) {
+                         float* scores, std::uint32_t* masks, Hits* hits, std::int32_t row0, std::int32_t row_step) {
     V acc[M][C];
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i)
@@ -89,18 +108,30 @@ TM_TOPK_INLINE void tile(const float* q, std::int64_t ldq, int dim, const float*
         }
     }
 #pragma GCC unroll 16
-    for (int i = 0; i < M; ++i) masks[i] = store_and_mask(acc[i], Ops::broadcast(thr + i), scores + i * kTopkPanel);
+    for (int i = 0; i < M; ++i) {
+        const V t = Ops::broadcast(thr + i);
+        if constexpr (kAll) {
+            masks[i] = store_and_mask(acc[i], t, scores + i * kTopkPanel);
+        } else {
+            const std::int64_t h = hits->count;
+            const std::uint32_t bits = store_and_mask(acc[i], t, hits->scores + h * kTopkPanel);
+            hits->masks[h] = bits;
+            hits->rows[h] = row0 + i * row_step;
+            hits->count = h + (bits != 0);
+        }
+    }
 }
 
-// The last m < kTileRows queries of a block: tile<m>, chosen at compile time.
-template <int R>
+// The last m < kTileRows queries of a group: tile<m>, chosen at compile time.
+template <int R, bool kAll>
 TM_TOPK_INLINE void tile_tail(int m, const float* q, std::int64_t ldq, int dim, const float* panel, const float* thr,
-                              float* scores, std::uint32_t* masks) {
+                              float* scores, std::uint32_t* masks, Hits* hits, std::int32_t row0,
+                              std::int32_t row_step) {
     if constexpr (R > 0) {
         if (m == R)
-            tile<R>(q, ldq, dim, panel, thr, scores, masks);
+            tile<R, kAll>(q, ldq, dim, panel, thr, scores, masks, hits, row0, row_step);
         else
-            tile_tail<R - 1>(m, q, ldq, dim, panel, thr, scores, masks);
+            tile_tail<R - 1, kAll>(m, q, ldq, dim, panel, thr, scores, masks, hits, row0, row_step);
     }
 }
 
@@ -108,8 +139,35 @@ void panel_scores(const float* q, std::int64_t ldq, int m, int dim, const float*
                   float* scores, std::uint32_t* masks) {
     int u = 0;
     for (; u + kTileRows <= m; u += kTileRows)
-        tile<kTileRows>(q + u * ldq, ldq, dim, panel, thr + u, scores + u * kTopkPanel, masks + u);
-    tile_tail<kTileRows - 1>(m - u, q + u * ldq, ldq, dim, panel, thr + u, scores + u * kTopkPanel, masks + u);
+        tile<kTileRows, true>(q + u * ldq, ldq, dim, panel, thr + u, scores + u * kTopkPanel, masks + u, nullptr, 0,
+                              0);
+    tile_tail<kTileRows - 1, true>(m - u, q + u * ldq, ldq, dim, panel, thr + u, scores + u * kTopkPanel, masks + u,
+                                   nullptr, 0, 0);
+}
+
+// A group of queries whose rows stay in L1 (kGroupBytes of them) meets every panel of the
+// chunk (which stays in L2) before the next group; hits are appended in that order, so
+// each query's hits come in ascending panel order.
+std::int64_t block_scores(const float* q, std::int64_t ldq, int m, int dim, const float* panels,
+                          std::int64_t n_panels, const float* thr, float* scores, std::int32_t* hit_rows,
+                          std::uint32_t* hit_masks) {
+    const std::int64_t ps = static_cast<std::int64_t>(dim) * kTopkPanel;
+    const std::int64_t row_bytes = static_cast<std::int64_t>(dim) * sizeof(float) * kTileRows;
+    const int group = static_cast<int>(kGroupBytes / row_bytes > 1 ? kGroupBytes / row_bytes : 1) * kTileRows;
+    const auto n = static_cast<std::int32_t>(n_panels);
+    Hits hits{scores, hit_rows, hit_masks, 0};
+    for (int g = 0; g < m; g += group) {
+        const int end = m - g < group ? m : g + group;
+        for (std::int32_t i = 0; i < n; ++i) {
+            const float* panel = panels + i * ps;
+            int u = g;
+            for (; u + kTileRows <= end; u += kTileRows)
+                tile<kTileRows, false>(q + u * ldq, ldq, dim, panel, thr + u, nullptr, nullptr, &hits, u * n + i, n);
+            tile_tail<kTileRows - 1, false>(end - u, q + u * ldq, ldq, dim, panel, thr + u, nullptr, nullptr, &hits,
+                                            u * n + i, n);
+        }
+    }
+    return hits.count;
 }
 
 void column_masks(const float* scores, int m, const float* thr, std::uint32_t* masks) {
@@ -216,6 +274,7 @@ void pack_panel(const float* items, const std::int32_t* ids, std::int64_t first,
 constexpr TopkKernels table() {
     TopkKernels t{};
     t.panel_scores = panel_scores;
+    t.block_scores = block_scores;
     t.column_masks = column_masks;
     t.query_scores = query_scores;
     t.pack_panel = pack_panel;

@@ -134,6 +134,8 @@ class SyntheticStreaming:
         The account's second persona is a child (who watches family titles only).
     explore : float
         The generator's ``explore`` rate.
+    taste_concentration : float
+        The generator's ``taste_concentration`` (the Dirichlet prior of preferences).
     genres : tuple of str, the taste dimensions' names.
     event_weights : dict
         Suggested weights for :meth:`Interactions.from_frame`
@@ -152,10 +154,11 @@ class SyntheticStreaming:
     persona_hours: np.ndarray
     child: np.ndarray = None
     explore: float = 0.1
+    taste_concentration: float = 0.25
     genres: tuple = GENRES
     event_weights: dict = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
 
-    def pick_probability(self, users, persona) -> np.ndarray:
+    def pick_probability(self, users, persona, observed=None) -> np.ndarray:
         """The generator's own probability that a pick of ``persona`` (0 or 1) of each
         account in ``users`` is each title: shape (len(users), n_items).
 
@@ -164,18 +167,43 @@ class SyntheticStreaming:
         by popularity alone.  What an oracle would rank by (bench/shared_accounts.py's
         ceilings); ``persona`` may be an array (one per account) or a preference matrix
         ``(len(users), n_genres)`` of adult mixtures.
+
+        ``observed`` (a sequence of item-id arrays, one per account): replace the true
+        preference by what those picks tell about it, everything else of the generator
+        known -- the posterior mean under the generator's
+        ``Dirichlet(taste_concentration)`` prior, each pick's genre (or its being an
+        exploring pick) a latent variable (EM to a fixed point).  The oracle of a
+        method that sees only the persona's picks but knows the catalog exactly (every
+        title's popularity and genres, who is a child): no picks give the prior's
+        preference, many approach the true one.
         """
         users = np.asarray(users, dtype=np.int64).ravel()
+        if users.size and (users.min() < 0 or users.max() >= self.shared.size):
+            raise ValueError(f"users: expected account ids in [0, {self.shared.size}), got "
+                             f"{int(users.min())}..{int(users.max())}")
         g = self.item_tastes > 0
         child = np.zeros(self.shared.size, dtype=bool) if self.child is None else self.child
         pop = self.item_popularity
         persona = np.asarray(persona)
         if persona.ndim == 2:
+            if persona.shape != (users.size, g.shape[1]):
+                raise ValueError(f"persona: expected shape {(users.size, g.shape[1])} for a "
+                                 f"preference matrix, got {persona.shape}")
             pref, kid = persona, np.zeros(users.size, dtype=bool)
         else:
+            if persona.dtype.kind not in "iub" or not np.isin(persona, (0, 1)).all():
+                raise ValueError(f"persona: expected 0 or 1 (one or one per account), got "
+                                 f"{persona!r}")
             who = np.broadcast_to(persona, users.shape).astype(np.int64)
             pref = self.persona_tastes[users, who]
             kid = child[users] & (who == 1)
+        if observed is not None:
+            if isinstance(observed, (str, bytes)) or len(observed) != users.size:
+                raise ValueError(f"observed: expected one array of item ids per account "
+                                 f"({users.size}), got {type(observed).__name__}")
+            observed = [np.asarray(o, dtype=np.int64).ravel() for o in observed]
+            if any(o.size and (o.min() < 0 or o.max() >= g.shape[0]) for o in observed):
+                raise ValueError(f"observed: item ids must be in [0, {g.shape[0]})")
         out = np.empty((users.size, g.shape[0]))
         for is_kid in (False, True):
             sel = kid == is_kid
@@ -184,10 +212,30 @@ class SyntheticStreaming:
             ok = _family_titles(g) if is_kid else np.ones(g.shape[0], dtype=bool)
             gw = (g & ok[:, None]) * pop[:, None]
             gsum = gw.sum(axis=0)
+            given = gw / np.where(gsum > 0, gsum, 1.0)  # P(title | genre), (n_items, G)
             expl = pop * ok / (pop * ok).sum()
-            out[sel] = ((1 - self.explore) * (pref[sel] / np.where(gsum > 0, gsum, 1.0)) @ gw.T
-                        + self.explore * expl)
+            p = pref[sel]
+            if observed is not None:
+                p = np.stack([self._posterior_preference(o, given, expl)
+                              for o, s_ in zip(observed, sel) if s_])
+            out[sel] = (1 - self.explore) * p @ given.T + self.explore * expl
         return out
+
+    def _posterior_preference(self, items, given, expl, iterations=200) -> np.ndarray:
+        """Posterior mean genre preference from observed picks (see pick_probability)."""
+        alpha = np.full(given.shape[1], self.taste_concentration)
+        pref = alpha / alpha.sum()
+        like = given[items]  # (n, G)
+        for _ in range(iterations if items.size else 0):
+            num = (1 - self.explore) * like * pref
+            tot = num.sum(axis=1, keepdims=True) + self.explore * expl[items][:, None]
+            resp = num / np.where(tot > 0, tot, 1.0)
+            new = (alpha + resp.sum(axis=0)) / (alpha.sum() + resp.sum())
+            if np.abs(new - pref).max() < 1e-10:
+                pref = new
+                break
+            pref = new
+        return pref
 
     def item_features(self, **kwargs):
         """The catalog as :class:`~tastemaker.ItemFeatures`: genres, cast (multi-valued),
@@ -549,4 +597,5 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
                               persona_tastes=persona, item_tastes=item_tastes,
                               item_popularity=pop, shared=shared,
                               persona_devices=persona_devices, persona_hours=peak,
-                              child=child, explore=explore)
+                              child=child, explore=explore,
+                              taste_concentration=taste_concentration)

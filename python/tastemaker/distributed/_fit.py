@@ -23,6 +23,11 @@ from ._ingest import build_blocks
 __all__ = ["fit_als"]
 
 _SPLITTABLE = ("PCG64", "PCG64DXSM")  # bit generators with advance()
+# The solve's fixed work per row in stored entries' worth, to balance the blocks (every
+# half-step waits for its slowest block).  Measured with one thread on the ML-20M-shaped
+# synthetic matrix at 32 and 64 factors (time = a * rows + b * entries, fitted over rows
+# of 5 to 5,000 entries): CG 13-24, Cholesky 56-64; it hardly moves with the factors.
+_ROW_COST = {"cg": 20.0, "cholesky": 60.0}
 
 
 # --------------------------------------------------------------------------- tasks
@@ -73,6 +78,19 @@ def _rows(state: tuple, needs: list, b: int) -> tuple:
     return (y if sel is None else y[sel]), gram
 
 
+def _need_counts(needs: list) -> list:
+    """How many of this block's rows each block of the other side needs (None: all)."""
+    return [None if sel is None else len(sel) for sel in needs]
+
+
+# A block that needs at least this share of another worker's block receives the whole
+# block and picks its rows itself, instead of a task on the sender picking them: one
+# task and one scheduler round trip less on every half-step's critical path, for at most
+# 1 / _WHOLE_SHARE times the bytes of that pair.  On one machine with two workers a
+# block touches nearly every row of the other (ML-20M shape: 95%).
+_WHOLE_SHARE = 0.5
+
+
 def _compact(m: sp.csr_matrix) -> sp.csr_matrix:
     """The block with its columns renumbered 0.. over the columns it has entries in, in
     order: the rows of the other side it receives (blocks are contiguous ranges, so the
@@ -99,27 +117,44 @@ def _solve_block(m, current, p, *parts):
 
     ``parts`` has one entry per block of the other side, in order: ``(rows, gram)`` made
     by :func:`_rows` on that block's worker (only the rows this block touches travel), or
-    ``("here", state, needs)`` for a block on this worker, picked here.  The rows are concatenated
-    once (on huge pages, as ALS.fit has them) and the Grams summed in block order, so
-    every block solves with the same Gram."""
+    ``("pick", state, needs)``: that block's whole state (on this worker, or received
+    whole), whose rows this block needs are picked here.  The rows are gathered once
+    into one array (on huge pages, as ALS.fit has them) and the Grams summed in block
+    order, so every block solves with the same Gram."""
     b = p["block"]
-    picked = [_rows(part[1], part[2], b) if len(part) == 3 else part for part in parts]
     x = current[0]
-    out = x.copy()  # the start of CG, and a task must not write into its inputs
+    # the start of CG (a task must not write into its inputs), on a 64-byte line as
+    # ALS.fit's factors are: a copy by NumPy, or a block as received, may start 16
+    # bytes in, and then every row the kernel loads and stores straddles cache lines
+    out = zeros(x.shape)
+    out[...] = x
     if m.shape[0]:
-        pieces = [rows for rows, _ in picked]
-        if len(pieces) == 1:
-            other = pieces[0]
+        pieces = []  # (source rows, selection or None)
+        for part in parts:
+            if len(part) == 3:
+                pieces.append((part[1][0], part[2][b]))
+            else:
+                pieces.append((part[0], None))
+        grams = [part[1][1] if len(part) == 3 else part[1] for part in parts]
+        sizes = [y.shape[0] if sel is None else len(sel) for y, sel in pieces]
+        if len(pieces) == 1 and pieces[0][1] is None:
+            other = pieces[0][0]
         else:
-            other = zeros((sum(y.shape[0] for y in pieces), out.shape[1]))
-            np.concatenate(pieces, out=other)
+            other = zeros((sum(sizes), out.shape[1]))
+            at = 0
+            for (y, sel), n in zip(pieces, sizes):
+                if sel is None:
+                    other[at:at + n] = y
+                else:
+                    np.take(y, sel, axis=0, out=other[at:at + n])
+                at += n
         if other.shape[0] != m.shape[1]:  # _needs and _compact disagree: a bug, not input
             raise RuntimeError(f"fit_als: a block needs {m.shape[1]} rows of the other side "
                                f"and received {other.shape[0]}")
         if other.shape[0] == 0:  # no entries at all: the kernel still wants one row
             other = np.zeros((1, out.shape[1]), dtype=np.float32)
-        gram = picked[0][1].copy()
-        for _, g in picked[1:]:
+        gram = grams[0].copy()
+        for g in grams[1:]:
             gram += g
         q = dict(p, num_threads=_threads(p))
         ALS(solver=p["solver"])._solve(m, other, out, q, p["solver"], gram)
@@ -162,6 +197,9 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
         As :meth:`tastemaker.Interactions.from_frame` (same meaning, same defaults).
     n_blocks : int, optional
         Blocks per side (default: one per worker); block b lives on worker b % workers.
+        Blocks are contiguous ranges of rows holding about equal work: a row's stored
+        entries plus the solve's fixed cost per row (about 20 entries' worth for CG, 60
+        for Cholesky).
     show_progress : bool, default True
         Print the dashboard link and show a tqdm bar with one step per iteration.
     callback : callable, optional
@@ -193,10 +231,12 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     **Traffic per iteration**: a half-step sends each block only the rows of the other
     side's blocks that its entries touch (Spark's out-blocks; nothing from the blocks on
     its own worker), each piece with its block's partial f x f Gram (float64), which
-    the task that made the block computed once: (W - 1) x (n_users + n_items) x f x 4
-    bytes at most (every block touching every row), less on sparse data, plus
-    2 W (W - 1) f^2 x 8.  Tasks per half-step: one per block, plus one per pair of
-    blocks on different workers (it picks the rows to send where they are).
+    the task that made the block computed once; a block that touches at least half of
+    another worker's block receives that block whole and picks its rows itself.  So at
+    most (W - 1) x (n_users + n_items) x f x 4 bytes (every block touching every row),
+    less on sparse data, plus 2 W (W - 1) f^2 x 8.  Tasks per half-step: one per block,
+    plus one per pair of blocks on different workers where the receiver touches fewer
+    than half of the sender's rows (it picks them where they are).
 
     **Faults**: a worker that dies is replaced by Dask, which recomputes what was lost
     from its lineage (back to the data read if need be).  Tasks never modify their
@@ -230,7 +270,7 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
                           aggregate=aggregate, half_life=half_life,
                           reference_time=reference_time, transform=transform,
                           min_user_count=min_user_count, min_item_count=min_item_count,
-                          n_blocks=n_blocks)
+                          n_blocks=n_blocks, row_cost=_ROW_COST[model.solver])
     if isinstance(model.regularization, str):  # "auto": from the whole matrix, as fit does
         parts = client.gather([client.submit(_confidence_mass, m) for m in blocks.users])
         model.regularization_ = _auto_regularization(sum(mp[0] for mp in parts),
@@ -279,13 +319,26 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     items = [client.submit(_compact, m, **pinned(c)) for c, m in enumerate(blocks.items)]
     del blocks.users, blocks.items
 
-    def half_step(mats, current, others, needs):
+    def whole(needs, bounds):
+        """whole[c][b]: block b of the other side takes block c whole and picks its rows
+        itself (same worker, or it needs at least _WHOLE_SHARE of them)."""
+        counts = client.gather([client.submit(_need_counts, nd, **pinned(c))
+                                for c, nd in enumerate(needs)])
+        return [[on[c % len(on)] == on[b % len(on)] or n is None
+                 or n >= _WHOLE_SHARE * (bounds[c + 1] - bounds[c])
+                 for b, n in enumerate(row)] for c, row in enumerate(counts)]
+
+    whole_users = whole(user_needs, ub)  # [user block][item block]
+    whole_items = whole(item_needs, ib)
+
+    def half_step(mats, current, others, needs, take_whole):
         """Solve every block of one side against the other side's current factors: per
-        block one task, plus one per block of the other side on another worker (picks
-        the rows to send where they are).  No task builds the whole side or its Gram."""
+        block one task, plus one per block of the other side on another worker of which
+        it needs only a few rows (picks them where they are).  No task builds the whole
+        side or its Gram."""
         return [client.submit(
             _solve_block, m, x, dict(p, block=b),
-            *[("here", y, needs[c]) if on[c % len(on)] == on[b % len(on)]
+            *[("pick", y, needs[c]) if take_whole[c][b]
               else client.submit(_rows, y, needs[c], b, **pinned(c))
               for c, y in enumerate(others)], **pinned(b))
             for b, (m, x) in enumerate(zip(mats, current))]
@@ -294,8 +347,8 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     # t + 1 waits only on its inputs, never on the client; the bar follows each iteration.
     done = []
     for _ in range(p["iterations"]):
-        X = half_step(users, X, Y, item_needs)
-        Y = half_step(items, Y, X, user_needs)
+        X = half_step(users, X, Y, item_needs, whole_items)
+        Y = half_step(items, Y, X, user_needs, whole_users)
         done.append(X + Y)
     start = time.perf_counter()
     with tqdm(total=p["iterations"], disable=not show_progress, desc="ALS (dask)") as bar:

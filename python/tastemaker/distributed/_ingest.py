@@ -10,14 +10,16 @@ Steps (P partitions, W user blocks and W item blocks, block b pinned to worker b
 1. id maps: distributed ``value_counts`` of the user and item columns; the client sorts
    the unique ids (the order ``Interactions`` uses) and copies them to every worker
    (broadcast) as the ``pd.Index`` lookups of ``Interactions.user_index``; the event
-   counts place the block boundaries so that blocks hold about equal numbers of events.
+   counts place the user block boundaries so that blocks hold about equal work (each
+   row costs its entries plus ``row_cost``, the solve's fixed work per row);
 2. each partition: ids -> dense codes (``id_positions``, as ``Interactions``), per-event
    strength (value x event weight x recency decay), split by user block;
 3. each user block: its pieces from every partition, in partition order, aggregated per
    (user, item) pair; the k-core filter runs in rounds (item counts summed over blocks);
    ids are relabelled; the transform uses whole-matrix statistics summed over blocks;
-4. each user block becomes a CSR (its users x all items) and sends its entries, split by
-   item block, to the item blocks (CSR of their items x all users).
+4. each user block becomes a CSR (its users x all items); the item block boundaries
+   balance the same work, counted from the stored entries; each user block sends its
+   entries, split by item block, to the item blocks (CSR of their items x all users).
 """
 
 from __future__ import annotations
@@ -103,8 +105,15 @@ def _split(key: np.ndarray, bounds: np.ndarray, arrays):
             for b in range(len(bounds) - 1)]
 
 
-def _balanced_bounds(counts: np.ndarray, n_blocks: int) -> np.ndarray:
-    """Row boundaries of ``n_blocks`` contiguous blocks holding about equal counts."""
+def _balanced_bounds(counts: np.ndarray, n_blocks: int, row_cost: float = 0.0) -> np.ndarray:
+    """Row boundaries of ``n_blocks`` contiguous blocks holding about equal work, a row
+    costing ``counts[row] + row_cost`` (its entries plus the solve's fixed work per row,
+    in entries' worth).  Blocks are solved in parallel and each half-step waits for the
+    slowest, so work, not entries, is what must be even: with ``row_cost = 0`` a block of
+    many short rows takes longer than one of few long rows with the same entries."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if row_cost:
+        counts = counts + row_cost
     n = len(counts)
     n_blocks = max(1, min(n_blocks, n))
     cum = np.cumsum(counts, dtype=np.float64)
@@ -162,6 +171,10 @@ def _aggregate_block(start, n_items, aggregate, *pieces):
 
 def _item_counts(block, n_items):
     return np.bincount(block["i"][block["keep"]], minlength=n_items)
+
+
+def _column_counts(m: sp.csr_matrix) -> np.ndarray:
+    return np.bincount(m.indices, minlength=m.shape[1])
 
 
 def _kcore_round(block, icount, n_rows, min_u, min_i):
@@ -286,9 +299,11 @@ class Blocks:
 def build_blocks(client, events, *, user="user", item="item", value=None, event=None,
                  timestamp=None, event_weights=None, aggregate="sum", half_life=None,
                  reference_time=None, transform=None, min_user_count=1, min_item_count=1,
-                 n_blocks=None) -> Blocks:
+                 n_blocks=None, row_cost=0.0) -> Blocks:
     """The weighted matrix of an event log as user and item blocks pinned to workers;
-    options as :meth:`tastemaker.Interactions.from_frame`."""
+    options as :meth:`tastemaker.Interactions.from_frame`.  ``row_cost``: the solve's
+    fixed work per row in entries' worth, for balancing the blocks (see
+    :func:`_balanced_bounds`)."""
     from distributed import wait
 
     columns = {"user": user, "item": item, "value": value, "event": event,
@@ -325,12 +340,12 @@ def build_blocks(client, events, *, user="user", item="item", value=None, event=
     if int(got[0].sum()) == 0:
         raise ValueError("events: no events (the frame is empty)")
     user_ids, user_counts = _id_map(got[0], names["user"])
-    item_ids, item_counts = _id_map(got[1], names["item"])
+    item_ids, _ = _id_map(got[1], names["item"])
     reference = None
     if half_life_s is not None:
         reference = (float(got[2]) if reference_time is None
                      else _time_value(reference_time, "reference_time"))
-    ubounds = _balanced_bounds(user_counts, W)
+    ubounds = _balanced_bounds(user_counts, W, row_cost)
     n_items0 = len(item_ids)
     uid_f, iid_f = broadcast(client, pd.Index(user_ids), pd.Index(item_ids))
 
@@ -396,9 +411,11 @@ def build_blocks(client, events, *, user="user", item="item", value=None, event=
              for b, blk in enumerate(blocks)]
     del blocks
 
-    # 4. item blocks: the transpose, by item block
-    ibounds = _balanced_bounds(item_counts if user_keep is None else
-                               item_counts[np.flatnonzero(used_i)], W)
+    # 4. item blocks: the transpose, by item block, balanced by the stored entries (not
+    # the events: a title played again and again has one entry per user)
+    entries_per_item = np.sum(client.gather([client.submit(_column_counts, m)
+                                             for m in users]), axis=0)
+    ibounds = _balanced_bounds(entries_per_item, W, row_cost)
     Wi = len(ibounds) - 1
     to_items = [client.submit(_to_item_blocks, m, int(ubounds[b]), ibounds, pure=False)
                 for b, m in enumerate(users)]

@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import check_csr, check_int
+from .._validation import check_int
+from ..models.base import _as_user_items
 from . import metrics as _m
 
 __all__ = ["evaluate", "EVALUATE_METRICS"]
@@ -30,15 +31,6 @@ _DEFAULT_METRICS = ("precision", "recall", "map", "map_full", "ndcg", "mrr", "hi
                     "coverage", "novelty", "arp", "personalization")
 
 _BASELINE_NAME = "Popularity"
-
-
-def _as_csr(data, name: str, shape=None) -> sp.csr_matrix:
-    if not sp.issparse(data) and hasattr(data, "to_csr"):
-        data = data.to_csr()
-    elif not sp.issparse(data):
-        raise ValueError(f"{name}: expected a tastemaker.Interactions or a users x items scipy "
-                         f"sparse matrix, got {type(data).__name__}")
-    return check_csr(data, name, shape=shape, allow_empty=True)
 
 
 def _check_ks(k) -> tuple[int, ...]:
@@ -172,8 +164,8 @@ def evaluate(models, train, test, k=(10, 20), metrics=None, *, show_progress: bo
         if not callable(getattr(model, "recommend", None)):
             raise ValueError(f"models[{name!r}]: {type(model).__name__} has no recommend method")
     train_data = train
-    train = _as_csr(train, "train")
-    test = _as_csr(test, "test", shape=train.shape)
+    train = _as_user_items(train, "train", allow_empty=True)
+    test = _as_user_items(test, "test", shape=train.shape, allow_empty=True)
     n_users, n_items = train.shape
     ks = _check_ks(k)
     names = _check_metrics(metrics, item_features is not None,

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import check_csr, check_dense, check_int
+from .._validation import check_csr, check_dense, check_ids, check_int
 
 __all__ = [
     "RANKING_METRICS",
@@ -110,17 +110,11 @@ def _check_users(users, n_rows: int, n_users: int) -> np.ndarray:
                 f"users: required when recommended has {n_rows} rows but test has {n_users} "
                 f"users")
         return np.arange(n_rows, dtype=np.int64)
-    arr = np.asarray(users)
-    if arr.ndim != 1 or arr.shape[0] != n_rows:
+    shape = np.shape(users)
+    if len(shape) != 1 or shape[0] != n_rows:
         raise ValueError(f"users: expected a 1-D array of {n_rows} user ids (one per row of "
-                         f"recommended), got shape {arr.shape}")
-    if arr.size and arr.dtype.kind not in "iu":
-        raise ValueError(f"users: expected integer ids, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64, copy=False)
-    if arr.size and (arr.min() < 0 or arr.max() >= n_users):
-        bad = arr[(arr < 0) | (arr >= n_users)][0]
-        raise ValueError(f"users: id {int(bad)} out of range [0, {n_users})")
-    return arr
+                         f"recommended), got shape {shape}")
+    return check_ids(users, "users", n_users, allow_scalar=False)[0]
 
 
 def _nonzero_csr(matrix, name: str, shape=None, positive: bool = False) -> sp.csr_matrix:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import check_csr, check_int, check_random_state
+from .._validation import check_int, check_random_state
+from ..models.base import _as_user_items
 from .evaluate import EVALUATE_METRICS
 
 __all__ = ["tune", "TuneResult", "SEARCH_SPACES"]
@@ -97,15 +98,6 @@ class TuneResult:
     metric: str
     trials: Any
     study: Any = field(repr=False)
-
-
-def _as_csr(data, name: str, shape=None) -> sp.csr_matrix:
-    if not sp.issparse(data) and hasattr(data, "to_csr"):
-        data = data.to_csr()
-    elif not sp.issparse(data):
-        raise ValueError(f"{name}: expected a tastemaker.Interactions or a users x items "
-                         f"scipy sparse matrix, got {type(data).__name__}")
-    return check_csr(data, name, shape=shape, allow_empty=True)
 
 
 def _parse_metric(metric) -> tuple[str, int | None, str]:
@@ -334,8 +326,8 @@ def tune(model_class, train, validation, metric: str = "ndcg@10", n_trials: int 
     model_name = model_class.__name__
     accepted = _constructor_params(model_class)
     name, k, direction = _parse_metric(metric)
-    train_m = _as_csr(train, "train")
-    val_m = _as_csr(validation, "validation", shape=train_m.shape)
+    train_m = _as_user_items(train, "train", allow_empty=True)
+    val_m = _as_user_items(validation, "validation", shape=train_m.shape, allow_empty=True)
     if val_m.nnz == 0:
         raise ValueError("validation: has no interactions to score")
     if n_trials is not None:

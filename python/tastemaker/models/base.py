@@ -482,6 +482,8 @@ class FactorModel(Model):
         """
         m = _checked_rows(matrix, name, n_cols)
         if m.shape[0] == n_rows_model and (not len(ids) or ids.max() < n_rows_model):
+            if len(ids) == n_rows_model and len(ids) and ids[0] == 0 and (np.diff(ids) == 1).all():
+                return m  # every row in order (recommend for all users): m[ids] would copy it
             return m[ids]
         if m.shape[0] == len(ids):
             return m
