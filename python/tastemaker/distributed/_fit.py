@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import numpy as np
@@ -83,12 +84,13 @@ def _need_counts(needs: list) -> list:
     return [None if sel is None else len(sel) for sel in needs]
 
 
-# A block that needs at least this share of another worker's block receives the whole
-# block and picks its rows itself, instead of a task on the sender picking them: one
-# task and one scheduler round trip less on every half-step's critical path, for at most
-# 1 / _WHOLE_SHARE times the bytes of that pair.  On one machine with two workers a
-# block touches nearly every row of the other (ML-20M shape: 95%).
-_WHOLE_SHARE = 0.5
+# A block receives another worker's block whole and picks its rows itself, instead of a
+# task on the sender picking them, when the rows it does not need add at most this many
+# bytes: one task and one scheduler round trip less on the half-step's critical path
+# (milliseconds) for at most 1 MiB more (about a millisecond at 10 Gbit/s).  With two
+# workers on the ML-20M shape a block touches all but a few rows of the other; at 1B
+# interactions on 16 workers about 88%, and there the rows are picked by the sender.
+_WHOLE_EXTRA_BYTES = 1 << 20
 
 
 def _compact(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -109,6 +111,21 @@ def _compact(m: sp.csr_matrix) -> sp.csr_matrix:
 
 def _empty_rows(m: sp.csr_matrix) -> np.ndarray:
     return np.flatnonzero(np.diff(m.indptr) == 0)
+
+
+_scratch = threading.local()
+
+
+def _gather_buffer(n: int, f: int) -> np.ndarray:
+    """An (n, f) float32 array (64-byte aligned, on huge pages where possible) for the rows
+    a solve gathers, kept by the worker thread for its next solves: a fresh one every
+    half-step cost about 30,000 page faults per iteration at ML-20M scale on 2 workers
+    (6-8% of the solve tasks' CPU time).  A task only reads it while it runs."""
+    buf = getattr(_scratch, "rows", None)
+    if buf is None or buf.shape[1] != f or buf.shape[0] < n:
+        buf = zeros((max(n, 1), f))
+        _scratch.rows = buf
+    return buf[:n]
 
 
 def _solve_block(m, current, p, *parts):
@@ -140,7 +157,7 @@ def _solve_block(m, current, p, *parts):
         if len(pieces) == 1 and pieces[0][1] is None:
             other = pieces[0][0]
         else:
-            other = zeros((sum(sizes), out.shape[1]))
+            other = _gather_buffer(sum(sizes), out.shape[1])
             at = 0
             for (y, sel), n in zip(pieces, sizes):
                 if sel is None:
@@ -223,20 +240,22 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
     row; columns renumbered over the rows of the other side they touch), its own factor
     blocks (rows x f x 4), for each block of the other side the list of its rows that
     block needs (8 bytes each, once), and during a half-step the rows of the other side
-    its block touches twice, as received and concatenated (at most 2 x n_other x f x 4),
-    plus the new block and f x f float64 Grams.  The ingest holds, per worker, its
+    its block touches twice, as received and gathered into one array (at most
+    2 x n_other x f x 4; the gathered array is kept per worker thread for the next
+    half-steps), plus the new block and f x f float64 Grams.  The ingest holds, per worker, its
     partitions' events and its block's aggregated entries (about 40 bytes per event)
     once, before the iterations start.
 
     **Traffic per iteration**: a half-step sends each block only the rows of the other
     side's blocks that its entries touch (Spark's out-blocks; nothing from the blocks on
     its own worker), each piece with its block's partial f x f Gram (float64), which
-    the task that made the block computed once; a block that touches at least half of
-    another worker's block receives that block whole and picks its rows itself.  So at
+    the task that made the block computed once; a block that touches all but a few rows
+    of another worker's block (the others would add at most 1 MiB) receives that block
+    whole and picks its rows itself.  So at
     most (W - 1) x (n_users + n_items) x f x 4 bytes (every block touching every row),
     less on sparse data, plus 2 W (W - 1) f^2 x 8.  Tasks per half-step: one per block,
-    plus one per pair of blocks on different workers where the receiver touches fewer
-    than half of the sender's rows (it picks them where they are).
+    plus one per pair of blocks on different workers that sends only the touched rows
+    (it picks them where they are).
 
     **Faults**: a worker that dies is replaced by Dask, which recomputes what was lost
     from its lineage (back to the data read if need be).  Tasks never modify their
@@ -321,11 +340,11 @@ def fit_als(client, events, *, user="user", item="item", value=None, event=None,
 
     def whole(needs, bounds):
         """whole[c][b]: block b of the other side takes block c whole and picks its rows
-        itself (same worker, or it needs at least _WHOLE_SHARE of them)."""
+        itself (same worker, or the rows it does not need are few: _WHOLE_EXTRA_BYTES)."""
         counts = client.gather([client.submit(_need_counts, nd, **pinned(c))
                                 for c, nd in enumerate(needs)])
         return [[on[c % len(on)] == on[b % len(on)] or n is None
-                 or n >= _WHOLE_SHARE * (bounds[c + 1] - bounds[c])
+                 or (bounds[c + 1] - bounds[c] - n) * f * 4 <= _WHOLE_EXTRA_BYTES
                  for b, n in enumerate(row)] for c, row in enumerate(counts)]
 
     whole_users = whole(user_needs, ub)  # [user block][item block]
