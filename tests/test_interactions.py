@@ -156,7 +156,7 @@ def _np_transform(dense, method, **p):
         return x * idf[None, :]
     k1, b = p.get("k1", 1.2), p.get("b", 0.75)
     length = m.sum(axis=1)
-    avg = length[mask.any(axis=1)].mean()
+    avg = length.mean()  # over every row: the collection N counts, empty rows included
     out = s * idf[None, :] * m * (k1 + 1) / (m + k1 * (1 - b + b * length[:, None] / avg))
     return np.where(mask, out, 0.0)
 
@@ -171,6 +171,11 @@ def test_transforms_match_numpy_reference(method, params):
     ref = _np_transform(dense, method, **params)
     out = apply_transform(sp.csr_matrix(dense), method, **params)
     np.testing.assert_allclose(out.toarray(), ref, rtol=1e-5, atol=1e-6)
+    # an empty row is a document of the collection: counted in N and in the average length
+    with_empty = dense.copy()
+    with_empty[7] = 0
+    np.testing.assert_allclose(apply_transform(sp.csr_matrix(with_empty), method, **params).toarray(),
+                               _np_transform(with_empty, method, **params), rtol=1e-5, atol=1e-6)
     # the same through Interactions
     r, c = np.nonzero(dense)
     X = Interactions.from_arrays(r, c, values=dense[r, c]).transform(method, **params)

@@ -53,7 +53,7 @@ def _dense_similarity(X: np.ndarray, kind: str, K1=1.2, B=0.75) -> np.ndarray:
         idf = np.log(n_items) - np.log1p(df)
         if kind == "bm25":
             length = np.abs(X).sum(axis=0)  # per item: items are the documents
-            avg = length[length > 0].mean()  # over the items with interactions
+            avg = length.mean()  # over the whole collection, empty items included
             norm = K1 * ((1 - B) + B * length / avg)
             W = np.where(X != 0, X * (K1 + 1) / (X + norm[None, :]), 0.0) * idf[:, None]
             return W.T @ W
@@ -90,7 +90,10 @@ def _reference_recommend(rows: np.ndarray, G: np.ndarray, N: int, exclude_seen=T
 # --------------------------------------------------------------- numerics
 @pytest.mark.parametrize("kind", ["cosine", "bm25", "tfidf", "jaccard"])
 def test_graph_matches_dense_reference(kind):
-    X = _random_matrix(1)
+    X = _random_matrix(1).tolil()
+    X[:, 3] = 0  # an empty item: in BM25's collection with length 0
+    X = X.tocsr()
+    X.eliminate_zeros()
     K = 6
     model = tm.ItemKNN(K=K, similarity=kind).fit(X)
     ref = _top_k_graph(_dense_similarity(X.toarray(), kind), K)
@@ -176,7 +179,10 @@ def test_similar_items_and_thread_determinism():
 
 def test_matches_implicit_similarity():
     implicit_nn = pytest.importorskip("implicit.nearest_neighbours")
-    X = _random_matrix(5, n_users=50, n_items=30, integer=True)
+    X = _random_matrix(5, n_users=50, n_items=30, integer=True).tolil()
+    X[:, [4, 17]] = 0  # empty catalog items: both libraries count them in BM25's avglen
+    X = X.tocsr()
+    X.eliminate_zeros()
     n = X.shape[1]
     for ours, theirs in (("cosine", implicit_nn.CosineRecommender(K=n, num_threads=1)),
                          ("bm25", implicit_nn.BM25Recommender(K=n, num_threads=1))):

@@ -101,6 +101,58 @@ TM_TEST(knn_build_matches_brute_force) {
     }
 }
 
+// Rows with hundreds of candidates go through the build's running threshold (its buffer
+// holds max(4K, 256) keys): the kept neighbours must still be exactly the K best.
+TM_TEST(knn_build_long_rows_match_brute_force) {
+    const int nu = 40, ni = 700;
+    const auto d = random_dense(7, nu, ni, 0.3);
+    const Csr W = from_dense(d, nu, ni), Wt = from_dense(transpose(d, nu, ni), ni, nu);
+    std::vector<float> S(static_cast<std::size_t>(ni) * ni, 0.0f);  // exact: small integers
+    for (int u = 0; u < nu; ++u)
+        for (int i = 0; i < ni; ++i)
+            if (d[u * ni + i] != 0)
+                for (int j = 0; j < ni; ++j) S[i * ni + j] += d[u * ni + i] * d[u * ni + j];
+    for (int K : {1, 3, 70}) {
+        const KnnGraph g = knn_build(W.view(), Wt.view(), K, KnnScore::Dot, 2);
+        for (int i = 0; i < ni; ++i) {
+            std::vector<std::pair<float, int>> ref, got;
+            for (int j = 0; j < ni; ++j)
+                if (j != i && S[i * ni + j] > 0) ref.push_back({-S[i * ni + j], j});
+            std::sort(ref.begin(), ref.end());
+            ref.resize(std::min<std::size_t>(ref.size(), static_cast<std::size_t>(K)));
+            for (auto t = g.indptr[i]; t < g.indptr[i + 1]; ++t) got.push_back({-g.data[t], g.indices[t]});
+            std::sort(got.begin(), got.end());
+            TM_CHECK(got == ref);
+        }
+    }
+}
+
+// Sparse rows list an item when its running sum is 0: with signed values a sum can
+// cancel to exactly 0 and grow again, listing the item twice.  It must appear once,
+// with its full sum; ties at the cut go to the lower id.
+TM_TEST(knn_build_sum_that_cancels_and_ties) {
+    // users x items; item 0's users 0-2 give item 1 the partial sums 1, 0, 2
+    const int nu = 3, ni = 40;
+    std::vector<float> d(nu * ni, 0.0f);
+    d[0 * ni + 0] = d[1 * ni + 0] = d[2 * ni + 0] = 1.0f;
+    d[0 * ni + 1] = 1.0f;
+    d[1 * ni + 1] = -1.0f;
+    d[2 * ni + 1] = 2.0f;
+    d[0 * ni + 2] = 1.0f;  // items 2 and 3 tie with s = 1 against item 0
+    d[2 * ni + 3] = 1.0f;
+    const Csr W = from_dense(d, nu, ni), Wt = from_dense(transpose(d, nu, ni), ni, nu);
+    for (int threads : {1, 2}) {
+        const KnnGraph g = knn_build(W.view(), Wt.view(), 2, KnnScore::Dot, threads);
+        std::vector<std::pair<float, int>> row0;
+        for (auto t = g.indptr[0]; t < g.indptr[1]; ++t) row0.push_back({-g.data[t], g.indices[t]});
+        std::sort(row0.begin(), row0.end());
+        TM_CHECK(row0.size() == 2u);
+        TM_CHECK(row0[0].second == 1 && row0[0].first == -2.0f);
+        TM_CHECK(row0[1].second == 2 && row0[1].first == -1.0f);
+        TM_CHECK(g.self[0] == 3.0f && g.self[1] == 6.0f);
+    }
+}
+
 TM_TEST(knn_recommend_matches_brute_force) {
     const int nu = 25, ni = 20, K = 6, k = 7;
     const auto d = random_dense(11, nu, ni, 0.25);

@@ -20,6 +20,15 @@ bm25       ``sign(x) * idf(item) * |x| (k1 + 1) / (|x| + k1 (1 - b + b len(u) / 
 ``bm25`` take ``idf_offset`` (default 0): ``idf = log(n_users / (df + idf_offset))``;
 1 gives implicit's ``log(N) - log1p(df)`` (its ``bm25_weight`` / ``tfidf_weight``).  Use
 :func:`apply_transform` on a sparse matrix, or ``Interactions(...).transform(...)``.
+
+The BM25 collection is every row of the matrix (``shape[0]`` documents), and both of its
+statistics are taken over that one collection: ``N = n_users`` in the idf and
+``avglen = sum(len(u)) / n_users``, the mean over all documents, an empty one counting
+with length 0 (Robertson & Zaragoza 2009, *The Probabilistic Relevance Framework: BM25
+and Beyond*: N is the collection size, avdl the average document length across the
+collection).  Averaging the lengths over the non-empty rows only while N counts them
+all would describe two different collections.  This is also implicit's
+``bm25_weight`` (``row_sums.mean()``), so the same matrix gets the same weights.
 """
 
 from __future__ import annotations
@@ -64,9 +73,10 @@ def corpus_stats(user_idx: np.ndarray, item_idx: np.ndarray, values: np.ndarray,
                  shape: tuple[int, int]) -> dict:
     """The whole-matrix statistics that ``tfidf`` and ``bm25`` need.
 
-    ``df`` (float64, per item: users with a stored entry), ``n_users``, and the sum and
-    count of the active users' lengths (sum of ``|x|``).  Statistics of disjoint sets of
-    users add up with :func:`combine_corpus_stats`, so a matrix split into user blocks
+    ``df`` (float64, per item: users with a stored entry), ``n_users`` (every row, the
+    BM25 collection), the sum of the users' lengths (sum of ``|x|``) and ``avg_length``,
+    that sum over ``n_users`` (see the module docstring).  Statistics of disjoint sets
+    of users add up with :func:`combine_corpus_stats`, so a matrix split into user blocks
     (``tastemaker.distributed``) is transformed exactly as the whole.
     """
     n_users, n_items = (int(s) for s in shape)
@@ -74,22 +84,18 @@ def corpus_stats(user_idx: np.ndarray, item_idx: np.ndarray, values: np.ndarray,
     user_idx = np.asarray(user_idx, dtype=np.int64)
     mag = np.abs(np.asarray(values, dtype=np.float64))
     length = np.bincount(user_idx, weights=mag, minlength=n_users)
-    active = length[np.bincount(user_idx, minlength=n_users) > 0]
     return {"df": np.bincount(item_idx, minlength=n_items).astype(np.float64),
-            "n_users": n_users, "length_sum": float(active.sum()),
-            "active_users": int(active.size),
-            # the mean as numpy takes it, so a single matrix is transformed as before
-            "avg_length": float(active.mean()) if active.size else None}
+            "n_users": n_users, "length_sum": float(length.sum()),
+            # the mean as numpy takes it (pairwise sum), as implicit's bm25_weight does
+            "avg_length": float(length.mean()) if n_users else None}
 
 
 def combine_corpus_stats(parts, n_users: int) -> dict:
     """:func:`corpus_stats` of user blocks that partition a matrix of ``n_users`` users."""
     parts = list(parts)
-    active = sum(p["active_users"] for p in parts)
     total = sum(p["length_sum"] for p in parts)
     return {"df": np.sum([p["df"] for p in parts], axis=0), "n_users": int(n_users),
-            "length_sum": total, "active_users": active,
-            "avg_length": total / active if active else None}
+            "length_sum": total, "avg_length": total / n_users if n_users else None}
 
 
 def transform_values(

@@ -158,9 +158,11 @@ class ItemKNN(RowScoredModel):
         inner product of BM25-weighted columns, items being the documents and users the
         terms: ``idf(u) * x (K1 + 1) / (x + K1 (1 - B + B len(i) / avglen))`` with
         ``idf(u) = log(n_items / (1 + df(u)))`` (see :mod:`tastemaker.data.weighting`,
-        which defines the weighting once).  One difference from implicit: ``avglen``
-        is the mean over the items that have interactions (implicit also averages in
-        empty columns), so items with no training data do not change the weights.
+        which defines the weighting once).  The collection is the whole catalog, every
+        column of ``user_items``: ``n_items`` counts them all and ``avglen`` is the
+        mean length over them all, an item with no interactions counting with length
+        0 (one collection for both statistics, as in Robertson & Zaragoza's BM25;
+        implicit's ``bm25_weight`` uses the same definition, so the neighbours agree).
     ``"tfidf"``
         cosine of TF-IDF-weighted columns, ``sqrt(x) * idf(u)``, same idf.
     ``"jaccard"``
