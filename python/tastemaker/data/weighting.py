@@ -79,11 +79,20 @@ def corpus_stats(user_idx: np.ndarray, item_idx: np.ndarray, values: np.ndarray,
     of users add up with :func:`combine_corpus_stats`, so a matrix split into user blocks
     (``tastemaker.distributed``) is transformed exactly as the whole.
     """
+    mag = np.abs(np.asarray(values, dtype=np.float64))
+    return _stats_of(_lengths(user_idx, mag, shape), item_idx, shape)
+
+
+def _lengths(user_idx: np.ndarray, mag: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Each user's length, the sum of ``|x|`` over the user's entries (float64)."""
+    return np.bincount(np.asarray(user_idx, dtype=np.int64), weights=mag,
+                       minlength=int(shape[0]))
+
+
+def _stats_of(length: np.ndarray, item_idx: np.ndarray, shape: tuple[int, int]) -> dict:
+    """:func:`corpus_stats` from the users' lengths already counted."""
     n_users, n_items = (int(s) for s in shape)
     item_idx = np.asarray(item_idx, dtype=np.int64)
-    user_idx = np.asarray(user_idx, dtype=np.int64)
-    mag = np.abs(np.asarray(values, dtype=np.float64))
-    length = np.bincount(user_idx, weights=mag, minlength=n_users)
     return {"df": np.bincount(item_idx, minlength=n_items).astype(np.float64),
             "n_users": n_users, "length_sum": float(length.sum()),
             # the mean as numpy takes it (pairwise sum), as implicit's bm25_weight does
@@ -135,15 +144,16 @@ def transform_values(
         return p["alpha"] * x
     if method == "log1p":
         return sign * p["alpha"] * np.log1p(mag / p["epsilon"])
+    # bm25's users' lengths serve both its tf norm and, when not given, the corpus
+    length = _lengths(user_idx, mag, shape) if method == "bm25" else None
     if corpus is None:
-        corpus = corpus_stats(user_idx, item_idx, x, shape)
+        corpus = (corpus_stats(user_idx, item_idx, x, shape) if length is None
+                  else _stats_of(length, item_idx, shape))
     item_idx = np.asarray(item_idx, dtype=np.int64)
     idf = np.log(corpus["n_users"] / (np.maximum(corpus["df"], 1.0) + p["idf_offset"]))
     if method == "tfidf":
         return x * idf[item_idx]
-    # bm25
     user_idx = np.asarray(user_idx, dtype=np.int64)
-    length = np.bincount(user_idx, weights=mag, minlength=int(shape[0]))
     avg = corpus["avg_length"] if corpus["avg_length"] is not None else 1.0
     avg = avg if avg > 0 else 1.0
     k1, b = p["k1"], p["b"]
