@@ -159,6 +159,13 @@ struct TopK {
 // dense row is cheaper than tracking which entries were touched.
 constexpr std::int64_t kDenseRowFraction = 1;
 
+// Scoring from neighbour lists takes the dense path (scan every item) once its products
+// reach this fraction of the items: the sparse path stores twice per product (the sum
+// and the touched list) and selects from a list, while the dense path stores once and
+// its scan skips whole blocks below the k-th best score with a few vector compares.
+constexpr std::int64_t kDenseScoreFraction = 4;
+constexpr std::int64_t kScanBlock = 64;
+
 void check_view(const CsrView& m, const char* name) {
     const std::string n(name);
     if (m.n_rows < 0 || m.n_cols < 0) throw std::invalid_argument(n + ": negative shape");
@@ -237,7 +244,7 @@ void parallel_rows(std::int64_t n_rows, int threads, MakeScratch make, Body body
 struct RowScratch {
     std::vector<float> acc;            // dense accumulator, all zero between rows
     std::vector<std::uint8_t> mark;    // 1 = touched in this row
-    std::vector<std::int32_t> touched;
+    std::vector<std::int32_t> touched;  // n_items: the sparse path lists fewer (one per product)
     TopK top;
 };
 
@@ -254,7 +261,7 @@ RowScratch make_row_scratch(std::int64_t n) {
     RowScratch s;
     s.acc.assign(static_cast<std::size_t>(n), 0.0f);
     s.mark.assign(static_cast<std::size_t>(n), 0);
-    s.touched.reserve(1024);
+    s.touched.resize(static_cast<std::size_t>(n));
     return s;
 }
 
@@ -393,41 +400,67 @@ void knn_recommend(const CsrView& N, const CsrView& rows, bool exclude_seen, con
         rows.n_rows, resolve_threads(num_threads), [&] { return make_row_scratch(n_items); },
         [&](std::int64_t q, RowScratch& s, int) {
             float* acc = s.acc.data();
-            std::uint8_t* mark = s.mark.data();  // bit 0: touched, bit 1: seen
+            std::uint8_t* mark = s.mark.data();  // bit 0: selected (sparse path), bit 1: seen
+            // Local copies of the graph's pointers: the byte stores to `mark` may alias
+            // anything, so through the views they would be reloaded for every product.
+            const std::int64_t* n_ptr = N.indptr;
+            const std::int32_t* n_idx = N.indices;
+            const float* n_val = N.data;
             const std::int64_t p0 = rows.indptr[q], p1 = rows.indptr[q + 1];
             std::int64_t work = 0;
-            for (std::int64_t p = p0; p < p1; ++p) work += N.indptr[rows.indices[p] + 1] - N.indptr[rows.indices[p]];
-            const bool dense = work * kDenseRowFraction >= n_items;
+            for (std::int64_t p = p0; p < p1; ++p) work += n_ptr[rows.indices[p] + 1] - n_ptr[rows.indices[p]];
+            const bool dense = work * kDenseScoreFraction >= n_items;
+            std::int32_t* const touched = s.touched.data();
+            std::int32_t* listed = touched;
             for (std::int64_t p = p0; p < p1; ++p) {
                 const std::int32_t i = rows.indices[p];
                 const float r = rows.data[p];
-                const std::int64_t t0 = N.indptr[i], t1 = N.indptr[i + 1];
+                const std::int64_t t0 = n_ptr[i], t1 = n_ptr[i + 1];
                 if (dense) {
-                    for (std::int64_t t = t0; t < t1; ++t) acc[N.indices[t]] += r * N.data[t];
+                    for (std::int64_t t = t0; t < t1; ++t) acc[n_idx[t]] += r * n_val[t];
                 } else {
+                    // An item is listed when its sum is 0 before the product is added:
+                    // branch-free and one store besides the sum.  Every reached item is
+                    // listed (its first product finds 0); one whose sum returns to exactly
+                    // 0 is listed again, and the selection below takes each item once.
                     for (std::int64_t t = t0; t < t1; ++t) {
-                        const std::int32_t j = N.indices[t];
-                        acc[j] += r * N.data[t];
-                        if (!mark[j]) {
-                            mark[j] = 1;
-                            s.touched.push_back(j);
-                        }
+                        const std::int32_t j = n_idx[t];
+                        const float a = acc[j];
+                        *listed = j;
+                        listed += a == 0.0f;
+                        acc[j] = a + r * n_val[t];
                     }
                 }
             }
             if (exclude_seen)
-                for (std::int64_t p = p0; p < p1; ++p) mark[rows.indices[p]] |= 2;
+                for (std::int64_t p = p0; p < p1; ++p) mark[rows.indices[p]] = 2;
             s.top.reset(kk);
             if (dense) {
-                // Every item is a candidate with its (possibly zero) score.
-                for (std::int64_t j = 0; j < n_items; ++j) {
-                    const float v = acc[j];
-                    acc[j] = 0.0f;
-                    if (eligible[j] && !(mark[j] & 2)) s.top.push(v, static_cast<std::int32_t>(j));
+                // Every item is a candidate with its (possibly zero) score, in id order, so
+                // once k are held a later item enters only with a score above the k-th
+                // (a tie goes to the lower id, already held): a block with no such score
+                // is skipped whole.  A NaN sum fails the compare, as it would fail to
+                // enter (it ranks as -inf).
+                for (std::int64_t j0 = 0; j0 < n_items; j0 += kScanBlock) {
+                    const std::int64_t j1 = std::min(j0 + kScanBlock, n_items);
+                    bool skip = false;
+                    if (kk > 0 && s.top.h.size() == kk) {
+                        const float bar = s.top.h.front().first;
+                        int above = 0;
+                        for (std::int64_t j = j0; j < j1; ++j) above |= acc[j] > bar;
+                        skip = above == 0;
+                    }
+                    if (!skip)
+                        for (std::int64_t j = j0; j < j1; ++j)
+                            if (eligible[j] && !(mark[j] & 2)) s.top.push(acc[j], static_cast<std::int32_t>(j));
+                    std::fill(acc + j0, acc + j1, 0.0f);
                 }
             } else {
                 std::size_t n_pos = 0;
-                for (const std::int32_t j : s.touched) {
+                for (const std::int32_t* t = touched; t < listed; ++t) {
+                    const std::int32_t j = *t;
+                    if (mark[j] & 1) continue;  // listed again after its sum returned to 0
+                    mark[j] |= 1;
                     if (eligible[j] && !(mark[j] & 2)) {
                         s.top.push(acc[j], j);
                         n_pos += acc[j] > 0;
@@ -444,11 +477,10 @@ void knn_recommend(const CsrView& N, const CsrView& rows, bool exclude_seen, con
                         }
                     }
                 }
-                for (const std::int32_t j : s.touched) {
-                    acc[j] = 0.0f;
-                    mark[j] = 0;
+                for (const std::int32_t* t = touched; t < listed; ++t) {
+                    acc[*t] = 0.0f;
+                    mark[*t] = 0;
                 }
-                s.touched.clear();
             }
             if (exclude_seen)
                 for (std::int64_t p = p0; p < p1; ++p) mark[rows.indices[p]] = 0;

@@ -63,7 +63,7 @@ struct KnnGraph {
  *  @param W, Wt        users x items and its transpose (items x users); W.n_cols ==
  *                      Wt.n_rows == n_items, W.n_rows == Wt.n_cols.
  *  @param K            neighbours per item, >= 1.
- *  Memory: the graph (12 bytes per neighbour), and per thread 5 bytes per item of
+ *  Memory: the graph (12 bytes per neighbour), and per thread 8 bytes per item of
  *  scratch plus its share of the graph before it is gathered (the peak is about twice
  *  the graph).
  *  @throws std::invalid_argument on K < 1 or inconsistent shapes.
@@ -88,6 +88,7 @@ KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, i
  *                      fine); null = all items.  n_allow may be 0 (no candidate).
  *  @param deny         optional deny-list (ids in [0, n_items)).
  *  @param out_ids, out_scores  n_queries x k.
+ *  Memory: per thread 9 bytes per item of scratch.
  *  @throws std::invalid_argument on k < 0, inconsistent shapes or ids out of range.
  */
 void knn_recommend(const CsrView& N, const CsrView& rows, bool exclude_seen, const std::int32_t* allow,

@@ -188,8 +188,8 @@ class ItemKNN(RowScoredModel):
         with interactions).
 
     Memory: ``8 * K * n_items`` bytes for the graph (about twice that while it is
-    built) plus the training matrix; each fitting or querying thread uses
-    ``5 * n_items`` bytes of scratch.
+    built) plus the training matrix; each fitting thread uses ``8 * n_items`` bytes of
+    scratch and each querying thread ``9 * n_items``.
 
     ``similar_users`` and fold-in of items (``recalculate_item``) are not defined for an
     item-item model and raise.  ``recommend`` scores from the rows of ``user_items`` (the
