@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tastemaker/threads.hpp"
+#include "tastemaker/weighting.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -370,6 +371,121 @@ KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, i
         }
     }
     return g;
+}
+
+namespace {
+
+struct OwnedCsr {
+    std::vector<std::int64_t> indptr;
+    std::vector<std::int32_t> indices;
+    std::vector<float> data;
+    std::int64_t n_rows = 0, n_cols = 0;
+    CsrView view() const { return {indptr.data(), indices.data(), data.data(), n_rows, n_cols}; }
+};
+
+// The transpose of m (rows sorted, as m's rows are visited in order); source[p] is the
+// position in m of the transpose's entry p.
+OwnedCsr transpose(const CsrView& m, std::vector<std::int64_t>& source) {
+    OwnedCsr t;
+    t.n_rows = m.n_cols;
+    t.n_cols = m.n_rows;
+    const std::int64_t nnz = m.n_rows > 0 ? m.indptr[m.n_rows] : 0;
+    t.indptr.assign(static_cast<std::size_t>(t.n_rows) + 1, 0);
+    for (std::int64_t e = 0; e < nnz; ++e) ++t.indptr[static_cast<std::size_t>(m.indices[e]) + 1];
+    for (std::int64_t c = 0; c < t.n_rows; ++c) t.indptr[c + 1] += t.indptr[c];
+    std::vector<std::int64_t> next(t.indptr.begin(), t.indptr.end() - 1);
+    t.indices.resize(static_cast<std::size_t>(nnz));
+    t.data.resize(static_cast<std::size_t>(nnz));
+    source.resize(static_cast<std::size_t>(nnz));
+    for (std::int64_t r = 0; r < m.n_rows; ++r) {
+        for (std::int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) {
+            const auto p = static_cast<std::size_t>(next[static_cast<std::size_t>(m.indices[e])]++);
+            t.indices[p] = static_cast<std::int32_t>(r);
+            t.data[p] = m.data[e];
+            source[p] = e;
+        }
+    }
+    return t;
+}
+
+// Each row of m divided by its L2 norm (in float64, then rounded; an empty or all-zero
+// row stays as it is).
+void normalize_rows(OwnedCsr& m) {
+    for (std::int64_t r = 0; r < m.n_rows; ++r) {
+        double sq = 0.0;
+        for (std::int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) {
+            const double v = m.data[e];
+            sq += v * v;
+        }
+        const double inv = sq > 0 ? 1.0 / std::sqrt(sq) : 0.0;
+        for (std::int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e)
+            m.data[e] = static_cast<float>(static_cast<double>(m.data[e]) * inv);
+    }
+}
+
+}  // namespace
+
+KnnGraph knn_fit(const CsrView& X, KnnSimilarity similarity, int K, double k1, double b, int num_threads) {
+    if (K < 1) throw std::invalid_argument("K: expected >= 1, got " + std::to_string(K));
+    if (!(k1 >= 0.0) || !std::isfinite(k1)) throw std::invalid_argument("K1: expected a finite number >= 0");
+    if (!(b >= 0.0 && b <= 1.0)) throw std::invalid_argument("B: expected a number in [0, 1]");
+    check_view(X, "user_items");
+    const std::int64_t nnz = X.n_rows > 0 ? X.indptr[X.n_rows] : 0;
+    if (similarity == KnnSimilarity::Jaccard) {
+        // the supports of the positive entries, each counting 1
+        OwnedCsr pos;
+        pos.n_rows = X.n_rows;
+        pos.n_cols = X.n_cols;
+        pos.indptr.assign(static_cast<std::size_t>(X.n_rows) + 1, 0);
+        for (std::int64_t r = 0; r < X.n_rows; ++r) {
+            for (std::int64_t e = X.indptr[r]; e < X.indptr[r + 1]; ++e) {
+                if (X.data[e] > 0) {
+                    pos.indices.push_back(X.indices[e]);
+                    pos.data.push_back(1.0f);
+                }
+            }
+            pos.indptr[r + 1] = static_cast<std::int64_t>(pos.indices.size());
+        }
+        std::vector<std::int64_t> source;
+        const OwnedCsr t = transpose(pos.view(), source);
+        return knn_build(pos.view(), t.view(), K, KnnScore::Jaccard, num_threads);
+    }
+    std::vector<std::int64_t> source;
+    OwnedCsr wt = transpose(X, source);  // items x users: the items are the documents
+    switch (similarity) {
+        case KnnSimilarity::Cosine:
+            normalize_rows(wt);
+            break;
+        case KnnSimilarity::Bm25:
+        case KnnSimilarity::TfIdf: {
+            const bool bm25 = similarity == KnnSimilarity::Bm25;
+            std::vector<double> tf;
+            if (!bm25) {  // implicit's TF-IDF term frequency: sqrt of the strength
+                tf.resize(static_cast<std::size_t>(nnz));
+                for (std::int64_t e = 0; e < nnz; ++e) {
+                    const double v = wt.data[e];
+                    tf[e] = (v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0)) * std::sqrt(std::fabs(v));
+                }
+            }
+            TermWeightParams p;
+            p.kind = bm25 ? TermWeighting::Bm25 : TermWeighting::TfIdf;
+            p.k1 = k1;
+            p.b = b;
+            p.idf_offset = 1.0;
+            std::vector<double> w(static_cast<std::size_t>(nnz));
+            term_weights_rows(p, wt.view(), bm25 ? nullptr : tf.data(), w.data(), num_threads);
+            for (std::int64_t e = 0; e < nnz; ++e) wt.data[e] = static_cast<float>(w[e]);
+            if (!bm25) normalize_rows(wt);
+            break;
+        }
+        default:
+            throw std::invalid_argument("similarity: unknown");
+    }
+    // W: X's structure with the weights of the matching entries of the transpose
+    std::vector<float> w_data(static_cast<std::size_t>(nnz));
+    for (std::int64_t p = 0; p < nnz; ++p) w_data[static_cast<std::size_t>(source[p])] = wt.data[p];
+    const CsrView W{X.indptr, X.indices, w_data.data(), X.n_rows, X.n_cols};
+    return knn_build(W, wt.view(), K, KnnScore::Dot, num_threads);
 }
 
 void knn_recommend(const CsrView& N, const CsrView& rows, bool exclude_seen, const std::int32_t* allow,

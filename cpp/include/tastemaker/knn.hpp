@@ -70,6 +70,31 @@ struct KnnGraph {
  */
 KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, int num_threads = 0);
 
+/** How knn_fit weights the users x items matrix before the build. */
+enum class KnnSimilarity : int {
+    /** Cosine of the item columns: each column divided by its L2 norm. */
+    Cosine = 0,
+    /** Inner product of BM25-weighted columns, items as the documents and users as the
+     *  terms (weighting.hpp, idf_offset 1: implicit's bm25_weight). */
+    Bm25 = 1,
+    /** Cosine of TF-IDF-weighted columns: sign(x) sqrt(|x|) weighted by tfidf
+     *  (idf_offset 1: implicit's tfidf_weight), then as Cosine. */
+    TfIdf = 2,
+    /** Jaccard of the supports of the positive entries (KnnScore::Jaccard). */
+    Jaccard = 3,
+};
+
+/** The neighbour graph of a users x items matrix X of raw strengths: its columns
+ *  weighted by `similarity` in float64 and rounded to float32 (for TF-IDF before the
+ *  norm), then knn_build on them and their transpose.
+ *
+ *  @param X        users x items CSR (structure validated by the caller; column ids are
+ *                  checked here).
+ *  @param k1, b    BM25's parameters (k1 >= 0, b in [0, 1]); ignored otherwise.
+ *  Memory: the transpose of X and a float64 weight per entry, plus knn_build's.
+ *  @throws std::invalid_argument on K < 1, bad parameters or column ids out of range. */
+KnnGraph knn_fit(const CsrView& X, KnnSimilarity similarity, int K, double k1, double b, int num_threads = 0);
+
 /** Top-k items for each query row scored from a neighbour graph.
  *
  *  score_q(j) = sum over the stored entries (i, r) of row q of `rows`: r * N[i, j], with
