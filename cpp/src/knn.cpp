@@ -104,36 +104,43 @@ void select_largest(std::uint64_t* a, std::size_t n, std::size_t k) {
 // row of the build offers hundreds to thousands of candidates for a K of 10-100, and a
 // plain nth_element over all of them was a third of the build on MovieLens 100K).
 struct TopKeys {
-    std::vector<std::uint64_t> buf;
-    std::size_t k = 0;
+    std::vector<std::uint64_t> buf;  // buf[0..size): the kept keys; one slot past cap
+    std::size_t size = 0, k = 0, cap = 0;
     std::uint64_t threshold = 0;  // keys are > 0 (positive scores); 0 = none yet
 
-    void reset(std::size_t k_) {
-        buf.clear();
+    // `limit`: more than the keys a stream can offer (a row offers fewer than n_items),
+    // so that a huge k never allocates beyond what the stream needs.
+    void reset(std::size_t k_, std::size_t limit) {
         k = k_;
+        cap = std::min(std::max<std::size_t>(4 * k, 256), limit);
+        if (buf.size() < cap + 1) buf.resize(cap + 1);
+        size = 0;
         threshold = 0;
     }
-    void push(std::uint64_t key) {
-        if (key <= threshold) return;
-        buf.push_back(key);
-        if (buf.size() >= std::max<std::size_t>(4 * k, 256)) keep_best();
+    // Offers `key` when `ok`, without a branch on either: the key is written past the
+    // kept ones and kept only if it beats the threshold (the outcome of a row's
+    // candidates is data-dependent and mispredicted often as a branch).
+    void offer(std::uint64_t key, bool ok) {
+        buf[size] = key;
+        size += static_cast<std::size_t>(ok & (key > threshold));
+        if (size >= cap) keep_best();
     }
     // The least score a key above the threshold can have (the smallest positive float
     // before there is a threshold).
     float score_bar() const {
         return threshold ? key_cand(threshold).first : std::numeric_limits<float>::denorm_min();
     }
-    // Leaves the best min(k, size) keys in buf; returns how many.
+    // Leaves the best min(k, size) keys in buf[0..size); returns size.
     std::size_t finish() {
-        if (buf.size() > k) keep_best();
-        return buf.size();
+        if (size > k) keep_best();
+        return size;
     }
 
 private:
     void keep_best() {
-        select_largest(buf.data(), buf.size(), k);
-        buf.resize(k);
-        threshold = *std::min_element(buf.begin(), buf.end());
+        select_largest(buf.data(), size, k);
+        size = k;
+        threshold = *std::min_element(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(k));
     }
 };
 
@@ -340,13 +347,13 @@ KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, i
             }
             const float n_i = static_cast<float>(Wt.indptr[i + 1] - Wt.indptr[i]);
             g.self[static_cast<std::size_t>(i)] = jaccard ? (n_i > 0 ? 1.0f : 0.0f) : acc[i];
-            s.top.reset(static_cast<std::size_t>(K));
+            s.top.reset(static_cast<std::size_t>(K), static_cast<std::size_t>(n_items));
             auto consider = [&](std::int32_t j) {
                 float v = acc[j];
                 acc[j] = 0.0f;
                 if (j == i) return;
                 if (jaccard) v = v / (n_i + static_cast<float>(Wt.indptr[j + 1] - Wt.indptr[j]) - v);
-                if (v > 0) s.top.push(cand_key(v, j));
+                s.top.offer(cand_key(v, j), v > 0);
             };
             if (dense && !jaccard) {
                 // A candidate enters only with a key above the threshold, so with a score
@@ -361,7 +368,7 @@ KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, i
                     if (above) {
                         for (std::int64_t j = j0; j < j1; ++j) {
                             const float v = acc[j];
-                            if (v >= bar && j != i) s.top.push(cand_key(v, static_cast<std::int32_t>(j)));
+                            s.top.offer(cand_key(v, static_cast<std::int32_t>(j)), (v >= bar) & (j != i));
                         }
                     }
                     std::fill(acc + j0, acc + j1, 0.0f);

@@ -5,9 +5,10 @@
  *
  *  Input matrices are CSR views (row-major, indptr int64 with n_rows + 1 entries starting
  *  at 0, indices int32 sorted ascending and unique within a row, float32 data).  W is
- *  users x items (the weighted interactions: cosine, BM25 or TF-IDF weights are applied by
- *  the caller) and Wt is its transpose (items x users), both given so that no kernel
- *  transposes.  Callers validate the structure; the kernels check only sizes.
+ *  users x items (the weighted interactions: knn_fit applies the cosine, BM25 or TF-IDF
+ *  weights and transposes; knn_build and item_gram_dense take them applied) and Wt is its
+ *  transpose (items x users).  Callers validate the structure; the kernels check only
+ *  sizes and ids.
  *
  *  Co-occurrence score of items i and j:  s_ij = sum_u Wt[i, u] * W[u, j], accumulated in
  *  float32 (build) or float64 (Gram) over the users u of row i of Wt in increasing order,
