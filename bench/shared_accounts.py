@@ -125,12 +125,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-k", type=int, default=20, help="recall cut-off (default 20)")
     ap.add_argument("--explore", type=float, default=0.1, help="generator option")
-    ap.add_argument("--popularity-sigma", type=float, default=1.2, help="generator option")
+    ap.add_argument("--popularity-sigma", type=float, default=1.3, help="generator option")
     ap.add_argument("--taste-concentration", type=float, default=0.25,
                     help="generator option")
     ap.add_argument("--child-fraction", type=float, default=0.4, help="generator option")
     ap.add_argument("--taste-contrast", type=float, default=0.9, help="generator option")
     ap.add_argument("--main-share", type=float, default=0.75, help="generator option")
+    ap.add_argument("--item-taste", type=float, default=tm.datasets.ITEM_TASTE,
+                    help="generator option (taste for single titles beyond genre; the "
+                    "default is calibrated on ML-100K by bench/generator_calibration.py)")
     ap.add_argument("--oracle-only", action="store_true",
                     help="report only the oracle ceilings of the log (no model)")
     ap.add_argument("--balance", type=float, default=None,
@@ -156,7 +159,8 @@ def main(argv=None) -> dict:
                                             taste_concentration=args.taste_concentration,
                                             child_fraction=args.child_fraction,
                                             taste_contrast=args.taste_contrast,
-                                            main_share=args.main_share)
+                                            main_share=args.main_share,
+                                            item_taste=args.item_taste)
     ev = synth.events
     # ---- hold out each account's last session
     first = ev.groupby("session", sort=False).agg(user=("user", "first"),
