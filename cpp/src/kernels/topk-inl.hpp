@@ -12,8 +12,8 @@
 //   * block_scores: the scan of many queries, a block of queries x a chunk of panels, query
 //     groups in L1 meeting the chunk's panels in L2, in tiles of 6 queries x 2 panels on
 //     AVX-512 (fewer loads per FMA than 12 x 1) and kTileRows x 1 elsewhere; only the
-//     (query, panel) pairs with a score above the bar leave as hits, appended without a
-//     branch;
+//     (query, panel) pairs with a score above the bar leave as hits (a row without one is
+//     skipped after one max-and-compare, a row with one appended without a branch);
 //   * column_masks: the self-join's second compare (each score against the bar of the
 //     item's own row: similar_items for every item scores a pair once, for both rows);
 //   * query_scores: one query against several panels at a time (kQueryGroup panels: the
@@ -82,6 +82,18 @@ TM_TOPK_INLINE std::uint32_t store_and_mask(const V* acc, V t, float* scores) {
     return bits;
 }
 
+// Whether any lane of the n vectors v[] is above bar t (scores are finite: the max is).
+// Past the first chunks of a scan a row almost never has a hit, so block_scores tests
+// this first and skips the row behind a well-predicted branch: one max per vector and
+// one compare, instead of storing every row's 32 scores and mask and appending it without
+// a branch (the per-tile epilogue was ~5% of an in-L1 tile at 64 factors).
+TM_TOPK_INLINE bool any_above(const V* v, int n, V t) {
+    V mx = v[0];
+#pragma GCC unroll 32
+    for (int c = 1; c < n; ++c) mx = Ops::max(mx, v[c]);
+    return __builtin_expect(Ops::bits(Ops::gt(mx, t)) != 0, 0);
+}
+
 // Where block_scores appends its hits (see TopkKernels::block_scores).
 struct Hits {
     float* scores;
@@ -92,7 +104,8 @@ struct Hits {
 
 // M queries (rows q + i * ldq) x one panel, row i's mask against bar thr[i].  kAll
 // (panel_scores): every row's scores to scores[i * 32 ...] and its mask to masks[i].
-// Otherwise (block_scores): each row is appended to `hits` without a branch (its scores and
+// Otherwise (block_scores): a row with no score above its bar is skipped (any_above); any
+// other row is appended to `hits` without a further branch (its scores and
 // mask written at the next free slot, the count advanced only when a score passes), as
 // hit row `row0 + i * row_step`.  The unroll pragmas keep acc[][] in registers (without
 // them GCC stores every accumulator once per factor).
@@ -119,6 +132,7 @@ TM_TOPK_INLINE void tile(const float* q, std::int64_t ldq, int dim, const float*
         if constexpr (kAll) {
             masks[i] = store_and_mask(acc[i], t, scores + i * kTopkPanel);
         } else {
+            if (!any_above(acc[i], C, t)) continue;
             const std::int64_t h = hits->count;
             const std::uint32_t bits = store_and_mask(acc[i], t, hits->scores + h * kTopkPanel);
             hits->masks[h] = bits;
@@ -167,6 +181,7 @@ TM_TOPK_INLINE void pair_tile(const float* q, std::int64_t ldq, int dim, const f
 #pragma GCC unroll 32
         for (int c = 0; c < 2 * C; ++c) acc[i][c] = Ops::zero();
     const float* p = panel;
+#pragma GCC unroll 4
     for (int k = 0; k < dim; ++k, p += kTopkPanel) {
         V pv[2 * C];
 #pragma GCC unroll 32
@@ -181,6 +196,7 @@ TM_TOPK_INLINE void pair_tile(const float* q, std::int64_t ldq, int dim, const f
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
         const V t = Ops::broadcast(thr + i);
+        if (!any_above(acc[i], 2 * C, t)) continue;
 #pragma GCC unroll 2
         for (int j = 0; j < 2; ++j) {  // panel i, then i + 1: each query's hits stay in order
             const std::int64_t h = hits->count;
@@ -229,13 +245,20 @@ std::int64_t block_scores(const float* q, std::int64_t ldq, int m, int dim, cons
                           std::int64_t n_panels, const float* thr, float* scores, std::int32_t* hit_rows,
                           std::uint32_t* hit_masks) {
     const std::int64_t ps = static_cast<std::int64_t>(dim) * kTopkPanel;
-    const std::int64_t row_bytes = static_cast<std::int64_t>(dim) * sizeof(float) * kTileRows;
-    const int group = static_cast<int>(kGroupBytes / row_bytes > 1 ? kGroupBytes / row_bytes : 1) * kTileRows;
+    if (m <= 0 || n_panels <= 0) return 0;
     const auto n = static_cast<std::int32_t>(n_panels);
+    const std::int32_t step = kPairRows > 0 ? 2 : 1;  // panels per tile
+    const int tile_rows = kPairRows > 0 ? kPairRows : kTileRows;
+    // Queries per group: at most kGroupBytes of rows, in equal groups of whole tiles (192
+    // queries on AVX-512: 4 x 48, not 60 + 60 + 60 + 12, whose last group would read
+    // every panel from L2 for only two tiles).
+    const std::int64_t row_bytes = static_cast<std::int64_t>(dim) * sizeof(float) * tile_rows;
+    const int most = static_cast<int>(kGroupBytes / row_bytes > 1 ? kGroupBytes / row_bytes : 1) * tile_rows;
+    const int n_groups = (m + most - 1) / most;
+    const int group = ((m + n_groups - 1) / n_groups + tile_rows - 1) / tile_rows * tile_rows;
     Hits hits{scores, hit_rows, hit_masks, 0};
     for (int g = 0; g < m; g += group) {
         const int end = m - g < group ? m : g + group;
-        const std::int32_t step = kPairRows > 0 ? 2 : 1;  // panels per tile
         for (std::int32_t i = 0; i < n; i += step) {
             const bool pair = step == 2 && i + 1 < n;
             group_x_panels(q, ldq, g, end, dim, panels + i * ps, ps, pair, thr, &hits, i, n);
