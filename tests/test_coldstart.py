@@ -26,10 +26,12 @@ def sorted_csr(m):
 @pytest.fixture(scope="module")
 def small():
     """Synthetic log (tastes follow genres) + its catalog features, 20% of items cold."""
-    # households of independent tastes (the generator's earlier default log, which these
-    # quality margins were measured on)
+    # households of independent tastes and no taste for single titles beyond genre (the
+    # generator's earlier default log, which these quality margins were measured on; a
+    # title's item taste is by construction invisible in its features)
     s = tm.datasets.synthetic_streaming(n_users=400, n_items=150, seed=7, child_fraction=0.0,
-                                        taste_contrast=0.0, main_share=0.7)
+                                        taste_contrast=0.0, main_share=0.7, item_taste=0.0,
+                                        popularity_sigma=1.2)
     X = s.interactions(transform="log1p")
     F = ItemFeatures.from_interactions(X, s.items, multi_valued={"genres": "|"},
                                        numeric=["release_year"])
