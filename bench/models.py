@@ -4,7 +4,8 @@
 * **Item kNN** (MovieLens 100K star ratings and Last.fm 2K log1p play counts, one random
   80/20 split of the entries, seed 0): tastemaker ``ItemKNN(K, similarity)``, for each
   ``K`` of ``--K``, against
-  implicit 0.7's ``CosineRecommender`` / ``BM25Recommender`` (K1=1.2, B=0.75, given
+  implicit 0.7's ``CosineRecommender`` / ``BM25Recommender`` (K1=1.2, B=0.75) /
+  ``TFIDFRecommender`` (``--similarities``; given
   ``K + 1`` neighbours because implicit counts the item itself among them).  Fit time,
   recommend-all time (top-10 for every test user, one batch call, seen items
   excluded) and precision@10 on the test entries.  Times are best of ``--repeats``,
@@ -22,6 +23,7 @@
 Writes JSON to ``bench/results/models.json`` (``--out``) and prints a table.
 
 Usage: python bench/models.py [--repeats 5] [--threads 2] [--K 10 50 100 200 500]
+       [--similarities cosine bm25 tfidf] [--skip-ease]
        [--skip-surprise]   (--skip-surprise keeps the ratings section already in --out)
 """
 
@@ -75,7 +77,9 @@ def timed_cpu(fn):
 
 
 def knn(args) -> list[dict]:
-    from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+    from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, TFIDFRecommender
+
+    peers = {"cosine": CosineRecommender, "bm25": BM25Recommender, "tfidf": TFIDFRecommender}
 
     rows = []
     for name in ("ml100k", "lastfm"):
@@ -86,8 +90,8 @@ def knn(args) -> list[dict]:
         train, test = split(X)
         users = np.flatnonzero(np.diff(test.indptr))
         rows_u = train[users]
-        for K, (sim, Peer) in itertools.product(
-                args.K, (("cosine", CosineRecommender), ("bm25", BM25Recommender))):
+        for K, sim in itertools.product(args.K, args.similarities):
+            Peer = peers[sim]
             best = {key: np.inf for key in ("tm_fit", "tm_rec", "imp_fit", "imp_rec",
                                             "tm_fit_cpu", "imp_fit_cpu", "tm_rec_cpu",
                                             "imp_rec_cpu")}
@@ -129,7 +133,7 @@ def knn(args) -> list[dict]:
                   f"{row['recommend_speedup']:.2f}x ({best['tm_rec'] * 1e3:.0f} vs "
                   f"{best['imp_rec'] * 1e3:.0f} ms; per CPU-s {row['recommend_speedup_cpu']:.2f}x), "
                   f"p@10 {p_tm:.4f} vs {p_imp:.4f}", flush=True)
-        if name == "ml100k":
+        if name == "ml100k" and not args.skip_ease:
             binary = train.copy()
             binary.data[:] = 1.0
             ease = tastemaker.EASE(regularization=args.ease_regularization,
@@ -207,7 +211,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--K", type=int, nargs="+", default=[10, 50, 100, 200, 500],
                     help="the kNN neighbourhood sizes swept (default: 10 50 100 200 500)")
+    ap.add_argument("--similarities", nargs="+", default=["cosine", "bm25", "tfidf"],
+                    choices=["cosine", "bm25", "tfidf"],
+                    help="the kNN similarities compared (default: all three implicit has)")
     ap.add_argument("--ease-regularization", type=float, default=300.0)
+    ap.add_argument("--skip-ease", action="store_true", help="no EASE row in the kNN section")
     ap.add_argument("--skip-surprise", action="store_true")
     ap.add_argument("--skip-knn", action="store_true",
                     help="only the ratings section (the kNN section of an earlier run is kept)")

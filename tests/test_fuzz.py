@@ -221,7 +221,7 @@ def _popularity_recommend(m, ctx):
 def _itemknn_fit(m, ctx):
     import tastemaker
 
-    for kind in ("cosine", "bm25", "jaccard"):
+    for kind in ("cosine", "bm25", "tfidf", "jaccard"):
         model = tastemaker.ItemKNN(K=3, similarity=kind).fit(m)
         g = model.similarity_
         assert g.shape == (m.shape[1], m.shape[1]) and np.isfinite(g.data).all()

@@ -18,6 +18,15 @@ const std::int32_t* optional_ids(const py::object& obj, py::array& keep, std::in
     return p ? p : &empty;  // an empty list is "nothing", not "no list"
 }
 
+// The graph as (indptr int64, indices int32, data float32, self float32) arrays.
+py::tuple graph_tuple(const KnnGraph& g) {
+    auto copy = [](const auto& v) {
+        using T = typename std::decay_t<decltype(v)>::value_type;
+        return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
+    };
+    return py::make_tuple(copy(g.indptr), copy(g.indices), copy(g.data), copy(g.self));
+}
+
 py::tuple knn_build_binding(const py::array& w_indptr, const py::array& w_indices, const py::array& w_data,
                             const py::array& t_indptr, const py::array& t_indices, const py::array& t_data,
                             int K, const std::string& score, int num_threads) {
@@ -38,11 +47,32 @@ py::tuple knn_build_binding(const py::array& w_indptr, const py::array& w_indice
         py::gil_scoped_release nogil;
         g = knn_build(W, Wt, K, kind, num_threads);
     }
-    auto copy = [](const auto& v) {
-        using T = typename std::decay_t<decltype(v)>::value_type;
-        return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
-    };
-    return py::make_tuple(copy(g.indptr), copy(g.indices), copy(g.data), copy(g.self));
+    return graph_tuple(g);
+}
+
+py::tuple knn_fit_binding(const py::array& indptr, const py::array& indices, const py::array& data,
+                          std::int64_t n_items, int K, const std::string& similarity, double k1, double b,
+                          int num_threads) {
+    const CsrView X = csr_view(indptr, indices, data, n_items, "user_items");
+    KnnSimilarity kind;
+    if (similarity == "cosine")
+        kind = KnnSimilarity::Cosine;
+    else if (similarity == "bm25")
+        kind = KnnSimilarity::Bm25;
+    else if (similarity == "tfidf")
+        kind = KnnSimilarity::TfIdf;
+    else if (similarity == "jaccard")
+        kind = KnnSimilarity::Jaccard;
+    else
+        throw std::invalid_argument("similarity: expected 'cosine', 'bm25', 'tfidf' or 'jaccard', got '" +
+                                    similarity + "'");
+    if (K < 1) throw std::invalid_argument("K: expected >= 1, got " + std::to_string(K));
+    KnnGraph g;
+    {
+        py::gil_scoped_release nogil;
+        g = knn_fit(X, kind, K, k1, b, num_threads);
+    }
+    return graph_tuple(g);
 }
 
 py::tuple knn_recommend_binding(const py::array& n_indptr, const py::array& n_indices, const py::array& n_data,
@@ -92,6 +122,11 @@ void register_knn(py::module_& m) {
           py::arg("num_threads") = 0,
           "Top-K neighbours of every item from W (users x items CSR) and its transpose -> the graph as "
           "(indptr int64, indices int32, data float32) plus self similarities float32 (n_items,).");
+    m.def("knn_fit", &knn_fit_binding, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_items"),
+          py::arg("K"), py::arg("similarity") = "cosine", py::arg("K1") = 1.2, py::arg("B") = 0.75,
+          py::arg("num_threads") = 0,
+          "The neighbour graph of a users x items CSR of raw strengths, weighted by `similarity` (cosine, "
+          "bm25, tfidf or jaccard) -> (indptr int64, indices int32, data float32) plus self similarities.");
     m.def("knn_recommend", &knn_recommend_binding, py::arg("n_indptr"), py::arg("n_indices"), py::arg("n_data"),
           py::arg("r_indptr"), py::arg("r_indices"), py::arg("r_data"), py::arg("exclude_seen"),
           py::arg("allow") = py::none(), py::arg("deny") = py::none(), py::arg("k") = 10,

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tastemaker/threads.hpp"
+#include "tastemaker/weighting.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -103,31 +104,43 @@ void select_largest(std::uint64_t* a, std::size_t n, std::size_t k) {
 // row of the build offers hundreds to thousands of candidates for a K of 10-100, and a
 // plain nth_element over all of them was a third of the build on MovieLens 100K).
 struct TopKeys {
-    std::vector<std::uint64_t> buf;
-    std::size_t k = 0;
+    std::vector<std::uint64_t> buf;  // buf[0..size): the kept keys; one slot past cap
+    std::size_t size = 0, k = 0, cap = 0;
     std::uint64_t threshold = 0;  // keys are > 0 (positive scores); 0 = none yet
 
-    void reset(std::size_t k_) {
-        buf.clear();
+    // `limit`: more than the keys a stream can offer (a row offers fewer than n_items),
+    // so that a huge k never allocates beyond what the stream needs.
+    void reset(std::size_t k_, std::size_t limit) {
         k = k_;
+        cap = std::min(std::max<std::size_t>(4 * k, 256), limit);
+        if (buf.size() < cap + 1) buf.resize(cap + 1);
+        size = 0;
         threshold = 0;
     }
-    void push(std::uint64_t key) {
-        if (key <= threshold) return;
-        buf.push_back(key);
-        if (buf.size() >= std::max<std::size_t>(4 * k, 256)) keep_best();
+    // Offers `key` when `ok`, without a branch on either: the key is written past the
+    // kept ones and kept only if it beats the threshold (the outcome of a row's
+    // candidates is data-dependent and mispredicted often as a branch).
+    void offer(std::uint64_t key, bool ok) {
+        buf[size] = key;
+        size += static_cast<std::size_t>(ok & (key > threshold));
+        if (size >= cap) keep_best();
     }
-    // Leaves the best min(k, size) keys in buf; returns how many.
+    // The least score a key above the threshold can have (the smallest positive float
+    // before there is a threshold).
+    float score_bar() const {
+        return threshold ? key_cand(threshold).first : std::numeric_limits<float>::denorm_min();
+    }
+    // Leaves the best min(k, size) keys in buf[0..size); returns size.
     std::size_t finish() {
-        if (buf.size() > k) keep_best();
-        return buf.size();
+        if (size > k) keep_best();
+        return size;
     }
 
 private:
     void keep_best() {
-        select_largest(buf.data(), buf.size(), k);
-        buf.resize(k);
-        threshold = *std::min_element(buf.begin(), buf.end());
+        select_largest(buf.data(), size, k);
+        size = k;
+        threshold = *std::min_element(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(k));
     }
 };
 
@@ -158,6 +171,15 @@ struct TopK {
 // When a row's products touch at least this fraction of the columns, scanning the whole
 // dense row is cheaper than tracking which entries were touched.
 constexpr std::int64_t kDenseRowFraction = 1;
+
+// Scoring from neighbour lists takes the dense path (scan every item) once its products
+// reach this fraction of the items: the sparse path stores twice per product (the sum
+// and the touched list) and selects from a list, while the dense path stores once and
+// its scan skips whole blocks below the k-th best score with a few vector compares.
+constexpr std::int64_t kDenseScoreFraction = 4;
+// Items per block of the dense scans (scoring, build).
+constexpr std::int64_t kBuildScanBlock = 16;
+constexpr std::int64_t kScanBlock = 64;
 
 void check_view(const CsrView& m, const char* name) {
     const std::string n(name);
@@ -237,7 +259,7 @@ void parallel_rows(std::int64_t n_rows, int threads, MakeScratch make, Body body
 struct RowScratch {
     std::vector<float> acc;            // dense accumulator, all zero between rows
     std::vector<std::uint8_t> mark;    // 1 = touched in this row
-    std::vector<std::int32_t> touched;
+    std::vector<std::int32_t> touched;  // n_items: the sparse path lists fewer (one per product)
     TopK top;
 };
 
@@ -254,7 +276,7 @@ RowScratch make_row_scratch(std::int64_t n) {
     RowScratch s;
     s.acc.assign(static_cast<std::size_t>(n), 0.0f);
     s.mark.assign(static_cast<std::size_t>(n), 0);
-    s.touched.reserve(1024);
+    s.touched.resize(static_cast<std::size_t>(n));
     return s;
 }
 
@@ -325,15 +347,33 @@ KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, i
             }
             const float n_i = static_cast<float>(Wt.indptr[i + 1] - Wt.indptr[i]);
             g.self[static_cast<std::size_t>(i)] = jaccard ? (n_i > 0 ? 1.0f : 0.0f) : acc[i];
-            s.top.reset(static_cast<std::size_t>(K));
+            s.top.reset(static_cast<std::size_t>(K), static_cast<std::size_t>(n_items));
             auto consider = [&](std::int32_t j) {
                 float v = acc[j];
                 acc[j] = 0.0f;
                 if (j == i) return;
                 if (jaccard) v = v / (n_i + static_cast<float>(Wt.indptr[j + 1] - Wt.indptr[j]) - v);
-                if (v > 0) s.top.push(cand_key(v, j));
+                s.top.offer(cand_key(v, j), v > 0);
             };
-            if (dense) {
+            if (dense && !jaccard) {
+                // A candidate enters only with a key above the threshold, so with a score
+                // >= the threshold's score (the ids break ties) and > 0: a block without
+                // such a score is skipped whole after a few vector compares (the scan was
+                // a third of a MovieLens build, most of it branches on rejected items).
+                for (std::int64_t j0 = 0; j0 < n_items; j0 += kBuildScanBlock) {
+                    const std::int64_t j1 = std::min(j0 + kBuildScanBlock, n_items);
+                    const float bar = s.top.score_bar();
+                    int above = 0;
+                    for (std::int64_t j = j0; j < j1; ++j) above |= acc[j] >= bar;
+                    if (above) {
+                        for (std::int64_t j = j0; j < j1; ++j) {
+                            const float v = acc[j];
+                            s.top.offer(cand_key(v, static_cast<std::int32_t>(j)), (v >= bar) & (j != i));
+                        }
+                    }
+                    std::fill(acc + j0, acc + j1, 0.0f);
+                }
+            } else if (dense) {
                 for (std::int64_t j = 0; j < n_items; ++j)
                     if (acc[j] != 0.0f) consider(static_cast<std::int32_t>(j));
             } else {
@@ -365,6 +405,121 @@ KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, i
     return g;
 }
 
+namespace {
+
+struct OwnedCsr {
+    std::vector<std::int64_t> indptr;
+    std::vector<std::int32_t> indices;
+    std::vector<float> data;
+    std::int64_t n_rows = 0, n_cols = 0;
+    CsrView view() const { return {indptr.data(), indices.data(), data.data(), n_rows, n_cols}; }
+};
+
+// The transpose of m (rows sorted, as m's rows are visited in order); source[p] is the
+// position in m of the transpose's entry p.
+OwnedCsr transpose(const CsrView& m, std::vector<std::int64_t>& source) {
+    OwnedCsr t;
+    t.n_rows = m.n_cols;
+    t.n_cols = m.n_rows;
+    const std::int64_t nnz = m.n_rows > 0 ? m.indptr[m.n_rows] : 0;
+    t.indptr.assign(static_cast<std::size_t>(t.n_rows) + 1, 0);
+    for (std::int64_t e = 0; e < nnz; ++e) ++t.indptr[static_cast<std::size_t>(m.indices[e]) + 1];
+    for (std::int64_t c = 0; c < t.n_rows; ++c) t.indptr[c + 1] += t.indptr[c];
+    std::vector<std::int64_t> next(t.indptr.begin(), t.indptr.end() - 1);
+    t.indices.resize(static_cast<std::size_t>(nnz));
+    t.data.resize(static_cast<std::size_t>(nnz));
+    source.resize(static_cast<std::size_t>(nnz));
+    for (std::int64_t r = 0; r < m.n_rows; ++r) {
+        for (std::int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) {
+            const auto p = static_cast<std::size_t>(next[static_cast<std::size_t>(m.indices[e])]++);
+            t.indices[p] = static_cast<std::int32_t>(r);
+            t.data[p] = m.data[e];
+            source[p] = e;
+        }
+    }
+    return t;
+}
+
+// Each row of m divided by its L2 norm (in float64, then rounded; an empty or all-zero
+// row stays as it is).
+void normalize_rows(OwnedCsr& m) {
+    for (std::int64_t r = 0; r < m.n_rows; ++r) {
+        double sq = 0.0;
+        for (std::int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) {
+            const double v = m.data[e];
+            sq += v * v;
+        }
+        const double inv = sq > 0 ? 1.0 / std::sqrt(sq) : 0.0;
+        for (std::int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e)
+            m.data[e] = static_cast<float>(static_cast<double>(m.data[e]) * inv);
+    }
+}
+
+}  // namespace
+
+KnnGraph knn_fit(const CsrView& X, KnnSimilarity similarity, int K, double k1, double b, int num_threads) {
+    if (K < 1) throw std::invalid_argument("K: expected >= 1, got " + std::to_string(K));
+    if (!(k1 >= 0.0) || !std::isfinite(k1)) throw std::invalid_argument("K1: expected a finite number >= 0");
+    if (!(b >= 0.0 && b <= 1.0)) throw std::invalid_argument("B: expected a number in [0, 1]");
+    check_view(X, "user_items");
+    const std::int64_t nnz = X.n_rows > 0 ? X.indptr[X.n_rows] : 0;
+    if (similarity == KnnSimilarity::Jaccard) {
+        // the supports of the positive entries, each counting 1
+        OwnedCsr pos;
+        pos.n_rows = X.n_rows;
+        pos.n_cols = X.n_cols;
+        pos.indptr.assign(static_cast<std::size_t>(X.n_rows) + 1, 0);
+        for (std::int64_t r = 0; r < X.n_rows; ++r) {
+            for (std::int64_t e = X.indptr[r]; e < X.indptr[r + 1]; ++e) {
+                if (X.data[e] > 0) {
+                    pos.indices.push_back(X.indices[e]);
+                    pos.data.push_back(1.0f);
+                }
+            }
+            pos.indptr[r + 1] = static_cast<std::int64_t>(pos.indices.size());
+        }
+        std::vector<std::int64_t> source;
+        const OwnedCsr t = transpose(pos.view(), source);
+        return knn_build(pos.view(), t.view(), K, KnnScore::Jaccard, num_threads);
+    }
+    std::vector<std::int64_t> source;
+    OwnedCsr wt = transpose(X, source);  // items x users: the items are the documents
+    switch (similarity) {
+        case KnnSimilarity::Cosine:
+            normalize_rows(wt);
+            break;
+        case KnnSimilarity::Bm25:
+        case KnnSimilarity::TfIdf: {
+            const bool bm25 = similarity == KnnSimilarity::Bm25;
+            std::vector<double> tf;
+            if (!bm25) {  // implicit's TF-IDF term frequency: sqrt of the strength
+                tf.resize(static_cast<std::size_t>(nnz));
+                for (std::int64_t e = 0; e < nnz; ++e) {
+                    const double v = wt.data[e];
+                    tf[e] = (v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0)) * std::sqrt(std::fabs(v));
+                }
+            }
+            TermWeightParams p;
+            p.kind = bm25 ? TermWeighting::Bm25 : TermWeighting::TfIdf;
+            p.k1 = k1;
+            p.b = b;
+            p.idf_offset = 1.0;
+            std::vector<double> w(static_cast<std::size_t>(nnz));
+            term_weights_rows(p, wt.view(), bm25 ? nullptr : tf.data(), w.data(), num_threads);
+            for (std::int64_t e = 0; e < nnz; ++e) wt.data[e] = static_cast<float>(w[e]);
+            if (!bm25) normalize_rows(wt);
+            break;
+        }
+        default:
+            throw std::invalid_argument("similarity: unknown");
+    }
+    // W: X's structure with the weights of the matching entries of the transpose
+    std::vector<float> w_data(static_cast<std::size_t>(nnz));
+    for (std::int64_t p = 0; p < nnz; ++p) w_data[static_cast<std::size_t>(source[p])] = wt.data[p];
+    const CsrView W{X.indptr, X.indices, w_data.data(), X.n_rows, X.n_cols};
+    return knn_build(W, wt.view(), K, KnnScore::Dot, num_threads);
+}
+
 void knn_recommend(const CsrView& N, const CsrView& rows, bool exclude_seen, const std::int32_t* allow,
                    std::int64_t n_allow, const std::int32_t* deny, std::int64_t n_deny, int k,
                    std::int32_t* out_ids, float* out_scores, int num_threads) {
@@ -393,41 +548,67 @@ void knn_recommend(const CsrView& N, const CsrView& rows, bool exclude_seen, con
         rows.n_rows, resolve_threads(num_threads), [&] { return make_row_scratch(n_items); },
         [&](std::int64_t q, RowScratch& s, int) {
             float* acc = s.acc.data();
-            std::uint8_t* mark = s.mark.data();  // bit 0: touched, bit 1: seen
+            std::uint8_t* mark = s.mark.data();  // bit 0: selected (sparse path), bit 1: seen
+            // Local copies of the graph's pointers: the byte stores to `mark` may alias
+            // anything, so through the views they would be reloaded for every product.
+            const std::int64_t* n_ptr = N.indptr;
+            const std::int32_t* n_idx = N.indices;
+            const float* n_val = N.data;
             const std::int64_t p0 = rows.indptr[q], p1 = rows.indptr[q + 1];
             std::int64_t work = 0;
-            for (std::int64_t p = p0; p < p1; ++p) work += N.indptr[rows.indices[p] + 1] - N.indptr[rows.indices[p]];
-            const bool dense = work * kDenseRowFraction >= n_items;
+            for (std::int64_t p = p0; p < p1; ++p) work += n_ptr[rows.indices[p] + 1] - n_ptr[rows.indices[p]];
+            const bool dense = work * kDenseScoreFraction >= n_items;
+            std::int32_t* const touched = s.touched.data();
+            std::int32_t* listed = touched;
             for (std::int64_t p = p0; p < p1; ++p) {
                 const std::int32_t i = rows.indices[p];
                 const float r = rows.data[p];
-                const std::int64_t t0 = N.indptr[i], t1 = N.indptr[i + 1];
+                const std::int64_t t0 = n_ptr[i], t1 = n_ptr[i + 1];
                 if (dense) {
-                    for (std::int64_t t = t0; t < t1; ++t) acc[N.indices[t]] += r * N.data[t];
+                    for (std::int64_t t = t0; t < t1; ++t) acc[n_idx[t]] += r * n_val[t];
                 } else {
+                    // An item is listed when its sum is 0 before the product is added:
+                    // branch-free and one store besides the sum.  Every reached item is
+                    // listed (its first product finds 0); one whose sum returns to exactly
+                    // 0 is listed again, and the selection below takes each item once.
                     for (std::int64_t t = t0; t < t1; ++t) {
-                        const std::int32_t j = N.indices[t];
-                        acc[j] += r * N.data[t];
-                        if (!mark[j]) {
-                            mark[j] = 1;
-                            s.touched.push_back(j);
-                        }
+                        const std::int32_t j = n_idx[t];
+                        const float a = acc[j];
+                        *listed = j;
+                        listed += a == 0.0f;
+                        acc[j] = a + r * n_val[t];
                     }
                 }
             }
             if (exclude_seen)
-                for (std::int64_t p = p0; p < p1; ++p) mark[rows.indices[p]] |= 2;
+                for (std::int64_t p = p0; p < p1; ++p) mark[rows.indices[p]] = 2;
             s.top.reset(kk);
             if (dense) {
-                // Every item is a candidate with its (possibly zero) score.
-                for (std::int64_t j = 0; j < n_items; ++j) {
-                    const float v = acc[j];
-                    acc[j] = 0.0f;
-                    if (eligible[j] && !(mark[j] & 2)) s.top.push(v, static_cast<std::int32_t>(j));
+                // Every item is a candidate with its (possibly zero) score, in id order, so
+                // once k are held a later item enters only with a score above the k-th
+                // (a tie goes to the lower id, already held): a block with no such score
+                // is skipped whole.  A NaN sum fails the compare, as it would fail to
+                // enter (it ranks as -inf).
+                for (std::int64_t j0 = 0; j0 < n_items; j0 += kScanBlock) {
+                    const std::int64_t j1 = std::min(j0 + kScanBlock, n_items);
+                    bool skip = false;
+                    if (kk > 0 && s.top.h.size() == kk) {
+                        const float bar = s.top.h.front().first;
+                        int above = 0;
+                        for (std::int64_t j = j0; j < j1; ++j) above |= acc[j] > bar;
+                        skip = above == 0;
+                    }
+                    if (!skip)
+                        for (std::int64_t j = j0; j < j1; ++j)
+                            if (eligible[j] && !(mark[j] & 2)) s.top.push(acc[j], static_cast<std::int32_t>(j));
+                    std::fill(acc + j0, acc + j1, 0.0f);
                 }
             } else {
                 std::size_t n_pos = 0;
-                for (const std::int32_t j : s.touched) {
+                for (const std::int32_t* t = touched; t < listed; ++t) {
+                    const std::int32_t j = *t;
+                    if (mark[j] & 1) continue;  // listed again after its sum returned to 0
+                    mark[j] |= 1;
                     if (eligible[j] && !(mark[j] & 2)) {
                         s.top.push(acc[j], j);
                         n_pos += acc[j] > 0;
@@ -444,11 +625,10 @@ void knn_recommend(const CsrView& N, const CsrView& rows, bool exclude_seen, con
                         }
                     }
                 }
-                for (const std::int32_t j : s.touched) {
-                    acc[j] = 0.0f;
-                    mark[j] = 0;
+                for (const std::int32_t* t = touched; t < listed; ++t) {
+                    acc[*t] = 0.0f;
+                    mark[*t] = 0;
                 }
-                s.touched.clear();
             }
             if (exclude_seen)
                 for (std::int64_t p = p0; p < p1; ++p) mark[rows.indices[p]] = 0;

@@ -199,6 +199,88 @@ TM_TEST(knn_recommend_matches_brute_force) {
     }
 }
 
+// Both scoring paths (dense scan with skipped blocks, sparse touched list) on a catalog
+// large enough for each: integer scores, so sums are exact and full of ties (the order is
+// score descending, then id), and signed weights, so sums cancel to exactly 0 and come
+// back (an item listed twice by the sparse path must still be returned once).
+TM_TEST(knn_recommend_both_paths_match_brute_force) {
+    const int ni = 300, nq = 80;
+    std::mt19937 rng(7);
+    Csr N;
+    N.n_rows = N.n_cols = ni;
+    std::vector<float> dense_n(static_cast<std::size_t>(ni) * ni, 0.0f);
+    for (int i = 0; i < ni; ++i) {
+        const int len = std::uniform_int_distribution<int>(0, 30)(rng);
+        std::vector<std::int32_t> cols(ni);
+        for (int j = 0; j < ni; ++j) cols[j] = j;
+        std::shuffle(cols.begin(), cols.end(), rng);
+        if (i == 6) {  // row 6 copies row 5, so a query with +1 on item 5 and -1 on 6 cancels
+            for (auto t = N.indptr[5]; t < N.indptr[6]; ++t) {
+                N.indices.push_back(N.indices[t]);
+                N.data.push_back(N.data[t]);
+                dense_n[6 * ni + N.indices[t]] = N.data[t];
+            }
+        } else {
+            for (int t = 0; t < len; ++t) {  // unsorted, as knn_build leaves its rows
+                const float v = float(std::uniform_int_distribution<int>(1, 3)(rng));
+                N.indices.push_back(cols[t]);
+                N.data.push_back(v);
+                dense_n[static_cast<std::size_t>(i) * ni + cols[t]] = v;
+            }
+        }
+        N.indptr.push_back(static_cast<std::int64_t>(N.indices.size()));
+    }
+    std::vector<float> q(static_cast<std::size_t>(nq) * ni, 0.0f);
+    for (int u = 0; u < nq; ++u) {
+        const double density = u % 4 == 0 ? 0.0 : (u % 2 ? 0.01 : 0.15);  // empty, sparse, dense
+        std::bernoulli_distribution keep(density);
+        for (int i = 0; i < ni; ++i)
+            if (keep(rng)) q[static_cast<std::size_t>(u) * ni + i] = float(std::uniform_int_distribution<int>(-2, 2)(rng));
+    }
+    // the cancelling rows: +1 on item 5 and -1 on item 6 (the same list), then maybe more
+    for (int u : {nq - 1, nq - 3}) {
+        for (int i = 0; i < ni; ++i) q[static_cast<std::size_t>(u) * ni + i] = 0.0f;
+        q[static_cast<std::size_t>(u) * ni + 5] = 1.0f;
+        q[static_cast<std::size_t>(u) * ni + 6] = -1.0f;
+    }
+    q[static_cast<std::size_t>(nq - 3) * ni + 40] = 2.0f;
+    const Csr R = from_dense(q, nq, ni);
+    const std::vector<std::int32_t> deny{3, 77}, allow{0, 1, 2, 3, 9, 50, 51, 120, 200, 201, 299};
+    for (int k : {1, 5, 40}) {
+        for (bool use_allow : {false, true}) {
+            for (bool exclude : {true, false}) {
+                std::vector<std::int32_t> ids(static_cast<std::size_t>(nq) * k);
+                std::vector<float> sc(static_cast<std::size_t>(nq) * k);
+                knn_recommend(N.view(), R.view(), exclude, use_allow ? allow.data() : nullptr,
+                              use_allow ? static_cast<std::int64_t>(allow.size()) : 0, deny.data(),
+                              static_cast<std::int64_t>(deny.size()), k, ids.data(), sc.data(), 2);
+                for (int u = 0; u < nq; ++u) {
+                    std::vector<std::pair<float, int>> ref;
+                    for (int j = 0; j < ni; ++j) {
+                        if (use_allow && std::find(allow.begin(), allow.end(), j) == allow.end()) continue;
+                        if (std::find(deny.begin(), deny.end(), j) != deny.end()) continue;
+                        if (exclude && q[static_cast<std::size_t>(u) * ni + j] != 0) continue;
+                        float s = 0;
+                        for (int i = 0; i < ni; ++i)
+                            s += q[static_cast<std::size_t>(u) * ni + i] * dense_n[static_cast<std::size_t>(i) * ni + j];
+                        ref.push_back({-s, j});
+                    }
+                    std::sort(ref.begin(), ref.end());
+                    for (int t = 0; t < k; ++t) {
+                        const std::size_t at = static_cast<std::size_t>(u) * k + t;
+                        if (t < static_cast<int>(ref.size())) {
+                            TM_CHECK(ids[at] == ref[t].second);
+                            TM_CHECK(sc[at] == -ref[t].first);
+                        } else {
+                            TM_CHECK(ids[at] == -1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 TM_TEST(item_gram_dense_matches_brute_force) {
     const int nu = 17, ni = 13;
     const auto d = random_dense(5, nu, ni, 0.3);

@@ -5,9 +5,10 @@
  *
  *  Input matrices are CSR views (row-major, indptr int64 with n_rows + 1 entries starting
  *  at 0, indices int32 sorted ascending and unique within a row, float32 data).  W is
- *  users x items (the weighted interactions: cosine, BM25 or TF-IDF weights are applied by
- *  the caller) and Wt is its transpose (items x users), both given so that no kernel
- *  transposes.  Callers validate the structure; the kernels check only sizes.
+ *  users x items (the weighted interactions: knn_fit applies the cosine, BM25 or TF-IDF
+ *  weights and transposes; knn_build and item_gram_dense take them applied) and Wt is its
+ *  transpose (items x users).  Callers validate the structure; the kernels check only
+ *  sizes and ids.
  *
  *  Co-occurrence score of items i and j:  s_ij = sum_u Wt[i, u] * W[u, j], accumulated in
  *  float32 (build) or float64 (Gram) over the users u of row i of Wt in increasing order,
@@ -63,12 +64,37 @@ struct KnnGraph {
  *  @param W, Wt        users x items and its transpose (items x users); W.n_cols ==
  *                      Wt.n_rows == n_items, W.n_rows == Wt.n_cols.
  *  @param K            neighbours per item, >= 1.
- *  Memory: the graph (12 bytes per neighbour), and per thread 5 bytes per item of
+ *  Memory: the graph (12 bytes per neighbour), and per thread 8 bytes per item of
  *  scratch plus its share of the graph before it is gathered (the peak is about twice
  *  the graph).
  *  @throws std::invalid_argument on K < 1 or inconsistent shapes.
  */
 KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, int num_threads = 0);
+
+/** How knn_fit weights the users x items matrix before the build. */
+enum class KnnSimilarity : int {
+    /** Cosine of the item columns: each column divided by its L2 norm. */
+    Cosine = 0,
+    /** Inner product of BM25-weighted columns, items as the documents and users as the
+     *  terms (weighting.hpp, idf_offset 1: implicit's bm25_weight). */
+    Bm25 = 1,
+    /** Cosine of TF-IDF-weighted columns: sign(x) sqrt(|x|) weighted by tfidf
+     *  (idf_offset 1: implicit's tfidf_weight), then as Cosine. */
+    TfIdf = 2,
+    /** Jaccard of the supports of the positive entries (KnnScore::Jaccard). */
+    Jaccard = 3,
+};
+
+/** The neighbour graph of a users x items matrix X of raw strengths: its columns
+ *  weighted by `similarity` in float64 and rounded to float32 (for TF-IDF before the
+ *  norm), then knn_build on them and their transpose.
+ *
+ *  @param X        users x items CSR (structure validated by the caller; column ids are
+ *                  checked here).
+ *  @param k1, b    BM25's parameters (k1 >= 0, b in [0, 1]); ignored otherwise.
+ *  Memory: the transpose of X and a float64 weight per entry, plus knn_build's.
+ *  @throws std::invalid_argument on K < 1, bad parameters or column ids out of range. */
+KnnGraph knn_fit(const CsrView& X, KnnSimilarity similarity, int K, double k1, double b, int num_threads = 0);
 
 /** Top-k items for each query row scored from a neighbour graph.
  *
@@ -88,6 +114,7 @@ KnnGraph knn_build(const CsrView& W, const CsrView& Wt, int K, KnnScore score, i
  *                      fine); null = all items.  n_allow may be 0 (no candidate).
  *  @param deny         optional deny-list (ids in [0, n_items)).
  *  @param out_ids, out_scores  n_queries x k.
+ *  Memory: per thread 9 bytes per item of scratch.
  *  @throws std::invalid_argument on k < 0, inconsistent shapes or ids out of range.
  */
 void knn_recommend(const CsrView& N, const CsrView& rows, bool exclude_seen, const std::int32_t* allow,

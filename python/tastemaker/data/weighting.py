@@ -4,6 +4,10 @@ Each transform maps the aggregated strength ``x`` of a (user, item) pair to the 
 model trains on.  Negative strengths are dislikes: every transform is applied to
 ``|x|`` and the sign is kept, so a dislike stays a dislike (``binary`` gives -1).
 
+``tfidf`` and ``bm25`` are computed natively, in float64: ``cpp/include/tastemaker/
+weighting.hpp`` holds their one definition, which ``ItemKNN`` shares (with the items as
+the documents); this module checks the parameters and delegates to it.
+
 =========  ===========================================================================
 method     value
 =========  ===========================================================================
@@ -28,7 +32,8 @@ with length 0 (Robertson & Zaragoza 2009, *The Probabilistic Relevance Framework
 and Beyond*: N is the collection size, avdl the average document length across the
 collection).  Averaging the lengths over the non-empty rows only while N counts them
 all would describe two different collections.  This is also implicit's
-``bm25_weight`` (``row_sums.mean()``), so the same matrix gets the same weights.
+``bm25_weight`` (``row_sums.mean()``), so the same matrix gets the same weights (up to
+rounding).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .. import _core
 from .._validation import check_csr, check_float
 
 __all__ = ["TRANSFORMS", "apply_transform", "combine_corpus_stats", "corpus_stats", "transform_values"]
@@ -69,42 +75,34 @@ def _check_params(method, params: dict) -> dict:
     return out
 
 
+def _entries(user_idx, item_idx, values):
+    """The (int64, int64, float64) contiguous arrays the native weighting reads."""
+    return (np.ascontiguousarray(user_idx, dtype=np.int64),
+            np.ascontiguousarray(item_idx, dtype=np.int64),
+            np.ascontiguousarray(values, dtype=np.float64))
+
+
 def corpus_stats(user_idx: np.ndarray, item_idx: np.ndarray, values: np.ndarray,
                  shape: tuple[int, int]) -> dict:
     """The whole-matrix statistics that ``tfidf`` and ``bm25`` need.
 
     ``df`` (float64, per item: users with a stored entry), ``n_users`` (every row, the
-    BM25 collection), the sum of the users' lengths (sum of ``|x|``) and ``avg_length``,
-    that sum over ``n_users`` (see the module docstring).  Statistics of disjoint sets
-    of users add up with :func:`combine_corpus_stats`, so a matrix split into user blocks
-    (``tastemaker.distributed``) is transformed exactly as the whole.
+    BM25 collection) and ``length_sum``, the sum of the users' lengths (sum of ``|x|``);
+    the average length is ``length_sum / n_users`` (see the module docstring).
+    Statistics of disjoint sets of users add up with :func:`combine_corpus_stats`, so a
+    matrix split into user blocks (``tastemaker.distributed``) is transformed exactly as
+    the whole.
     """
-    mag = np.abs(np.asarray(values, dtype=np.float64))
-    return _stats_of(_lengths(user_idx, mag, shape), item_idx, shape)
-
-
-def _lengths(user_idx: np.ndarray, mag: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Each user's length, the sum of ``|x|`` over the user's entries (float64)."""
-    return np.bincount(np.asarray(user_idx, dtype=np.int64), weights=mag,
-                       minlength=int(shape[0]))
-
-
-def _stats_of(length: np.ndarray, item_idx: np.ndarray, shape: tuple[int, int]) -> dict:
-    """:func:`corpus_stats` from the users' lengths already counted."""
     n_users, n_items = (int(s) for s in shape)
-    item_idx = np.asarray(item_idx, dtype=np.int64)
-    return {"df": np.bincount(item_idx, minlength=n_items).astype(np.float64),
-            "n_users": n_users, "length_sum": float(length.sum()),
-            # the mean as numpy takes it (pairwise sum), as implicit's bm25_weight does
-            "avg_length": float(length.mean()) if n_users else None}
+    df, length_sum = _core.corpus_stats(*_entries(user_idx, item_idx, values), n_users, n_items)
+    return {"df": df, "n_users": n_users, "length_sum": float(length_sum)}
 
 
 def combine_corpus_stats(parts, n_users: int) -> dict:
     """:func:`corpus_stats` of user blocks that partition a matrix of ``n_users`` users."""
     parts = list(parts)
-    total = sum(p["length_sum"] for p in parts)
     return {"df": np.sum([p["df"] for p in parts], axis=0), "n_users": int(n_users),
-            "length_sum": total, "avg_length": total / n_users if n_users else None}
+            "length_sum": sum(p["length_sum"] for p in parts)}
 
 
 def transform_values(
@@ -121,7 +119,7 @@ def transform_values(
     Parameters
     ----------
     user_idx, item_idx : ndarray of int, shape (nnz,)
-        Entry coordinates (no duplicate pairs).
+        Entry coordinates (no duplicate pairs), in ``[0, shape[0])`` and ``[0, shape[1])``.
     values : ndarray of float, shape (nnz,)
         Aggregated strengths; negative means dislike.
     shape : (n_users, n_items)
@@ -136,31 +134,20 @@ def transform_values(
     """
     p = _check_params(method, params)
     x = np.asarray(values, dtype=np.float64)
-    sign = np.sign(x)
-    mag = np.abs(x)
     if method == "binary":
-        return sign
+        return np.sign(x)
     if method == "linear":
         return p["alpha"] * x
     if method == "log1p":
-        return sign * p["alpha"] * np.log1p(mag / p["epsilon"])
-    # bm25's users' lengths serve both its tf norm and, when not given, the corpus
-    length = _lengths(user_idx, mag, shape) if method == "bm25" else None
-    if corpus is None:
-        corpus = (corpus_stats(user_idx, item_idx, x, shape) if length is None
-                  else _stats_of(length, item_idx, shape))
-    item_idx = np.asarray(item_idx, dtype=np.int64)
-    idf = np.log(corpus["n_users"] / (np.maximum(corpus["df"], 1.0) + p["idf_offset"]))
-    if method == "tfidf":
-        return x * idf[item_idx]
-    user_idx = np.asarray(user_idx, dtype=np.int64)
-    avg = corpus["avg_length"] if corpus["avg_length"] is not None else 1.0
-    avg = avg if avg > 0 else 1.0
-    k1, b = p["k1"], p["b"]
-    norm = k1 * (1.0 - b + b * length[user_idx] / avg)
-    denom = mag + norm
-    tf = np.divide(mag * (k1 + 1.0), denom, out=np.zeros_like(mag), where=denom > 0)
-    return sign * idf[item_idx] * tf
+        return np.sign(x) * p["alpha"] * np.log1p(np.abs(x) / p["epsilon"])
+    # tfidf and bm25: the native definition (tastemaker/weighting.hpp)
+    n_users, n_items = (int(s) for s in shape)
+    given = {} if corpus is None else {
+        "corpus_df": np.ascontiguousarray(corpus["df"], dtype=np.float64),
+        "corpus_n_docs": int(corpus["n_users"]), "corpus_length_sum": float(corpus["length_sum"])}
+    return _core.term_weights(method, *_entries(user_idx, item_idx, x), n_users, n_items,
+                              k1=p.get("k1", 1.2), b=p.get("b", 0.75), idf_offset=p["idf_offset"],
+                              **given)
 
 
 def apply_transform(matrix, method: str, **params) -> sp.csr_matrix:

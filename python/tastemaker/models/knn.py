@@ -9,34 +9,14 @@ import scipy.sparse as sp
 
 from .. import _core
 from .._validation import check_csr, check_float, check_int
-from ..data.weighting import transform_values
 from ..io import register_model
-from .als import _native, _transpose
+from .als import _native
 from .base import FactorModel, _append_liked, _as_user_items, _check_callback, _id_list
 
 __all__ = ["SIMILARITIES", "ItemKNN", "RowScoredModel"]
 
 #: Similarities accepted by :class:`ItemKNN`.
 SIMILARITIES = ("cosine", "bm25", "tfidf", "jaccard")
-
-
-def _normalize_columns(m: sp.csr_matrix) -> sp.csr_matrix:
-    """Columns scaled to unit L2 norm (computed in float64; empty columns stay empty)."""
-    sq = np.bincount(m.indices, weights=np.square(m.data, dtype=np.float64), minlength=m.shape[1])
-    inv = np.divide(1.0, np.sqrt(sq), out=np.zeros_like(sq), where=sq > 0)
-    out = m.copy()
-    out.data = (m.data * inv[m.indices]).astype(np.float32)
-    return out
-
-
-def _items_as_documents(m: sp.csr_matrix, method: str, values, **params) -> sp.csr_matrix:
-    """``m`` (users x items) reweighted by ``weighting.transform_values`` with the items as
-    the documents and the users as the terms (the orientation of an item-item model)."""
-    users = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    w = transform_values(m.indices, users, values, (m.shape[1], m.shape[0]), method, **params)
-    out = m.copy()
-    out.data = w.astype(np.float32)
-    return out
 
 
 class RowScoredModel(FactorModel):
@@ -143,9 +123,9 @@ class ItemKNN(RowScoredModel):
     .. math:: s_{uj} = \sum_{i \in I_u} r_{ui}\, \mathrm{sim}(i, j)
 
     over the neighbour lists of the items in the user's row of ``user_items`` (``r_ui``
-    are that row's values, as in implicit's ``ItemItemRecommender``).  Both the build
-    (a co-occurrence pass per item, OpenMP over items) and the scoring (OpenMP over the
-    users of a batch) are native with the GIL released, and nothing is locked around a
+    are that row's values, as in implicit's ``ItemItemRecommender``).  The weighting,
+    the build (a co-occurrence pass per item, OpenMP over items) and the scoring (OpenMP
+    over the users of a batch) are native with the GIL released, and nothing is locked around a
     query: concurrent ``recommend`` calls from many threads run in parallel.
 
     Similarities between the columns of the users x items matrix (implicit's
@@ -157,8 +137,8 @@ class ItemKNN(RowScoredModel):
     ``"bm25"``
         inner product of BM25-weighted columns, items being the documents and users the
         terms: ``idf(u) * x (K1 + 1) / (x + K1 (1 - B + B len(i) / avglen))`` with
-        ``idf(u) = log(n_items / (1 + df(u)))`` (see :mod:`tastemaker.data.weighting`,
-        which defines the weighting once).  The collection is the whole catalog, every
+        ``idf(u) = log(n_items / (1 + df(u)))`` (the native definition that
+        :mod:`tastemaker.data.weighting` also delegates to).  The collection is the whole catalog, every
         column of ``user_items``: ``n_items`` counts them all and ``avglen`` is the
         mean length over them all, an item with no interactions counting with length
         0 (one collection for both statistics, as in Robertson & Zaragoza's BM25;
@@ -188,8 +168,8 @@ class ItemKNN(RowScoredModel):
         with interactions).
 
     Memory: ``8 * K * n_items`` bytes for the graph (about twice that while it is
-    built) plus the training matrix; each fitting or querying thread uses
-    ``5 * n_items`` bytes of scratch.
+    built) plus the training matrix; each fitting thread uses ``8 * n_items`` bytes of
+    scratch and each querying thread ``9 * n_items``.
 
     ``similar_users`` and fold-in of items (``recalculate_item``) are not defined for an
     item-item model and raise.  ``recommend`` scores from the rows of ``user_items`` (the
@@ -224,20 +204,6 @@ class ItemKNN(RowScoredModel):
             raise ValueError(f"B: expected a number in [0, 1], got {out['B']}")
         return out
 
-    def _weighted(self, m: sp.csr_matrix, p: dict) -> sp.csr_matrix:
-        kind = self.similarity
-        if kind == "cosine":
-            return _normalize_columns(m)
-        if kind == "bm25":
-            return _items_as_documents(m, "bm25", m.data, k1=p["K1"], b=p["B"], idf_offset=1.0)
-        if kind == "tfidf":
-            tf = np.sign(m.data) * np.sqrt(np.abs(m.data, dtype=np.float64))
-            return _normalize_columns(_items_as_documents(m, "tfidf", tf, idf_offset=1.0))
-        keep = m.data > 0  # jaccard: the supports of the positive entries
-        rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[keep]
-        return sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32),
-                              (rows, m.indices[keep])), shape=m.shape)
-
     def fit(self, user_items, *, show_progress: bool = False, callback=None):
         """Build the neighbour graph.
 
@@ -259,12 +225,10 @@ class ItemKNN(RowScoredModel):
         p = self._checked_params()
         _check_callback(callback)
         m = _as_user_items(user_items)
-        w = self._weighted(m, p)
-        wt = _transpose(w)
-        indptr, indices, data, self_sim = _core.knn_build(
-            *_native(w), *_native(wt), p["K"], "jaccard" if self.similarity == "jaccard" else "dot",
-            p["num_threads"])
         n = m.shape[1]
+        # weighting, transpose and build in one native call (GIL released)
+        indptr, indices, data, self_sim = _core.knn_fit(
+            *_native(m), n, p["K"], self.similarity, p["K1"], p["B"], p["num_threads"])
         # Neighbours are stored in an unspecified order within a row (see knn.hpp).
         self.similarity_ = sp.csr_matrix((data, indices, indptr), shape=(n, n))
         self.self_similarity_ = self_sim
