@@ -454,8 +454,9 @@ def synthetic_streaming(n_users: int = 5000, n_items: int = 2000, seed=0, *,
         models what real viewers show: two people who like the same genres still
         choose different titles of them, consistently, and people who chose alike
         before choose alike again (the low-rank structure collaborative filtering
-        learns).  0 = a title by popularity alone within its genre (the log of earlier
-        versions, bit for bit).  The default is calibrated on MovieLens 100K
+        learns).  0 = a title by popularity alone within its genre (with
+        ``popularity_sigma=1.2``, the log of earlier versions bit for bit).  The default
+        is calibrated on MovieLens 100K
         (bench/generator_calibration.py; see the module docstring).
 
     Returns
