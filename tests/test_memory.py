@@ -79,3 +79,38 @@ def _mmap_backed(a) -> bool:
 def test_small_array_is_plain_numpy():
     a = _memory.zeros((3, 5), np.float64)
     assert not _mmap_backed(a) and a.dtype == np.float64 and not a.any()
+
+
+def test_aligned_copies_only_what_does_not_start_on_a_cache_line():
+    from tastemaker._memory import CACHE_LINE, aligned, zeros
+
+    a = zeros((1000, 64))
+    a[:] = np.arange(64000, dtype=np.float32).reshape(1000, 64)
+    assert aligned(a) is a
+    raw = np.zeros(64000 + 16, dtype=np.float32)
+    off = raw[(-raw.ctypes.data % CACHE_LINE) // 4 + 4:][:64000].reshape(1000, 64)  # 16 bytes in
+    off[:] = a
+    assert off.ctypes.data % CACHE_LINE == 16
+    b = aligned(off)
+    assert b is not off and b.ctypes.data % CACHE_LINE == 0 and b.flags.c_contiguous
+    np.testing.assert_array_equal(b, a)
+    strided = a[:, ::2]
+    c = aligned(strided)
+    assert c.flags.c_contiguous and c.ctypes.data % CACHE_LINE == 0
+    np.testing.assert_array_equal(c, strided)
+
+
+def test_loaded_factors_start_on_a_cache_line(tmp_path):
+    import scipy.sparse as sp
+
+    from tastemaker import ALS
+    from tastemaker._memory import CACHE_LINE
+
+    m = sp.random(60, 40, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    model = ALS(factors=16, iterations=2, random_state=0).fit(m, show_progress=False)
+    model.save(tmp_path / "m.npz")
+    loaded = ALS.load(tmp_path / "m.npz")
+    for side in ("user_factors", "item_factors"):
+        arr = getattr(loaded, side)
+        assert arr.ctypes.data % CACHE_LINE == 0
+        np.testing.assert_array_equal(arr, getattr(model, side))

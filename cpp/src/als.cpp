@@ -24,6 +24,8 @@ namespace {
 // barrier, costly when the cores are oversubscribed.
 constexpr std::int64_t kParallelCheckMin = 1 << 23;
 constexpr std::int64_t kParallelGramMin = 16384;
+// Column indices per call of the vectorized range scan (AlsKernels::index_bounds).
+constexpr std::int64_t kCheckBlock = 1 << 16;
 // Gram blocks: about this many float64 partial sums in all (memory), at most kMaxGramBlocks
 // blocks of at least kMinGramBlockRows rows; blocks depend only on n and f.
 constexpr std::int64_t kGramPartialDoubles = std::int64_t(1) << 24;
@@ -36,9 +38,10 @@ void check_f(int f) {
 
 // O(nnz), parallel for large inputs (it runs before every half-step; small inputs stay
 // sequential: every parallel region is a barrier, costly when the cores are oversubscribed,
-// and its threads spin-wait afterwards).  The scans are branch-free min/max reductions, which
-// the compiler vectorizes (a compare and branch per index took 4% of a CG half-step); only
-// a failed check looks for the first bad entry, which it reports.
+// and its threads spin-wait afterwards).  The scans are branch-free min/max reductions (a
+// compare and branch per index took 4% of a CG half-step); the column scan runs on the
+// active SIMD path (AlsKernels::index_bounds).  Only a failed check looks for the first bad
+// entry, which it reports.
 void check_csr(const std::int64_t* indptr, const std::int32_t* indices, std::int64_t n_rows,
                std::int64_t n_other, int nt) {
     if (n_rows < 0) throw std::invalid_argument("n_rows: expected >= 0");
@@ -48,11 +51,15 @@ void check_csr(const std::int64_t* indptr, const std::int32_t* indices, std::int
     for (std::int64_t u = 0; u < n_rows; ++u) min_step = std::min(min_step, indptr[u + 1] - indptr[u]);
     if (min_step < 0) throw std::invalid_argument("indptr: must be non-decreasing");
     const std::int64_t nnz = indptr[n_rows];
+    const AlsKernels& K = als_kernels();
+    const std::int64_t n_blocks = (nnz + kCheckBlock - 1) / kCheckBlock;
     std::int32_t lo = 0, hi = 0;
 #pragma omp parallel for schedule(static) reduction(min : lo) reduction(max : hi) num_threads(nt) if (nnz > kParallelCheckMin)
-    for (std::int64_t k = 0; k < nnz; ++k) {
-        lo = std::min(lo, indices[k]);
-        hi = std::max(hi, indices[k]);
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+        std::int32_t l = 0, h = 0;
+        K.index_bounds(indices + b * kCheckBlock, std::min(kCheckBlock, nnz - b * kCheckBlock), &l, &h);
+        lo = std::min(lo, l);
+        hi = std::max(hi, h);
     }
     if (lo >= 0 && static_cast<std::int64_t>(hi) < n_other) return;
     for (std::int64_t k = 0; k < nnz; ++k)

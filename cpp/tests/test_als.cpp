@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <vector>
@@ -348,6 +349,32 @@ TM_TEST(als_rejects_bad_input) {
     TM_CHECK_THROWS(als_solve(p.indptr.data(), p.indices.data(), p.data.data(), 3, Z.data(), 5, 4, G.data(),
                               X.data(), chol),
                     std::runtime_error);
+}
+
+// The column check's scan, on every path, against a plain loop: any length (vector bodies
+// and tails), the running bounds carried in, negative and extreme values anywhere.
+TM_TEST(als_index_bounds_on_every_path) {
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<std::int32_t> any(-1000, 1000000);
+    for (std::int64_t n : {0, 1, 7, 15, 16, 17, 63, 64, 65, 1000, 4099}) {
+        std::vector<std::int32_t> idx(static_cast<std::size_t>(n));
+        for (auto& v : idx) v = any(rng);
+        if (n > 2) {
+            idx[static_cast<std::size_t>(n) - 1] = std::numeric_limits<std::int32_t>::max();
+            idx[static_cast<std::size_t>(n) / 2] = std::numeric_limits<std::int32_t>::min();
+        }
+        for (simd::Isa isa : simd::available()) {
+            for (std::int32_t start : {0, 5}) {
+                std::int32_t lo = start, hi = start, want_lo = start, want_hi = start;
+                for (std::int32_t v : idx) {
+                    want_lo = std::min(want_lo, v);
+                    want_hi = std::max(want_hi, v);
+                }
+                als_kernels(isa).index_bounds(idx.data(), n, &lo, &hi);
+                TM_CHECK(lo == want_lo && hi == want_hi);
+            }
+        }
+    }
 }
 
 TM_TEST(thread_requests_are_clamped) {

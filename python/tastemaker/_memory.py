@@ -16,7 +16,7 @@ import mmap
 
 import numpy as np
 
-__all__ = ["zeros", "available_bytes", "check_fits"]
+__all__ = ["zeros", "aligned", "available_bytes", "check_fits"]
 
 # below this, an array spans few pages anyway and a mapping per array is not worth it
 HUGE_PAGE_MIN_BYTES = 4 << 20
@@ -46,6 +46,18 @@ def zeros(shape, dtype=np.float32) -> np.ndarray:
     except (OSError, ValueError):  # no such advice on this kernel, or no memory map
         return _aligned_zeros(shape, dtype, count)
     return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+
+
+def aligned(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when it is C-contiguous and starts on a cache line, else a copy in
+    ``zeros`` memory (aligned, and on huge pages when large).  For arrays that did not
+    come from ``zeros``: NumPy's own (loaded from a file, unpickled) start 16 bytes into
+    a line, and the ALS kernels gather their rows (see ``_aligned_zeros``)."""
+    if a.flags.c_contiguous and a.ctypes.data % CACHE_LINE == 0:
+        return a
+    out = zeros(a.shape, a.dtype)
+    out[...] = a
+    return out
 
 
 def _aligned_zeros(shape: tuple, dtype: np.dtype, count: int) -> np.ndarray:

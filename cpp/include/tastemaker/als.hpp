@@ -78,10 +78,12 @@ struct AlsKernels {
                      std::size_t m, float* buf, float* X);
     /** sum_i x[i] * y[i] over n floats (the CG's inner product; any n, unaligned). */
     float (*dot)(const float* x, const float* y, std::size_t n);
+    /** *lo = min(*lo, idx[0..n)), *hi = max(*hi, idx[0..n)) (the CSR column check). */
+    void (*index_bounds)(const std::int32_t* idx, std::int64_t n, std::int32_t* lo, std::int32_t* hi);
 
     static constexpr auto entries() {
         return std::make_tuple(&AlsKernels::gram_accumulate, &AlsKernels::cg_row, &AlsKernels::cg_group,
-                               &AlsKernels::dot);
+                               &AlsKernels::dot, &AlsKernels::index_bounds);
     }
 };
 

@@ -5,5 +5,6 @@
 
 namespace tastemaker {
 extern const AlsKernels als_kernels_avx2{kernels::avx2::als::gram_accumulate, kernels::avx2::als::cg_row,
-                                         kernels::avx2::als::cg_group, kernels::avx2::als::dot};
+                                         kernels::avx2::als::cg_group, kernels::avx2::als::dot,
+                                         kernels::avx2::als::index_bounds};
 }  // namespace tastemaker

@@ -5,5 +5,6 @@
 
 namespace tastemaker {
 extern const AlsKernels als_kernels_avx512{kernels::avx512::als::gram_accumulate, kernels::avx512::als::cg_row,
-                                           kernels::avx512::als::cg_group, kernels::avx512::als::dot};
+                                           kernels::avx512::als::cg_group, kernels::avx512::als::dot,
+                                           kernels::avx512::als::index_bounds};
 }  // namespace tastemaker

@@ -6,5 +6,6 @@
 
 namespace tastemaker {
 extern const AlsKernels als_kernels_scalar{kernels::scalar::als::gram_accumulate, kernels::scalar::als::cg_row,
-                                           kernels::scalar::als::cg_group, kernels::scalar::als::dot};
+                                           kernels::scalar::als::cg_group, kernels::scalar::als::dot,
+                                           kernels::scalar::als::index_bounds};
 }  // namespace tastemaker
