@@ -96,3 +96,40 @@ def test_triad_probe_measures_and_rejects_bad_arguments():
     for bad in (0, 100, -(1 << 20), 1 << 35):
         with pytest.raises(ValueError, match="array_bytes"):
             _core.triad_gbs(bad, 0.01, 1)
+
+
+def _stub_signatures() -> dict:
+    """Name -> parameter names of every function the shipped ``_core.pyi`` declares
+    (classes map to None)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(_core.__file__).with_name("_core.pyi").read_text())
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            out[node.name] = [a.arg for a in node.args.args + node.args.kwonlyargs]
+        elif isinstance(node, ast.ClassDef):
+            out[node.name] = None
+    return out
+
+
+def test_core_stub_declares_every_binding_with_its_parameters():
+    """The type stub is what editors and type checkers see: a binding added without its
+    stub (as knn_fit/term_weights/corpus_stats once were) or a stale one fails here."""
+    stub = _stub_signatures()
+    names = {n for n in dir(_core) if not n.startswith("_")}
+    assert sorted(names - set(stub)) == [], "bindings missing from _core.pyi"
+    assert sorted(set(stub) - names) == [], "_core.pyi declares names the module lacks"
+    for name, params in stub.items():
+        obj = getattr(_core, name)
+        if params is None or not callable(obj) or isinstance(obj, type):
+            continue
+        first = (obj.__doc__ or "").splitlines()[0]
+        if "(" not in first or first.startswith("Overloaded"):
+            continue
+        inside = first[first.index("(") + 1:first.rindex(")")]
+        # pybind11 writes "name: type[ = default]" per parameter; types may hold commas
+        declared = [p.split(":")[0].strip() for p in inside.split(", ") if ":" in p.split("=")[0]]
+        declared = [p for p in declared if p.isidentifier()]
+        assert declared == params, f"{name}: binding parameters {declared}, stub {params}"

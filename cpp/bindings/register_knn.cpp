@@ -27,29 +27,6 @@ py::tuple graph_tuple(const KnnGraph& g) {
     return py::make_tuple(copy(g.indptr), copy(g.indices), copy(g.data), copy(g.self));
 }
 
-py::tuple knn_build_binding(const py::array& w_indptr, const py::array& w_indices, const py::array& w_data,
-                            const py::array& t_indptr, const py::array& t_indices, const py::array& t_data,
-                            int K, const std::string& score, int num_threads) {
-    const std::int64_t n_users = rows_of(w_indptr, "W");
-    const std::int64_t n_items = rows_of(t_indptr, "Wt");
-    const CsrView W = csr_view(w_indptr, w_indices, w_data, n_items, "W");
-    const CsrView Wt = csr_view(t_indptr, t_indices, t_data, n_users, "Wt");
-    KnnScore kind;
-    if (score == "dot")
-        kind = KnnScore::Dot;
-    else if (score == "jaccard")
-        kind = KnnScore::Jaccard;
-    else
-        throw std::invalid_argument("score: expected 'dot' or 'jaccard', got '" + score + "'");
-    if (K < 1) throw std::invalid_argument("K: expected >= 1, got " + std::to_string(K));
-    KnnGraph g;
-    {
-        py::gil_scoped_release nogil;
-        g = knn_build(W, Wt, K, kind, num_threads);
-    }
-    return graph_tuple(g);
-}
-
 py::tuple knn_fit_binding(const py::array& indptr, const py::array& indices, const py::array& data,
                           std::int64_t n_items, int K, const std::string& similarity, double k1, double b,
                           int num_threads) {
@@ -117,11 +94,6 @@ py::array item_gram_binding(const py::array& w_indptr, const py::array& w_indice
 }
 
 void register_knn(py::module_& m) {
-    m.def("knn_build", &knn_build_binding, py::arg("w_indptr"), py::arg("w_indices"), py::arg("w_data"),
-          py::arg("t_indptr"), py::arg("t_indices"), py::arg("t_data"), py::arg("K"), py::arg("score") = "dot",
-          py::arg("num_threads") = 0,
-          "Top-K neighbours of every item from W (users x items CSR) and its transpose -> the graph as "
-          "(indptr int64, indices int32, data float32) plus self similarities float32 (n_items,).");
     m.def("knn_fit", &knn_fit_binding, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_items"),
           py::arg("K"), py::arg("similarity") = "cosine", py::arg("K1") = 1.2, py::arg("B") = 0.75,
           py::arg("num_threads") = 0,

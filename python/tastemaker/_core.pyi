@@ -111,19 +111,40 @@ def query_similar(
     deny: npt.NDArray[np.int32] | None = None,
     allow: npt.NDArray[np.int32] | None = None,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
-def knn_build(
-    w_indptr: npt.NDArray[np.int64],
-    w_indices: npt.NDArray[np.int32],
-    w_data: npt.NDArray[np.float32],
-    t_indptr: npt.NDArray[np.int64],
-    t_indices: npt.NDArray[np.int32],
-    t_data: npt.NDArray[np.float32],
+def knn_fit(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    n_items: int,
     K: int,
-    score: str = "dot",
+    similarity: str = "cosine",
+    K1: float = 1.2,
+    B: float = 0.75,
     num_threads: int = 0,
 ) -> tuple[
     npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.float32]
 ]: ...
+def corpus_stats(
+    doc: npt.NDArray[np.int64],
+    term: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    n_docs: int,
+    n_terms: int,
+) -> tuple[npt.NDArray[np.float64], float]: ...
+def term_weights(
+    method: str,
+    doc: npt.NDArray[np.int64],
+    term: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    n_docs: int,
+    n_terms: int,
+    k1: float = 1.2,
+    b: float = 0.75,
+    idf_offset: float = 0.0,
+    corpus_df: npt.NDArray[np.float64] | None = None,
+    corpus_n_docs: int = 0,
+    corpus_length_sum: float = 0.0,
+) -> npt.NDArray[np.float64]: ...
 def knn_recommend(
     n_indptr: npt.NDArray[np.int64],
     n_indices: npt.NDArray[np.int32],
