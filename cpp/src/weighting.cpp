@@ -95,12 +95,13 @@ void term_weights_rows(const TermWeightParams& p, const CsrView& m, const double
     std::vector<double> idf(static_cast<std::size_t>(m.n_cols));
     for (std::int64_t t = 0; t < m.n_cols; ++t) idf[t] = term_idf(m.n_rows, df[t], p.idf_offset);
     const auto value = [&](std::int64_t e) { return x ? x[e] : static_cast<double>(m.data[e]); };
-    // Each row's length in entry order, then their total in row order (as corpus_stats).
+    // Each row's length (of the strengths weighed, x when given) in entry order, then
+    // their total in row order (as corpus_stats).
     std::vector<double> length(static_cast<std::size_t>(m.n_rows), 0.0);
     double length_sum = 0.0;
     for (std::int64_t r = 0; r < m.n_rows; ++r) {
         double s = 0.0;
-        for (std::int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) s += std::fabs(static_cast<double>(m.data[e]));
+        for (std::int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) s += std::fabs(value(e));
         length[static_cast<std::size_t>(r)] = s;
         length_sum += s;
     }

@@ -77,6 +77,12 @@ TM_TEST(term_weights_match_the_definitions) {
                 const CsrView m{c.indptr.data(), c.indices.data(), c.x32.data(), c.n_docs, c.n_terms};
                 term_weights_rows(p, m, nullptr, rows.data(), 2);
                 for (std::size_t e = 0; e < c.x.size(); ++e) TM_CHECK(rows[e] == coo[e]);
+                // strengths given apart from m.data: len(d) is over them too, as in the COO path
+                std::vector<double> x2(c.x.size()), coo2(c.x.size()), rows2(c.x.size());
+                for (std::size_t e = 0; e < c.x.size(); ++e) x2[e] = 2.5 * c.x[e] + (e % 3 == 0 ? 1.0 : 0.0);
+                term_weights(p, c.doc.data(), c.term.data(), x2.data(), nnz, c.n_docs, c.n_terms, nullptr, coo2.data());
+                term_weights_rows(p, m, x2.data(), rows2.data(), 2);
+                for (std::size_t e = 0; e < c.x.size(); ++e) TM_CHECK(rows2[e] == coo2[e]);
                 // two document blocks weighted with the whole collection's statistics
                 const CorpusStats whole = corpus_stats(c.doc.data(), c.term.data(), c.x.data(), nnz, c.n_docs, c.n_terms);
                 const std::int64_t cut = c.indptr[5];
