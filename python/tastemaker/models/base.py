@@ -407,6 +407,14 @@ class FactorModel(Model):
 
     num_threads = 0
 
+    def __setstate__(self, state: dict) -> None:
+        # unpickled arrays start 16 bytes into a cache line, as a file's do (see
+        # _from_state); the kernels gather factor rows, so realign them here too
+        for key in ("_user_factors", "_item_factors"):
+            if isinstance(state.get(key), np.ndarray):
+                state[key] = aligned(state[key])
+        self.__dict__.update(state)
+
     # ------------------------------------------------------------------ factors and caches
     def _query_cache(self) -> _QueryCache:
         cache = self.__dict__.get("_query_cache_")
