@@ -177,7 +177,18 @@ TM_TEST(topk_seeded_bars_keep_ties_and_exclusions_every_path) {
     for (int ni : {40, 2100})
         for (int k : {1, 10, 16, 17})
             for (int flags = 0; flags < 4; ++flags) {
-                const Problem p = make_problem(seed++, 230, ni, 3, k, flags & 1, flags & 2);
+                Problem p = make_problem(seed++, 230, ni, 3, k, flags & 1, flags & 2);
+                // ids outside [0, n_items) in the exclusion rows are ignored
+                std::vector<std::int32_t> indices;
+                std::vector<std::int64_t> indptr{0};
+                for (int u = 0; u < p.nq; ++u) {
+                    if (u % 3 == 0) indices.push_back(-5);
+                    indices.insert(indices.end(), p.indices.begin() + p.indptr[u], p.indices.begin() + p.indptr[u + 1]);
+                    if (u % 4 == 0) indices.push_back(ni + 3);
+                    indptr.push_back(static_cast<std::int64_t>(indices.size()));
+                }
+                p.indices = indices;
+                p.indptr = indptr;
                 expect_on_every_path(p.request(), brute(p), {1, 2});
             }
 }
