@@ -119,6 +119,85 @@ def _calibration(ev, n_items: int) -> dict:
     return out
 
 
+def _weaker_diagnosis(comp, model, x, ui, fits, users, sel, weaker, sess_persona,
+                      weak_sessions, true_long, w0, single, auto, recall, k) -> dict:
+    """Where the weaker persona's ``auto`` figure is lost, over the accounts it was the one
+    watching the held-out session (``sel``):
+
+    * detection: the account found shared at all, and of its tastes the one holding most
+      of the weaker persona's training sessions (soft counts): the share of the persona's
+      sessions it holds (recall), the share of its sessions that are the persona's
+      (purity), and how often it is the heaviest taste (then the account vector serves it);
+    * the interleave: how many of the ``k`` slots that taste gets under ``auto``;
+    * the taste vector: recall@k of that taste's own list given all ``k`` slots, and of the
+      persona's true-session fold-in (a perfect taste vector) interleaved with the single
+      list at the share rule's shares of the true session counts, and at equal shares.
+    """
+    Y = np.asarray(model.item_factors, dtype=np.float64)
+    single_long, _ = model.recommend(users[sel], ui, N=2 * k)
+    bal = comp._params()["balance"]
+    own, oracle, oracle_equal = [], [], []
+    stats = {"cluster_recall": [], "cluster_purity": [], "served_by_account_vector": [],
+             "slots": [], "weight": []}
+    for s_, j in zip(single_long, sel):
+        u = int(users[j])
+        fit = fits[u]
+        base = s_[s_ >= 0].tolist()
+        truth_list = true_long.get(j, base)
+        wt = np.array([w0[j], 1.0 - w0[j]])
+        if weaker[j] == 0:
+            wt = wt[::-1]  # (the other persona, the weaker one)
+        for share, out in ((wt ** (1.0 - bal), oracle), (np.ones(2), oracle_equal)):
+            out.append(interleave([base, truth_list], share / share.sum(), k)[0])
+        if fit.k == 1:
+            own.append(base[:k])
+            continue
+        mine = sess_persona[fit.sessions] == weaker[j]
+        soft = fit.resp[mine].sum(axis=0)
+        c = int(np.argmax(soft))
+        stats["cluster_recall"].append(soft[c] / max(mine.sum(), 1))
+        stats["cluster_purity"].append(soft[c] / fit.resp[:, c].sum())
+        stats["served_by_account_vector"].append(c == int(np.argmax(fit.log_weight)))
+        stats["weight"].append(float(np.exp(fit.log_weight[c])))
+        r = comp.rank(model, x, u, k, fit=fit)
+        stats["slots"].append(int((r[2] == c).sum()))
+        row = ui[u]
+        vec = comp.vectors(model, x, fit, row.indices, row.data, comp._blends(fit, None))[c]
+        sc = vec.astype(np.float64) @ Y.T
+        sc[row.indices] = -np.inf
+        own.append(np.argsort(-sc)[:k].tolist())
+    rec = {name: recall_sub.mean() for name, recall_sub in (
+        ("own", _recall_at(recall, users, sel, own)),
+        ("oracle", _recall_at(recall, users, sel, oracle)),
+        ("oracle_equal", _recall_at(recall, users, sel, oracle_equal)))}
+    base = single[sel].mean()
+    detected = np.array([fits[int(users[j])].k > 1 for j in sel])
+    return {
+        "accounts": int(sel.size),
+        "detected_shared": round(float(detected.mean()), 4) if sel.size else None,
+        "at_most_one_training_session": round(float((weak_sessions[sel] <= 1).mean()), 4)
+        if sel.size else None,
+        "undetected_with_at_most_one_session": int((~detected & (weak_sessions[sel] <= 1))
+                                                   .sum()),
+        "detected": {key: round(float(np.mean(v)), 4) if v else None
+                     for key, v in stats.items()},
+        "auto/single": round(float(auto[sel].mean() / base), 3) if base > 0 else None,
+        "own_taste_all_slots/single": round(float(rec["own"] / base), 3) if base > 0 else None,
+        "true_sessions_interleaved/single": round(float(rec["oracle"] / base), 3)
+        if base > 0 else None,
+        "true_sessions_interleaved_equal/single": round(float(rec["oracle_equal"] / base), 3)
+        if base > 0 else None,
+    }
+
+
+def _recall_at(recall, users, sel, lists) -> np.ndarray:
+    """recall() over the scored accounts, with ``lists`` at ``sel`` (others: empty)."""
+    full = [[] for _ in users]
+    for j, lst in zip(sel, lists):
+        full[j] = lst
+    return recall(full)[sel]
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, default=4000)
@@ -280,6 +359,7 @@ def main(argv=None) -> dict:
     auto_by_balance = {}
     if args.oracle_only:
         single = auto = withctx = true_sessions = None
+        weak_diagnosis = None
         detection = detection_tastes_only = None
         k_of = np.zeros(1, dtype=np.int64)
         t_fit = t_tastes = t_single = t_rank = 0.0
@@ -355,18 +435,23 @@ def main(argv=None) -> dict:
             rows_true.append(sp.csr_matrix((row.data * share, row.indices,
                                             [0, row.indices.size]), shape=(1, x.n_items)))
             at.append(j)
+        true_long = {}
         if at:
             vec = model._fold_in_users(sp.vstack(rows_true).tocsr().astype(np.float32))
             sc = np.asarray(vec, dtype=np.float64) @ np.asarray(model.item_factors,
                                                                 dtype=np.float64).T
             r = ui[users[at]]
             sc[np.repeat(np.arange(len(at)), np.diff(r.indptr)), r.indices] = -np.inf
-            for j, lst in zip(at, np.argsort(-sc, axis=1)[:, :k]):
-                true_lists[j] = lst.tolist()
+            for j, lst in zip(at, np.argsort(-sc, axis=1)[:, :2 * k]):
+                true_lists[j] = lst[:k].tolist()
+                true_long[j] = lst.tolist()
         true_sessions = recall(true_lists)
         t_rank = time.time() - t0
         auto = recall(auto_lists)
         withctx = recall(ctx_lists)
+        weak_diagnosis = _weaker_diagnosis(
+            comp, model, x, ui, fits, users, np.flatnonzero(weak_sel), weaker, sess_persona,
+            np.minimum(n0, n1), true_long, w0, single, auto, recall, k)
         auto_by_balance = {b: recall(v) for b, v in by_balance.items()}
 
     def ratio(a, b):
@@ -419,6 +504,7 @@ def main(argv=None) -> dict:
         "shared_accounts": block(sh),
         "weaker_persona": block(weak_sel),
         "stronger_persona": block(sh & (watched != weaker)),
+        "weaker_persona_diagnosis": weak_diagnosis,
         "single_person_accounts": block(~sh),
         "seconds": {"als_fit": round(t_fit, 2), "tastes_all_accounts": round(t_tastes, 2),
                     "single_top_picks": round(t_single, 2),
@@ -464,7 +550,7 @@ def main(argv=None) -> dict:
         json.dump(result, f, indent=2)
     print(json.dumps({key: result.get(key) for key in (
         "data", "detection", "detection_tastes_only", "all_accounts", "shared_accounts",
-        "weaker_persona", "auto_by_balance", "oracle", "oracle_finite_data",
+        "weaker_persona", "weaker_persona_diagnosis", "auto_by_balance", "oracle", "oracle_finite_data",
         "model_true_sessions", "oracle_auto_by_balance", "oracle_finite_data_auto_by_balance",
         "calibration", "targets",
         "seconds")}, indent=2))
