@@ -502,9 +502,10 @@ constexpr int kSeedMaxKeep = kTopkPanel / 2;
 // slower on AVX-512; the whole block at once, 768 KB through L2, ~1% slower again).
 constexpr int kSeedGroup = 6;
 
-// The seed of a block's bars: its first n panels (one chunk) scored in full, kSeedGroup
-// queries at a time, into `s` (panel p's row of the group's query u at s + (p * mg + u) *
-// 32), every ineligible column set to -inf (padding and denied columns from `inelig`,
+// The seed of a block's bars: its first n <= kMaxChunk panels (one chunk) scored in full
+// by block_scores with every bar at -inf (so every (query, panel) row is a hit, and the
+// scores come from the same register tiles as the rest of the scan), kSeedGroup queries at
+// a time; every ineligible column set to -inf (padding and denied columns from `inelig`,
 // each query's seen items from its exclusion row, whose cursor moves past them).  Then,
 // per query, the kk-th largest of the 32 column maxima is a lower bound B of its kk-th
 // best score: the kk columns whose maxima are >= B hold kk distinct eligible items
@@ -512,25 +513,24 @@ constexpr int kSeedGroup = 6;
 // id still wins) are offered, in ascending id order as before, and the kept sets are
 // exactly those of offering every column.  Online top-k in id order offers ~k ln(n/k)
 // insertions; here the first chunk's share of them (most of the ~90 per ML-20M user)
-// shrinks to about the k it keeps.
+// shrinks to about the k it keeps.  s, hit_rows and masks: room for kSeedGroup x n rows.
 void seed_block(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const float* qb, int m,
                 const float* pp, std::int64_t n, const std::uint32_t* inelig, int kk, QueryState* st, float* thr,
-                float* s, std::uint32_t* masks) {
-    const std::int64_t ps = static_cast<std::int64_t>(r.dim) * kTopkPanel;
+                float* s, std::int32_t* hit_rows, std::uint32_t* masks) {
     const float ninf = -std::numeric_limits<float>::infinity();
     const std::int64_t first_out = std::min(n * kTopkPanel, cand.count);  // candidate index past the chunk
     const std::int32_t id_end = cand.id(first_out - 1) + 1;
     float col[kTopkPanel];
+    float* rows[kSeedGroup * kMaxChunk];  // row of (query u, panel p) at rows[u * n + p]
     for (int g = 0; g < m; g += kSeedGroup) {
         const int mg = std::min(kSeedGroup, m - g);
-        const std::int64_t stride = std::int64_t{mg} * kTopkPanel;
-        for (std::int64_t p = 0; p < n; ++p)  // thr: still -inf
-            kern.panel_scores(qb + std::int64_t{g} * r.dim, r.dim, mg, r.dim, pp + p * ps, thr + g, s + p * stride,
-                              masks);
+        const std::int64_t hits =
+            kern.block_scores(qb + std::int64_t{g} * r.dim, r.dim, mg, r.dim, pp, n, thr + g, s, hit_rows, masks);
+        for (std::int64_t e = 0; e < hits; ++e) rows[hit_rows[e]] = s + e * kTopkPanel;  // hits == mg * n
         for (int u = 0; u < mg; ++u) {
-            float* su = s + std::int64_t{u} * kTopkPanel;
+            float** su = rows + std::int64_t{u} * n;
             for (std::int64_t p = 0; p < n; ++p)
-                for (std::uint32_t b = inelig[p]; b; b &= b - 1) su[p * stride + __builtin_ctz(b)] = ninf;
+                for (std::uint32_t b = inelig[p]; b; b &= b - 1) su[p][__builtin_ctz(b)] = ninf;
             QueryState& q = st[g + u];
             std::int64_t c = q.cursor;
             for (; c < q.end && r.exclude_indices[c] < id_end; ++c) {
@@ -543,15 +543,15 @@ void seed_block(const TopkRequest& r, const TopkKernels& kern, const Candidates&
                 } else if (id < 0) {
                     continue;  // outside [0, n_items): ignored
                 }
-                su[(idx / kTopkPanel) * stride + idx % kTopkPanel] = ninf;
+                su[idx / kTopkPanel][idx % kTopkPanel] = ninf;
             }
             q.cursor = c;  // every id below id_end is now either -inf or not excluded
-            kern.column_max(su, n, stride, col);
+            kern.column_max(su, n, col);
             std::nth_element(col, col + (kk - 1), col + kTopkPanel, [](float a, float b) { return a > b; });
             q.thr = lower(col[kk - 1]);  // -inf when fewer than kk columns hold an eligible item
-            kern.row_masks(su, n, stride, q.thr, masks);
+            kern.row_masks(su, n, q.thr, masks);
             for (std::int64_t p = 0; p < n; ++p)
-                if (masks[p]) offer_columns(r, cand, q, kk, p, masks[p], su + p * stride);
+                if (masks[p]) offer_columns(r, cand, q, kk, p, masks[p], su[p]);
         }
     }
     for (int u = 0; u < m; ++u) thr[u] = st[u].thr;
@@ -608,7 +608,7 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
             std::int64_t p_start = 0, step = 1;
             if (seed > 0) {
                 seed_block(r, kern, cand, qb, m, panels.get(0, seed, local_panels.get()), seed, inelig.data(), kk,
-                           st, thr, scores.get(), hit_masks.data());
+                           st, thr, scores.get(), hit_rows.data(), hit_masks.data());
                 p_start = step = seed;
             }
             for (std::int64_t p0 = p_start; p0 < panels.count(); p0 += step, step = std::min(2 * step, chunk)) {

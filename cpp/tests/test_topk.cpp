@@ -203,18 +203,21 @@ TM_TEST(topk_column_max_and_row_masks_every_path) {
             for (auto& v : s) v = g(rng);
             for (std::size_t i = 0; i < s.size(); i += 7) s[i] = ninf;  // ineligible columns
             std::vector<float> want(kTopkPanel, ninf);
-            for (int r = 0; r < rows; ++r)
+            std::vector<const float*> ptr(rows);  // rows in reverse order: any row addresses
+            for (int r = 0; r < rows; ++r) {
+                ptr[rows - 1 - r] = s.data() + r * stride;
                 for (int j = 0; j < kTopkPanel; ++j) want[j] = std::max(want[j], s[r * stride + j]);
+            }
             const float thr = 0.5f;
             for_each_path([&](const TopkKernels& kern) {
                 std::vector<float> got(kTopkPanel, 7.0f);
-                kern.column_max(s.data(), rows, stride, got.data());
+                kern.column_max(ptr.data(), rows, got.data());
                 TM_CHECK(same_bits(got, want));
                 std::vector<std::uint32_t> masks(rows, 0xDEADBEEFu);
-                kern.row_masks(s.data(), rows, stride, thr, masks.data());
+                kern.row_masks(ptr.data(), rows, thr, masks.data());
                 for (int r = 0; r < rows; ++r)
                     for (int j = 0; j < kTopkPanel; ++j)
-                        TM_CHECK(((masks[r] >> j) & 1u) == (s[r * stride + j] > thr ? 1u : 0u));
+                        TM_CHECK(((masks[r] >> j) & 1u) == (ptr[r][j] > thr ? 1u : 0u));
             });
         }
 }

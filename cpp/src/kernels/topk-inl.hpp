@@ -283,26 +283,26 @@ void column_masks(const float* scores, int m, const float* thr, std::uint32_t* m
     }
 }
 
-// The scan's seed (scan_blocks): rows of 32 scores at scores + r * stride, r < rows.
-// column_max: out[j] = the largest scores[r * stride + j] (-inf stays -inf).
-void column_max(const float* scores, std::int64_t rows, std::int64_t stride, float* out) {
+// The scan's seed (scan_blocks): n rows of 32 scores, row r at rows[r].
+// column_max: out[j] = the largest rows[r][j] (-inf stays -inf).
+void column_max(const float* const* rows, std::int64_t n, float* out) {
     V mx[C];
 #pragma GCC unroll 32
-    for (int c = 0; c < C; ++c) mx[c] = Ops::load(scores + L * c);
-    for (std::int64_t r = 1; r < rows; ++r)
+    for (int c = 0; c < C; ++c) mx[c] = Ops::load(rows[0] + L * c);
+    for (std::int64_t r = 1; r < n; ++r)
 #pragma GCC unroll 32
-        for (int c = 0; c < C; ++c) mx[c] = Ops::max(mx[c], Ops::load(scores + r * stride + L * c));
+        for (int c = 0; c < C; ++c) mx[c] = Ops::max(mx[c], Ops::load(rows[r] + L * c));
 #pragma GCC unroll 32
     for (int c = 0; c < C; ++c) Ops::store(out + L * c, mx[c]);
 }
 
-// row_masks: bit j of masks[r] is set iff scores[r * stride + j] > thr.
-void row_masks(const float* scores, std::int64_t rows, std::int64_t stride, float thr, std::uint32_t* masks) {
+// row_masks: bit j of masks[r] is set iff rows[r][j] > thr.
+void row_masks(const float* const* rows, std::int64_t n, float thr, std::uint32_t* masks) {
     const V t = Ops::set1(thr);
-    for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t r = 0; r < n; ++r) {
         std::uint32_t bits = 0;
 #pragma GCC unroll 32
-        for (int c = 0; c < C; ++c) bits |= Ops::bits(Ops::gt(Ops::load(scores + r * stride + L * c), t)) << (L * c);
+        for (int c = 0; c < C; ++c) bits |= Ops::bits(Ops::gt(Ops::load(rows[r] + L * c), t)) << (L * c);
         masks[r] = bits;
     }
 }
