@@ -263,6 +263,31 @@ def test_hybrid_bad_input(small):
         m.add_items(np.ones((2, 1)))
     with pytest.raises(ValueError, match="factors: expected an int >= 1"):
         HybridALS(factors=0).fit(train, F, show_progress=False)
+    with pytest.raises(ValueError, match="item_regularization: expected a number > 0 or 'auto'"):
+        HybridALS(item_regularization="big").fit(train, F, show_progress=False)
+    with pytest.raises(ValueError, match="item_regularization: 'auto' takes the users' weight"):
+        HybridALS(regularization=0.0).fit(train, F, show_progress=False)
+
+
+@pytest.mark.parametrize("regularization", ["auto", 3.0])
+def test_hybrid_auto_item_regularization_is_the_users_weight(small, regularization):
+    """item_regularization="auto" fits exactly the model with the users' weight passed
+    as a number (regularization_: ALS's auto weight, or the number given)."""
+    _, _, F, train, _, _ = small
+    kw = dict(factors=4, iterations=3, regularization=regularization, random_state=2,
+              num_threads=1)
+    a = HybridALS(**kw).fit(train, F, show_progress=False)
+    expected = (3.0 if regularization == 3.0
+                else 0.1 * np.abs(train.data.astype(np.float64)).sum()
+                / np.count_nonzero(np.diff(train.indptr)))
+    assert a.item_regularization == "auto"
+    np.testing.assert_allclose(a.regularization_, expected, rtol=1e-12)
+    b = HybridALS(item_regularization=a.regularization_, **kw).fit(train, F,
+                                                                    show_progress=False)
+    np.testing.assert_array_equal(a.item_factors, b.item_factors)
+    np.testing.assert_array_equal(a.feature_factors_, b.feature_factors_)
+    c = HybridALS(item_regularization=100.0, **kw).fit(train, F, show_progress=False)
+    assert not np.array_equal(a.item_factors, c.item_factors)
 
 
 def test_cold_item_split():
