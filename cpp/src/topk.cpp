@@ -498,8 +498,10 @@ std::int64_t chunk_panels(std::int64_t panel_size) {
 constexpr int kSeedMaxKeep = kTopkPanel / 2;
 
 // Queries per group of a block's seed: their scores of the seed's chunk stay in L1 (6 x
-// 32 panels of 32 floats: 24 KB) while they are selected from (groups of 12 measured ~1%
-// slower on AVX-512; the whole block at once, 768 KB through L2, ~1% slower again).
+// 32 panels of 32 floats: 24 KB) while they are selected from.  Measured with the seed's
+// first version (panel_scores' tiles): groups of 12 and the whole block at once (768 KB
+// through L2) left 16.8% and 17.0% of a 1-thread scan outside the scoring kernels, groups
+// of 6 15.6%; not re-measured with block_scores.
 constexpr int kSeedGroup = 6;
 
 // The seed of a block's bars: its first n <= kMaxChunk panels (one chunk) scored in full
