@@ -494,9 +494,75 @@ std::int64_t chunk_panels(std::int64_t panel_size) {
     return std::max<std::int64_t>(1, std::min(kMaxChunk, fit));
 }
 
+// Up to this many kept entries per query, a block's first chunk seeds the bars (below).
+constexpr int kSeedMaxKeep = kTopkPanel / 2;
+
+// Queries per group of a block's seed: their scores of the seed's chunk stay in L1 (6 x
+// 32 panels of 32 floats: 24 KB) while they are selected from.  Measured with the seed's
+// first version (panel_scores' tiles): groups of 12 and the whole block at once (768 KB
+// through L2) left 16.8% and 17.0% of a 1-thread scan outside the scoring kernels, groups
+// of 6 15.6%; not re-measured with block_scores.
+constexpr int kSeedGroup = 6;
+
+// The seed of a block's bars: its first n <= kMaxChunk panels (one chunk) scored in full
+// by block_scores with every bar at -inf (so every (query, panel) row is a hit, and the
+// scores come from the same register tiles as the rest of the scan), kSeedGroup queries at
+// a time; every ineligible column set to -inf (padding and denied columns from `inelig`,
+// each query's seen items from its exclusion row, whose cursor moves past them).  Then,
+// per query, the kk-th largest of the 32 column maxima is a lower bound B of its kk-th
+// best score: the kk columns whose maxima are >= B hold kk distinct eligible items
+// scoring >= B.  So only columns >= B (> lower(B), which keeps ties: a tied item of lower
+// id still wins) are offered, in ascending id order as before, and the kept sets are
+// exactly those of offering every column.  Online top-k in id order offers ~k ln(n/k)
+// insertions; here the first chunk's share of them (most of the ~90 per ML-20M user)
+// shrinks to about the k it keeps.  s, hit_rows and masks: room for kSeedGroup x n rows.
+void seed_block(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const float* qb, int m,
+                const float* pp, std::int64_t n, const std::uint32_t* inelig, int kk, QueryState* st, float* thr,
+                float* s, std::int32_t* hit_rows, std::uint32_t* masks) {
+    const float ninf = -std::numeric_limits<float>::infinity();
+    const std::int64_t first_out = std::min(n * kTopkPanel, cand.count);  // candidate index past the chunk
+    const std::int32_t id_end = cand.id(first_out - 1) + 1;
+    float col[kTopkPanel];
+    float* rows[kSeedGroup * kMaxChunk];  // row of (query u, panel p) at rows[u * n + p]
+    for (int g = 0; g < m; g += kSeedGroup) {
+        const int mg = std::min(kSeedGroup, m - g);
+        const std::int64_t hits =
+            kern.block_scores(qb + std::int64_t{g} * r.dim, r.dim, mg, r.dim, pp, n, thr + g, s, hit_rows, masks);
+        for (std::int64_t e = 0; e < hits; ++e) rows[hit_rows[e]] = s + e * kTopkPanel;  // hits == mg * n
+        for (int u = 0; u < mg; ++u) {
+            float** su = rows + std::int64_t{u} * n;
+            for (std::int64_t p = 0; p < n; ++p)
+                for (std::uint32_t b = inelig[p]; b; b &= b - 1) su[p][__builtin_ctz(b)] = ninf;
+            QueryState& q = st[g + u];
+            std::int64_t c = q.cursor;
+            for (; c < q.end && r.exclude_indices[c] < id_end; ++c) {
+                const std::int32_t id = r.exclude_indices[c];
+                std::int64_t idx = id;
+                if (cand.subset) {
+                    const auto it = std::lower_bound(cand.ids.begin(), cand.ids.end(), id);
+                    if (it == cand.ids.end() || *it != id) continue;
+                    idx = it - cand.ids.begin();
+                } else if (id < 0) {
+                    continue;  // outside [0, n_items): ignored
+                }
+                su[idx / kTopkPanel][idx % kTopkPanel] = ninf;
+            }
+            q.cursor = c;  // every id below id_end is now either -inf or not excluded
+            kern.column_max(su, n, col);
+            std::nth_element(col, col + (kk - 1), col + kTopkPanel, [](float a, float b) { return a > b; });
+            q.thr = lower(col[kk - 1]);  // -inf when fewer than kk columns hold an eligible item
+            kern.row_masks(su, n, q.thr, masks);
+            for (std::int64_t p = 0; p < n; ++p)
+                if (masks[p]) offer_columns(r, cand, q, kk, p, masks[p], su[p]);
+        }
+    }
+    for (int u = 0; u < m; ++u) thr[u] = st[u].thr;
+}
+
 // Queries in blocks (OpenMP, dynamic), each block against the panels in chunks through
 // block_scores; each query's bar is raised as its hits are offered, and the kernel's copy
-// of it after every chunk.  The first chunks of a block grow from one panel (1, 2, 4, ...:
+// of it after every chunk.  With kk <= kSeedMaxKeep the first chunk seeds the bars
+// (seed_block); otherwise the first chunks of a block grow from one panel (1, 2, 4, ...:
 // bars start at -inf, and a long first chunk would make every score of it a hit).
 // Exceptions (allocation) go through ParallelError (see threads.hpp).
 void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const Panels& panels,
@@ -505,6 +571,14 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
     const std::int64_t n_blocks = (nq + block - 1) / block;
     const std::int64_t chunk = chunk_panels(panels.panel_size());
     const std::size_t capacity = static_cast<std::size_t>(block * chunk + 1);
+    // the seed's chunk, and its ineligible columns (padding past the last candidate, denied)
+    const std::int64_t seed = kk <= kSeedMaxKeep ? std::min(chunk, panels.count()) : 0;
+    std::vector<std::uint32_t> inelig(static_cast<std::size_t>(seed));
+    for (std::int64_t p = 0; p < seed; ++p) {
+        inelig[p] = ~panels.valid(p);
+        for (int j = 0; j < kTopkPanel && !cand.denied.empty(); ++j)
+            if (p * kTopkPanel + j < cand.count && cand.is_denied(cand.id(p * kTopkPanel + j))) inelig[p] |= 1u << j;
+    }
     ParallelError error;
 #pragma omp parallel num_threads(nt)
     {
@@ -514,6 +588,7 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
         std::vector<std::uint32_t> hit_masks;
         error.run([&] {
             heaps.resize(static_cast<std::size_t>(block) * kk);
+            // hit rows, or the seed's full chunk (as many floats: block x chunk rows of 32)
             scores = aligned_floats(capacity * kTopkPanel);
             hit_rows.resize(capacity);
             hit_masks.resize(capacity);
@@ -532,8 +607,13 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
                 thr[u] = st[u].thr;
             }
             const float* qb = r.queries + u0 * r.dim;
-            std::int64_t step = 1;
-            for (std::int64_t p0 = 0; p0 < panels.count(); p0 += step, step = std::min(2 * step, chunk)) {
+            std::int64_t p_start = 0, step = 1;
+            if (seed > 0) {
+                seed_block(r, kern, cand, qb, m, panels.get(0, seed, local_panels.get()), seed, inelig.data(), kk,
+                           st, thr, scores.get(), hit_rows.data(), hit_masks.data());
+                p_start = step = seed;
+            }
+            for (std::int64_t p0 = p_start; p0 < panels.count(); p0 += step, step = std::min(2 * step, chunk)) {
                 const std::int64_t n = std::min(step, panels.count() - p0);
                 const std::int64_t hits =
                     kern.block_scores(qb, r.dim, m, r.dim, panels.get(p0, n, local_panels.get()), n, thr,

@@ -168,6 +168,60 @@ TM_TEST(topk_many_panels_match_brute_force_every_path) {
             }
 }
 
+TM_TEST(topk_seeded_bars_keep_ties_and_exclusions_every_path) {
+    // A block's first chunk (up to 32 panels) seeds each query's bar from its column
+    // maxima when k <= 16: small integer scores (many ties at the seed's bound), seen
+    // items, allow- and deny-lists, a catalog of one partial chunk (40 items) and of
+    // several (2100), k at the seed's limit (16) and past it (17).
+    unsigned seed = 301;
+    for (int ni : {40, 2100})
+        for (int k : {1, 10, 16, 17})
+            for (int flags = 0; flags < 4; ++flags) {
+                Problem p = make_problem(seed++, 230, ni, 3, k, flags & 1, flags & 2);
+                // ids outside [0, n_items) in the exclusion rows are ignored
+                std::vector<std::int32_t> indices;
+                std::vector<std::int64_t> indptr{0};
+                for (int u = 0; u < p.nq; ++u) {
+                    if (u % 3 == 0) indices.push_back(-5);
+                    indices.insert(indices.end(), p.indices.begin() + p.indptr[u], p.indices.begin() + p.indptr[u + 1]);
+                    if (u % 4 == 0) indices.push_back(ni + 3);
+                    indptr.push_back(static_cast<std::int64_t>(indices.size()));
+                }
+                p.indices = indices;
+                p.indptr = indptr;
+                expect_on_every_path(p.request(), brute(p), {1, 2});
+            }
+}
+
+TM_TEST(topk_column_max_and_row_masks_every_path) {
+    std::mt19937 rng(17);
+    std::normal_distribution<float> g;
+    const float ninf = -std::numeric_limits<float>::infinity();
+    for (int rows : {1, 2, 5, 32})
+        for (std::int64_t stride : {std::int64_t{kTopkPanel}, std::int64_t{3 * kTopkPanel}}) {
+            std::vector<float> s(std::size_t(rows) * stride);
+            for (auto& v : s) v = g(rng);
+            for (std::size_t i = 0; i < s.size(); i += 7) s[i] = ninf;  // ineligible columns
+            std::vector<float> want(kTopkPanel, ninf);
+            std::vector<const float*> ptr(rows);  // rows in reverse order: any row addresses
+            for (int r = 0; r < rows; ++r) {
+                ptr[rows - 1 - r] = s.data() + r * stride;
+                for (int j = 0; j < kTopkPanel; ++j) want[j] = std::max(want[j], s[r * stride + j]);
+            }
+            const float thr = 0.5f;
+            for_each_path([&](const TopkKernels& kern) {
+                std::vector<float> got(kTopkPanel, 7.0f);
+                kern.column_max(ptr.data(), rows, got.data());
+                TM_CHECK(same_bits(got, want));
+                std::vector<std::uint32_t> masks(rows, 0xDEADBEEFu);
+                kern.row_masks(ptr.data(), rows, thr, masks.data());
+                for (int r = 0; r < rows; ++r)
+                    for (int j = 0; j < kTopkPanel; ++j)
+                        TM_CHECK(((masks[r] >> j) & 1u) == (ptr[r][j] > thr ? 1u : 0u));
+            });
+        }
+}
+
 TM_TEST(topk_rejects_bad_requests) {
     std::vector<float> q(4, 1.0f), items(8, 1.0f);
     std::vector<std::int32_t> ids(4);

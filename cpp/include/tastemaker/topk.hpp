@@ -229,6 +229,11 @@ struct TopkKernels {
     /** The self-join's second mask: bit j of masks[u] is set iff scores[u*32 + j] > thr[j],
      *  for u < m (each score against the bar of the column's own row). */
     void (*column_masks)(const float* scores, int m, const float* thr, std::uint32_t* masks) = nullptr;
+    /** For j < 32: out[j] = max over r < n of rows[r][j] (n >= 1, each row 32 floats; -inf
+     *  allowed, no NaN).  With row_masks, the scan's seed of each query's bar. */
+    void (*column_max)(const float* const* rows, std::int64_t n, float* out) = nullptr;
+    /** For r < n: bit j of masks[r] is set iff rows[r][j] > thr. */
+    void (*row_masks)(const float* const* rows, std::int64_t n, float thr, std::uint32_t* masks) = nullptr;
     /** One query against n_panels consecutive panels (panel p at panels + p*dim*32):
      *  scores[p*32 + j] = sum_k q[k] * panel_p[k*32 + j] (fma, k ascending, from 0; the
      *  same bits as panel_scores), and bit j of masks[p] is set iff that score > thr. */
@@ -251,7 +256,7 @@ struct TopkKernels {
     static constexpr auto entries() {
         return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::block_scores, &TopkKernels::finite_absmax,
                                &TopkKernels::pack_panel, &TopkKernels::column_masks, &TopkKernels::query_scores,
-                               &TopkKernels::query_bounds);
+                               &TopkKernels::query_bounds, &TopkKernels::column_max, &TopkKernels::row_masks);
     }
 };
 

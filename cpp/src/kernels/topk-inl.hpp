@@ -16,6 +16,8 @@
 //     skipped after one max-and-compare, a row with one appended without a branch);
 //   * column_masks: the self-join's second compare (each score against the bar of the
 //     item's own row: similar_items for every item scores a pair once, for both rows);
+//   * column_max, row_masks: the scan's seed (a block's first chunk scored in full, a
+//     lower bound of each query's k-th score from its column maxima, then its hits);
 //   * query_scores: one query against several panels at a time (kQueryGroup panels: the
 //     chains a single query needs to keep both FMA pipes busy);
 //   * query_bounds: the pre-filter's scan of PackedItems' int8 copy (a quarter of the
@@ -281,6 +283,30 @@ void column_masks(const float* scores, int m, const float* thr, std::uint32_t* m
     }
 }
 
+// The scan's seed (scan_blocks): n rows of 32 scores, row r at rows[r].
+// column_max: out[j] = the largest rows[r][j] (-inf stays -inf).
+void column_max(const float* const* rows, std::int64_t n, float* out) {
+    V mx[C];
+#pragma GCC unroll 32
+    for (int c = 0; c < C; ++c) mx[c] = Ops::load(rows[0] + L * c);
+    for (std::int64_t r = 1; r < n; ++r)
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) mx[c] = Ops::max(mx[c], Ops::load(rows[r] + L * c));
+#pragma GCC unroll 32
+    for (int c = 0; c < C; ++c) Ops::store(out + L * c, mx[c]);
+}
+
+// row_masks: bit j of masks[r] is set iff rows[r][j] > thr.
+void row_masks(const float* const* rows, std::int64_t n, float thr, std::uint32_t* masks) {
+    const V t = Ops::set1(thr);
+    for (std::int64_t r = 0; r < n; ++r) {
+        std::uint32_t bits = 0;
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) bits |= Ops::bits(Ops::gt(Ops::load(rows[r] + L * c), t)) << (L * c);
+        masks[r] = bits;
+    }
+}
+
 // One query x G consecutive panels (panel g at panels + g * panel_size).
 template <int G>
 TM_TOPK_INLINE void query_group(const float* q, int dim, const float* panels, std::int64_t panel_size, V t,
@@ -445,6 +471,8 @@ constexpr TopkKernels table() {
     t.panel_scores = panel_scores;
     t.block_scores = block_scores;
     t.column_masks = column_masks;
+    t.column_max = column_max;
+    t.row_masks = row_masks;
     t.query_scores = query_scores;
     t.query_bounds = query_bounds;
     t.pack_panel = pack_panel;

@@ -219,6 +219,11 @@ def _append_liked(out_ids, out_scores, rows, allow, deny, score) -> None:
         out_scores[r, filled[r]:filled[r] + len(order)] = LIKED_SCORE
 
 
+def _every_row(ids: np.ndarray, n_rows: int) -> bool:
+    """Whether ``ids`` is 0, 1, ..., n_rows - 1 (a batch of every row, in order)."""
+    return len(ids) == n_rows and n_rows > 0 and ids[0] == 0 and bool((np.diff(ids) == 1).all())
+
+
 def _csr_rows(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return (np.ascontiguousarray(m.indptr, dtype=np.int64),
             np.ascontiguousarray(m.indices, dtype=np.int32))
@@ -495,7 +500,7 @@ class FactorModel(Model):
         """
         m = _checked_rows(matrix, name, n_cols)
         if m.shape[0] == n_rows_model and (not len(ids) or ids.max() < n_rows_model):
-            if len(ids) == n_rows_model and len(ids) and ids[0] == 0 and (np.diff(ids) == 1).all():
+            if _every_row(ids, n_rows_model):
                 return m  # every row in order (recommend for all users): m[ids] would copy it
             return m[ids]
         if m.shape[0] == len(ids):
@@ -662,8 +667,8 @@ class FactorModel(Model):
             queries = _factor_array(self._fold_in_users(rows), "fold-in factors")
             if queries.shape != (len(ids), itf.shape[1]):
                 raise ValueError(f"recalculate_user: fold-in returned shape {queries.shape}")
-        else:
-            queries = uf[ids]
+        else:  # every user in order: the factors as they are (uf[ids] would copy them)
+            queries = uf if _every_row(ids, n_users) else uf[ids]
         allow = _id_list(items, "items", n_items)
         deny = _id_list(filter_items, "filter_items", n_items)
         pool = n_items if allow is None else len(allow)
