@@ -31,10 +31,6 @@ void check_params(const TermWeightParams& p) {
         throw std::invalid_argument("idf_offset: expected a finite number >= 0");
 }
 
-}  // namespace
-
-namespace {
-
 // len(d) of every document from COO entries.
 std::vector<double> doc_lengths(const std::int64_t* doc, const double* x, std::int64_t nnz, std::int64_t n_docs) {
     std::vector<double> length(static_cast<std::size_t>(n_docs), 0.0);
@@ -50,6 +46,13 @@ CorpusStats stats_of(const std::vector<double>& length, const std::int64_t* term
     c.n_docs = static_cast<std::int64_t>(length.size());
     for (const double v : length) c.length_sum += v;
     return c;
+}
+
+// idf(t) of every term (weighting.hpp).
+std::vector<double> idf_table(std::int64_t n_docs, const std::vector<double>& df, double idf_offset) {
+    std::vector<double> idf(df.size());
+    for (std::size_t t = 0; t < df.size(); ++t) idf[t] = term_idf(n_docs, df[t], idf_offset);
+    return idf;
 }
 
 }  // namespace
@@ -78,8 +81,7 @@ void term_weights(const TermWeightParams& p, const std::int64_t* doc, const std:
         own = stats_of(length, term, nnz, n_terms);
         corpus = &own;
     }
-    std::vector<double> idf(static_cast<std::size_t>(n_terms));
-    for (std::int64_t t = 0; t < n_terms; ++t) idf[t] = term_idf(corpus->n_docs, corpus->df[t], p.idf_offset);
+    const std::vector<double> idf = idf_table(corpus->n_docs, corpus->df, p.idf_offset);
     const double avg = corpus_avg_length(corpus->n_docs, corpus->length_sum);
     for (std::int64_t e = 0; e < nnz; ++e)
         out[e] = term_weight(p, x[e], idf[static_cast<std::size_t>(term[e])], length[static_cast<std::size_t>(doc[e])],
@@ -92,8 +94,7 @@ void term_weights_rows(const TermWeightParams& p, const CsrView& m, const double
     const std::int64_t nnz = m.n_rows > 0 ? m.indptr[m.n_rows] : 0;
     std::vector<double> df(static_cast<std::size_t>(m.n_cols), 0.0);
     for (std::int64_t e = 0; e < nnz; ++e) df[static_cast<std::size_t>(m.indices[e])] += 1.0;
-    std::vector<double> idf(static_cast<std::size_t>(m.n_cols));
-    for (std::int64_t t = 0; t < m.n_cols; ++t) idf[t] = term_idf(m.n_rows, df[t], p.idf_offset);
+    const std::vector<double> idf = idf_table(m.n_rows, df, p.idf_offset);
     const auto value = [&](std::int64_t e) { return x ? x[e] : static_cast<double>(m.data[e]); };
     // Each row's length (of the strengths weighed, x when given) in entry order, then
     // their total in row order (as corpus_stats).
