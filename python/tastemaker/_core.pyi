@@ -112,6 +112,13 @@ def query_similar(
     deny: npt.NDArray[np.int32] | None = None,
     allow: npt.NDArray[np.int32] | None = None,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def csr_transpose(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    n_cols: int,
+    num_threads: int = 0,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
 def knn_fit(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],
