@@ -162,7 +162,8 @@ def _weaker_diagnosis(comp, model, x, ui, fits, users, sel, weaker, sess_persona
         r = comp.rank(model, x, u, k, fit=fit)
         stats["slots"].append(int((r[2] == c).sum()))
         row = ui[u]
-        vec = comp.vectors(model, x, fit, row.indices, row.data, comp._blends(fit, None))[c]
+        vec = comp.vectors(model, x, fit, row.indices, row.data, comp._blends(fit, None),
+                           comp._params()["contrast"])[c]
         sc = vec.astype(np.float64) @ Y.T
         sc[row.indices] = -np.inf
         own.append(np.argsort(-sc)[:k].tolist())
@@ -222,6 +223,9 @@ def main(argv=None) -> dict:
                     help="also report tastes='auto' at these balances (comma-separated)")
     ap.add_argument("--penalty", type=float, default=None,
                     help="Tastes(penalty=): weight of the criterion's parameter cost")
+    ap.add_argument("--contrast", type=float, default=None,
+                    help="Tastes(contrast=): weight of the other tastes' titles as dislikes "
+                    "in a taste's vector (0 = left out)")
     # ALS's best of bench/generator_calibration.py's grid on this log (16/64 factors x
     # regularization 10/100, by held-out recall@20 over all accounts); 16 / 100 was
     # chosen on the log without taste for single titles
@@ -372,8 +376,8 @@ def main(argv=None) -> dict:
         model.set_params(num_threads=1)  # one account at a time below: no thread start-up
 
         # ---- who is shared: tastes of every account, one EM batch
-        opts = {k: v for k, v in (("balance", args.balance), ("penalty", args.penalty))
-                if v is not None}
+        opts = {k: v for k, v in (("balance", args.balance), ("penalty", args.penalty),
+                                  ("contrast", args.contrast)) if v is not None}
         comp = Tastes(**opts)
         t0 = time.time()
         fits = comp.fit_users(model, x, np.arange(x.n_users))
