@@ -183,7 +183,11 @@ def test_bad_parameters(obvious):
                     ({"penalty": 0}, "penalty"), ({"penalty": "x"}, "penalty"),
                     ({"blend": -0.1}, "blend"), ({"main_account": "yes"}, "main_account"),
                     ({"contrast": -0.5}, "contrast"), ({"contrast": "x"}, "contrast"),
-                    ({"contrast": float("nan")}, "contrast"), ({"contrast": 1e9}, "contrast")):
+                    ({"contrast": float("nan")}, "contrast"), ({"contrast": 1e9}, "contrast"),
+                    ({"context_regularization": 0}, "context_regularization"),
+                    ({"context_regularization": -2.0}, "context_regularization"),
+                    ({"context_regularization": 1e9}, "context_regularization"),
+                    ({"context_regularization": None}, "context_regularization")):
         with pytest.raises(ValueError, match=msg):
             Tastes(**kw).fit_users(model, x, [0])
     plain = tm.Interactions.from_frame(ev, event="event")
@@ -205,13 +209,14 @@ def _numpy_shares(x, fit, items):
     return per / per.sum(axis=1, keepdims=True)
 
 
-def _numpy_fold_in(model, items, entries):
-    """Implicit ALS fold-in of one row (Hu et al.; dislikes: preference 0), solved here."""
+def _numpy_fold_in(model, items, entries, scale=1.0):
+    """Implicit ALS fold-in of one row (Hu et al.; dislikes: preference 0), solved here,
+    with the model's regularization times ``scale``."""
     y = model.item_factors.astype(np.float64)
     keep = entries != 0
     e, yh = entries[keep], y[items[keep]]
     c = model.alpha * np.abs(e)
-    reg = model._checked_params()["regularization"]
+    reg = model._checked_params()["regularization"] * scale
     A = y.T @ y + reg * np.eye(y.shape[1]) + (yh.T * (c - 1)) @ yh
     return np.linalg.solve(A, (yh * np.where(e > 0, c, 0.0)[:, None]).sum(axis=0))
 
@@ -246,6 +251,62 @@ def test_contrastive_fold_in_matches_numpy(obvious):
     ids, *_ = Tastes(n_topics=4, contrast=2.0).rank(model, x, u, 6,
                                                     context={"device": "tablet", "hour": 16})
     assert np.mean(x.item_ids[ids] >= 30) > 0.8
+
+
+def test_context_vectors_take_context_regularization(obvious):
+    """With a context, the tastes' vectors are folded in with the model's regularization
+    times context_regularization (NumPy reference), and the confident posterior's list is
+    that vector's own top picks; without a context the interleave keeps the model's."""
+    _ev, shared, x, model = obvious
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    comp = Tastes(n_topics=4, contrast=0.5, context_regularization=40.0)
+    fit = comp.fit_users(model, x, [u])[0]
+    row = x.to_csr()[u]
+    share = _numpy_shares(x, fit, row.indices)
+    e = row.data[:, None] * share - 0.5 * np.abs(row.data)[:, None] * (1 - share)
+    ref = [_numpy_fold_in(model, row.indices, e[:, j], 40.0) for j in range(2)]
+    got = Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, 0.5, 40.0)
+    for j in range(2):
+        np.testing.assert_allclose(got[j], ref[j], rtol=2e-3, atol=2e-4)
+    tv = next(j for j, t in enumerate(comp._describe(x, fit, order=False))
+              if t.context["device"] == "tv")
+    ids, scores, src, _t, w = comp.rank(model, x, u, 6, context={"device": "tv", "hour": 21},
+                                        fit=fit)
+    assert w[tv] > 0.99 and set(src.tolist()) == {tv}
+    sc = model.item_factors.astype(np.float64) @ ref[tv]
+    sc[row.indices] = -np.inf
+    np.testing.assert_array_equal(ids, np.argsort(-sc, kind="stable")[:6])
+    np.testing.assert_allclose(scores, sc[ids], rtol=2e-3, atol=2e-4)
+    # no context: the model's own regularization (the lighter taste's vector at scale 1)
+    ids_auto, _s, src_auto, *_ = comp.rank(model, x, u, 12, fit=fit)
+    light = int(np.argmin(fit.log_weight))
+    plain = Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, 0.5)[light]
+    sc = model.item_factors.astype(np.float64) @ plain.astype(np.float64)
+    sc[row.indices] = -np.inf
+    mine = ids_auto[src_auto == light].tolist()
+    assert mine == [i for i in np.argsort(-sc, kind="stable").tolist()
+                    if i not in set(ids_auto[src_auto != light].tolist())][:len(mine)]
+    with pytest.raises(ValueError, match="regularization"):
+        Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, 0.0, 0.0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.floats(0.05, 200.0), st.floats(0.0, 3.0))
+def test_regularization_scale_is_the_models_own_fold_in(obvious, scale, contrast):
+    """The one-row solves at regularization x scale equal the model's batch fold-in with
+    its regularization set to that (an independent path: a copy of the model)."""
+    import copy
+
+    _ev, shared, x, model = obvious
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    fit = Tastes(n_topics=4).fit_users(model, x, [u])[0]
+    row = x.to_csr()[u]
+    other = copy.deepcopy(model)
+    other.regularization = model._checked_params()["regularization"] * scale
+    np.testing.assert_allclose(
+        Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, contrast, scale),
+        Tastes.vectors(other, x, fit, row.indices, row.data, 0.0, contrast),
+        rtol=2e-4, atol=1e-5)
 
 
 @settings(max_examples=25, deadline=None)
