@@ -182,8 +182,10 @@ def test_bad_parameters(obvious):
                     ({"categorical": "hour"}, "categorical"), ({"n_init": 0}, "n_init"),
                     ({"penalty": 0}, "penalty"), ({"penalty": "x"}, "penalty"),
                     ({"blend": -0.1}, "blend"), ({"main_account": "yes"}, "main_account"),
-                    ({"contrast": -0.5}, "contrast"), ({"contrast": "x"}, "contrast"),
-                    ({"contrast": float("nan")}, "contrast"), ({"contrast": 1e9}, "contrast"),
+                    ({"context_contrast": -0.5}, "context_contrast"),
+                    ({"context_contrast": "x"}, "context_contrast"),
+                    ({"context_contrast": float("nan")}, "context_contrast"),
+                    ({"context_contrast": 1e9}, "context_contrast"),
                     ({"context_regularization": 0}, "context_regularization"),
                     ({"context_regularization": -2.0}, "context_regularization"),
                     ({"context_regularization": 1e9}, "context_regularization"),
@@ -248,18 +250,19 @@ def test_contrastive_fold_in_matches_numpy(obvious):
     with pytest.raises(ValueError, match="contrast"):
         Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, -1.0)
     # served: the tablet viewer's picks under contrast stay the tablet viewer's titles
-    ids, *_ = Tastes(n_topics=4, contrast=2.0).rank(model, x, u, 6,
-                                                    context={"device": "tablet", "hour": 16})
+    ids, *_ = Tastes(n_topics=4, context_contrast=2.0).rank(
+        model, x, u, 6, context={"device": "tablet", "hour": 16})
     assert np.mean(x.item_ids[ids] >= 30) > 0.8
 
 
-def test_context_vectors_take_context_regularization(obvious):
-    """With a context, the tastes' vectors are folded in with the model's regularization
-    times context_regularization (NumPy reference), and the confident posterior's list is
-    that vector's own top picks; without a context the interleave keeps the model's."""
+def test_context_vectors_take_context_contrast_and_regularization(obvious):
+    """With a context, the tastes' vectors are folded in with context_contrast and the
+    model's regularization times context_regularization (NumPy reference), and the
+    confident posterior's list is that vector's own top picks; without a context the
+    interleave keeps the plain fold-in."""
     _ev, shared, x, model = obvious
     u = int(np.flatnonzero(shared[x.user_ids])[0])
-    comp = Tastes(n_topics=4, contrast=0.5, context_regularization=40.0)
+    comp = Tastes(n_topics=4, context_contrast=0.5, context_regularization=40.0)
     fit = comp.fit_users(model, x, [u])[0]
     row = x.to_csr()[u]
     share = _numpy_shares(x, fit, row.indices)
@@ -277,10 +280,10 @@ def test_context_vectors_take_context_regularization(obvious):
     sc[row.indices] = -np.inf
     np.testing.assert_array_equal(ids, np.argsort(-sc, kind="stable")[:6])
     np.testing.assert_allclose(scores, sc[ids], rtol=2e-3, atol=2e-4)
-    # no context: the model's own regularization (the lighter taste's vector at scale 1)
+    # no context: the plain fold-in (the lighter taste's vector, no contrast, scale 1)
     ids_auto, _s, src_auto, *_ = comp.rank(model, x, u, 12, fit=fit)
     light = int(np.argmin(fit.log_weight))
-    plain = Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, 0.5)[light]
+    plain = Tastes.vectors(model, x, fit, row.indices, row.data)[light]
     sc = model.item_factors.astype(np.float64) @ plain.astype(np.float64)
     sc[row.indices] = -np.inf
     mine = ids_auto[src_auto == light].tolist()

@@ -41,15 +41,17 @@ session sums), never a loop over accounts.
 Serving
 -------
 * a taste's factor vector is the model's fold-in of the account's history with each
-  title weighted by the share of its plays that fall in that taste's sessions, and the
-  titles of the other tastes entering as weak dislikes (``contrast``): what the other
-  person chose is evidence of what this one did not;
+  title weighted by the share of its plays that fall in that taste's sessions;
 * ``tastes="auto"`` interleaves the tastes' rankings in proportion to their weights
   (Sainte-Lague quotas: every taste gets its fair share of each prefix of the list);
 * a ``context`` dict (``{"device": "tv", "hour": 21}``) gives each taste its posterior
   probability of watching now (Bayes' rule with the taste's weight and its context
   distributions; unknown columns or values are ignored) and the list is interleaved by
-  those probabilities, so a confident posterior serves that one person.
+  those probabilities, so a confident posterior serves that one person.  Those taste
+  vectors also take the other tastes' titles as weak dislikes (``context_contrast``:
+  what the other person chose is evidence of what this one did not) and a stronger
+  regularization (``context_regularization``), which rank a person known from a few
+  sessions better.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ __all__ = ["TASTE_MODES", "Taste", "Tastes"]
 TASTE_MODES = ("auto", "single")
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _KAPPA_MAX = 25.0  # von Mises concentration cap: an integer hour is a bin, not a point
-_CONTRAST_MAX = 1e6  # Tastes(contrast=): beyond it the dislikes' confidence swamps the fold-in
+_CONTRAST_MAX = 1e6  # Tastes(context_contrast=): beyond it the dislikes swamp the fold-in
 _REG_SCALE_MAX = 1e6  # Tastes(context_regularization=): a multiple of the model's
 
 
@@ -180,32 +182,32 @@ class Tastes:
     blend : float in [0, 1], default 0.0
         A taste's vector folds in its own titles at full weight and the other tastes'
         at ``blend`` (0 = its own titles only; 1 = the account vector).
-    contrast : float >= 0, default 0.25
-        A taste's vector also learns from the titles the account's *other* tastes
-        played: title ``i`` enters its fold-in with the value
-        ``v_i * s_i - contrast * |v_i| * (1 - s_i)``, where ``v_i`` is the account's value
-        and ``s_i`` the title's share in this taste (after ``blend``).  So a title only
-        the other person played becomes a dislike (preference 0) with confidence
-        ``alpha * contrast * |v_i|`` instead of dropping out of the fit, and the taste is
-        pushed away from the other person's titles instead of only towards its own few
-        (0 = the previous behaviour; a vector with ``blend`` 1, the account's own, is
-        unchanged).  Chosen on bench/shared_accounts.py's validation logs (seeds 10-14,
-        which its evaluation seeds 0-2 do not see), 2026-11-30: the lighter viewer's
-        ``auto`` recall over single-vector went from 1.293x to 1.317x on the mean (better
-        on 3 of 5 logs) and the watching person's recall with context from 1.214x to
-        1.226x (3 of 5), overall recall staying at 0.989-1.005x single; 0.5 gave
-        1.317x / 1.217x and 1 gave 1.301x / 1.210x.  The gain is about 1.3 standard errors
-        (paired, pooled over the five logs): small, and far from the issue's 1.5x / 1.3x.
+    context_contrast : float >= 0, default 0.25
+        With a ``context`` (someone known to be watching), a taste's vector also learns
+        from the titles the account's *other* tastes played: title ``i`` enters its
+        fold-in with the value ``v_i * s_i - context_contrast * |v_i| * (1 - s_i)``,
+        where ``v_i`` is the account's value and ``s_i`` the title's share in this taste.
+        So a title only the other person played becomes a dislike (preference 0) with
+        confidence ``alpha * context_contrast * |v_i|`` instead of dropping out of the
+        fit, pushing the taste away from the other person's titles instead of only
+        towards its own few (0 = left out, as before).
     context_regularization : float > 0, default 3.0
-        With a ``context`` (someone known to be watching), the tastes' vectors are folded
-        in with the model's regularization times this (ALS; other models fold in as they
-        do): the stronger pull of the item Gram matrix ranks a person known from a few
-        sessions more by the titles like their own and by popularity.  Chosen on the same
-        validation logs, with ``contrast`` 0.25: the watching person's recall over
-        single-vector went from 1.226x to 1.244x on the mean (1.214x without either
-        change: better on all 5 logs); 2 gave 1.230x and 5 gave 1.232x.  Without a
-        context it did not help the lighter viewer's ``auto`` figure (1.282x against
-        1.293x at 3, without contrast), so the interleave keeps the model's own.
+        With a ``context``, the tastes' vectors are folded in with the model's
+        regularization times this (ALS; other models fold in as they do): the stronger
+        pull of the item Gram matrix ranks a person known from a few sessions more by
+        the titles like their own and by popularity.
+
+        Both were chosen on bench/shared_accounts.py's validation logs (seeds 10-19,
+        which its evaluation seeds 0-2 do not see; 2026-11-30, harness outside the
+        repository, paired per account).  The watching person's recall over
+        single-vector, mean of seeds 10-14 / 15-19: 1.214x / 1.265x before; 1.245x /
+        1.290x with regularization x3 alone (better on all 10 logs); 1.244x / 1.308x
+        with contrast 0.25 as well (better on all 10); x2 and x5 gave 1.230x / 1.232x
+        and contrast 0.5 / 1 less than 0.25 on seeds 10-14.  Without a context (the
+        ``auto`` interleave, where the lighter viewer's taste gets about 7 of 20 slots)
+        neither helped that viewer: contrast 0.25 moved the mean by +0.024 / +0.002
+        (better on 5 of 10 logs) and regularization x3 by -0.011 / -0.018, so the
+        interleave keeps the plain fold-in.
     n_topics : int, default 16
         Item topics (k-means clusters of the normalized item factors) that describe a
         session's taste.
@@ -228,7 +230,8 @@ class Tastes:
     """
 
     def __init__(self, max_tastes=3, criterion="bic", balance=0.3, penalty=0.55, blend=0.0,
-                 main_account=True, n_topics=16, contrast=0.25, context_regularization=3.0,
+                 main_account=True, n_topics=16, context_contrast=0.25,
+                 context_regularization=3.0,
                  account_topics=4, circular=None, categorical=(), n_init=4, max_iter=60,
                  tol=1e-4, random_state=0, cache_size=4096):
         self.max_tastes = max_tastes
@@ -236,7 +239,7 @@ class Tastes:
         self.criterion = criterion
         self.penalty = penalty
         self.blend = blend
-        self.contrast = contrast
+        self.context_contrast = context_contrast
         self.context_regularization = context_regularization
         self.main_account = main_account
         self.n_topics = n_topics
@@ -269,7 +272,7 @@ class Tastes:
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("max_tastes", "criterion", "balance", "penalty",
-                                              "blend", "contrast",
+                                              "blend", "context_contrast",
                                               "context_regularization", "main_account",
                                               "n_topics",
                                               "account_topics",
@@ -297,10 +300,10 @@ class Tastes:
         return v
 
     @staticmethod
-    def _contrast(value) -> float:
-        v = check_float(value, "contrast", minimum=0.0)
+    def _contrast(value, name="contrast") -> float:
+        v = check_float(value, name, minimum=0.0)
         if v > _CONTRAST_MAX:
-            raise ValueError(f"contrast: expected a number in [0, {_CONTRAST_MAX:g}] (the "
+            raise ValueError(f"{name}: expected a number in [0, {_CONTRAST_MAX:g}] (the "
                              f"dislikes' confidence would swamp the fold-in), got {v}")
         return v
 
@@ -329,7 +332,8 @@ class Tastes:
                 "balance": self._unit(self.balance, "balance"),
                 "penalty": check_float(self.penalty, "penalty", minimum=0.0, strict=True),
                 "blend": self._unit(self.blend, "blend"),
-                "contrast": self._contrast(self.contrast),
+                "context_contrast": self._contrast(self.context_contrast,
+                                                   "context_contrast"),
                 "context_regularization": self._reg_scale(self.context_regularization,
                                                           "context_regularization"),
                 "main_account": self._flag(self.main_account, "main_account"),
@@ -709,8 +713,8 @@ class Tastes:
         entering taste ``j``'s row as ``v_i * s_ij - contrast * |v_i| * (1 - s_ij)`` with
         ``s_ij = blend + (1 - blend) * share``, its share of plays that fall in that
         taste's sessions (titles outside every session: the tastes' weights); a negative
-        entry is a dislike to the model (see the class's ``contrast``).  ``blend`` is a
-        number or one per taste (1 = the account's own vector).  ``regularization``
+        entry is a dislike to the model (see the class's ``context_contrast``).  ``blend``
+        is a number or one per taste (1 = the account's own vector).  ``regularization``
         multiplies the model's for these solves (a model without a native one-row fold-in
         ignores it).  ValueError if the model cannot fold in."""
         k = fit.k
@@ -764,10 +768,8 @@ class Tastes:
             weights = weights / weights.sum()
         row = _user_row(interactions, user)
         try:
-            p = self._params()
             vecs = self.vectors(model, interactions, fit, row.indices, row.data,
-                                self._blends(fit, context), p["contrast"],
-                                p["context_regularization"] if context else 1.0)
+                                self._blends(fit, context), *self._context_fold(context))
         except ValueError:
             return None  # the model cannot fold in: one vector it is
         from ..models.base import _id_list, _topk
@@ -790,6 +792,14 @@ class Tastes:
         sc = np.array([score_of[j][i] for i, j in zip(got, src)], dtype=np.float32)
         return (np.asarray(got, dtype=np.int64), sc, np.asarray(src, dtype=np.int64),
                 self._describe(interactions, fit, order=False), weights)
+
+    def _context_fold(self, context) -> tuple:
+        """(contrast, regularization scale) of the tastes' fold-in: the ``context_*``
+        parameters when someone is known to be watching, else the plain fold-in."""
+        if not context:
+            return 0.0, 1.0
+        p = self._params()
+        return p["context_contrast"], p["context_regularization"]
 
     def _blends(self, fit: _Fit, context) -> np.ndarray:
         """Per taste, the weight of the other tastes' titles in its vector: ``blend``;
@@ -839,15 +849,14 @@ class Tastes:
         """(rows, own): the account's history row once per taste with that taste's vector
         (it still excludes everything seen), and the row of the titles that are mostly
         that taste's (to explain its picks by its own history).  With a ``context`` the
-        vectors take ``context_regularization``."""
+        vectors are folded in as :meth:`_context_fold` says."""
         from dataclasses import replace
 
         hist, vals = row.nonzero()
-        p = self._params()
         try:
             vecs = self.vectors(st.items.model, view, fit, hist, vals,
-                                p["blend"] if blend is None else blend, p["contrast"],
-                                p["context_regularization"] if context else 1.0)
+                                self._params()["blend"] if blend is None else blend,
+                                *self._context_fold(context))
         except ValueError:
             return None, None
         mine = np.argmax(self.shares(view, fit, row.items), axis=1) if row.items.size else (
