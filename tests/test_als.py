@@ -485,3 +485,52 @@ def test_partial_fit_keeps_the_carried_seen_items_in_step(tmp_path):
     back = tastemaker.load(tmp_path / "m.npz")
     ids, _ = back.recommend(m.shape[0] + 1, back.user_items, N=3)
     assert not np.isin(ids, back.user_items[m.shape[0] + 1].indices).any()
+
+
+def _numpy_transpose(m: sp.csr_matrix):
+    """Reference transpose from the (row, column, value) triples, ordered by column then row
+    with NumPy (stored zeros kept): what every fit's item side is built from."""
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((rows, m.indices))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(m.indices, minlength=m.shape[1]))])
+    return indptr, rows[order], m.data[order]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_rows=st.integers(0, 60), n_cols=st.integers(1, 40), density=st.floats(0.0, 1.0),
+       seed=st.integers(0, 2**31 - 1), threads=st.integers(1, 4))
+def test_native_transpose_matches_numpy_for_any_thread_count(n_rows, n_cols, density, seed, threads):
+    rng = np.random.default_rng(seed)
+    m = sp.random(n_rows, n_cols, density=density, random_state=rng, format="csr",
+                  dtype=np.float32)
+    if m.nnz:
+        m.data[rng.random(m.nnz) < 0.1] = 0.0  # stored zeros stay stored
+    ref = _numpy_transpose(m)
+    from tastemaker.models.als import _transpose
+    t = _transpose(m, threads)
+    assert t.shape == (n_cols, n_rows) and t.has_sorted_indices
+    np.testing.assert_array_equal(t.indptr, ref[0])
+    np.testing.assert_array_equal(t.indices, ref[1])
+    np.testing.assert_array_equal(t.data, ref[2])
+    # many entries per column: several blocks on more threads, the same arrays
+    big = sp.random(3000, 7, density=0.5, random_state=rng, format="csr", dtype=np.float32)
+    one, many = (_core.csr_transpose(big.indptr.astype(np.int64), big.indices, big.data, 7, k)
+                 for k in (1, threads))
+    ref = _numpy_transpose(big)
+    for a, b, r in zip(one, many, ref):
+        np.testing.assert_array_equal(a, r)
+        np.testing.assert_array_equal(b, r)
+
+
+def test_native_transpose_rejects_bad_arrays():
+    indptr = np.array([0, 2, 3], dtype=np.int64)
+    data = np.ones(3, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"m: column index 5 out of range \[0, 4\)"):
+        _core.csr_transpose(indptr, np.array([0, 5, 1], dtype=np.int32), data, 4)
+    with pytest.raises(ValueError, match="m: indptr is decreasing"):
+        _core.csr_transpose(np.array([0, 3, 2], dtype=np.int64), np.zeros(2, np.int32),
+                            np.ones(2, np.float32), 4)
+    with pytest.raises(ValueError, match="m.indptr: last entry"):
+        _core.csr_transpose(indptr, np.zeros(2, np.int32), np.ones(2, np.float32), 4)
+    with pytest.raises(ValueError, match="negative number of columns"):
+        _core.csr_transpose(indptr, np.zeros(3, np.int32), data, -1)

@@ -21,6 +21,37 @@ def test_show_config_reports_version_simd_threads():
     assert tastemaker.__version__ in text and info["simd"] in text
 
 
+def _l2_reference() -> int:
+    """The per-core L2 as the OS reports it (sysconf, else sysfs), clamped like the library
+    does; the library's fallback when neither says."""
+    lo, hi, fallback = 128 << 10, 8 << 20, 512 << 10
+    try:
+        n = os.sysconf("SC_LEVEL2_CACHE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        n = 0
+    if n <= 0:
+        root = "/sys/devices/system/cpu/cpu0/cache"
+        for k in range(16):
+            d = f"{root}/index{k}"
+            if not os.path.isdir(d):
+                break
+            with open(f"{d}/level") as fl, open(f"{d}/type") as ft, open(f"{d}/size") as fs:
+                if fl.read().strip() != "2" or ft.read().strip() == "Instruction":
+                    continue
+                size = fs.read().strip()
+            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1:].upper(), 1)
+            n = int(size.rstrip("KMGkmgB")) * mult
+            break
+    return fallback if n <= 0 else min(max(n, lo), hi)
+
+
+def test_show_config_reports_the_l2_size_the_kernels_block_for():
+    buf = io.StringIO()
+    info = tastemaker.show_config(file=buf)
+    assert info["l2_cache_bytes"] == _l2_reference()
+    assert f"{info['l2_cache_bytes'] // 1024} KiB" in buf.getvalue()
+
+
 def test_set_num_threads_roundtrip_and_validation():
     before = tastemaker.get_num_threads()
     try:

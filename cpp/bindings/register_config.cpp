@@ -25,6 +25,8 @@ void register_config(py::module_& m) {
     m.def("set_num_threads", [](int n) { set_num_threads(n); }, py::arg("n"));
     m.def("get_num_threads", [] { return get_num_threads(); });
     m.def("have_openmp", [] { return have_openmp(); });
+    m.def("l2_cache_bytes", [] { return simd::l2_cache_bytes(); },
+          "Per-core L2 bytes the kernels block for (detected once; a fallback when unknown).");
     m.def(
         "dot",
         [](const py::array& x, const py::array& y) {

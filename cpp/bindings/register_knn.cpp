@@ -93,7 +93,28 @@ py::array item_gram_binding(const py::array& w_indptr, const py::array& w_indice
     return out;
 }
 
+py::tuple csr_transpose_binding(const py::array& indptr, const py::array& indices, const py::array& data,
+                                std::int64_t n_cols, int num_threads) {
+    const CsrView X = csr_view(indptr, indices, data, n_cols, "m");
+    const std::int64_t nnz = X.indptr[X.n_rows];
+    py::array_t<std::int64_t> t_indptr(static_cast<py::ssize_t>(n_cols) + 1);
+    py::array_t<std::int32_t> t_indices(static_cast<py::ssize_t>(nnz));
+    py::array_t<float> t_data(static_cast<py::ssize_t>(nnz));
+    std::int64_t* pi = t_indptr.mutable_data();
+    std::int32_t* px = t_indices.mutable_data();
+    float* pd = t_data.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        csr_transpose(X, pi, px, pd, nullptr, num_threads);
+    }
+    return py::make_tuple(t_indptr, t_indices, t_data);
+}
+
 void register_knn(py::module_& m) {
+    m.def("csr_transpose", &csr_transpose_binding, py::arg("indptr"), py::arg("indices"), py::arg("data"),
+          py::arg("n_cols"), py::arg("num_threads") = 0,
+          "The transpose of a CSR (indptr int64, indices int32, data float32) with n_cols columns -> "
+          "(indptr, indices, data) of the n_cols x n_rows CSR, indices sorted (scipy's m.T.tocsr()).");
     m.def("knn_fit", &knn_fit_binding, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_items"),
           py::arg("K"), py::arg("similarity") = "cosine", py::arg("K1") = 1.2, py::arg("B") = 0.75,
           py::arg("num_threads") = 0,

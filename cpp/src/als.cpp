@@ -94,7 +94,10 @@ inline float row_lambda(const AlsParams& p, std::int64_t n) {
 // Measured on the ML-20M-sized synthetic set (item half-step, one thread, Zen 3 AVX2):
 // 2.05 s per item half-step before, 1.3-1.6 s with rows over 1 MB tiled (rows of
 // 256 KB - 1 MB are better off alone: their later passes find most rows in L2, and
-// their short per-tile segments waste work on padding).
+// their short per-tile segments waste work on padding).  The threshold does not follow
+// the L2 size: on a Xeon with 2 MiB of L2 per core, 2 MiB / 4 MiB made the item half-step
+// 10% / 25% slower and 512 KiB was no different (bench/README.md): a long row's items
+// are spread over the whole other side, so alone its passes stream them whatever fits.
 constexpr std::int64_t kTiledRowBytes = 1 << 20;  // rows reading more than this per pass
 constexpr std::int64_t kMinTiledRowItems = 64;    // ...and holding at least this many items
 constexpr std::size_t kMaxGroupRows = 256;        // more rows share a fetched row...
@@ -126,6 +129,7 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
               const float* Y, std::int64_t n_other, int f, const double* gram, float* X, const AlsParams& params,
               int nt) {
     const std::size_t fs = static_cast<std::size_t>(f), ff = fs * fs;
+    const AlsCache cache = als_cache(params.l2_bytes);
     const AlignedFloats G32 = aligned_floats(ff);  // each row pass reads it (matvec)
     for (std::size_t k = 0; k < ff; ++k) G32[k] = static_cast<float>(gram[k]);
     const AlsKernels& K = als_kernels();
@@ -159,7 +163,7 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
                     buf = aligned_floats(buf_size);
                 }
                 K.cg_group(indptr, indices, data, Y, n_other, f, G32.get(), params.alpha, params.cg_steps,
-                           group.data(), group.size(), buf.get(), X);
+                           group.data(), group.size(), buf.get(), X, cache);
             });
         }
 #pragma omp for schedule(dynamic, 32)
@@ -167,7 +171,7 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
             if (error.failed() || (!is_tiled.empty() && is_tiled[static_cast<std::size_t>(u)])) continue;
             const std::int64_t lo = indptr[u], n = indptr[u + 1] - lo;
             K.cg_row(Y, indices + lo, data + lo, n, G32.get(), params.alpha, row_lambda(params, n), params.cg_steps,
-                     f, X + static_cast<std::size_t>(u) * fs, scratch.get());
+                     f, X + static_cast<std::size_t>(u) * fs, scratch.get(), cache);
         }
     }
     error.rethrow_if_failed();
@@ -238,6 +242,17 @@ void solve_cholesky(const std::int64_t* indptr, const std::int32_t* indices, con
 }
 
 }  // namespace
+
+// Half of L2 for a row's factor rows: the row's own x / r / p, the Gram and the other
+// threads' share of an inclusive L3 also pass through it.  On a 512 KiB L2 (Zen 2/3) these
+// are the 256 KiB / 384 KiB the kernels were first tuned with; on a Xeon with 2 MiB per
+// core, 1 MiB rows instead of 256 KiB made the item half-step 4-5% faster, and tiles of
+// 384 KiB - 1.5 MiB measured the same (bench/README.md).
+AlsCache als_cache(long long l2_bytes) {
+    const long long l2 =
+        l2_bytes > 0 ? std::clamp(l2_bytes, simd::kMinL2Bytes, simd::kMaxL2Bytes) : simd::l2_cache_bytes();
+    return {static_cast<std::int64_t>(l2 / 2), static_cast<std::int64_t>(l2 / 4 * 3)};
+}
 
 void als_gram(const float* Y, std::int64_t n, int f, double* out, int num_threads) {
     check_f(f);

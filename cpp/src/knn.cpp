@@ -415,28 +415,17 @@ struct OwnedCsr {
     CsrView view() const { return {indptr.data(), indices.data(), data.data(), n_rows, n_cols}; }
 };
 
-// The transpose of m (rows sorted, as m's rows are visited in order); source[p] is the
-// position in m of the transpose's entry p.
-OwnedCsr transpose(const CsrView& m, std::vector<std::int64_t>& source) {
+// The transpose of m with source[p] = the position in m of the transpose's entry p.
+OwnedCsr transpose(const CsrView& m, std::vector<std::int64_t>& source, int num_threads) {
     OwnedCsr t;
     t.n_rows = m.n_cols;
     t.n_cols = m.n_rows;
     const std::int64_t nnz = m.n_rows > 0 ? m.indptr[m.n_rows] : 0;
-    t.indptr.assign(static_cast<std::size_t>(t.n_rows) + 1, 0);
-    for (std::int64_t e = 0; e < nnz; ++e) ++t.indptr[static_cast<std::size_t>(m.indices[e]) + 1];
-    for (std::int64_t c = 0; c < t.n_rows; ++c) t.indptr[c + 1] += t.indptr[c];
-    std::vector<std::int64_t> next(t.indptr.begin(), t.indptr.end() - 1);
+    t.indptr.resize(static_cast<std::size_t>(t.n_rows) + 1);
     t.indices.resize(static_cast<std::size_t>(nnz));
     t.data.resize(static_cast<std::size_t>(nnz));
     source.resize(static_cast<std::size_t>(nnz));
-    for (std::int64_t r = 0; r < m.n_rows; ++r) {
-        for (std::int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) {
-            const auto p = static_cast<std::size_t>(next[static_cast<std::size_t>(m.indices[e])]++);
-            t.indices[p] = static_cast<std::int32_t>(r);
-            t.data[p] = m.data[e];
-            source[p] = e;
-        }
-    }
+    csr_transpose(m, t.indptr.data(), t.indices.data(), t.data.data(), source.data(), num_threads);
     return t;
 }
 
@@ -456,6 +445,53 @@ void normalize_rows(OwnedCsr& m) {
 }
 
 }  // namespace
+
+void csr_transpose(const CsrView& m, std::int64_t* t_indptr, std::int32_t* t_indices, float* t_data,
+                   std::int64_t* source, int num_threads) {
+    check_view(m, "m");
+    const std::int64_t n_cols = m.n_cols, nnz = m.n_rows > 0 ? m.indptr[m.n_rows] : 0;
+    if (nnz == 0) {
+        std::fill(t_indptr, t_indptr + n_cols + 1, std::int64_t{0});
+        return;
+    }
+    // Blocks of rows with about equal entries; each block keeps n_cols counters, so a block
+    // holds at least 4 entries per column (the counters stay a small part of the work).
+    const std::int64_t most = std::max<std::int64_t>(1, nnz / std::max<std::int64_t>(4 * n_cols, 1));
+    const int nb = static_cast<int>(std::min<std::int64_t>(resolve_threads(num_threads), most));
+    std::vector<std::int64_t> first(static_cast<std::size_t>(nb) + 1, m.n_rows);
+    first[0] = 0;
+    for (int b = 1; b < nb; ++b)  // the first row whose entries start at or after b / nb of them
+        first[b] = std::lower_bound(m.indptr, m.indptr + m.n_rows, nnz / nb * b) - m.indptr;
+    // next[b][c]: where block b puts its next entry of column c (its counts first)
+    std::vector<std::int64_t> next(static_cast<std::size_t>(nb) * static_cast<std::size_t>(n_cols), 0);
+    auto at = [&](int b, std::int64_t c) -> std::int64_t& {
+        return next[static_cast<std::size_t>(b) * static_cast<std::size_t>(n_cols) + static_cast<std::size_t>(c)];
+    };
+#pragma omp parallel for schedule(static, 1) num_threads(nb) if (nb > 1)
+    for (int b = 0; b < nb; ++b)  // nothing here throws: check_view validated the indices
+        for (std::int64_t e = m.indptr[first[b]]; e < m.indptr[first[b + 1]]; ++e) ++at(b, m.indices[e]);
+    std::int64_t pos = 0;
+    for (std::int64_t c = 0; c < n_cols; ++c) {
+        t_indptr[c] = pos;
+        for (int b = 0; b < nb; ++b) {
+            const std::int64_t n = at(b, c);
+            at(b, c) = pos;
+            pos += n;
+        }
+    }
+    t_indptr[n_cols] = pos;
+#pragma omp parallel for schedule(static, 1) num_threads(nb) if (nb > 1)
+    for (int b = 0; b < nb; ++b) {
+        for (std::int64_t r = first[b]; r < first[b + 1]; ++r) {
+            for (std::int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) {
+                const std::int64_t p = at(b, m.indices[e])++;
+                t_indices[p] = static_cast<std::int32_t>(r);
+                t_data[p] = m.data[e];
+                if (source != nullptr) source[p] = e;
+            }
+        }
+    }
+}
 
 KnnGraph knn_fit(const CsrView& X, KnnSimilarity similarity, int K, double k1, double b, int num_threads) {
     if (K < 1) throw std::invalid_argument("K: expected >= 1, got " + std::to_string(K));
@@ -479,11 +515,11 @@ KnnGraph knn_fit(const CsrView& X, KnnSimilarity similarity, int K, double k1, d
             pos.indptr[r + 1] = static_cast<std::int64_t>(pos.indices.size());
         }
         std::vector<std::int64_t> source;
-        const OwnedCsr t = transpose(pos.view(), source);
+        const OwnedCsr t = transpose(pos.view(), source, num_threads);
         return knn_build(pos.view(), t.view(), K, KnnScore::Jaccard, num_threads);
     }
     std::vector<std::int64_t> source;
-    OwnedCsr wt = transpose(X, source);  // items x users: the items are the documents
+    OwnedCsr wt = transpose(X, source, num_threads);  // items x users: the items are the documents
     switch (similarity) {
         case KnnSimilarity::Cosine:
             normalize_rows(wt);

@@ -3,7 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <fstream>
 #include <stdexcept>
+#include <string>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 
 namespace tastemaker::simd {
 namespace {
@@ -40,7 +46,51 @@ std::atomic<int>& active_slot() noexcept {
     return slot;
 }
 
+// The per-core L2 from sysfs: the first cache/indexN of cpu0 at level 2 that holds data,
+// its "size" given as e.g. "2048K"; 0 when there is none.
+long long sysfs_l2_bytes() {
+    for (int i = 0; i < 16; ++i) {
+        const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+        std::ifstream level(dir + "level"), type(dir + "type"), size(dir + "size");
+        if (!level) break;
+        int lv = 0;
+        std::string ty, sz;
+        if (!(level >> lv) || !(type >> ty) || !(size >> sz) || lv != 2 || ty == "Instruction") continue;
+        std::size_t used = 0;
+        long long n = 0;
+        try {
+            n = std::stoll(sz, &used);
+        } catch (...) {
+            return 0;
+        }
+        const char unit = used < sz.size() ? static_cast<char>(std::toupper(static_cast<unsigned char>(sz[used]))) : 'B';
+        return unit == 'K' ? n << 10 : unit == 'M' ? n << 20 : unit == 'G' ? n << 30 : n;
+    }
+    return 0;
+}
+
+long long detect_l2_bytes() noexcept {
+    long long bytes = 0;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    if (bytes <= 0) {
+        try {
+            bytes = sysfs_l2_bytes();
+        } catch (...) {
+            bytes = 0;
+        }
+    }
+    if (bytes <= 0) return kFallbackL2Bytes;
+    return std::clamp(bytes, kMinL2Bytes, kMaxL2Bytes);
+}
+
 }  // namespace
+
+long long l2_cache_bytes() noexcept {
+    static const long long bytes = detect_l2_bytes();
+    return bytes;
+}
 
 const char* isa_name(Isa isa) noexcept {
     switch (isa) {

@@ -63,7 +63,8 @@ def get_num_threads() -> int:
 
 
 def show_config(file=None) -> dict:
-    """Print (and return) the version, SIMD path in use, paths available and threads."""
+    """Print (and return) the version, SIMD path in use, paths available, threads and the
+    per-core L2 size the kernels block for (``l2_cache_bytes``)."""
     info = {
         "version": _core.__version__,
         "simd": _core.simd_active(),
@@ -71,6 +72,7 @@ def show_config(file=None) -> dict:
         "simd_available": list(_core.simd_available()),
         "openmp": bool(_core.have_openmp()),
         "num_threads": _core.get_num_threads(),
+        "l2_cache_bytes": _core.l2_cache_bytes(),
         "python": sys.version.split()[0],
     }
     out = file if file is not None else sys.stdout
@@ -79,6 +81,7 @@ def show_config(file=None) -> dict:
     print(f"  SIMD available: {', '.join(info['simd_available'])}", file=out)
     print(f"  OpenMP:         {'yes' if info['openmp'] else 'no'}, {info['num_threads']} threads",
           file=out)
+    print(f"  L2 per core:    {info['l2_cache_bytes'] // 1024} KiB", file=out)
     print(f"  Python:         {info['python']}", file=out)
     return info
 

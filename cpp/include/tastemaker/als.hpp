@@ -43,7 +43,24 @@ struct AlsParams {
     AlsSolver solver = AlsSolver::CG;
     int cg_steps = 3;
     int num_threads = 0;  ///< 0 = global default (see threads.hpp)
+    /// Per-core L2 bytes the CG kernels block for (als_cache); 0 = detected
+    /// (simd::l2_cache_bytes).  Only speed depends on it, never the factors.
+    long long l2_bytes = 0;
 };
+
+/** The cache budgets of the CG kernels, from the per-core L2 size (als_cache). */
+struct AlsCache {
+    /** A row whose factor rows take at most this many bytes is served from L2 on its later
+     *  passes: only its first pass prefetches, into L1.  Longer rows' first passes also
+     *  prefetch into L2, and their later passes prefetch into L1 again.  L2 / 2. */
+    std::int64_t row_bytes;
+    /** Bytes of the other side's factor rows per tile in cg_group.  3/4 of L2. */
+    std::int64_t tile_bytes;
+};
+
+/** The budgets for an L2 of l2_bytes per core (<= 0: the detected size); any size is
+ *  clamped to [simd::kMinL2Bytes, simd::kMaxL2Bytes]. */
+AlsCache als_cache(long long l2_bytes);
 
 /** One long row of a group solved tile by tile (AlsKernels::cg_group).  The driver sets
  *  row, n (its non-zeros) and lambda; the kernel uses pos, rsold and active as scratch. */
@@ -64,18 +81,19 @@ struct AlsKernels {
      *  place): cg_steps steps on (G32 + lambda I + sum_k (c_k - 1) y_k y_k^T) x = b with
      *  c_k = alpha |val_k|, b = sum over val_k > 0 of c_k y_k (a stored 0 contributes
      *  nothing).  A row stops early once r.r <= 1e-20 or p.Ap <= 0.  G32 is YtY as float32
-     *  (f x f, full).  scratch holds >= 3 * f floats. */
+     *  (f x f, full).  scratch holds >= 3 * f floats.  cache only steers prefetching. */
     void (*cg_row)(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz,
                    const float* G32, float alpha, float lambda, int cg_steps, int f, float* x,
-                   float* scratch);
+                   float* scratch, const AlsCache& cache);
     /** The same iteration for the m rows of a group at once (X rows rows[h].row, each with
      *  indices sorted ascending), each pass sweeping the other side's n_other rows tile by
      *  tile so that a factor row is read from memory about once per group and pass.  Per
      *  row, the result equals cg_row's up to float rounding (sums are split at tile
-     *  boundaries).  buf holds >= 3 * m * f floats. */
+     *  boundaries).  buf holds >= 3 * m * f floats.  The tiles are cache.tile_bytes; the
+     *  factors do not depend on it (each row's sums still run over its items in order). */
     void (*cg_group)(const std::int64_t* indptr, const std::int32_t* indices, const float* data, const float* Y,
                      std::int64_t n_other, int f, const float* G32, float alpha, int cg_steps, AlsTiledRow* rows,
-                     std::size_t m, float* buf, float* X);
+                     std::size_t m, float* buf, float* X, const AlsCache& cache);
     /** sum_i x[i] * y[i] over n floats (the CG's inner product; any n, unaligned). */
     float (*dot)(const float* x, const float* y, std::size_t n);
     /** *lo = min(*lo, idx[0..n)), *hi = max(*hi, idx[0..n)) (the CSR column check). */

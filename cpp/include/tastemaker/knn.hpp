@@ -33,6 +33,16 @@ struct CsrView {
     std::int64_t n_cols = 0;
 };
 
+/** The transpose of m (m.n_cols x m.n_rows) into t_indptr (m.n_cols + 1 entries),
+ *  t_indices and t_data (nnz each), and, unless source is null, source[p] = the position in
+ *  m of the transpose's entry p.  A stable counting sort: each row of the transpose lists
+ *  m's rows in increasing order (sorted indices, the same arrays as scipy's m.T.tocsr()).
+ *  OpenMP over blocks of m's rows, each counting and then placing its own entries; the
+ *  result does not depend on the thread count.  Throws std::invalid_argument for a
+ *  malformed m (indptr not starting at 0 or decreasing, a column outside [0, n_cols)). */
+void csr_transpose(const CsrView& m, std::int64_t* t_indptr, std::int32_t* t_indices, float* t_data,
+                   std::int64_t* source, int num_threads = 0);
+
 /** How a neighbour build turns co-occurrence into similarity. */
 enum class KnnScore : int {
     /** s_ij (inner product of the weighted columns; cosine when the caller normalized

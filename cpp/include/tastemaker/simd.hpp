@@ -62,6 +62,15 @@ Isa active() noexcept;
 /** Select a path. Throws std::invalid_argument if it is not supported here. */
 void set_active(Isa isa);
 
+/** Bytes of level-2 cache per core, detected once: sysconf(_SC_LEVEL2_CACHE_SIZE) (glibc
+ *  reads CPUID), else /sys/devices/system/cpu/cpu0/cache (Linux), clamped to
+ *  [kMinL2Bytes, kMaxL2Bytes]; kFallbackL2Bytes when neither says.  Kernels size their
+ *  cache blocking from it (ALS: als_cache); results never depend on it. */
+constexpr long long kMinL2Bytes = 128 << 10;
+constexpr long long kMaxL2Bytes = 8 << 20;
+constexpr long long kFallbackL2Bytes = 512 << 10;  // Zen 2/3, where the ALS budgets were first tuned
+long long l2_cache_bytes() noexcept;
+
 /** Calls fn(entry) for every function-pointer entry of a kernel table.  Table lists its
  *  entries as  `static constexpr auto entries() { return std::make_tuple(&Table::a, ...); }`
  *  (data members that are not function pointers, such as block sizes, are not listed). */

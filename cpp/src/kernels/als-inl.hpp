@@ -21,7 +21,8 @@
 //     F == 0 the generic version;
 //   * every factor row is prefetched kPrefetchRows items ahead into L1, every cache line
 //     of it including the last one (rows need not start on a line); rows streamed from
-//     beyond L2 are also prefetched kPrefetchRowsL2 ahead into L2.
+//     beyond L2 (more than AlsCache::row_bytes of factor rows) are also prefetched
+//     kPrefetchRowsL2 ahead into L2.
 // Long rows are solved in groups, tile by tile over the other side's rows (cg_group; the
 // driver in als.cpp decides which rows and how many per group).
 #include <cstddef>
@@ -52,14 +53,11 @@ constexpr int L = Ops::kLanes;
 /** CG stops for a row once r.r falls to this (converged to float precision; it also keeps
  *  the next step's rsnew / rsold and rsold / pAp from dividing by zero). */
 constexpr float kCgResidualFloor = 1e-20f;
-/** Items ahead whose factor rows are prefetched into L1 / into L2. */
-constexpr int kPrefetchRows = 16;
+/** Items ahead whose factor rows are prefetched into L1 / into L2.  Eight items at f = 64
+ *  are 32 lines in flight into L1, within what a core's fill buffers track (16 items, the
+ *  old distance, was 2-5% slower per half-step on a 48 KiB-L1 Xeon; bench/README.md). */
+constexpr int kPrefetchRows = 8;
 constexpr int kPrefetchRowsL2 = 64;
-/** Per-core L2 budget: a row whose factor rows take more than this is streamed from L3 or
- *  DRAM on every pass (later passes of shorter rows find their factor rows in L1/L2). */
-constexpr std::int64_t kL2Bytes = 256 << 10;
-/** Other-side rows per tile in cg_group: the bytes of factor rows one tile holds. */
-constexpr std::int64_t kTileBytes = 384 << 10;
 constexpr int kCacheLine = 64;
 
 // ---------------------------------------------------------------- chunks of f floats
@@ -271,11 +269,11 @@ TM_ALS_INLINE void axpy8(const float* const rows[8], const float* w, int f_rt, f
 // vectors in memory.  prefetch: the rows come from beyond L1 (first pass, long rows).
 template <int F, bool residual>
 void fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, float alpha,
-                int f_rt, const float* v, float* acc, bool prefetch) {
+                int f_rt, const float* v, float* acc, bool prefetch, std::int64_t l2_row_bytes) {
     const int f = F ? F : f_rt;
     const int nc = chunks(f);
     const std::size_t fs = static_cast<std::size_t>(f);
-    const bool prefetch_l2 = prefetch && nnz * f * 4 > kL2Bytes;
+    const bool prefetch_l2 = prefetch && nnz * f * 4 > l2_row_bytes;
     const V8 valpha = Ops8::set1(alpha), one = Ops8::set1(1.0f), zero = Ops8::zero();
     std::int32_t tidx[8];
     float tval[8];
@@ -375,7 +373,7 @@ TM_ALS_INLINE void copy(const float* from, float* to, int f_rt) {
 // scratch: r, p, ap (f floats each); x is updated in place.
 template <int F>
 void cg_row_t(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
-              float alpha, float lambda, int cg_steps, int f_rt, float* x, float* scratch) {
+              float alpha, float lambda, int cg_steps, int f_rt, float* x, float* scratch, const AlsCache& cache) {
     const int f = F ? F : f_rt;
     // A compile-time f keeps r, p and ap on the stack, each on its own cache lines: the
     // passes load v and load + store the accumulator once per block of eight items, and a
@@ -386,14 +384,14 @@ void cg_row_t(const float* Y, const std::int32_t* idx, const float* val, std::in
     float* p = F ? local + kPad : scratch + f;
     float* ap = F ? local + 2 * kPad : scratch + 2 * f;
     // Later passes find a short row's factor rows in L1/L2; only long rows need prefetch.
-    const bool prefetch_again = nnz * f * 4 > kL2Bytes;
+    const bool prefetch_again = nnz * f * 4 > cache.row_bytes;
     residual_start<F>(G, x, lambda, f, r, ap);
-    fused_pass<F, true>(Y, idx, val, nnz, alpha, f, x, r, true);
+    fused_pass<F, true>(Y, idx, val, nnz, alpha, f, x, r, true, cache.row_bytes);
     copy<F>(r, p, f);
     float rsold = vdot<F>(r, r, f);
     for (int it = 0; it < cg_steps && rsold > kCgResidualFloor; ++it) {
         gram_matvec<F>(G, p, lambda, f, ap);
-        fused_pass<F, false>(Y, idx, val, nnz, alpha, f, p, ap, prefetch_again);
+        fused_pass<F, false>(Y, idx, val, nnz, alpha, f, p, ap, prefetch_again, cache.row_bytes);
         const float rsnew = cg_update<F>(x, r, p, ap, rsold, f);
         if (rsnew < 0.0f) break;
         rsold = rsnew;
@@ -429,21 +427,24 @@ struct Residual {  // a pass kind as a value, for the generic lambda in cg_group
 };
 
 // Long rows, solved together (see als.cpp, where the driver picks them): each CG pass
-// sweeps the other side's rows in tiles of kTileBytes and, tile by tile, runs every row of
+// sweeps the other side's rows in tiles of AlsCache::tile_bytes and, tile by tile, runs every row of
 // the group over its items inside the tile, so a factor row is fetched from memory about
 // once per group and pass rather than once per row that holds it.  The same iteration as
 // cg_row_t for each row, except that the sums over a row's items are split at tile
-// boundaries.  buf: 3 m f floats (R, P, AP of every row); indices sorted within each row.
+// boundaries, which leaves each sum's order as it was: a block padded at a boundary adds
+// weight-0 rows, and every item's dot product reduces the same way in any lane of a block,
+// so the factors do not depend on the tile size (a C++ test checks it).  buf: 3 m f floats
+// (R, P, AP of every row); indices sorted within each row.
 template <int F>
 void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const float* data, const float* Y,
                 std::int64_t n_other, int f_rt, const float* G, float alpha, int cg_steps, AlsTiledRow* rows,
-                std::size_t m, float* buf, float* X) {
+                std::size_t m, float* buf, float* X, const AlsCache& cache) {
     const int f = F ? F : f_rt;
     const std::size_t fs = static_cast<std::size_t>(f);
     float* R = buf;
     float* P = R + m * fs;
     float* AP = P + m * fs;
-    const std::int64_t per_tile = kTileBytes / (4 * static_cast<std::int64_t>(f));
+    const std::int64_t per_tile = cache.tile_bytes / (4 * static_cast<std::int64_t>(f));
     const std::int64_t tile = per_tile > 64 ? per_tile : 64;
     auto x_of = [&](std::size_t h) { return X + static_cast<std::size_t>(rows[h].row) * fs; };
     // acc_h += the pass over row h's items, tile by tile (v_h, acc_h chosen by the caller)
@@ -458,7 +459,8 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
                 const std::int64_t e = seek(idx, rw.pos, rw.n, tend);
                 if (e > rw.pos)
                     fused_pass<F, decltype(residual)::value>(Y, idx + rw.pos, data + indptr[rw.row] + rw.pos,
-                                                             e - rw.pos, alpha, f, v_of(h), acc_of(h), true);
+                                                             e - rw.pos, alpha, f, v_of(h), acc_of(h), true,
+                                                             cache.row_bytes);
                 rw.pos = e;
             }
         }
@@ -508,31 +510,31 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
 #endif
 
 void cg_row(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
-            float alpha, float lambda, int cg_steps, int f, float* x, float* scratch) {
+            float alpha, float lambda, int cg_steps, int f, float* x, float* scratch, const AlsCache& cache) {
 #define TM_CASE(N) \
-    case N: return cg_row_t<N>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
+    case N: return cg_row_t<N>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch, cache);
     if constexpr (L > 1) {
         switch (f) {
             TM_ALS_FIXED_F(TM_CASE)
             default: break;
         }
     }
-    cg_row_t<0>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch);
+    cg_row_t<0>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch, cache);
 #undef TM_CASE
 }
 
 void cg_group(const std::int64_t* indptr, const std::int32_t* indices, const float* data, const float* Y,
               std::int64_t n_other, int f, const float* G, float alpha, int cg_steps, AlsTiledRow* rows,
-              std::size_t m, float* buf, float* X) {
+              std::size_t m, float* buf, float* X, const AlsCache& cache) {
 #define TM_CASE(N) \
-    case N: return cg_group_t<N>(indptr, indices, data, Y, n_other, f, G, alpha, cg_steps, rows, m, buf, X);
+    case N: return cg_group_t<N>(indptr, indices, data, Y, n_other, f, G, alpha, cg_steps, rows, m, buf, X, cache);
     if constexpr (L > 1) {
         switch (f) {
             TM_ALS_FIXED_F(TM_CASE)
             default: break;
         }
     }
-    cg_group_t<0>(indptr, indices, data, Y, n_other, f, G, alpha, cg_steps, rows, m, buf, X);
+    cg_group_t<0>(indptr, indices, data, Y, n_other, f, G, alpha, cg_steps, rows, m, buf, X, cache);
 #undef TM_CASE
 }
 

@@ -66,8 +66,14 @@ struct Ops {
         return Ops8::reduce_max(_mm512_castps512_ps256(f));
     }
 
-    static inline void prefetch_l1(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
-    static inline void prefetch_l2(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
+    // always_inline: an out-of-line copy holds nothing but the prefetch, GCC 12 infers it
+    // `const` and deletes its calls as dead (objdump found none in als_avx512.cpp.o).
+    __attribute__((always_inline)) static inline void prefetch_l1(const void* p) {
+        _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+    }
+    __attribute__((always_inline)) static inline void prefetch_l2(const void* p) {
+        _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
+    }
 
     // Sums of eight 16-lane vectors: d_j for j < 4 lands in lane 4j, d_{j+4} in lane 4j+1,
     // then a permute puts d_0..d_7 in lanes 0..7.  ~20 shuffles/adds for eight dots instead

@@ -168,20 +168,15 @@ struct Ops {
     static inline float reduce_add(V a) { return a; }
     static inline float reduce_max(V a) { return a; }
 
-    static inline void prefetch_l1(const void* p) {
 #if defined(__GNUC__) || defined(__clang__)
-        __builtin_prefetch(p, 0, 3);
+    // always_inline: an out-of-line copy holds nothing but the prefetch, GCC 12 infers it
+    // `const` and deletes its calls as dead.
+    __attribute__((always_inline)) static inline void prefetch_l1(const void* p) { __builtin_prefetch(p, 0, 3); }
+    __attribute__((always_inline)) static inline void prefetch_l2(const void* p) { __builtin_prefetch(p, 0, 2); }
 #else
-        (void)p;
+    static inline void prefetch_l1(const void* p) { (void)p; }
+    static inline void prefetch_l2(const void* p) { (void)p; }
 #endif
-    }
-    static inline void prefetch_l2(const void* p) {
-#if defined(__GNUC__) || defined(__clang__)
-        __builtin_prefetch(p, 0, 2);
-#else
-        (void)p;
-#endif
-    }
 
     static inline Ops8::V reduce8(const V s[8]) { return Ops8::load(s); }
     static inline void transpose(V*) {}  // 1 x 1

@@ -187,7 +187,7 @@ class HybridALS(ALS):
         f = p["factors"]
         alpha, nt = p["alpha"], p["num_threads"]
 
-        ciu = _transpose(cui)
+        ciu = _transpose(cui, nt)
         n_i = np.diff(ciu.indptr)
         has_data = n_i > 0
         warm = np.flatnonzero(has_data)
