@@ -202,11 +202,12 @@ class Tastes:
         repository, paired per account).  The watching person's recall over
         single-vector, mean of seeds 10-14 / 15-19: 1.214x / 1.265x before; 1.245x /
         1.290x with regularization x3 alone (better on all 10 logs); 1.244x / 1.308x
-        with contrast 0.25 as well (better on all 10); x2 and x5 gave 1.230x / 1.232x
-        and contrast 0.5 / 1 less than 0.25 on seeds 10-14.  Without a context (the
+        with contrast 0.25 as well (better on all 10); on seeds 10-14, x2 and x5 (with
+        contrast 0.25) gave 1.230x / 1.232x, and contrast 0.5 / 1 (without the
+        regularization) 1.217x / 1.210x against 0.25's 1.226x.  Without a context (the
         ``auto`` interleave, where the lighter viewer's taste gets about 7 of 20 slots)
         neither helped that viewer: contrast 0.25 moved the mean by +0.024 / +0.002
-        (better on 5 of 10 logs) and regularization x3 by -0.011 / -0.018, so the
+        (better on 5 of 10 logs) and regularization x3 by -0.011 / -0.019, so the
         interleave keeps the plain fold-in.
     n_topics : int, default 16
         Item topics (k-means clusters of the normalized item factors) that describe a
