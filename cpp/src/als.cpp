@@ -96,7 +96,7 @@ inline float row_lambda(const AlsParams& p, std::int64_t n) {
 // 256 KB - 1 MB are better off alone: their later passes find most rows in L2, and
 // their short per-tile segments waste work on padding).  The threshold does not follow
 // the L2 size: on a Xeon with 2 MiB of L2 per core, 2 MiB / 4 MiB made the item half-step
-// 10% / 25% slower and 512 KiB was no different (bench/README.md): a long row's items
+// 12% / 27% slower and 512 KiB was no different (bench/README.md): a long row's items
 // are spread over the whole other side, so alone its passes stream them whatever fits.
 constexpr std::int64_t kTiledRowBytes = 1 << 20;  // rows reading more than this per pass
 constexpr std::int64_t kMinTiledRowItems = 64;    // ...and holding at least this many items
@@ -246,7 +246,7 @@ void solve_cholesky(const std::int64_t* indptr, const std::int32_t* indices, con
 // Half of L2 for a row's factor rows: the row's own x / r / p, the Gram and the other
 // threads' share of an inclusive L3 also pass through it.  On a 512 KiB L2 (Zen 2/3) these
 // are the 256 KiB / 384 KiB the kernels were first tuned with; on a Xeon with 2 MiB per
-// core, 1 MiB rows instead of 256 KiB made the item half-step 4-5% faster, and tiles of
+// core, 1 MiB rows instead of 256 KiB made the item half-step 5-8% faster, and tiles of
 // 384 KiB - 1.5 MiB measured the same (bench/README.md).
 AlsCache als_cache(long long l2_bytes) {
     const long long l2 =

@@ -88,9 +88,10 @@ struct AlsKernels {
     /** The same iteration for the m rows of a group at once (X rows rows[h].row, each with
      *  indices sorted ascending), each pass sweeping the other side's n_other rows tile by
      *  tile so that a factor row is read from memory about once per group and pass.  Per
-     *  row, the result equals cg_row's up to float rounding (sums are split at tile
-     *  boundaries).  buf holds >= 3 * m * f floats.  The tiles are cache.tile_bytes; the
-     *  factors do not depend on it (each row's sums still run over its items in order). */
+     *  row, the result equals cg_row's (each row's sums still run over its items in order,
+     *  only split at tile boundaries, where a block is padded with weight-0 rows).  buf
+     *  holds >= 3 * m * f floats.  The tiles are cache.tile_bytes; the factors do not
+     *  depend on it. */
     void (*cg_group)(const std::int64_t* indptr, const std::int32_t* indices, const float* data, const float* Y,
                      std::int64_t n_other, int f, const float* G32, float alpha, int cg_steps, AlsTiledRow* rows,
                      std::size_t m, float* buf, float* X, const AlsCache& cache);

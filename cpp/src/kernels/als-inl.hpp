@@ -53,10 +53,10 @@ constexpr int L = Ops::kLanes;
 /** CG stops for a row once r.r falls to this (converged to float precision; it also keeps
  *  the next step's rsnew / rsold and rsold / pAp from dividing by zero). */
 constexpr float kCgResidualFloor = 1e-20f;
-/** Items ahead whose factor rows are prefetched into L1 / into L2.  Eight items at f = 64
- *  are 32 lines in flight into L1, within what a core's fill buffers track (16 items, the
- *  old distance, was 2-5% slower per half-step on a 48 KiB-L1 Xeon; bench/README.md). */
-constexpr int kPrefetchRows = 8;
+/** Items ahead whose factor rows are prefetched into L1 / into L2.  Swept on a 48 KiB-L1,
+ *  2 MiB-L2 Xeon with line-aligned factors (bench/README.md): 4, 8 or 12 rows ahead and
+ *  128 into L2 were no faster than these. */
+constexpr int kPrefetchRows = 16;
 constexpr int kPrefetchRowsL2 = 64;
 constexpr int kCacheLine = 64;
 
