@@ -1,10 +1,10 @@
-"""One-thread ALS half-steps (CG, 3 steps) on the ML-20M-sized synthetic matrix, for A/B
+"""ALS half-steps (CG, 3 steps; one thread unless --threads) on the ML-20M-sized synthetic matrix, for A/B
 comparisons of builds: each build (a directory holding the ``tastemaker`` package with its
 ``_core``) runs in its own fresh process, the builds alternate ``--rounds`` times, and each
 process solves the user and the item half-step once per SIMD path from the same start
 (the factors after one warm iteration, on line-aligned huge-page memory as ``fit``
 allocates them: NumPy's own copies start 16 bytes into a cache line, which costs the
-gathers 1.2-1.4x).  Times are the thread's CPU time; the SHA-1 of the solved factors
+gathers 1.2-1.4x).  Times are the process's CPU time; the SHA-1 of the solved factors
 shows whether two builds compute the same bits.
 
 Usage: python bench/als_halfsteps.py --build before=/path/to/old/python --build after=python
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 
-def child(python_dir: str, scale: float, paths: list[str], factors: int) -> dict:
+def child(python_dir: str, scale: float, paths: list[str], factors: int, threads: int) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import _common  # noqa: E402  (it puts this checkout's python/ first on the path...)
 
@@ -61,9 +61,9 @@ def child(python_dir: str, scale: float, paths: list[str], factors: int) -> dict
         for side, csr, Y, X0 in (("user", M, V, U), ("item", T, U, V)):
             X[side][...] = X0
             gram = _core.als_gram(Y, 1)
-            c0 = time.thread_time()
-            _core.als_solve(*csr, Y, gram, X[side], 0.01, 0.0, 1.0, "cg", 3, 1)
-            out[f"{path}/{side}"] = {"s": time.thread_time() - c0,
+            c0 = time.process_time()  # every thread's CPU time (the only thread at 1)
+            _core.als_solve(*csr, Y, gram, X[side], 0.01, 0.0, 1.0, "cg", 3, threads)
+            out[f"{path}/{side}"] = {"s": time.process_time() - c0,
                                      "sha1": hashlib.sha1(X[side].tobytes()).hexdigest()[:12]}
     return out
 
@@ -76,12 +76,13 @@ def main() -> None:
     ap.add_argument("--simd", default="avx512,avx2")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--factors", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1, help="threads of the timed solves")
     ap.add_argument("--output", default="bench/results/als_halfsteps.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     paths = args.simd.split(",")
     if args.child:
-        print(json.dumps(child(args.child, args.scale, paths, args.factors)))
+        print(json.dumps(child(args.child, args.scale, paths, args.factors, args.threads)))
         return
     builds = dict(b.split("=", 1) for b in args.build)
     load_before = os.getloadavg()
@@ -90,7 +91,8 @@ def main() -> None:
         for name, py in builds.items():
             out = subprocess.run([sys.executable, __file__, "--build", f"{name}={py}", "--child",
                                   str(Path(py).resolve()), "--simd", args.simd, "--scale",
-                                  str(args.scale), "--factors", str(args.factors)],
+                                  str(args.scale), "--factors", str(args.factors),
+                                  "--threads", str(args.threads)],
                                  capture_output=True, text=True, check=True).stdout
             runs[name].append(json.loads(out.strip().splitlines()[-1]))
     print(f"{'build':<10} {'half-step':<14} {'best ms':>8} {'median ms':>10}  sha1")

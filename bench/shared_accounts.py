@@ -74,9 +74,8 @@ import time
 
 import _common  # sets the environment and sys.path first; also load_real
 import numpy as np
-import scipy.sparse as sp
 import tastemaker as tm
-from tastemaker.pages.tastes import Tastes, interleave
+from tastemaker.pages.tastes import Tastes, _Fit, interleave
 
 
 def _f1(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -162,7 +161,8 @@ def _weaker_diagnosis(comp, model, x, ui, fits, users, sel, weaker, sess_persona
         r = comp.rank(model, x, u, k, fit=fit)
         stats["slots"].append(int((r[2] == c).sum()))
         row = ui[u]
-        vec = comp.vectors(model, x, fit, row.indices, row.data, comp._blends(fit, None))[c]
+        vec = comp.vectors(model, x, fit, row.indices, row.data, comp._blends(fit, None),
+                           *comp._context_fold(None))[c]
         sc = vec.astype(np.float64) @ Y.T
         sc[row.indices] = -np.inf
         own.append(np.argsort(-sc)[:k].tolist())
@@ -222,6 +222,12 @@ def main(argv=None) -> dict:
                     help="also report tastes='auto' at these balances (comma-separated)")
     ap.add_argument("--penalty", type=float, default=None,
                     help="Tastes(penalty=): weight of the criterion's parameter cost")
+    ap.add_argument("--context-contrast", type=float, default=None,
+                    help="Tastes(context_contrast=): with a context, weight of the other "
+                    "tastes' titles as dislikes in a taste's vector (0 = left out)")
+    ap.add_argument("--context-regularization", type=float, default=None,
+                    help="Tastes(context_regularization=): with a context, the tastes' "
+                    "fold-in regularization as a multiple of the model's")
     # ALS's best of bench/generator_calibration.py's grid on this log (16/64 factors x
     # regularization 10/100, by held-out recall@20 over all accounts); 16 / 100 was
     # chosen on the log without taste for single titles
@@ -372,7 +378,9 @@ def main(argv=None) -> dict:
         model.set_params(num_threads=1)  # one account at a time below: no thread start-up
 
         # ---- who is shared: tastes of every account, one EM batch
-        opts = {k: v for k, v in (("balance", args.balance), ("penalty", args.penalty))
+        opts = {k: v for k, v in (("balance", args.balance), ("penalty", args.penalty),
+                                  ("context_contrast", args.context_contrast),
+                                  ("context_regularization", args.context_regularization))
                 if v is not None}
         comp = Tastes(**opts)
         t0 = time.time()
@@ -412,39 +420,34 @@ def main(argv=None) -> dict:
                 by_balance[b].append(comp.rank(model, x, int(u), k, fit=fit)[0].tolist())
             comp.balance = default_balance
         # ---- the model given perfect detection: each shared account's vector folded in
-        # from the sessions its watching persona really watched (the generator's labels)
+        # from the sessions its watching persona really watched (the generator's labels);
+        # served with the context as Tastes serves a detected taste (context_contrast,
+        # context_regularization), and plainly for the weaker persona's auto diagnosis
         sess = x.sessions
         sess_persona = first["persona"].reindex(sess.ids).to_numpy()
         true_lists = [r[r >= 0].tolist() for r in single_ids]
-        rows_true, at = [], []
+        ctx_fold = comp._context_fold({"perfect": "detection"})
+        Y = np.asarray(model.item_factors, dtype=np.float64)
+        true_long = {}
         for j, u in enumerate(users):
             if not sh[j]:
                 continue
             span = sess.of_user(int(u))
-            m = sp.csr_matrix((sess.value[sess.indptr[span.start]:sess.indptr[span.stop]],
-                               sess.item[sess.indptr[span.start]:sess.indptr[span.stop]],
-                               sess.indptr[span.start:span.stop + 1]
-                               - sess.indptr[span.start]),
-                              shape=(span.stop - span.start, x.n_items))
-            m.data = np.maximum(m.data, 0.0)
-            mine = np.asarray(m[sess_persona[span.start:span.stop] == watched[j]]
-                              .sum(axis=0)).ravel()
-            tot = np.asarray(m.sum(axis=0)).ravel()
+            who = sess_persona[span.start:span.stop] == watched[j]
+            truth_fit = _Fit(sessions=np.arange(span.start, span.stop),
+                             resp=np.stack([who, ~who], axis=1).astype(np.float64),
+                             log_weight=np.log([0.5, 0.5]), cat={}, circ={}, num={},
+                             bic=np.zeros(1))
             row = ui[u]
-            share = mine[row.indices] / np.where(tot[row.indices] > 0, tot[row.indices], 1.0)
-            rows_true.append(sp.csr_matrix((row.data * share, row.indices,
-                                            [0, row.indices.size]), shape=(1, x.n_items)))
-            at.append(j)
-        true_long = {}
-        if at:
-            vec = model._fold_in_users(sp.vstack(rows_true).tocsr().astype(np.float32))
-            sc = np.asarray(vec, dtype=np.float64) @ np.asarray(model.item_factors,
-                                                                dtype=np.float64).T
-            r = ui[users[at]]
-            sc[np.repeat(np.arange(len(at)), np.diff(r.indptr)), r.indices] = -np.inf
-            for j, lst in zip(at, np.argsort(-sc, axis=1)[:, :2 * k]):
-                true_lists[j] = lst[:k].tolist()
-                true_long[j] = lst.tolist()
+            for fold, out in ((ctx_fold, true_lists), ((0.0, 1.0), None)):
+                vec = comp.vectors(model, x, truth_fit, row.indices, row.data, 0.0, *fold)[0]
+                sc = vec.astype(np.float64) @ Y.T
+                sc[row.indices] = -np.inf
+                top = np.argsort(-sc, kind="stable")[:2 * k].tolist()
+                if out is None:
+                    true_long[j] = top
+                else:
+                    out[j] = top[:k]
         true_sessions = recall(true_lists)
         t_rank = time.time() - t0
         auto = recall(auto_lists)

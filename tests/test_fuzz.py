@@ -359,10 +359,21 @@ def _tastes(m, ctx):
     comp = Tastes(n_topics=3, n_init=1, max_iter=5)
     fits = comp.fit_users(model, x, np.arange(x.n_users))
     assert all(1 <= f.k <= 3 for f in fits)
+    seen = x.to_csr()
     for u in range(min(x.n_users, 3)):
         ts = comp.find(model, x, u)
         assert abs(sum(t.weight for t in ts) - 1) < 1e-9
         comp.rank(model, x, u, 3, context={"hour": 5, "device": "tv"})
+        # the other tastes' titles as dislikes, up to heavy ones; context vectors folded in
+        # from barely to very strongly regularized
+        for contrast, scale in ((0.0, 1e-3), (1e3, 1e3)):
+            taste = Tastes(n_topics=3, n_init=1, max_iter=5, context_contrast=contrast,
+                           context_regularization=scale)
+            for c in (None, {"hour": 21, "device": "phone"}):
+                got = taste.rank(model, x, u, 3, context=c, fit=fits[u])
+                if got is not None:
+                    ids = got[0].tolist()
+                    assert len(set(ids)) == len(ids) and not set(ids) & set(seen[u].indices)
 
 
 # tastemaker.distributed: one in-process Dask cluster per child, started on first use

@@ -181,12 +181,162 @@ def test_bad_parameters(obvious):
                     ({"balance": 2}, "balance"), ({"circular": [1]}, "circular"),
                     ({"categorical": "hour"}, "categorical"), ({"n_init": 0}, "n_init"),
                     ({"penalty": 0}, "penalty"), ({"penalty": "x"}, "penalty"),
-                    ({"blend": -0.1}, "blend"), ({"main_account": "yes"}, "main_account")):
+                    ({"blend": -0.1}, "blend"), ({"main_account": "yes"}, "main_account"),
+                    ({"context_contrast": -0.5}, "context_contrast"),
+                    ({"context_contrast": "x"}, "context_contrast"),
+                    ({"context_contrast": float("nan")}, "context_contrast"),
+                    ({"context_contrast": 1e9}, "context_contrast"),
+                    ({"context_regularization": 0}, "context_regularization"),
+                    ({"context_regularization": -2.0}, "context_regularization"),
+                    ({"context_regularization": 1e9}, "context_regularization"),
+                    ({"context_regularization": None}, "context_regularization")):
         with pytest.raises(ValueError, match=msg):
             Tastes(**kw).fit_users(model, x, [0])
     plain = tm.Interactions.from_frame(ev, event="event")
     with pytest.raises(ValueError, match="sessions"):
         Tastes().fit_users(model, plain, [0])
+
+
+def _numpy_shares(x, fit, items):
+    """Share of each title's (positive) plays in each taste's sessions, by loops over the
+    account's sessions (independent of Tastes.shares)."""
+    s = x.sessions
+    per = np.zeros((len(items), fit.k))
+    where = {int(i): n for n, i in enumerate(items)}
+    for row, resp in zip(fit.sessions, fit.resp):
+        for t in range(s.indptr[row], s.indptr[row + 1]):
+            n = where.get(int(s.item[t]))
+            if n is not None:
+                per[n] += resp * max(s.value[t], 0.0)
+    return per / per.sum(axis=1, keepdims=True)
+
+
+def _numpy_fold_in(model, items, entries, scale=1.0):
+    """Implicit ALS fold-in of one row (Hu et al.; dislikes: preference 0), solved here,
+    with the model's regularization times ``scale``."""
+    y = model.item_factors.astype(np.float64)
+    keep = entries != 0
+    e, yh = entries[keep], y[items[keep]]
+    c = model.alpha * np.abs(e)
+    reg = model._checked_params()["regularization"] * scale
+    A = y.T @ y + reg * np.eye(y.shape[1]) + (yh.T * (c - 1)) @ yh
+    return np.linalg.solve(A, (yh * np.where(e > 0, c, 0.0)[:, None]).sum(axis=0))
+
+
+def test_contrastive_fold_in_matches_numpy(obvious):
+    """contrast: title i enters taste j's fold-in as v s - contrast |v| (1 - s) with s
+    its share in j after blend; the other person's titles become dislikes."""
+    _ev, shared, x, model = obvious
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    fit = Tastes(n_topics=4).fit_users(model, x, [u])[0]
+    assert fit.k == 2
+    row = x.to_csr()[u]
+    share = _numpy_shares(x, fit, row.indices)
+    blend = np.array([0.0, 0.3])
+    for contrast in (0.0, 0.25, 2.0):
+        got = Tastes.vectors(model, x, fit, row.indices, row.data, blend, contrast)
+        for j in range(2):
+            s = blend[j] + (1 - blend[j]) * share[:, j]
+            e = row.data * s - contrast * np.abs(row.data) * (1 - s)
+            if blend[j] == 0:  # the other person's titles become dislikes
+                assert (e < 0).any() == (contrast > 0)
+            np.testing.assert_allclose(got[j], _numpy_fold_in(model, row.indices, e),
+                                       rtol=2e-3, atol=2e-4)
+    # the account's own vector (blend 1) is untouched by contrast
+    acc = Tastes.vectors(model, x, fit, row.indices, row.data, 1.0, 5.0)
+    np.testing.assert_allclose(acc[0], _numpy_fold_in(model, row.indices, row.data),
+                               rtol=2e-3, atol=2e-4)
+    np.testing.assert_allclose(acc[1], acc[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="contrast"):
+        Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, -1.0)
+    # served: the tablet viewer's picks under contrast stay the tablet viewer's titles
+    ids, *_ = Tastes(n_topics=4, context_contrast=2.0).rank(
+        model, x, u, 6, context={"device": "tablet", "hour": 16})
+    assert np.mean(x.item_ids[ids] >= 30) > 0.8
+
+
+def test_context_vectors_take_context_contrast_and_regularization(obvious):
+    """With a context, the tastes' vectors are folded in with context_contrast and the
+    model's regularization times context_regularization (NumPy reference), and the
+    confident posterior's list is that vector's own top picks; without a context the
+    interleave keeps the plain fold-in."""
+    _ev, shared, x, model = obvious
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    comp = Tastes(n_topics=4, context_contrast=0.5, context_regularization=40.0)
+    fit = comp.fit_users(model, x, [u])[0]
+    row = x.to_csr()[u]
+    share = _numpy_shares(x, fit, row.indices)
+    e = row.data[:, None] * share - 0.5 * np.abs(row.data)[:, None] * (1 - share)
+    ref = [_numpy_fold_in(model, row.indices, e[:, j], 40.0) for j in range(2)]
+    got = Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, 0.5, 40.0)
+    for j in range(2):
+        np.testing.assert_allclose(got[j], ref[j], rtol=2e-3, atol=2e-4)
+    tv = next(j for j, t in enumerate(comp._describe(x, fit, order=False))
+              if t.context["device"] == "tv")
+    ids, scores, src, _t, w = comp.rank(model, x, u, 6, context={"device": "tv", "hour": 21},
+                                        fit=fit)
+    assert w[tv] > 0.99 and set(src.tolist()) == {tv}
+    sc = model.item_factors.astype(np.float64) @ ref[tv]
+    sc[row.indices] = -np.inf
+    np.testing.assert_array_equal(ids, np.argsort(-sc, kind="stable")[:6])
+    np.testing.assert_allclose(scores, sc[ids], rtol=2e-3, atol=2e-4)
+    # no context: the plain fold-in (the lighter taste's vector, no contrast, scale 1)
+    ids_auto, _s, src_auto, *_ = comp.rank(model, x, u, 12, fit=fit)
+    light = int(np.argmin(fit.log_weight))
+    plain = Tastes.vectors(model, x, fit, row.indices, row.data)[light]
+    sc = model.item_factors.astype(np.float64) @ plain.astype(np.float64)
+    sc[row.indices] = -np.inf
+    mine = ids_auto[src_auto == light].tolist()
+    assert mine == [i for i in np.argsort(-sc, kind="stable").tolist()
+                    if i not in set(ids_auto[src_auto != light].tolist())][:len(mine)]
+    with pytest.raises(ValueError, match="regularization"):
+        Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, 0.0, 0.0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.floats(0.05, 200.0), st.floats(0.0, 3.0))
+def test_regularization_scale_is_the_models_own_fold_in(obvious, scale, contrast):
+    """The one-row solves at regularization x scale equal the model's batch fold-in with
+    its regularization set to that (an independent path: a copy of the model)."""
+    import copy
+
+    _ev, shared, x, model = obvious
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    fit = Tastes(n_topics=4).fit_users(model, x, [u])[0]
+    row = x.to_csr()[u]
+    other = copy.deepcopy(model)
+    other.regularization = model._checked_params()["regularization"] * scale
+    np.testing.assert_allclose(
+        Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, contrast, scale),
+        Tastes.vectors(other, x, fit, row.indices, row.data, 0.0, contrast),
+        rtol=2e-4, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.5, 20.0), st.floats(0.5, 20.0), st.integers(0, 1))
+def test_contrast_pushes_a_taste_away_from_the_other_titles(obvious, g1, g2, j):
+    """Raising contrast weights the other person's titles' squared scores more in the
+    fold-in's loss, so (weighted by their dislike confidence) those scores never grow:
+    x(g) minimizes f(x) + g * x^T G x with G fixed while every such entry is negative."""
+    _ev, shared, x, model = obvious
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    fit = Tastes(n_topics=4).fit_users(model, x, [u])[0]
+    row = x.to_csr()[u]
+    s = Tastes.shares(x, fit, row.indices)[:, j]
+    lo, hi = sorted((g1, g2))
+    other = s < 0.5
+    # the other titles are dislikes at both values and the own titles likes
+    assert other.any() and np.all(lo * (1 - s[other]) > s[other])
+    assert np.all(s[~other] > hi * (1 - s[~other]))
+    y = model.item_factors.astype(np.float64)[row.indices[other]]
+    w = model.alpha * np.abs(row.data[other]) * (1 - s[other])
+
+    def g(vec):
+        return float(np.sum(w * (y @ vec.astype(np.float64)) ** 2))
+
+    a = Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, lo)[j]
+    b = Tastes.vectors(model, x, fit, row.indices, row.data, 0.0, hi)[j]
+    assert g(b) <= g(a) * (1 + 1e-3) + 1e-9
 
 
 @settings(max_examples=60, deadline=None)

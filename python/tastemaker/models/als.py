@@ -397,20 +397,23 @@ class ALS(FactorModel):
         params = tuple(self.__dict__.get(name) for name in _SPEC_PARAMS)
         return self._query_cache().single("fold-in", self._single_key(params), build)
 
-    def _fold_in_one(self, indices: np.ndarray, values: np.ndarray, want_factor: bool = False):
+    def _fold_in_one(self, indices: np.ndarray, values: np.ndarray, want_factor: bool = False,
+                     regularization_scale: float = 1.0):
         """The exact fold-in of one user from ascending int32 item ids and float32 values
         (one native call).  Returns the float32 vector, or ``(vector, U)`` with
         ``want_factor``: U (float64, f x f) holds the Cholesky factor of the user's system
         ``A = U^T U`` in its upper triangle (``U.T`` is the lower factor, Fortran-ordered);
         None when this model folds in otherwise (``_fold_in_users``).
+        ``regularization_scale`` multiplies the regularization of this one solve (the
+        product layer folds in a few sessions' person more strongly regularized).
         """
         spec = self._fold_in_spec()
         if spec is None:
             return None
         itf, gram, reg, expo, alpha, _ = spec
         indptr = np.array([0, indices.size], dtype=np.int64)
-        out = _core.query_fold_in(itf, gram, reg, expo, alpha, indptr, indices, values,
-                                  want_factor=want_factor)
+        out = _core.query_fold_in(itf, gram, reg * regularization_scale, expo, alpha, indptr,
+                                  indices, values, want_factor=want_factor)
         return (out[0], out[3]) if want_factor else out[0]
 
     def _fold_in_users(self, user_items) -> np.ndarray:
