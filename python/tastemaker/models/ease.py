@@ -104,7 +104,7 @@ class EASE(RowScoredModel):
         check_fits(_FIT_BYTES_PER_ITEM2 * n * n, "user_items",
                    f"EASE on {n} items (12 * n_items^2 bytes)")
         gram = np.empty((n, n), dtype=np.float64)
-        _core.item_gram_dense(*_native(m), *_native(_transpose(m)), lam, gram, threads)
+        _core.item_gram_dense(*_native(m), *_native(_transpose(m, threads)), lam, gram, threads)
         # Fortran order is the transpose of our C-order array; the matrix is symmetric,
         # so factor the "upper" triangle of the transpose = the lower one of ours.
         c, info = lapack.dpotrf(gram.T, lower=False, overwrite_a=True, clean=False)

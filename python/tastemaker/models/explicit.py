@@ -235,7 +235,7 @@ class ExplicitALS(FactorModel):
         p = self._checked_params()
         _check_callback(callback)
         r = _as_user_items(user_items)
-        rt = _transpose(r)
+        rt = _transpose(r, p["num_threads"])
         rng = check_random_state(self.random_state)
         f = p["factors"]
         n_users, n_items = r.shape
