@@ -43,6 +43,11 @@ Problem make_problem(std::int64_t rows, std::int64_t other, int f, unsigned seed
     return p;
 }
 
+// als_solve of the whole problem: X (rows x f) updated from the Gram G of its other side.
+void solve(const Problem& p, const std::vector<double>& G, float* X, const AlsParams& prm) {
+    als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, p.f, G.data(), X, prm);
+}
+
 // Dense reference: x = (YtY + lambda I + sum (c-1) y y^T)^-1 sum_{v>0} c y, via Gaussian elimination.
 std::vector<double> reference_row(const Problem& p, std::int64_t r, const AlsParams& prm) {
     const int f = p.f;
@@ -127,8 +132,7 @@ TM_TEST(als_cholesky_matches_dense_reference_on_every_path) {
         std::vector<double> G(p.f * p.f);
         als_gram(p.Y.data(), p.other, p.f, G.data());
         std::vector<float> X(p.rows * p.f, 0.0f);
-        als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, p.f, G.data(),
-                  X.data(), prm);
+        solve(p, G, X.data(), prm);
         TM_CHECK(max_rel_err(p, X, prm) < 1e-5);
     }
 }
@@ -145,8 +149,7 @@ TM_TEST(als_cg_converges_to_exact_solution_on_every_path) {
         for (int steps : {1, 3, 8, 40}) {
             prm.cg_steps = steps;
             std::vector<float> X(p.rows * p.f, 0.0f);
-            als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, p.f,
-                      G.data(), X.data(), prm);
+            solve(p, G, X.data(), prm);
             const double err = max_rel_err(p, X, prm);
             TM_CHECK(err <= prev * 1.01 + 1e-6);
             prev = err;
@@ -170,16 +173,14 @@ TM_TEST(als_simd_paths_agree_with_scalar) {
         {
             tmtest::ActiveIsa scalar(simd::Isa::Scalar);
             als_gram(p.Y.data(), p.other, f, G.data());
-            als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
-                      ref.data(), prm);
+            solve(p, G, ref.data(), prm);
         }
         tmtest::for_each_isa([&](simd::Isa) {
             std::vector<double> G2(f * f);
             als_gram(p.Y.data(), p.other, f, G2.data());
             TM_CHECK(G2 == G);  // exact float64 products, same order on every path
             std::vector<float> X(X0);
-            als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
-                      X.data(), prm);
+            solve(p, G, X.data(), prm);
             double num = 0, den = 0;
             for (std::size_t k = 0; k < X.size(); ++k) {
                 num += (X[k] - ref[k]) * (X[k] - ref[k]);
@@ -215,14 +216,11 @@ TM_TEST(als_tiled_long_rows_agree_with_per_row_solve_and_exact_solution) {
             prm.cg_steps = steps;
             std::vector<float> tiled(X0), tiled2(X0), per_row(X0);
             prm.num_threads = 1;
-            als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
-                      tiled.data(), prm);
+            solve(p, G, tiled.data(), prm);
             prm.num_threads = 2;
-            als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
-                      tiled2.data(), prm);
+            solve(p, G, tiled2.data(), prm);
             TM_CHECK(tiled == tiled2);
-            als_solve(rev.indptr.data(), rev.indices.data(), rev.data.data(), rev.rows, rev.Y.data(), rev.other, f,
-                      G.data(), per_row.data(), prm);
+            solve(rev, G, per_row.data(), prm);
             double num = 0, den = 0;
             for (std::size_t k = 0; k < tiled.size(); ++k) {
                 num += (tiled[k] - per_row[k]) * (tiled[k] - per_row[k]);
@@ -232,8 +230,7 @@ TM_TEST(als_tiled_long_rows_agree_with_per_row_solve_and_exact_solution) {
         }
         prm.cg_steps = 16;
         std::vector<float> X(X0);
-        als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, f, G.data(),
-                  X.data(), prm);
+        solve(p, G, X.data(), prm);
         TM_CHECK(max_rel_err(p, X, prm) < 1e-3);
     });
 }
@@ -313,8 +310,7 @@ TM_TEST(als_solve_is_identical_across_thread_counts_on_every_path) {
             std::vector<float> X1(pr->rows * f, 0.01f), X2(X1), X3(X1);
             for (auto [X, nt] : {std::pair{&X1, 1}, std::pair{&X2, 2}, std::pair{&X3, 3}}) {
                 prm.num_threads = nt;
-                als_solve(pr->indptr.data(), pr->indices.data(), pr->data.data(), pr->rows, pr->Y.data(), pr->other,
-                          f, G.data(), X->data(), prm);
+                solve(*pr, G, X->data(), prm);
             }
             TM_CHECK(X1 == X2);
             TM_CHECK(X1 == X3);
@@ -346,11 +342,9 @@ TM_TEST(als_solve_does_not_depend_on_the_cache_size) {
                 const std::vector<float> X0(pr->rows * f, 0.01f);
                 std::vector<float> X1(X0), X2(X0);
                 prm.l2_bytes = simd::kMinL2Bytes;
-                als_solve(pr->indptr.data(), pr->indices.data(), pr->data.data(), pr->rows, pr->Y.data(),
-                          pr->other, f, G.data(), X1.data(), prm);
+                solve(*pr, G, X1.data(), prm);
                 prm.l2_bytes = simd::kMaxL2Bytes;
-                als_solve(pr->indptr.data(), pr->indices.data(), pr->data.data(), pr->rows, pr->Y.data(),
-                          pr->other, f, G.data(), X2.data(), prm);
+                solve(*pr, G, X2.data(), prm);
                 TM_CHECK(X1 == X2);
                 TM_CHECK(X1 != X0);  // a real solve, not a no-op
             }
@@ -424,7 +418,6 @@ TM_TEST(thread_requests_are_clamped) {
     std::vector<float> X(12, 0.0f);
     AlsParams prm;
     prm.num_threads = 1000000;
-    als_solve(p.indptr.data(), p.indices.data(), p.data.data(), p.rows, p.Y.data(), p.other, p.f, G.data(),
-              X.data(), prm);
+    solve(p, G, X.data(), prm);
     TM_CHECK(std::isfinite(X[0]));
 }
