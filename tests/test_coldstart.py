@@ -286,7 +286,7 @@ def test_hybrid_fold_in_counts_only_items_with_data(small):
     """Fold-in solves fit's users' half-step: the Gram covers the items with data only
     (batch, single-request and explanation paths alike), so titles added later (or
     listed with empty columns) change no fold-in; partial_fit_items makes one count."""
-    s, X, F, train, _, cold = small
+    s, _, F, train, _, cold = small
     m = HybridALS(factors=8, iterations=4, random_state=3).fit(train, F, show_progress=False)
     has = m.item_has_data_.copy()
     assert not has[cold].any()
