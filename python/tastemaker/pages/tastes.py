@@ -52,6 +52,9 @@ Serving
   what the other person chose is evidence of what this one did not) and a stronger
   regularization (``context_regularization``), which rank a person known from a few
   sessions better.
+* :meth:`Tastes.fit_people` refits an ALS's item factors on the people found (each
+  account split into one row per taste), so that they learn which titles one *person*
+  watches together; ``Personalizer(..., people=True)`` serves that model.
 """
 
 from __future__ import annotations
