@@ -260,12 +260,13 @@ TM_TEST(als_kernel_entries_on_every_path) {
         std::uniform_real_distribution<float> u(-0.1f, 0.1f);
         for (auto& v : X0) v = u(rng);
         const float alpha = 0.5f, lambda = 0.3f;
-        std::vector<float> scratch(3 * f), ref(X0);
+        std::vector<float> scratch(3 * f), ref(X0), cw(p.indices.size() + kCompactSlack);
+        std::vector<std::int32_t> cidx(p.indices.size() + kCompactSlack);
         for (int r = 0; r < 3; ++r)
             als_kernels(simd::Isa::Scalar)
                 .cg_row(p.Y.data(), p.indices.data() + p.indptr[r], p.data.data() + p.indptr[r],
                         p.indptr[r + 1] - p.indptr[r], G32.data(), alpha, lambda, 3, f, ref.data() + r * f,
-                        scratch.data(), als_cache(0));
+                        scratch.data(), cidx.data(), cw.data(), als_cache(0));
         auto rel = [](const std::vector<float>& a, const std::vector<float>& b) {
             double num = 0, den = 0;
             for (std::size_t k = 0; k < a.size(); ++k) {
@@ -284,10 +285,10 @@ TM_TEST(als_kernel_entries_on_every_path) {
             for (int r = 0; r < 3; ++r)
                 K.cg_row(p.Y.data(), p.indices.data() + p.indptr[r], p.data.data() + p.indptr[r],
                          p.indptr[r + 1] - p.indptr[r], G32.data(), alpha, lambda, 3, f, rows.data() + r * f,
-                         scratch.data(), als_cache(0));
+                         scratch.data(), cidx.data(), cw.data(), als_cache(0));
             TM_CHECK(rel(rows, ref) < 1e-4);
             AlsTiledRow group[3];
-            for (int r = 0; r < 3; ++r) group[r] = {r, p.indptr[r + 1] - p.indptr[r], 0, lambda, 0.0f, true};
+            for (int r = 0; r < 3; ++r) group[r] = {r, p.indptr[r + 1] - p.indptr[r], 0, lambda, 0.0f, true, 0.0f};
             K.cg_group(p.indptr.data(), p.indices.data(), p.data.data(), p.Y.data(), other, f, G32.data(), alpha, 3,
                        group, 3, buf.data(), grouped.data(), als_cache(0));
             TM_CHECK(grouped == rows);  // same sums in the same order, only split at tiles

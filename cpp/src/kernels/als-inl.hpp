@@ -262,14 +262,27 @@ TM_ALS_INLINE void axpy8(const float* const rows[8], const float* w, int f_rt, f
     }
 }
 
-// One CG pass over n items of a row (or a segment of it: cg_group calls it per tile):
-//   residual: acc += sum_k (b_k - cm1_k (y_k . v)) y_k     (b_k = c_k for likes, else 0)
-//   else:     acc += sum_k cm1_k (y_k . v) y_k
-// with c_k = alpha |val_k|, cm1_k = c_k - 1 (0 for a stored zero); v and acc are f-float
-// vectors in memory.  prefetch: the rows come from beyond L1 (first pass, long rows).
-template <int F, bool residual>
-void fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, float alpha,
-                int f_rt, const float* v, float* acc, bool prefetch, std::int64_t l2_row_bytes) {
+// What a pass computes per item k (c_k = alpha |val_k|, cm1_k = c_k - 1, 0 for a stored 0):
+//   kResidual: w_k = b_k - cm1_k (y_k . v)   (b_k = c_k for likes, else 0)
+//   kFromValues: w_k = cm1_k (y_k . v)
+//   kGivenWeights: w_k = val_k (y_k . v), val holding the cm1_k themselves (a compacted list)
+// and then acc (an f-float vector) += sum_k w_k y_k; or, for the last CG step, which needs
+// only v.Av, the scalar *acc += w_k (y_k . v) item by item in order (no axpys):
+//   kQuadFromValues, kQuadGivenWeights: w_k as kFromValues, kGivenWeights.
+enum PassKind { kResidual, kFromValues, kGivenWeights, kQuadFromValues, kQuadGivenWeights };
+
+// One CG pass over n items of a row (or a segment of it: cg_group calls it per tile), as
+// PassKind says; v is an f-float vector in memory.  prefetch: the rows come from beyond L1
+// (first pass, long rows).
+// The residual pass can also write the row's compacted list (cidx, cw non-null): the items
+// whose cm1_k != 0, in order, with cm1_k.  An item with cm1_k == 0 (c_k == 1: a value of
+// exactly 1 / alpha, or a stored 0) adds exactly 0 to every later pass, so the later passes
+// run over that list instead (kGivenWeights); skipping an exact zero leaves every sum as it
+// was.  Returns the list's length (0 when not written).
+template <int F, PassKind kind>
+std::int64_t fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, float alpha,
+                        int f_rt, const float* v, float* acc, bool prefetch, std::int64_t l2_row_bytes,
+                        std::int32_t* cidx = nullptr, float* cw = nullptr) {
     const int f = F ? F : f_rt;
     const int nc = chunks(f);
     const std::size_t fs = static_cast<std::size_t>(f);
@@ -278,11 +291,13 @@ void fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::
     std::int32_t tidx[8];
     float tval[8];
     alignas(32) float wbuf[8];
+    std::int64_t m = 0;  // compacted items written
     for (std::int64_t k = 0; k < nnz; k += 8) {
         const std::int32_t* bi = idx + k;
         const float* bv = val + k;
+        int n = 8;
         if (k + 8 > nnz) {  // pad the last block with weight-0 copies of a valid row
-            const int n = static_cast<int>(nnz - k);
+            n = static_cast<int>(nnz - k);
             for (int j = 0; j < 8; ++j) {
                 tidx[j] = idx[k + (j < n ? j : 0)];
                 tval[j] = j < n ? val[k + j] : 0.0f;
@@ -322,19 +337,34 @@ void fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::
         }
         const V8 d = Ops::reduce8(s);
         const V8 x = Ops8::load(bv);
-        const V8 cv = Ops8::mul(valpha, Ops8::abs(x));
-        const V8 cm1 = Ops8::if_then_else_zero(Ops8::ne(x, zero), Ops8::sub(cv, one));
         V8 wv;
-        if (residual)
-            wv = Ops8::neg_mul_add(cm1, d, Ops8::if_then_else_zero(Ops8::gt(x, zero), cv));
-        else
-            wv = Ops8::mul(cm1, d);
-        Ops8::store(wbuf, wv);
-        // Without the barrier GCC carries the dot phase's loads into the axpys (8 x nc live
-        // row chunks do not fit in the registers and would be spilled to the stack).
-        TM_ALS_BARRIER();
-        axpy8<F>(rows, wbuf, f, acc);
+        if constexpr (kind == kGivenWeights || kind == kQuadGivenWeights) {
+            wv = Ops8::mul(x, d);
+        } else {
+            const V8 cv = Ops8::mul(valpha, Ops8::abs(x));
+            const V8 cm1 = Ops8::if_then_else_zero(Ops8::ne(x, zero), Ops8::sub(cv, one));
+            if constexpr (kind == kResidual) {
+                wv = Ops8::neg_mul_add(cm1, d, Ops8::if_then_else_zero(Ops8::gt(x, zero), cv));
+                if (cidx != nullptr) m += Ops::compress8(cm1, bi, n, cw + m, cidx + m);
+            } else {
+                wv = Ops8::mul(cm1, d);
+            }
+        }
+        if constexpr (kind == kQuadFromValues || kind == kQuadGivenWeights) {
+            // in item order whatever the blocks (tiles split them): cg_group equals cg_row
+            Ops8::store(wbuf, Ops8::mul(wv, d));
+            float q = *acc;
+            for (int j = 0; j < n; ++j) q += wbuf[j];
+            *acc = q;
+        } else {
+            Ops8::store(wbuf, wv);
+            // Without the barrier GCC carries the dot phase's loads into the axpys (8 x nc
+            // live row chunks do not fit in the registers and would be spilled to the stack).
+            TM_ALS_BARRIER();
+            axpy8<F>(rows, wbuf, f, acc);
+        }
     }
+    return m;
 }
 
 // One CG step after A p is known: x += a p, r -= a A p, p = r + beta p.  Returns the new
@@ -356,6 +386,17 @@ TM_ALS_INLINE float cg_update(float* x, float* r, float* p, const float* ap, flo
     return rsnew;
 }
 
+// The last CG step: only x += a p with a = rsold / p'Ap; pap = p'Ap from the dot-only pass.
+// Returns false if p'Ap <= 0 (x kept), as cg_update.
+template <int F>
+TM_ALS_INLINE bool cg_last_update(float* x, const float* p, float pap, float rsold, int f_rt) {
+    const int f = F ? F : f_rt;
+    if (!(pap > 0.0f)) return false;
+    const V va = Ops::set1(rsold / pap);
+    for (int c = 0; c < chunks(f); ++c) st(x, f, c, Ops::mul_add(va, ld(p, f, c), ld(x, f, c)));
+    return true;
+}
+
 // r = -(G + lambda I) x  (the residual pass then adds b - sum (c-1)(y.x) y)
 template <int F>
 TM_ALS_INLINE void residual_start(const float* G, const float* x, float lambda, int f_rt, float* r, float* ap) {
@@ -370,10 +411,12 @@ TM_ALS_INLINE void copy(const float* from, float* to, int f_rt) {
     for (int c = 0; c < chunks(f); ++c) st(to, f, c, ld(from, f, c));
 }
 
-// scratch: r, p, ap (f floats each); x is updated in place.
+// scratch: r, p, ap (f floats each); cidx, cw: nnz entries each (the compacted list of the
+// later passes); x is updated in place.
 template <int F>
 void cg_row_t(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
-              float alpha, float lambda, int cg_steps, int f_rt, float* x, float* scratch, const AlsCache& cache) {
+              float alpha, float lambda, int cg_steps, int f_rt, float* x, float* scratch, std::int32_t* cidx,
+              float* cw, const AlsCache& cache) {
     const int f = F ? F : f_rt;
     // A compile-time f keeps r, p and ap on the stack, each on its own cache lines: the
     // passes load v and load + store the accumulator once per block of eight items, and a
@@ -383,15 +426,22 @@ void cg_row_t(const float* Y, const std::int32_t* idx, const float* val, std::in
     float* r = F ? local : scratch;
     float* p = F ? local + kPad : scratch + f;
     float* ap = F ? local + 2 * kPad : scratch + 2 * f;
-    // Later passes find a short row's factor rows in L1/L2; only long rows need prefetch.
-    const bool prefetch_again = nnz * f * 4 > cache.row_bytes;
     residual_start<F>(G, x, lambda, f, r, ap);
-    fused_pass<F, true>(Y, idx, val, nnz, alpha, f, x, r, true, cache.row_bytes);
+    const std::int64_t m =
+        fused_pass<F, kResidual>(Y, idx, val, nnz, alpha, f, x, r, true, cache.row_bytes, cidx, cw);
+    // Later passes find a short row's factor rows in L1/L2; only long rows need prefetch.
+    const bool prefetch_again = m * f * 4 > cache.row_bytes;
     copy<F>(r, p, f);
     float rsold = vdot<F>(r, r, f);
     for (int it = 0; it < cg_steps && rsold > kCgResidualFloor; ++it) {
         gram_matvec<F>(G, p, lambda, f, ap);
-        fused_pass<F, false>(Y, idx, val, nnz, alpha, f, p, ap, prefetch_again, cache.row_bytes);
+        if (it + 1 == cg_steps) {  // the last step: p'Ap = p'(G + lambda I)p + sum_k cm1_k (y_k . p)^2
+            float pap = vdot<F>(p, ap, f);
+            fused_pass<F, kQuadGivenWeights>(Y, cidx, cw, m, alpha, f, p, &pap, prefetch_again, cache.row_bytes);
+            cg_last_update<F>(x, p, pap, rsold, f);
+            break;
+        }
+        fused_pass<F, kGivenWeights>(Y, cidx, cw, m, alpha, f, p, ap, prefetch_again, cache.row_bytes);
         const float rsnew = cg_update<F>(x, r, p, ap, rsold, f);
         if (rsnew < 0.0f) break;
         rsold = rsnew;
@@ -421,9 +471,9 @@ TM_ALS_INLINE std::int64_t seek(const std::int32_t* idx, std::int64_t pos, std::
     return lo;
 }
 
-template <bool B>
-struct Residual {  // a pass kind as a value, for the generic lambda in cg_group_t
-    static constexpr bool value = B;
+template <PassKind K>
+struct Kind {  // a pass kind as a value, for the generic lambda in cg_group_t
+    static constexpr PassKind value = K;
 };
 
 // Long rows, solved together (see als.cpp, where the driver picks them): each CG pass
@@ -448,7 +498,7 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
     const std::int64_t tile = per_tile > 64 ? per_tile : 64;
     auto x_of = [&](std::size_t h) { return X + static_cast<std::size_t>(rows[h].row) * fs; };
     // acc_h += the pass over row h's items, tile by tile (v_h, acc_h chosen by the caller)
-    auto sweep = [&](auto residual, auto v_of, auto acc_of) {
+    auto sweep = [&](auto kind, auto v_of, auto acc_of) {
         for (std::size_t h = 0; h < m; ++h) rows[h].pos = 0;
         for (std::int64_t t0 = 0; t0 < n_other; t0 += tile) {
             const std::int64_t tend = t0 + tile < n_other ? t0 + tile : n_other;
@@ -458,7 +508,7 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
                 const std::int32_t* idx = indices + indptr[rw.row];
                 const std::int64_t e = seek(idx, rw.pos, rw.n, tend);
                 if (e > rw.pos)
-                    fused_pass<F, decltype(residual)::value>(Y, idx + rw.pos, data + indptr[rw.row] + rw.pos,
+                    fused_pass<F, decltype(kind)::value>(Y, idx + rw.pos, data + indptr[rw.row] + rw.pos,
                                                              e - rw.pos, alpha, f, v_of(h), acc_of(h), true,
                                                              cache.row_bytes);
                 rw.pos = e;
@@ -469,7 +519,7 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
         rows[h].active = true;
         residual_start<F>(G, x_of(h), rows[h].lambda, f, R + h * fs, AP + h * fs);
     }
-    sweep(Residual<true>{}, x_of, [&](std::size_t h) { return R + h * fs; });
+    sweep(Kind<kResidual>{}, x_of, [&](std::size_t h) { return R + h * fs; });
     for (std::size_t h = 0; h < m; ++h) {
         copy<F>(R + h * fs, P + h * fs, f);
         rows[h].rsold = vdot<F>(R + h * fs, R + h * fs, f);
@@ -483,7 +533,16 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
                 any = true;
             }
         if (!any) break;
-        sweep(Residual<false>{}, [&](std::size_t h) { return P + h * fs; }, [&](std::size_t h) { return AP + h * fs; });
+        if (it + 1 == cg_steps) {  // the last step needs only p'Ap (see cg_row_t)
+            for (std::size_t h = 0; h < m; ++h)
+                if (rows[h].active) rows[h].pap = vdot<F>(P + h * fs, AP + h * fs, f);
+            sweep(Kind<kQuadFromValues>{}, [&](std::size_t h) { return P + h * fs; },
+                  [&](std::size_t h) { return &rows[h].pap; });
+            for (std::size_t h = 0; h < m; ++h)
+                if (rows[h].active) cg_last_update<F>(x_of(h), P + h * fs, rows[h].pap, rows[h].rsold, f);
+            break;
+        }
+        sweep(Kind<kFromValues>{}, [&](std::size_t h) { return P + h * fs; }, [&](std::size_t h) { return AP + h * fs; });
         for (std::size_t h = 0; h < m; ++h) {
             AlsTiledRow& rw = rows[h];
             if (!rw.active) continue;
@@ -510,16 +569,17 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
 #endif
 
 void cg_row(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
-            float alpha, float lambda, int cg_steps, int f, float* x, float* scratch, const AlsCache& cache) {
+            float alpha, float lambda, int cg_steps, int f, float* x, float* scratch, std::int32_t* cidx, float* cw,
+            const AlsCache& cache) {
 #define TM_CASE(N) \
-    case N: return cg_row_t<N>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch, cache);
+    case N: return cg_row_t<N>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch, cidx, cw, cache);
     if constexpr (L > 1) {
         switch (f) {
             TM_ALS_FIXED_F(TM_CASE)
             default: break;
         }
     }
-    cg_row_t<0>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch, cache);
+    cg_row_t<0>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch, cidx, cw, cache);
 #undef TM_CASE
 }
 
