@@ -79,39 +79,52 @@ constexpr int chunks(int f) { return (f + L - 1) / L; }
 
 // ---------------------------------------------------------------- Gram (float64)
 // G += Y^T Y over the upper triangle (and the rest of each touched vector of doubles),
-// four rows per sweep: each G element is loaded and stored once per four rank-1 updates.
-// The products of widened floats are exact in float64 and every element sums the rows in
-// order, so all paths give bit-identical Grams.
+// kGramRows rows per sweep: each G element is loaded and stored once per eight rank-1
+// updates, and the sweep's rows are widened to float64 once (in panels of kGramPanel
+// columns, on the stack) instead of once per G row (the conversions issue on the FMA
+// ports).  The products of widened floats are exact in float64 and every element sums the
+// rows in order, one fused add per row, so all paths (and any rows per sweep) give
+// bit-identical Grams.
+constexpr int kGramRows = 8;
+constexpr int kGramPanel = 256;
+
 void gram_accumulate(const float* Y, std::size_t n, int f, double* G) {
     constexpr int LD = Ops::kDLanes;
     const std::size_t fs = static_cast<std::size_t>(f);
+    alignas(64) double w[kGramRows][kGramPanel];
     std::size_t r = 0;
-    for (; r + 4 <= n; r += 4) {
-        const float* y0 = Y + r * fs;
-        const float* y1 = y0 + fs;
-        const float* y2 = y1 + fs;
-        const float* y3 = y2 + fs;
-        for (int i = 0; i < f; ++i) {
-            const Ops::D a0 = Ops::set1_d(y0[i]), a1 = Ops::set1_d(y1[i]);
-            const Ops::D a2 = Ops::set1_d(y2[i]), a3 = Ops::set1_d(y3[i]);
-            double* g = G + static_cast<std::size_t>(i) * fs;
-            int j = i - i % LD;
-            for (; j + LD <= f; j += LD) {
-                Ops::D acc = Ops::load_d(g + j);
-                acc = Ops::mul_add_d(a0, Ops::widen(y0 + j), acc);
-                acc = Ops::mul_add_d(a1, Ops::widen(y1 + j), acc);
-                acc = Ops::mul_add_d(a2, Ops::widen(y2 + j), acc);
-                acc = Ops::mul_add_d(a3, Ops::widen(y3 + j), acc);
-                Ops::store_d(g + j, acc);
-            }
-            if (j < f) {
-                const int rem = f - j;
-                Ops::D acc = Ops::load_d_n(g + j, rem);
-                acc = Ops::mul_add_d(a0, Ops::widen_n(y0 + j, rem), acc);
-                acc = Ops::mul_add_d(a1, Ops::widen_n(y1 + j, rem), acc);
-                acc = Ops::mul_add_d(a2, Ops::widen_n(y2 + j, rem), acc);
-                acc = Ops::mul_add_d(a3, Ops::widen_n(y3 + j, rem), acc);
-                Ops::store_d_n(g + j, acc, rem);
+    for (; r + kGramRows <= n; r += kGramRows) {
+        const float* y = Y + r * fs;
+        for (int j0 = 0; j0 < f; j0 += kGramPanel) {
+            const int j1 = j0 + kGramPanel < f ? j0 + kGramPanel : f;
+            for (int q = 0; q < kGramRows; ++q)
+                for (int j = j0; j < j1; ++j) w[q][j - j0] = static_cast<double>(y[q * fs + j]);
+            for (int i = 0; i < j1; ++i) {
+                Ops::D a[kGramRows];
+                if (i >= j0) {  // a broadcast from memory is a load; a conversion is not
+#pragma GCC unroll 8
+                    for (int q = 0; q < kGramRows; ++q) a[q] = Ops::set1_d(w[q][i - j0]);
+                } else {
+#pragma GCC unroll 8
+                    for (int q = 0; q < kGramRows; ++q) a[q] = Ops::set1_d(static_cast<double>(y[q * fs + i]));
+                }
+                double* g = G + static_cast<std::size_t>(i) * fs;
+                int j = i - i % LD;
+                if (j < j0) j = j0;
+                for (; j + LD <= j1; j += LD) {
+                    Ops::D acc = Ops::load_d(g + j);
+#pragma GCC unroll 8
+                    for (int q = 0; q < kGramRows; ++q) acc = Ops::mul_add_d(a[q], Ops::load_d(&w[q][j - j0]), acc);
+                    Ops::store_d(g + j, acc);
+                }
+                if (j < j1) {
+                    const int rem = j1 - j;
+                    Ops::D acc = Ops::load_d_n(g + j, rem);
+#pragma GCC unroll 8
+                    for (int q = 0; q < kGramRows; ++q)
+                        acc = Ops::mul_add_d(a[q], Ops::load_d_n(&w[q][j - j0], rem), acc);
+                    Ops::store_d_n(g + j, acc, rem);
+                }
             }
         }
     }
@@ -262,23 +275,28 @@ TM_ALS_INLINE void axpy8(const float* const rows[8], const float* w, int f_rt, f
     }
 }
 
-// What a pass computes per item k (c_k = alpha |val_k|, cm1_k = c_k - 1, 0 for a stored 0):
+// c_k - 1 of eight items from their stored values (c_k = alpha |val_k|; 0 for a stored 0).
+TM_ALS_INLINE V8 confidence_minus_one(V8 x, V8 valpha) {
+    return Ops8::if_then_else_zero(Ops8::ne(x, Ops8::zero()), Ops8::sub(Ops8::mul(valpha, Ops8::abs(x)), Ops8::set1(1.0f)));
+}
+
+// What a pass computes per item k (c_k = alpha |val_k|, cm1_k = c_k - 1):
 //   kResidual: w_k = b_k - cm1_k (y_k . v)   (b_k = c_k for likes, else 0)
-//   kFromValues: w_k = cm1_k (y_k . v)
-//   kGivenWeights: w_k = val_k (y_k . v), val holding the cm1_k themselves (a compacted list)
+//   kGivenWeights: w_k = val_k (y_k . v), val holding the cm1_k themselves
 // and then acc (an f-float vector) += sum_k w_k y_k; or, for the last CG step, which needs
 // only v.Av, the scalar *acc += w_k (y_k . v) item by item in order (no axpys):
-//   kQuadFromValues, kQuadGivenWeights: w_k as kFromValues, kGivenWeights.
-enum PassKind { kResidual, kFromValues, kGivenWeights, kQuadFromValues, kQuadGivenWeights };
+//   kQuadGivenWeights: w_k as kGivenWeights.
+// An item with cm1_k == 0 (c_k == 1: a value of exactly 1 / alpha, or a stored 0) adds
+// exactly 0 to A p, so the later passes run over compacted lists of the other items (the
+// residual pass writes one, compacted_pass builds them on the fly); skipping an exact zero
+// leaves every sum as it was.
+enum PassKind { kResidual, kGivenWeights, kQuadGivenWeights };
 
 // One CG pass over n items of a row (or a segment of it: cg_group calls it per tile), as
 // PassKind says; v is an f-float vector in memory.  prefetch: the rows come from beyond L1
-// (first pass, long rows).
-// The residual pass can also write the row's compacted list (cidx, cw non-null): the items
-// whose cm1_k != 0, in order, with cm1_k.  An item with cm1_k == 0 (c_k == 1: a value of
-// exactly 1 / alpha, or a stored 0) adds exactly 0 to every later pass, so the later passes
-// run over that list instead (kGivenWeights); skipping an exact zero leaves every sum as it
-// was.  Returns the list's length (0 when not written).
+// (long rows; always on the residual pass).  The residual pass also writes the compacted list (cidx, cw:
+// the items with cm1_k != 0, in order, with cm1_k; nnz + kCompactSlack entries) when cidx
+// is not null, and returns its length (else 0).
 template <int F, PassKind kind>
 std::int64_t fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, float alpha,
                         int f_rt, const float* v, float* acc, bool prefetch, std::int64_t l2_row_bytes,
@@ -286,8 +304,12 @@ std::int64_t fused_pass(const float* Y, const std::int32_t* idx, const float* va
     const int f = F ? F : f_rt;
     const int nc = chunks(f);
     const std::size_t fs = static_cast<std::size_t>(f);
+    // The residual pass is a row's first touch of its factor rows: it always prefetches.
+    // (Known at compile time, GCC lays the loop out better: on the avx2 path the build
+    // with every compile-time f took ~6% longer per user half-step when it tested the flag.)
+    if constexpr (kind == kResidual) prefetch = true;
     const bool prefetch_l2 = prefetch && nnz * f * 4 > l2_row_bytes;
-    const V8 valpha = Ops8::set1(alpha), one = Ops8::set1(1.0f), zero = Ops8::zero();
+    const V8 valpha = Ops8::set1(alpha), zero = Ops8::zero();
     std::int32_t tidx[8];
     float tval[8];
     alignas(32) float wbuf[8];
@@ -338,19 +360,15 @@ std::int64_t fused_pass(const float* Y, const std::int32_t* idx, const float* va
         const V8 d = Ops::reduce8(s);
         const V8 x = Ops8::load(bv);
         V8 wv;
-        if constexpr (kind == kGivenWeights || kind == kQuadGivenWeights) {
-            wv = Ops8::mul(x, d);
+        if constexpr (kind == kResidual) {
+            const V8 cm1 = confidence_minus_one(x, valpha);
+            const V8 b = Ops8::if_then_else_zero(Ops8::gt(x, zero), Ops8::mul(valpha, Ops8::abs(x)));
+            wv = Ops8::neg_mul_add(cm1, d, b);
+            if (cidx != nullptr) m += Ops::compress8(cm1, bi, n, cw + m, cidx + m);
         } else {
-            const V8 cv = Ops8::mul(valpha, Ops8::abs(x));
-            const V8 cm1 = Ops8::if_then_else_zero(Ops8::ne(x, zero), Ops8::sub(cv, one));
-            if constexpr (kind == kResidual) {
-                wv = Ops8::neg_mul_add(cm1, d, Ops8::if_then_else_zero(Ops8::gt(x, zero), cv));
-                if (cidx != nullptr) m += Ops::compress8(cm1, bi, n, cw + m, cidx + m);
-            } else {
-                wv = Ops8::mul(cm1, d);
-            }
+            wv = Ops8::mul(x, d);
         }
-        if constexpr (kind == kQuadFromValues || kind == kQuadGivenWeights) {
+        if constexpr (kind == kQuadGivenWeights) {
             // in item order whatever the blocks (tiles split them): cg_group equals cg_row
             Ops8::store(wbuf, Ops8::mul(wv, d));
             float q = *acc;
@@ -365,6 +383,40 @@ std::int64_t fused_pass(const float* Y, const std::int32_t* idx, const float* va
         }
     }
     return m;
+}
+
+// A later pass (kGivenWeights or kQuadGivenWeights) over n items given by their stored
+// values: compacted on the fly, kCompactChunk items at a time, into a list on the stack
+// (cg_group's long rows, whose lists would take nnz-sized memory).
+constexpr int kCompactChunk = 256;
+
+template <int F, PassKind kind>
+void compacted_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, float alpha,
+                    int f, const float* v, float* acc, bool prefetch, std::int64_t l2_row_bytes) {
+    std::int32_t cidx[kCompactChunk + kCompactSlack];
+    alignas(32) float cw[kCompactChunk + kCompactSlack];
+    std::int32_t tidx[8] = {};
+    float tval[8] = {};
+    const V8 valpha = Ops8::set1(alpha);
+    int m = 0;
+    for (std::int64_t k = 0; k < nnz; k += 8) {
+        const std::int32_t* bi = idx + k;
+        const float* bv = val + k;
+        const int n = k + 8 > nnz ? static_cast<int>(nnz - k) : 8;
+        if (n < 8) {
+            for (int j = 0; j < n; ++j) {
+                tidx[j] = idx[k + j];
+                tval[j] = val[k + j];
+            }
+            bi = tidx;
+            bv = tval;
+        }
+        m += Ops::compress8(confidence_minus_one(Ops8::load(bv), valpha), bi, n, cw + m, cidx + m);
+        if (m >= kCompactChunk || k + 8 >= nnz) {
+            fused_pass<F, kind>(Y, cidx, cw, m, alpha, f, v, acc, prefetch, l2_row_bytes);
+            m = 0;
+        }
+    }
 }
 
 // One CG step after A p is known: x += a p, r -= a A p, p = r + beta p.  Returns the new
@@ -507,10 +559,15 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
                 if (!rw.active) continue;
                 const std::int32_t* idx = indices + indptr[rw.row];
                 const std::int64_t e = seek(idx, rw.pos, rw.n, tend);
-                if (e > rw.pos)
-                    fused_pass<F, decltype(kind)::value>(Y, idx + rw.pos, data + indptr[rw.row] + rw.pos,
-                                                             e - rw.pos, alpha, f, v_of(h), acc_of(h), true,
-                                                             cache.row_bytes);
+                if (e > rw.pos) {
+                    const float* val = data + indptr[rw.row] + rw.pos;
+                    if constexpr (decltype(kind)::value == kResidual)
+                        fused_pass<F, kResidual>(Y, idx + rw.pos, val, e - rw.pos, alpha, f, v_of(h), acc_of(h), true,
+                                                 cache.row_bytes);
+                    else
+                        compacted_pass<F, decltype(kind)::value>(Y, idx + rw.pos, val, e - rw.pos, alpha, f, v_of(h),
+                                                                 acc_of(h), true, cache.row_bytes);
+                }
                 rw.pos = e;
             }
         }
@@ -536,13 +593,13 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
         if (it + 1 == cg_steps) {  // the last step needs only p'Ap (see cg_row_t)
             for (std::size_t h = 0; h < m; ++h)
                 if (rows[h].active) rows[h].pap = vdot<F>(P + h * fs, AP + h * fs, f);
-            sweep(Kind<kQuadFromValues>{}, [&](std::size_t h) { return P + h * fs; },
+            sweep(Kind<kQuadGivenWeights>{}, [&](std::size_t h) { return P + h * fs; },
                   [&](std::size_t h) { return &rows[h].pap; });
             for (std::size_t h = 0; h < m; ++h)
                 if (rows[h].active) cg_last_update<F>(x_of(h), P + h * fs, rows[h].pap, rows[h].rsold, f);
             break;
         }
-        sweep(Kind<kFromValues>{}, [&](std::size_t h) { return P + h * fs; }, [&](std::size_t h) { return AP + h * fs; });
+        sweep(Kind<kGivenWeights>{}, [&](std::size_t h) { return P + h * fs; }, [&](std::size_t h) { return AP + h * fs; });
         for (std::size_t h = 0; h < m; ++h) {
             AlsTiledRow& rw = rows[h];
             if (!rw.active) continue;
