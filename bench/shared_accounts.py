@@ -228,6 +228,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--context-regularization", type=float, default=None,
                     help="Tastes(context_regularization=): with a context, the tastes' "
                     "fold-in regularization as a multiple of the model's")
+    ap.add_argument("--people", action="store_true",
+                    help="serve Tastes.fit_people's model (item factors fitted on the "
+                    "accounts' detected people) instead of the account-level ALS; the "
+                    "account model's single-vector list is reported beside it")
+    ap.add_argument("--people-regularization", type=float, default=None,
+                    help="Tastes(people_regularization=): with --people, the people-level "
+                    "fit's regularization as a multiple of --regularization")
     # ALS's best of bench/generator_calibration.py's grid on this log (16/64 factors x
     # regularization 10/100, by held-out recall@20 over all accounts); 16 / 100 was
     # chosen on the log without taste for single titles
@@ -375,14 +382,23 @@ def main(argv=None) -> dict:
                        iterations=args.iterations, random_state=args.seed).fit(
             ui, show_progress=False)
         t_fit = time.time() - t0
+        opts = {k: v for k, v in (("balance", args.balance), ("penalty", args.penalty),
+                                  ("context_contrast", args.context_contrast),
+                                  ("context_regularization", args.context_regularization),
+                                  ("people_regularization", args.people_regularization))
+                if v is not None}
+        comp = Tastes(**opts)
+        # the account-level model's single-vector list: today's baseline, kept beside a
+        # people-level model's own (a change must not win by weakening the single list)
+        acct_ids, _ = model.recommend(users, ui, N=k)
+        account_single = recall([r[r >= 0].tolist() for r in acct_ids])
+        if args.people:
+            t0 = time.time()
+            model = comp.fit_people(model, x)
+            t_fit += time.time() - t0
         model.set_params(num_threads=1)  # one account at a time below: no thread start-up
 
         # ---- who is shared: tastes of every account, one EM batch
-        opts = {k: v for k, v in (("balance", args.balance), ("penalty", args.penalty),
-                                  ("context_contrast", args.context_contrast),
-                                  ("context_regularization", args.context_regularization))
-                if v is not None}
-        comp = Tastes(**opts)
         t0 = time.time()
         fits = comp.fit_users(model, x, np.arange(x.n_users))
         t_tastes = time.time() - t0
@@ -541,11 +557,25 @@ def main(argv=None) -> dict:
                  "shared_auto/single": ratio(v[sh], data_single[sh])}
         for b, v in data_by_balance.items()}
     if single is not None:
+        acc = {"recall@k_all": round(float(account_single.mean()), 4),
+               "recall@k_shared": round(float(account_single[sh].mean()), 4),
+               "recall@k_weaker_persona": round(float(account_single[weak_sel].mean()), 4)}
+        stronger = np.maximum(single.mean(), account_single.mean())
+        result["vs_account_model"] = {
+            "account_model_single": acc,
+            "single/account_single": ratio(single, account_single),
+            "weaker_persona_auto/account_single": ratio(auto[weak_sel],
+                                                        account_single[weak_sel]),
+            "overall_auto/account_single": ratio(auto, account_single),
+            "shared_context/account_single": ratio(withctx[sh], account_single[sh]),
+            "overall_auto/stronger_single": round(float(auto.mean() / stronger), 3),
+        }
         result["targets"] = {
             "detection_f1>=0.8": detection["f1"] >= 0.8,
             "weaker_persona_auto/single>=1.5": bool((w.get("auto_over_single") or 0) >= 1.5),
             "overall_auto>=single-2%": bool(a[f"recall@{k}_auto"]
                                             >= 0.98 * a[f"recall@{k}_single"]),
+            "overall_auto>=stronger_single-2%": bool(auto.mean() >= 0.98 * stronger),
             "shared_context/single>=1.3": bool((s.get("context_over_single") or 0) >= 1.3),
         }
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
@@ -555,7 +585,7 @@ def main(argv=None) -> dict:
         "data", "detection", "detection_tastes_only", "all_accounts", "shared_accounts",
         "weaker_persona", "weaker_persona_diagnosis", "auto_by_balance", "oracle", "oracle_finite_data",
         "model_true_sessions", "oracle_auto_by_balance", "oracle_finite_data_auto_by_balance",
-        "calibration", "targets",
+        "calibration", "vs_account_model", "targets",
         "seconds")}, indent=2))
     return result
 

@@ -269,6 +269,62 @@ def test_hybrid_bad_input(small):
         HybridALS(regularization=0.0).fit(train, F, show_progress=False)
 
 
+def fold_in_reference(m, row, has):
+    """NumPy: the users' half-step of HybridALS.fit for one row, the Gram over ``has``."""
+    Y = m.item_factors.astype(np.float64)
+    A = Y[has].T @ Y[has] + m.regularization_ * np.eye(Y.shape[1])
+    b = np.zeros(Y.shape[1])
+    for i, v in zip(row.indices, row.data.astype(np.float64)):
+        c = m.alpha * abs(v)
+        A += (c - 1.0) * np.outer(Y[i], Y[i])
+        if v > 0:
+            b += c * Y[i]
+    return np.linalg.solve(A, b)
+
+
+def test_hybrid_fold_in_counts_only_items_with_data(small):
+    """Fold-in solves fit's users' half-step: the Gram covers the items with data only
+    (batch, single-request and explanation paths alike), so titles added later (or
+    listed with empty columns) change no fold-in; partial_fit_items makes one count."""
+    s, _, F, train, _, cold = small
+    m = HybridALS(factors=8, iterations=4, random_state=3).fit(train, F, show_progress=False)
+    has = m.item_has_data_.copy()
+    assert not has[cold].any()
+    users = np.arange(4)
+    ref = np.array([fold_in_reference(m, train[u], has) for u in users])
+    wrong = np.array([fold_in_reference(m, train[u], np.ones_like(has)) for u in users])
+    assert np.abs(ref - wrong).max() > 1e-3  # the two Grams differ measurably here
+    np.testing.assert_allclose(m._fold_in_users(train[users]), ref, rtol=1e-4, atol=1e-5)
+    for u in users:  # the native single-row fold-in (record, single requests)
+        row = train[u]
+        got = m._fold_in_one(row.indices.astype(np.int32), row.data.astype(np.float32))
+        np.testing.assert_allclose(got, ref[u], rtol=1e-4, atol=1e-5)
+        ids, scores = m.recommend(int(u), row, N=5, recalculate_user=True)
+        Yd = m.item_factors.astype(np.float64)
+        np.testing.assert_allclose(scores, Yd[ids] @ ref[u], rtol=1e-4, atol=1e-5)
+    from tastemaker.pages.explain import AlsExplainer
+
+    Yd = m.item_factors.astype(np.float64)
+    np.testing.assert_allclose(AlsExplainer(m).gram(), Yd[has].T @ Yd[has], rtol=1e-6)
+    # new titles are not negatives: the fold-in of the same history is unchanged
+    before = m._fold_in_users(train[users])
+    m.add_items(F.encode(s.items.iloc[:5].assign(item=np.arange(9000, 9005))))
+    wide = sorted_csr(sp.hstack([train[users], sp.csr_matrix((users.size, 5))]))
+    np.testing.assert_array_equal(m._fold_in_users(wide), before)
+    # an item given data counts from then on (the cached Gram follows item_has_data_)
+    j = int(cold[0])
+    item_users = sorted_csr(sp.csr_matrix((np.ones(3), ([0, 0, 0], [1, 2, 3])),
+                                          shape=(1, train.shape[0])))
+    m.partial_fit_items([j], item_users)
+    assert m.item_has_data_[j]
+    np.testing.assert_allclose(m._fold_in_users(wide)[0],
+                               fold_in_reference(m, wide[0], m.item_has_data_),
+                               rtol=1e-4, atol=1e-5)
+    # kept through pickle and save/load
+    m2 = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(m2._fold_in_users(wide), m._fold_in_users(wide))
+
+
 @pytest.mark.parametrize("regularization", ["auto", 3.0])
 def test_hybrid_auto_item_regularization_is_the_users_weight(small, regularization):
     """item_regularization="auto" fits exactly the model with the users' weight passed

@@ -344,7 +344,8 @@ def _item_features(m, ctx):
         np.testing.assert_allclose(f.matrix.toarray(), ctx["reference"], rtol=1e-6)
 
 
-@entry_point("Interactions(sessions=, context=) + Tastes (a matrix's entries as events)")
+@entry_point("Interactions(sessions=, context=) + Tastes + Tastes.fit_people (a matrix's "
+             "entries as events)")
 def _tastes(m, ctx):
     import tastemaker
     from tastemaker._validation import check_csr
@@ -374,6 +375,11 @@ def _tastes(m, ctx):
                 if got is not None:
                     ids = got[0].tolist()
                     assert len(set(ids)) == len(ids) and not set(ids) & set(seen[u].indices)
+    # item factors learned from the people found (each account split by its tastes)
+    people = comp.fit_people(model, x, fits=fits)
+    assert people.item_factors.shape == model.item_factors.shape
+    assert np.isfinite(people.user_factors).all()
+    comp.rank(people, x, 0, 3, context={"hour": 5, "device": "tv"})
 
 
 # tastemaker.distributed: one in-process Dask cluster per child, started on first use

@@ -450,3 +450,110 @@ def test_synthetic_accounts_are_told_apart():
             hard = np.argmax(f.resp, axis=1)
             purity.append(max(np.mean(who == hard), np.mean(who != hard)))
     assert np.median(purity) > 0.85
+
+
+def test_people_rows_split_each_account_by_its_tastes(obvious):
+    """people_rows: a one-taste account keeps its row; a K-taste account becomes K rows,
+    title i of taste j's row holding v_i times its share in j (NumPy reference by loops
+    over the sessions), so an account's rows add up to its own."""
+    _ev, _shared, x, model = obvious
+    fits = Tastes(n_topics=4).fit_users(model, x, np.arange(x.n_users))
+    rows, owner = Tastes.people_rows(x, fits)
+    acc = x.to_csr()
+    assert rows.shape == (sum(f.k for f in fits), x.n_items)
+    np.testing.assert_array_equal(owner, np.repeat(np.arange(x.n_users), [f.k for f in fits]))
+    r = 0
+    for u, fit in enumerate(fits):
+        row = acc[u]
+        if fit.k == 1:
+            np.testing.assert_allclose(rows[r].toarray(), row.toarray())
+        else:
+            share = _numpy_shares(x, fit, row.indices)
+            for j in range(fit.k):
+                ref = np.zeros(x.n_items)
+                ref[row.indices] = row.data * share[:, j]
+                np.testing.assert_allclose(rows[r + j].toarray().ravel(), ref, rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(rows[r:r + fit.k].sum(axis=0)).ravel(),
+                                   row.toarray().ravel(), rtol=1e-5)
+        r += fit.k
+    with pytest.raises(ValueError, match="fits"):
+        Tastes.people_rows(x, fits[:-1])
+
+
+def test_fit_people_is_an_als_on_the_people_rows(obvious):
+    """fit_people: an ALS with the model's parameters and people_regularization times its
+    regularization, fitted on people_rows (an independent fit of the same rows gives the
+    same item factors); each account's vector is the NumPy fold-in of its whole row over
+    them; the given model is not changed."""
+    _ev, shared, x, model = obvious
+    before = model.item_factors.copy()
+    comp = Tastes(n_topics=4, people_regularization=2.5)
+    fits = comp.fit_users(model, x, np.arange(x.n_users))
+    people = comp.fit_people(model, x)
+    np.testing.assert_array_equal(model.item_factors, before)
+    assert people is not model and type(people) is type(model)
+    assert people.regularization == pytest.approx(0.1 * 2.5)
+    rows, _ = Tastes.people_rows(x, fits)
+    ref = tm.ALS(**dict(model.get_params(), regularization=0.25)).fit(rows, show_progress=False)
+    np.testing.assert_allclose(people.item_factors, ref.item_factors, rtol=1e-4, atol=1e-5)
+    acc = x.to_csr()
+    for u in (0, int(np.flatnonzero(shared[x.user_ids])[0])):
+        row = acc[u]
+        np.testing.assert_allclose(people.user_factors[u],
+                                   _numpy_fold_in(people, row.indices, row.data.astype(float)),
+                                   rtol=2e-3, atol=2e-4)
+    # it serves: the tastes found with it split a shared account's people as before
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    ids, *_ = comp.rank(people, x, u, 6, context={"device": "tablet", "hour": 16})
+    assert np.mean(x.item_ids[ids] >= 30) > 0.8
+    # given fits are used as they are
+    np.testing.assert_allclose(comp.fit_people(model, x, fits=fits).item_factors,
+                               people.item_factors, rtol=1e-6)
+
+
+def test_fit_people_bad_input(obvious):
+    ev, _shared, x, model = obvious
+    for kw in ({"people_regularization": 0}, {"people_regularization": -1.0},
+               {"people_regularization": 1e9}, {"people_regularization": None},
+               {"people_regularization": "x"},
+               {"people_regularization": float("nan")}):
+        with pytest.raises(ValueError, match="people_regularization"):
+            Tastes(**kw).fit_people(model, x)
+    csr = x.to_csr()
+    with pytest.raises(ValueError, match="model"):
+        Tastes().fit_people(tm.EASE(regularization=10.0).fit(csr), x)
+    with pytest.raises(ValueError, match="model"):
+        Tastes().fit_people("als", x)
+    with pytest.raises(ValueError):
+        Tastes().fit_people(tm.ALS(factors=4), x)  # not fitted
+    with pytest.raises(ValueError, match="interactions"):
+        Tastes().fit_people(model, csr)
+    with pytest.raises(ValueError, match="sessions"):
+        Tastes().fit_people(model, tm.Interactions.from_frame(ev, event="event"))
+    small = tm.Interactions.from_frame(ev[ev["user"] < 3], event="event", session="session")
+    with pytest.raises(ValueError, match="interactions"):
+        Tastes().fit_people(model, small)
+    with pytest.raises(ValueError, match="people"):
+        Personalizer(model, tm.Interactions.from_frame(ev, event="event"), people=True)
+    with pytest.raises(ValueError, match="people"):
+        Personalizer(model, x, people="yes")
+
+
+def test_personalizer_people_saves_and_refreshes(obvious, tmp_path):
+    """Personalizer(people=True) serves fit_people's model, keeps it through save/load,
+    and refresh refits at the account model's regularization, then on the people."""
+    _ev, shared, x, model = obvious
+    pz = Personalizer(model, x, people=True)
+    served = pz.model
+    ref = Tastes().fit_people(model, x)
+    np.testing.assert_allclose(served.item_factors, ref.item_factors, rtol=1e-6)
+    assert served.regularization == pytest.approx(0.3)
+    u = x.user_ids[int(np.flatnonzero(shared[x.user_ids])[0])]
+    picks = pz.top_picks(u, 5, context={"device": "tv", "hour": 21})
+    pz.save(tmp_path / "b.tm")
+    back = tm.load(tmp_path / "b.tm")
+    assert back.top_picks(u, 5, context={"device": "tv", "hour": 21}).items == picks.items
+    back.refresh(wait=True)
+    assert back.model.regularization == pytest.approx(0.3)  # not 0.3 x 3
+    np.testing.assert_allclose(back.model.item_factors, ref.item_factors, rtol=1e-4,
+                               atol=1e-5)

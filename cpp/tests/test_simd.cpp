@@ -31,7 +31,7 @@ TM_TEST(simd_parse_and_set) {
 
 // Every kernel family's table is complete on every path the CPU has, and its own tables
 // too (no fallback): ALS is written once over the ops layer, and every top-k path has
-// every entry (AVX-512's column_masks and every path's query_scores included).
+// every entry (the self-join's self_scores and every path's query_scores included).
 TM_TEST(every_dispatch_table_is_complete_on_every_path) {
     for (simd::Isa isa : simd::available()) {
         tmtest::check_table("als", als_kernels_dispatch(), isa, true);

@@ -311,41 +311,71 @@ TM_TEST(topk_pack_panel_layout_every_path) {
     }
 }
 
-TM_TEST(topk_panel_scores_and_column_masks_bit_identical_every_path) {
+TM_TEST(topk_panel_scores_and_self_scores_bit_identical_every_path) {
     // Random floats (inexact products): every path must round exactly like the scalar
-    // one, i.e. one fma per factor in factor order, for every tile shape and tail.
+    // one, i.e. one fma per factor in factor order, for every tile shape and tail; and
+    // self_scores must report exactly the rows with a score above either bar, in order,
+    // with panel_scores' scores and both masks.
     std::mt19937 rng(11);
     std::normal_distribution<float> g;
     const TopkKernels& ref = topk_kernels(simd::Isa::Scalar);
+    const float ninf = -std::numeric_limits<float>::infinity();
     for (int dim : {1, 3, 8, 17, 64, 70})
-        for (int m : {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 47, 48, 100, 192, kTopkMaxBlock}) {
-            const std::int64_t ldq = dim + 3;  // rows not contiguous
-            std::vector<float> q(std::size_t(m) * ldq), panel(std::size_t(dim) * kTopkPanel), thr(m);
-            std::vector<float> col_thr(kTopkPanel);
-            for (auto& v : q) v = g(rng);
-            for (auto& v : panel) v = g(rng);
-            for (auto& v : thr) v = g(rng) * std::sqrt(float(dim));
-            for (auto& v : col_thr) v = g(rng) * std::sqrt(float(dim));
-            std::vector<float> want(std::size_t(m) * kTopkPanel);
-            std::vector<std::uint32_t> want_masks(m), want_cols(m);
-            ref.panel_scores(q.data(), ldq, m, dim, panel.data(), thr.data(), want.data(), want_masks.data());
-            ref.column_masks(want.data(), m, col_thr.data(), want_cols.data());
-            for (int u = 0; u < m; ++u)  // the reference's masks are what they say
-                for (int j = 0; j < kTopkPanel; ++j) {
-                    const float sc = want[std::size_t(u) * kTopkPanel + j];
-                    TM_CHECK(((want_masks[u] >> j) & 1u) == (sc > thr[u] ? 1u : 0u));
-                    TM_CHECK(((want_cols[u] >> j) & 1u) == (sc > col_thr[j] ? 1u : 0u));
+        for (int m : {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 47, 48, 100, 192, kTopkMaxBlock})
+            for (int bars : {0, 1, 2}) {  // random bars; most rows without a hit; -inf columns
+                const std::int64_t ldq = dim + 3;  // rows not contiguous
+                std::vector<float> q(std::size_t(m) * ldq), panel(std::size_t(dim) * kTopkPanel), thr(m);
+                std::vector<float> col_thr(kTopkPanel);
+                for (auto& v : q) v = g(rng);
+                for (auto& v : panel) v = g(rng);
+                const float lift = bars == 1 ? 3.5f : 0.0f;  // ~1 score in 4,000 passes a bar
+                for (auto& v : thr) v = (g(rng) + lift) * std::sqrt(float(dim));
+                for (auto& v : col_thr) v = (g(rng) + lift) * std::sqrt(float(dim));
+                if (bars == 2)
+                    for (int j = 0; j < kTopkPanel; j += 3) col_thr[j] = ninf;
+                std::vector<float> want(std::size_t(m) * kTopkPanel);
+                std::vector<std::uint32_t> want_masks(m);
+                ref.panel_scores(q.data(), ldq, m, dim, panel.data(), thr.data(), want.data(), want_masks.data());
+                std::vector<std::int32_t> want_rows;
+                std::vector<std::uint32_t> want_r, want_c;
+                for (int u = 0; u < m; ++u) {
+                    std::uint32_t rb = 0, cb = 0;
+                    for (int j = 0; j < kTopkPanel; ++j) {
+                        const float sc = want[std::size_t(u) * kTopkPanel + j];
+                        rb |= (sc > thr[u] ? 1u : 0u) << j;
+                        cb |= (sc > col_thr[j] ? 1u : 0u) << j;
+                    }
+                    TM_CHECK(want_masks[u] == rb);  // the reference's masks are what they say
+                    if (rb | cb) {
+                        want_rows.push_back(u);
+                        want_r.push_back(rb);
+                        want_c.push_back(cb);
+                    }
                 }
-            for_each_path([&](const TopkKernels& kern) {
-                std::vector<float> got(want.size(), 7.0f);
-                std::vector<std::uint32_t> masks(m, 0xDEADBEEFu), cols(m, 0xDEADBEEFu);
-                kern.panel_scores(q.data(), ldq, m, dim, panel.data(), thr.data(), got.data(), masks.data());
-                TM_CHECK(same_bits(got, want));
-                TM_CHECK(masks == want_masks);
-                kern.column_masks(want.data(), m, col_thr.data(), cols.data());
-                TM_CHECK(cols == want_cols);
-            });
-        }
+                for_each_path([&](const TopkKernels& kern) {
+                    std::vector<float> got(want.size(), 7.0f);
+                    std::vector<std::uint32_t> masks(m, 0xDEADBEEFu);
+                    kern.panel_scores(q.data(), ldq, m, dim, panel.data(), thr.data(), got.data(), masks.data());
+                    TM_CHECK(same_bits(got, want));
+                    TM_CHECK(masks == want_masks);
+                    std::vector<float> hs(std::size_t(m) * kTopkPanel, 7.0f);
+                    std::vector<std::int32_t> rows(m, -1);
+                    std::vector<std::uint32_t> rm(m, 0xDEADBEEFu), cm(m, 0xDEADBEEFu);
+                    const std::int64_t h = kern.self_scores(q.data(), ldq, m, dim, panel.data(), thr.data(),
+                                                            col_thr.data(), hs.data(), rows.data(), rm.data(),
+                                                            cm.data());
+                    TM_CHECK(h == std::int64_t(want_rows.size()));
+                    if (h != std::int64_t(want_rows.size())) return;
+                    bool ok = true;
+                    for (std::int64_t e = 0; e < h; ++e) {
+                        ok = ok && rows[e] == want_rows[e] && rm[e] == want_r[e] && cm[e] == want_c[e];
+                        ok = ok && std::memcmp(hs.data() + e * kTopkPanel,
+                                               want.data() + std::size_t(want_rows[e]) * kTopkPanel,
+                                               kTopkPanel * sizeof(float)) == 0;
+                    }
+                    TM_CHECK(ok);
+                });
+            }
 }
 
 TM_TEST(topk_block_scores_bit_identical_to_panel_scores_every_path) {

@@ -15,7 +15,7 @@
  *  Self-join shortcut (similar_items for every item): when `queries` and `items` are the
  *  same pointer, every row excludes exactly itself and there is no allow-list, each
  *  pair is scored once and offered to both rows (scores are symmetric bit for bit), on
- *  every path (column_masks); results are identical to the general scan.  It
+ *  every path (self_scores); results are identical to the general scan.  It
  *  keeps per-thread heaps for all rows, so it is skipped when they would pass 1 GiB.
  */
 #include <cstddef>
@@ -226,9 +226,16 @@ struct TopkKernels {
     /** Queries per block (1..kTopkMaxBlock): each packed panel is read from L3 once per
      *  block, the block's query rows are reused from L1/L2 for every panel. */
     int query_block = 48;
-    /** The self-join's second mask: bit j of masks[u] is set iff scores[u*32 + j] > thr[j],
-     *  for u < m (each score against the bar of the column's own row). */
-    void (*column_masks)(const float* scores, int m, const float* thr, std::uint32_t* masks) = nullptr;
+    /** The self-join's scan of m queries (m <= kTopkMaxBlock) x one panel: the same scores
+     *  (same bits) as panel_scores, each against its row's bar rthr[u] and its column's
+     *  bar cthr[j] (the bar of the item's own row).  Only the rows with a score above either
+     *  are written, in ascending u: returns their number h; hit e < h is row hit_rows[e],
+     *  its 32 scores at scores[e*32 ...], rmasks[e] (bit j set iff score > rthr[u]) and
+     *  cmasks[e] (bit j set iff score > cthr[j]), never both 0.  Capacity: m entries in
+     *  each array.  No NaN in rthr or cthr. */
+    std::int64_t (*self_scores)(const float* q, std::int64_t ldq, int m, int dim, const float* panel,
+                                const float* rthr, const float* cthr, float* scores, std::int32_t* hit_rows,
+                                std::uint32_t* rmasks, std::uint32_t* cmasks) = nullptr;
     /** For j < 32: out[j] = max over r < n of rows[r][j] (n >= 1, each row 32 floats; -inf
      *  allowed, no NaN).  With row_masks, the scan's seed of each query's bar. */
     void (*column_max)(const float* const* rows, std::int64_t n, float* out) = nullptr;
@@ -255,7 +262,7 @@ struct TopkKernels {
     /** Every function-pointer entry (simd::Dispatch resolves them, the tests check them). */
     static constexpr auto entries() {
         return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::block_scores, &TopkKernels::finite_absmax,
-                               &TopkKernels::pack_panel, &TopkKernels::column_masks, &TopkKernels::query_scores,
+                               &TopkKernels::pack_panel, &TopkKernels::self_scores, &TopkKernels::query_scores,
                                &TopkKernels::query_bounds, &TopkKernels::column_max, &TopkKernels::row_masks);
     }
 };

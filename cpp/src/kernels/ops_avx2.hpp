@@ -67,6 +67,7 @@ struct Avx2Ops {
     static inline V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static inline V abs(V a) { return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
     static inline V max(V a, V b) { return _mm256_max_ps(a, b); }
+    static inline V min(V a, V b) { return _mm256_min_ps(a, b); }
 
     static inline M gt(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
     static inline M ne(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_OQ); }

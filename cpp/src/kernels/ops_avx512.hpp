@@ -50,6 +50,7 @@ struct Ops {
     static inline V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
     static inline V abs(V a) { return _mm512_abs_ps(a); }
     static inline V max(V a, V b) { return _mm512_max_ps(a, b); }
+    static inline V min(V a, V b) { return _mm512_min_ps(a, b); }
 
     static inline M gt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
     static inline M ne(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_OQ); }

@@ -38,7 +38,8 @@
 //   neg_mul_add(a, b, c)   c - a * b, rounded like mul_add
 //   fma(a, b, c)           a * b + c with ONE rounding on every path (std::fma on scalar):
 //                          for results that must be bit-identical across paths (top-k scores)
-//   abs(v), max(a, b)      |v| (clears the sign bit); max (NaN handling: unspecified)
+//   abs(v), max(a, b), min(a, b)
+//                          |v| (clears the sign bit); max, min (NaN handling: unspecified)
 //   gt(a, b), ne(a, b)     lane masks of a > b, a != b (ordered: false if either is NaN,
 //                          ne: true iff ordered and different, as _CMP_NEQ_OQ)
 //   if_then_else_zero(m, v)  v where m, +0.0 elsewhere
@@ -164,6 +165,7 @@ struct Ops {
     static inline V fma(V a, V b, V c) { return std::fma(a, b, c); }
     static inline V abs(V a) { return std::fabs(a); }
     static inline V max(V a, V b) { return a > b ? a : b; }
+    static inline V min(V a, V b) { return a < b ? a : b; }
 
     static inline M gt(V a, V b) { return a > b; }
     static inline M ne(V a, V b) { return a < b || a > b; }

@@ -14,8 +14,9 @@
 //     AVX-512 (fewer loads per FMA than 12 x 1) and kTileRows x 1 elsewhere; only the
 //     (query, panel) pairs with a score above the bar leave as hits (a row without one is
 //     skipped after one max-and-compare, a row with one appended without a branch);
-//   * column_masks: the self-join's second compare (each score against the bar of the
-//     item's own row: similar_items for every item scores a pair once, for both rows);
+//   * self_scores: the self-join's tile (similar_items for every item scores a pair once,
+//     for both rows): panel_scores' scores, each against its row's bar and against the bar
+//     of the item's own row, and only the rows with a score above either leave;
 //   * column_max, row_masks: the scan's seed (a block's first chunk scored in full, a
 //     lower bound of each query's k-th score from its column maxima, then its hits);
 //   * query_scores: one query against several panels at a time (kQueryGroup panels: the
@@ -101,6 +102,15 @@ struct Hits {
     float* scores;
     std::int32_t* rows;
     std::uint32_t* masks;
+    std::int64_t count;
+};
+
+// Where self_scores appends its hits (see TopkKernels::self_scores).
+struct SelfHits {
+    float* scores;
+    std::int32_t* rows;
+    std::uint32_t* rmasks;
+    std::uint32_t* cmasks;
     std::int64_t count;
 };
 
@@ -270,17 +280,67 @@ std::int64_t block_scores(const float* q, std::int64_t ldq, int m, int dim, cons
     return hits.count;
 }
 
-void column_masks(const float* scores, int m, const float* thr, std::uint32_t* masks) {
-    V t[C];
+// The self-join's tile: M queries x one panel, each score against its row's bar (rthr[i])
+// and its column's bar (ct[c]: the bar of the item's own row).  A row with no score above
+// either (one min, compare and or per vector, then one test) leaves nothing; any other is
+// appended to the hits with both masks.  The same FMAs in the same order as tile().
+template <int M>
+TM_TOPK_INLINE void self_tile(const float* q, std::int64_t ldq, int dim, const float* panel, const float* rthr,
+                              const V* ct, SelfHits* hits, std::int32_t row0) {
+    V acc[M][C];
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
 #pragma GCC unroll 32
-    for (int c = 0; c < C; ++c) t[c] = Ops::load(thr + L * c);
-    for (int u = 0; u < m; ++u) {
-        std::uint32_t bits = 0;
+        for (int c = 0; c < C; ++c) acc[i][c] = Ops::zero();
+    const float* p = panel;
+    for (int k = 0; k < dim; ++k, p += kTopkPanel) {
+#pragma GCC unroll 16
+        for (int i = 0; i < M; ++i) {
+            const V a = Ops::broadcast(q + i * ldq + k);
 #pragma GCC unroll 32
-        for (int c = 0; c < C; ++c)
-            bits |= Ops::bits(Ops::gt(Ops::load(scores + u * kTopkPanel + L * c), t[c])) << (L * c);
-        masks[u] = bits;
+            for (int c = 0; c < C; ++c) acc[i][c] = Ops::fma(a, Ops::load(p + L * c), acc[i][c]);
+        }
     }
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+        const V t = Ops::broadcast(rthr + i);
+        std::uint32_t any = 0;
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) any |= Ops::bits(Ops::gt(acc[i][c], Ops::min(t, ct[c])));
+        if (__builtin_expect(any == 0, 1)) continue;
+        const std::int64_t h = hits->count++;
+        std::uint32_t cbits = 0;
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) cbits |= Ops::bits(Ops::gt(acc[i][c], ct[c])) << (L * c);
+        hits->rmasks[h] = store_and_mask(acc[i], t, hits->scores + h * kTopkPanel);
+        hits->cmasks[h] = cbits;
+        hits->rows[h] = row0 + i;
+    }
+}
+
+template <int R>
+TM_TOPK_INLINE void self_tile_tail(int m, const float* q, std::int64_t ldq, int dim, const float* panel,
+                                   const float* rthr, const V* ct, SelfHits* hits, std::int32_t row0) {
+    if constexpr (R > 0) {
+        if (m == R)
+            self_tile<R>(q, ldq, dim, panel, rthr, ct, hits, row0);
+        else
+            self_tile_tail<R - 1>(m, q, ldq, dim, panel, rthr, ct, hits, row0);
+    }
+}
+
+std::int64_t self_scores(const float* q, std::int64_t ldq, int m, int dim, const float* panel, const float* rthr,
+                         const float* cthr, float* scores, std::int32_t* hit_rows, std::uint32_t* rmasks,
+                         std::uint32_t* cmasks) {
+    V ct[C];
+#pragma GCC unroll 32
+    for (int c = 0; c < C; ++c) ct[c] = Ops::load(cthr + L * c);
+    SelfHits hits{scores, hit_rows, rmasks, cmasks, 0};
+    int u = 0;
+    for (; u + kTileRows <= m; u += kTileRows)
+        self_tile<kTileRows>(q + u * ldq, ldq, dim, panel, rthr + u, ct, &hits, u);
+    self_tile_tail<kTileRows - 1>(m - u, q + u * ldq, ldq, dim, panel, rthr + u, ct, &hits, u);
+    return hits.count;
 }
 
 // The scan's seed (scan_blocks): n rows of 32 scores, row r at rows[r].
@@ -470,7 +530,7 @@ constexpr TopkKernels table() {
     TopkKernels t{};
     t.panel_scores = panel_scores;
     t.block_scores = block_scores;
-    t.column_masks = column_masks;
+    t.self_scores = self_scores;
     t.column_max = column_max;
     t.row_masks = row_masks;
     t.query_scores = query_scores;

@@ -364,10 +364,6 @@ class ALS(FactorModel):
         fold-in for one user should not cost a full pass over the item factors."""
         return self._derived(side, "gram", factors, lambda y: _core.als_gram(y, num_threads))
 
-    def _item_gram(self, p: dict) -> np.ndarray:
-        """The cached Y^T Y of the item factors (``p``: ``_checked_params()``)."""
-        return self._gram("item", self._factors()[1], p["num_threads"])
-
     def _fold_in(self, rows, name: str, side: str) -> np.ndarray:
         """Exact (Cholesky) factors for arbitrary rows against the fixed ``side`` factors."""
         p = self._checked_params()
@@ -381,7 +377,8 @@ class ALS(FactorModel):
 
     def _fold_in_spec(self):
         # the core's exact fold-in of one row is this class's _fold_in with the item Gram
-        if type(self)._fold_in is not ALS._fold_in or type(self)._gram is not ALS._gram:
+        # (self._gram, which a subclass may narrow: HybridALS counts the items with data)
+        if type(self)._fold_in is not ALS._fold_in:
             return None
 
         def build():

@@ -73,6 +73,14 @@ class HybridALS(ALS):
     unobserved negatives in the users' solves.  That is how a new title is recommended
     at once: list it in ``fit`` with an empty column, or ``add_items`` it later.
 
+    Folding a user in (``recommend(..., recalculate_user=True)``, the Personalizer's
+    ``record``, explanations) solves that same users' half-step against the fitted item
+    factors: its Gram :math:`Y^T Y` runs over the items with data (``item_has_data_``)
+    only, so a title added by ``add_items`` (or listed with an empty column) changes no
+    user's fold-in, exactly as it changes no user's factors in ``fit``.  A title without
+    data that is in the user's own history enters, like every history item, as
+    :math:`(c_{ui} - 1) y_i y_i^T` on top of that Gram.
+
     Parameters
     ----------
     factors, regularization, alpha, iterations, solver, cg_steps, random_state, num_threads
@@ -227,7 +235,6 @@ class HybridALS(ALS):
         self.item_factors = Y
         self.feature_factors_ = W
         self.item_has_data_ = has_data
-        self._gram_cache = {}
         return self
 
     @staticmethod
@@ -262,17 +269,29 @@ class HybridALS(ALS):
         _core.als_solve(*aug_native, x_aug, gram_x, Y, p["item_reg"], p["reg_exponent"],
                         p["alpha"], solver, p["cg_steps"], p["num_threads"])
 
-    def _item_gram(self, p) -> np.ndarray:
-        # as in fit: only items with interactions are unobserved negatives
-        key = ("items", id(self.item_factors), self.item_factors.shape)
-        gram = self._gram_cache.get(key)
-        if gram is None:
-            has = np.asarray(self.item_has_data_, dtype=bool)
-            gram = _core.als_gram(np.ascontiguousarray(self.item_factors[:has.size][has]),
-                                  p["num_threads"])
-            self._gram_cache = {key: gram, **{k: v for k, v in self._gram_cache.items()
-                                             if k[0] != "items"}}
-        return gram
+    @property
+    def item_has_data_(self):
+        return self.__dict__.get("_item_has_data")
+
+    @item_has_data_.setter
+    def item_has_data_(self, value) -> None:
+        # the fold-in Gram counts only these items: assigning them invalidates it, as
+        # assigning the factors does
+        self.__dict__["_item_has_data"] = value
+        self._query_cache().bump("item")
+
+    def _gram(self, side: str, factors: np.ndarray, num_threads: int) -> np.ndarray:
+        """As :meth:`ALS._gram`, but the item side's Gram covers only the items with
+        data (``item_has_data_``), as the users' half-step of ``fit`` does: a title with
+        no interactions is not an unobserved negative in a fold-in either."""
+        has = self.__dict__.get("_item_has_data")
+        if side != "item" or has is None or has.all():
+            return super()._gram(side, factors, num_threads)
+        if has.shape != (factors.shape[0],):
+            raise ValueError(f"item_has_data_: expected shape ({factors.shape[0]},), got "
+                             f"{has.shape}")
+        return self._derived(side, "gram", factors, lambda y: _core.als_gram(
+            np.ascontiguousarray(y[np.asarray(has, dtype=bool)]), num_threads))
 
     def item_factors_from_features(self, item_features) -> np.ndarray:
         """Factors :math:`W^T f` for items described by ``item_features`` (the fitted
@@ -295,7 +314,6 @@ class HybridALS(ALS):
         self.item_factors = np.ascontiguousarray(np.vstack([self.item_factors, new]))
         self.item_has_data_ = np.concatenate([self.item_has_data_,
                                               np.zeros(new.shape[0], dtype=bool)])
-        self._gram_cache = {}
         return self
 
     def partial_fit_items(self, itemids, item_users):
@@ -307,7 +325,6 @@ class HybridALS(ALS):
         has[: self.item_has_data_.size] = self.item_has_data_
         has[ids] = True
         self.item_has_data_ = has
-        self._gram_cache = {}
         return self
 
     # ------------------------------------------------------------------ persistence

@@ -64,25 +64,15 @@ class AlsExplainer:
         self._systems: dict = {}
 
     def gram(self) -> np.ndarray:
-        """The Gram matrix the model's own fold-in uses (its cache; HybridALS counts only
-        the items with data), so that ``A`` here is the ``A`` of the ranking vector."""
+        """The Gram matrix of the model's own fold-in (``ALS._gram``, cached there), so
+        that ``A`` here is the ``A`` of the ranking vector.  :class:`~tastemaker.HybridALS`
+        narrows it to the items with data (``item_has_data_``), as its ``fit`` does:
+        ``Y^T Y`` above then runs over those items only."""
         if self._gram is None:
             m = self._model
             p = m._checked_params()
-            attempts = (lambda: m._gram("item", m.item_factors, p["num_threads"]),
-                        lambda: m._item_gram(p))
-            g = None
-            for attempt in attempts:
-                try:
-                    g = attempt()
-                    break
-                except (AttributeError, TypeError):
-                    continue
-            if g is None:
-                from .. import _core
-
-                g = _core.als_gram(self.item_factors, 0)
-            self._gram = np.asarray(g, dtype=np.float64)
+            self._gram = np.asarray(m._gram("item", m.item_factors, p["num_threads"]),
+                                    dtype=np.float64)
         return self._gram
 
     def system(self, items, values):

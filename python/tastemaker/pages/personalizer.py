@@ -199,13 +199,18 @@ class Personalizer:
     trending_window, new_window : duration, default "7D" / "365D"
         "Trending now" counts viewers in the last ``trending_window``; "New releases"
         are titles released within ``new_window`` of the clock.
+    people : bool, default False
+        Shared accounts: serve an ALS whose item factors are learned from the people
+        found inside the accounts instead of from the accounts
+        (:meth:`~tastemaker.pages.tastes.Tastes.fit_people`, with ``model`` finding
+        them); ``refresh`` refits the same way.  Needs ``interactions`` with sessions.
 
     Thread-safe: any number of threads may query while others ``record`` or ``refresh``.
     """
 
     def __init__(self, model, interactions, catalog=None, features=None, *, events=None,
                  progress_col=None, rules=None, title_col="title", trending_window="7D",
-                 new_window="365D"):
+                 new_window="365D", people=False):
         if not isinstance(model, FactorModel):
             raise ValueError(f"model: expected a fitted tastemaker factor model, got "
                              f"{type(model).__name__}")
@@ -223,6 +228,16 @@ class Personalizer:
                              f"{model.user_factors.shape[0]}; pass the Interactions it was "
                              "fitted on")
         self._init_options(rules, trending_window, new_window)
+        if not isinstance(people, (bool, np.bool_)):
+            raise ValueError(f"people: expected True or False, got {people!r}")
+        if people:
+            if interactions.sessions is None:
+                raise ValueError("people: needs interactions built with session= (the "
+                                 "people are found among an account's sessions)")
+            base = model.get_params().get("regularization")
+            model = Tastes().fit_people(model, interactions)
+            scorer = scorer_for(model)
+            self._people = {"regularization": base}
         self.interactions = interactions
         self.catalog = None if catalog is None else Catalog.from_frame(catalog, title_col)
         self.features = features
@@ -255,6 +270,7 @@ class Personalizer:
         self._lock = threading.RLock()
         self._refreshing: Future | None = None
         self._tastes = None
+        self._people = None  # people=True: the account model's regularization (refresh)
         self.sessions = None
         self.interactions = None
         self.features = None
@@ -1290,7 +1306,10 @@ class Personalizer:
         try:
             inter = self._interactions_of(snap)
             old = self._state.items.model
-            model = type(old)(**old.get_params())
+            params = old.get_params()
+            if self._people is not None:  # the account model people are found with
+                params["regularization"] = self._people["regularization"]
+            model = type(old)(**params)
             fit_kwargs.setdefault("show_progress", False)
             csr = inter.to_csr()
             import inspect
@@ -1302,6 +1321,9 @@ class Personalizer:
                                      "features; give the Personalizer features=")
                 fit_kwargs["item_features"] = self.features.reindex(inter.item_ids)
             model.fit(csr, **fit_kwargs)
+            if self._people is not None and inter.sessions is not None:
+                tastes = self._tastes if isinstance(self._tastes, Tastes) else Tastes()
+                model = tastes.fit_people(model, inter)
             for attr in ("user_ids", "item_ids"):
                 setattr(model, attr, getattr(inter, attr))
             arrays = dict(snap)
@@ -1389,6 +1411,7 @@ class Personalizer:
             "tastes": (self._tastes.get_params() if isinstance(self._tastes, Tastes)
                        else None),
             "options": {"trending_window": self.trending_window, "new_window": self.new_window,
+                        "people": self._people,
                         "rules": {"now": r.now, "max_maturity": r.max_maturity,
                                   "region": r.region,
                                   "allow": None if r.allow is None else
@@ -1415,6 +1438,7 @@ class Personalizer:
             self = cls.__new__(cls)
             opts = meta["options"]
             self._init_options(opts["rules"], opts["trending_window"], opts["new_window"])
+            self._people = opts.get("people")
             self._settings = meta["settings"]
             cat = meta["catalog"]
             self.catalog = None if cat is None else Catalog.from_arrays(

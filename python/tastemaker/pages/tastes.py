@@ -209,6 +209,11 @@ class Tastes:
         neither helped that viewer: contrast 0.25 moved the mean by +0.024 / +0.002
         (better on 5 of 10 logs) and regularization x3 by -0.011 / -0.019, so the
         interleave keeps the plain fold-in.
+    people_regularization : float > 0, default 3.0
+        :meth:`fit_people`: the people-level ALS is fitted with the account model's
+        regularization times this (a person's row holds fewer titles than an account's).
+        Chosen on bench/shared_accounts.py's validation logs (seeds 10-19, 2026-11-30):
+        see bench/README.md, "Stop 20: item factors learned from people".
     n_topics : int, default 16
         Item topics (k-means clusters of the normalized item factors) that describe a
         session's taste.
@@ -232,7 +237,7 @@ class Tastes:
 
     def __init__(self, max_tastes=3, criterion="bic", balance=0.3, penalty=0.55, blend=0.0,
                  main_account=True, n_topics=16, context_contrast=0.25,
-                 context_regularization=3.0,
+                 context_regularization=3.0, people_regularization=3.0,
                  account_topics=4, circular=None, categorical=(), n_init=4, max_iter=60,
                  tol=1e-4, random_state=0, cache_size=4096):
         self.max_tastes = max_tastes
@@ -242,6 +247,7 @@ class Tastes:
         self.blend = blend
         self.context_contrast = context_contrast
         self.context_regularization = context_regularization
+        self.people_regularization = people_regularization
         self.main_account = main_account
         self.n_topics = n_topics
         self.account_topics = account_topics
@@ -274,7 +280,8 @@ class Tastes:
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("max_tastes", "criterion", "balance", "penalty",
                                               "blend", "context_contrast",
-                                              "context_regularization", "main_account",
+                                              "context_regularization",
+                                              "people_regularization", "main_account",
                                               "n_topics",
                                               "account_topics",
                                               "circular",
@@ -337,6 +344,8 @@ class Tastes:
                                                    "context_contrast"),
                 "context_regularization": self._reg_scale(self.context_regularization,
                                                           "context_regularization"),
+                "people_regularization": self._reg_scale(self.people_regularization,
+                                                         "people_regularization"),
                 "main_account": self._flag(self.main_account, "main_account"),
                 "circular": circ, "categorical": set(cat),
                 "n_init": check_int(self.n_init, "n_init", minimum=1),
@@ -740,6 +749,97 @@ class Tastes:
             if all(v is not None for v in out):
                 return np.stack(out).astype(np.float32, copy=False)
         return np.asarray(model._fold_in_users(rows), dtype=np.float32)
+
+    @classmethod
+    def people_rows(cls, interactions, fits) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The accounts' people as rows of a people x items matrix: an account with one
+        taste keeps its row, one with ``K`` tastes becomes ``K`` rows, taste ``j``'s holding
+        each title's value times its share in that taste (:meth:`shares`), so the values of
+        an account's rows add up to its own.  ``fits`` holds one fit per account (from
+        :meth:`fit_users`).  Returns (rows, the account of each row)."""
+        n_users, n_items = interactions.shape
+        if len(fits) != n_users:
+            raise ValueError(f"fits: expected one per account ({n_users}), got {len(fits)}")
+        m = interactions.to_csr()
+        data, cols, ptr, owner = [], [], [0], []
+        for u in range(n_users):
+            lo, hi = m.indptr[u], m.indptr[u + 1]
+            items, vals = m.indices[lo:hi], m.data[lo:hi].astype(np.float64)
+            fit = fits[u]
+            share = (np.ones((items.size, 1)) if fit.k == 1 or not items.size
+                     else cls.shares(interactions, fit, items))
+            for j in range(share.shape[1]):
+                v = vals * share[:, j]
+                keep = v != 0
+                data.append(v[keep])
+                cols.append(items[keep])
+                ptr.append(ptr[-1] + int(keep.sum()))
+                owner.append(u)
+        rows = sp.csr_matrix((np.concatenate(data).astype(np.float32) if data else
+                              np.zeros(0, np.float32),
+                              np.concatenate(cols) if cols else np.zeros(0, np.int32),
+                              np.asarray(ptr, dtype=np.int64)), shape=(len(owner), n_items))
+        return rows, np.asarray(owner, dtype=np.int64)
+
+    def fit_people(self, model, interactions, fits=None):
+        """An ALS whose item factors are learned from people instead of accounts.
+
+        An account's row mixes the titles of everyone who watches on it, so item factors
+        fitted on accounts learn that a parent's thrillers go with a child's cartoons.
+        This finds the tastes of every account with ``model`` (:meth:`fit_users`), splits
+        each account into one row per taste (:meth:`people_rows`), fits a new ALS with
+        ``model``'s parameters and ``people_regularization`` times its regularization on
+        those rows, then folds every account's whole history in over the new item factors
+        (its ``user_factors``: the single-vector list still serves the account).  Serve
+        the result in place of ``model`` (``Personalizer(..., people=True)`` does it);
+        the tastes found with it serve ``tastes="auto"`` and ``context``.
+
+        Parameters
+        ----------
+        model : ALS
+            Fitted on ``interactions`` (not HybridALS: its fit needs the features).
+        interactions : Interactions
+            Built with ``session=`` (and ``context=``).
+        fits : list, optional
+            One fit per account from :meth:`fit_users` with ``model`` (found when None).
+
+        Returns
+        -------
+        ALS
+            A new model (``model`` is not changed) with the same users and items.
+        """
+        from ..data import Interactions
+        from ..models.als import ALS
+        from ..models.hybrid import HybridALS
+
+        if not isinstance(model, ALS) or isinstance(model, HybridALS):
+            raise ValueError(f"model: fit_people refits an ALS on the accounts' people, got "
+                             f"{type(model).__name__}")
+        model._check_fitted()
+        if not isinstance(interactions, Interactions):
+            raise ValueError(f"interactions: expected an Interactions, got "
+                             f"{type(interactions).__name__}")
+        if interactions.sessions is None:
+            raise ValueError("interactions: has no sessions (build it with session=) to "
+                             "find the people in")
+        n_users, n_items = interactions.shape
+        if model.user_factors.shape[0] != n_users or model.item_factors.shape[0] != n_items:
+            raise ValueError(f"interactions: {n_users} users x {n_items} items but the model "
+                             f"has {model.user_factors.shape[0]} x {model.item_factors.shape[0]}; "
+                             "pass the Interactions it was fitted on")
+        scale = self._params()["people_regularization"]
+        if fits is None:
+            fits = self.fit_users(model, interactions, np.arange(n_users))
+        rows, _ = self.people_rows(interactions, fits)
+        people = type(model)(**model.get_params())
+        people.set_params(regularization=model._resolved_regularization() * scale)
+        people.fit(rows, show_progress=False)
+        people.user_factors = np.ascontiguousarray(
+            people._fold_in_users(interactions.to_csr()), dtype=np.float32)
+        for attr in ("user_ids", "item_ids"):
+            if getattr(model, attr, None) is not None:
+                setattr(people, attr, getattr(model, attr))
+        return people
 
     def rank(self, model, interactions, user: int, n: int, tastes="auto", context=None,
              filter_items=None, items=None, fit: _Fit | None = None):
