@@ -334,6 +334,18 @@ def _hybrid_add_items(m, ctx):
                 N_ITEMS + m.shape[0])
 
 
+@entry_point("HybridALS.add_items(kernel_gamma=1e3)", valid_may_fail=True)
+def _hybrid_add_items_sharp_kernel(m, ctx):
+    import copy
+
+    # a sharp kernel: every weight but the nearest rows' underflows; never NaN
+    model = copy.deepcopy(ctx["hybrid"])
+    model.kernel_gamma = 1e3
+    new = model.item_factors_from_features(m)
+    assert new.shape == (m.shape[0], model.item_factors.shape[1])
+    assert not np.isnan(new).any()
+
+
 @entry_point("ItemFeatures(matrix)")
 def _item_features(m, ctx):
     from tastemaker import ItemFeatures
