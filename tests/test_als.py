@@ -282,6 +282,67 @@ def test_property_fold_in_matches_numpy(n_users, n_items, f, seed, alpha):
     np.testing.assert_allclose(X, ref, rtol=1e-3, atol=1e-4 * (1 + np.abs(ref).max()))
 
 
+def numpy_cg(Y, rows, X0, reg, alpha, steps):
+    """Reference: ``steps`` conjugate-gradient steps per row from the warm start X0, in
+    float64, over every stored item (an item with c = 1 multiplies its y y^T by 0), with
+    the kernel's stopping rules (r.r <= 1e-20, or p'Ap <= 0: keep x)."""
+    Y = Y.astype(np.float64)
+    f = Y.shape[1]
+    G = Y.T @ Y
+    out = X0.astype(np.float64)
+    for u in range(rows.shape[0]):
+        idx = rows.indices[rows.indptr[u]:rows.indptr[u + 1]]
+        v = rows.data[rows.indptr[u]:rows.indptr[u + 1]].astype(np.float64)
+        c = alpha * np.abs(v)
+        A = G + reg * np.eye(f) + (Y[idx].T * np.where(v != 0, c - 1.0, 0.0)) @ Y[idx]
+        x = out[u]
+        r = Y[idx].T @ (c * (v > 0)) - A @ x
+        p, rsold = r.copy(), r @ r
+        for _ in range(steps):
+            if rsold <= 1e-20:
+                break
+            ap = A @ p
+            pap = p @ ap
+            if pap <= 0:
+                break
+            a = rsold / pap
+            x += a * p
+            r -= a * ap
+            rsnew = r @ r
+            p = r + (rsnew / rsold) * p
+            rsold = rsnew
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_users=st.integers(1, 10), n_items=st.integers(1, 60), f=st.integers(1, 20),
+       seed=st.integers(0, 2**16), alpha=st.sampled_from([0.5, 1.0, 2.0, 4.0]),
+       share_one=st.floats(0.0, 1.0), steps=st.integers(1, 4))
+def test_property_cg_steps_match_numpy_with_confidence_one_items(n_users, n_items, f, seed,
+                                                                 alpha, share_one, steps):
+    # Items of confidence exactly 1 (value 1 / alpha) and stored zeros are skipped by the
+    # kernel's later passes; the last step takes only p'Ap.  Every path, every step count
+    # follows the plain float64 iteration over all items.
+    rng = np.random.default_rng(seed)
+    m = random_matrix(n_users, n_items, density=0.6, seed=seed, negatives=True)
+    pick = rng.random(m.nnz) < share_one
+    m.data[pick] = np.where(rng.random(pick.sum()) < 0.8, 1.0 / alpha, 0.0).astype(np.float32)
+    Y = (0.3 * rng.normal(size=(n_items, f))).astype(np.float32)
+    X0 = (0.1 * rng.normal(size=(n_users, f))).astype(np.float32)
+    ref = numpy_cg(Y, m, X0, 1.0, alpha, steps)
+    before = tastemaker.simd_path()
+    try:
+        for path in _core.simd_available():
+            tastemaker.set_simd_path(path)
+            X = X0.copy()
+            _core.als_solve(m.indptr.astype(np.int64), m.indices, m.data, Y, _core.als_gram(Y),
+                            X, 1.0, 0.0, alpha, "cg", steps)
+            np.testing.assert_allclose(X, ref, rtol=1e-3, atol=1e-4 * (1 + np.abs(ref).max()),
+                                       err_msg=path)
+    finally:
+        tastemaker.set_simd_path(before)
+
+
 def test_unsorted_indices_found_across_validation_chunks():
     # check_csr scans indices in chunks of 2**20 (memory bound); a defect straddling a
     # chunk boundary must still be caught, a row boundary there must not be flagged.

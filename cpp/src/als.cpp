@@ -142,13 +142,24 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
         (tiled.size() + 2 * static_cast<std::size_t>(nt) - 1) / (2 * static_cast<std::size_t>(nt)), kMinGroupRows,
         kMaxGroupRows);
     const auto n_groups = static_cast<std::int64_t>((tiled.size() + group_rows - 1) / group_rows);
+    // The compacted item list of cg_row (indices and c - 1 of the items with c != 1) holds
+    // up to the longest row solved alone, plus the slack its block-wise writes need.
+    std::int64_t longest = 0;
+    for (std::int64_t u = 0; u < n_rows; ++u)
+        if (is_tiled.empty() || !is_tiled[static_cast<std::size_t>(u)])
+            longest = std::max(longest, indptr[u + 1] - indptr[u]);
     ParallelError error;
 #pragma omp parallel num_threads(nt)
     {
-        AlignedFloats scratch, buf;  // the passes load and store these once per block
+        AlignedFloats scratch, buf, cw;  // the passes load and store these once per block
+        std::vector<std::int32_t> cidx;
         std::size_t buf_size = 0;
         std::vector<AlsTiledRow> group;
-        error.run([&] { scratch = aligned_floats(3 * fs); });
+        error.run([&] {
+            scratch = aligned_floats(3 * fs);
+            cw = aligned_floats(static_cast<std::size_t>(longest) + kCompactSlack);
+            cidx.resize(static_cast<std::size_t>(longest) + kCompactSlack);
+        });
 #pragma omp for schedule(dynamic, 1) nowait
         for (std::int64_t g = 0; g < n_groups; ++g) {
             error.run([&] {
@@ -156,7 +167,7 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
                 const std::size_t lo = static_cast<std::size_t>(g) * group_rows;
                 for (std::size_t k = lo; k < std::min(tiled.size(), lo + group_rows); ++k) {
                     const std::int64_t u = tiled[k], n = indptr[u + 1] - indptr[u];
-                    group.push_back({u, n, 0, row_lambda(params, n), 0.0f, true});
+                    group.push_back({u, n, 0, row_lambda(params, n), 0.0f, true, 0.0f});
                 }
                 if (buf_size < 3 * group.size() * fs) {
                     buf_size = 3 * group.size() * fs;
@@ -171,7 +182,7 @@ void solve_cg(const std::int64_t* indptr, const std::int32_t* indices, const flo
             if (error.failed() || (!is_tiled.empty() && is_tiled[static_cast<std::size_t>(u)])) continue;
             const std::int64_t lo = indptr[u], n = indptr[u + 1] - lo;
             K.cg_row(Y, indices + lo, data + lo, n, G32.get(), params.alpha, row_lambda(params, n), params.cg_steps,
-                     f, X + static_cast<std::size_t>(u) * fs, scratch.get(), cache);
+                     f, X + static_cast<std::size_t>(u) * fs, scratch.get(), cidx.data(), cw.get(), cache);
         }
     }
     error.rethrow_if_failed();

@@ -60,6 +60,7 @@ std::vector<double> reference_row(const Problem& p, std::int64_t r, const AlsPar
     for (int a = 0; a < f; ++a) A[a * f + a] += lambda;
     for (std::int64_t k = p.indptr[r]; k < p.indptr[r + 1]; ++k) {
         const float v = p.data[k];
+        if (v == 0.0f) continue;  // a stored 0 contributes nothing (als.hpp)
         const double c = prm.alpha * std::fabs(double(v));
         const float* y = &p.Y[p.indices[k] * f];
         for (int a = 0; a < f; ++a) {
@@ -260,12 +261,13 @@ TM_TEST(als_kernel_entries_on_every_path) {
         std::uniform_real_distribution<float> u(-0.1f, 0.1f);
         for (auto& v : X0) v = u(rng);
         const float alpha = 0.5f, lambda = 0.3f;
-        std::vector<float> scratch(3 * f), ref(X0);
+        std::vector<float> scratch(3 * f), ref(X0), cw(p.indices.size() + kCompactSlack);
+        std::vector<std::int32_t> cidx(p.indices.size() + kCompactSlack);
         for (int r = 0; r < 3; ++r)
             als_kernels(simd::Isa::Scalar)
                 .cg_row(p.Y.data(), p.indices.data() + p.indptr[r], p.data.data() + p.indptr[r],
                         p.indptr[r + 1] - p.indptr[r], G32.data(), alpha, lambda, 3, f, ref.data() + r * f,
-                        scratch.data(), als_cache(0));
+                        scratch.data(), cidx.data(), cw.data(), als_cache(0));
         auto rel = [](const std::vector<float>& a, const std::vector<float>& b) {
             double num = 0, den = 0;
             for (std::size_t k = 0; k < a.size(); ++k) {
@@ -284,13 +286,68 @@ TM_TEST(als_kernel_entries_on_every_path) {
             for (int r = 0; r < 3; ++r)
                 K.cg_row(p.Y.data(), p.indices.data() + p.indptr[r], p.data.data() + p.indptr[r],
                          p.indptr[r + 1] - p.indptr[r], G32.data(), alpha, lambda, 3, f, rows.data() + r * f,
-                         scratch.data(), als_cache(0));
+                         scratch.data(), cidx.data(), cw.data(), als_cache(0));
             TM_CHECK(rel(rows, ref) < 1e-4);
             AlsTiledRow group[3];
-            for (int r = 0; r < 3; ++r) group[r] = {r, p.indptr[r + 1] - p.indptr[r], 0, lambda, 0.0f, true};
+            for (int r = 0; r < 3; ++r) group[r] = {r, p.indptr[r + 1] - p.indptr[r], 0, lambda, 0.0f, true, 0.0f};
             K.cg_group(p.indptr.data(), p.indices.data(), p.data.data(), p.Y.data(), other, f, G32.data(), alpha, 3,
                        group, 3, buf.data(), grouped.data(), als_cache(0));
             TM_CHECK(grouped == rows);  // same sums in the same order, only split at tiles
+        }
+    }
+}
+
+// Items with confidence exactly 1 (value 1 / alpha) and stored zeros add nothing to A p:
+// cg_row runs its later passes over the compacted list its first pass writes (block by
+// block, by each path's compress op), cg_group over lists compacted on the fly per tile
+// segment.  On every path, for rows of every length around the 8-item blocks, with none,
+// some and only such items: the two are bit-identical, and with enough steps they reach
+// the dense solution over all items.  The list is sized exactly nnz + kCompactSlack, so
+// ASan sees any write past it.
+TM_TEST(als_later_passes_skip_items_of_confidence_one_exactly) {
+    const int f = 16;
+    const std::int64_t other = 200;
+    const float alpha = 4.0f;  // value 0.25 -> c = 1
+    std::mt19937 rng(31);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    Problem base = make_problem(0, other, f, 30);
+    std::vector<double> G(f * f);
+    als_gram(base.Y.data(), other, f, G.data());
+    const std::vector<float> G32(G.begin(), G.end());
+    for (std::int64_t nnz : {1, 2, 7, 8, 9, 15, 16, 17, 23, 40, 100}) {
+        for (float share : {0.0f, 0.3f, 0.7f, 1.0f}) {  // share of items with c == 1 or a stored 0
+            Problem p = base;
+            p.rows = 1;
+            p.indptr = {0, nnz};
+            std::vector<std::int32_t> cols(other);
+            for (std::int64_t c = 0; c < other; ++c) cols[c] = static_cast<std::int32_t>(c);
+            std::shuffle(cols.begin(), cols.end(), rng);
+            std::sort(cols.begin(), cols.begin() + nnz);
+            p.indices.assign(cols.begin(), cols.begin() + nnz);
+            p.data.clear();
+            for (std::int64_t k = 0; k < nnz; ++k) {
+                const bool one = share >= 1.0f || u(rng) < share;
+                p.data.push_back(one ? (u(rng) < 0.8f ? 0.25f : 0.0f) : (u(rng) < 0.2f ? -3.0f : 0.5f + 2.0f * u(rng)));
+            }
+            p.data[0] = share > 0.0f ? 0.25f : 3.0f;  // a like: b != 0, the solution is not 0
+            AlsParams prm;
+            prm.regularization = 0.2f;
+            prm.alpha = alpha;
+            for (simd::Isa isa : simd::available()) {
+                const AlsKernels& K = als_kernels(isa);
+                for (int steps : {1, 3, 60}) {
+                    std::vector<float> x(f, 0.05f), grouped(f, 0.05f), scratch(3 * f), buf(3 * f);
+                    std::vector<float> cw(static_cast<std::size_t>(nnz + kCompactSlack));
+                    std::vector<std::int32_t> cidx(static_cast<std::size_t>(nnz + kCompactSlack));
+                    K.cg_row(p.Y.data(), p.indices.data(), p.data.data(), nnz, G32.data(), alpha, prm.regularization,
+                             steps, f, x.data(), scratch.data(), cidx.data(), cw.data(), als_cache(0));
+                    AlsTiledRow row{0, nnz, 0, prm.regularization, 0.0f, true, 0.0f};
+                    K.cg_group(p.indptr.data(), p.indices.data(), p.data.data(), p.Y.data(), other, f, G32.data(),
+                               alpha, steps, &row, 1, buf.data(), grouped.data(), als_cache(0));
+                    TM_CHECK(x == grouped);
+                    if (steps == 60) TM_CHECK(max_rel_err(p, x, prm) < 1e-3);
+                }
+            }
         }
     }
 }

@@ -63,12 +63,16 @@ struct AlsCache {
 AlsCache als_cache(long long l2_bytes);
 
 /** One long row of a group solved tile by tile (AlsKernels::cg_group).  The driver sets
- *  row, n (its non-zeros) and lambda; the kernel uses pos, rsold and active as scratch. */
+ *  row, n (its non-zeros) and lambda; the kernel uses pos, rsold, active and pap as scratch. */
 struct AlsTiledRow {
     std::int64_t row, n, pos;
     float lambda, rsold;
     bool active;
+    float pap;
 };
+
+/** Entries past nnz that AlsKernels::cg_row's compacted list may write (block by block). */
+constexpr std::int64_t kCompactSlack = 8;
 
 /** Per-instruction-set kernels used by the ALS driver: one source
  *  (cpp/src/kernels/als-inl.hpp) compiled per ISA, every entry on every path. */
@@ -81,10 +85,14 @@ struct AlsKernels {
      *  place): cg_steps steps on (G32 + lambda I + sum_k (c_k - 1) y_k y_k^T) x = b with
      *  c_k = alpha |val_k|, b = sum over val_k > 0 of c_k y_k (a stored 0 contributes
      *  nothing).  A row stops early once r.r <= 1e-20 or p.Ap <= 0.  G32 is YtY as float32
-     *  (f x f, full).  scratch holds >= 3 * f floats.  cache only steers prefetching. */
+     *  (f x f, full).  scratch holds >= 3 * f floats; cidx and cw hold >= nnz + kCompactSlack
+     *  entries each: the first pass writes there the items whose c_k != 1 with their c_k - 1,
+     *  and the later passes run over that list only (an item with c_k == 1 adds exactly 0 to
+     *  A p, so the factors are those of passes over every item).  cache only steers
+     *  prefetching. */
     void (*cg_row)(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz,
                    const float* G32, float alpha, float lambda, int cg_steps, int f, float* x,
-                   float* scratch, const AlsCache& cache);
+                   float* scratch, std::int32_t* cidx, float* cw, const AlsCache& cache);
     /** The same iteration for the m rows of a group at once (X rows rows[h].row, each with
      *  indices sorted ascending), each pass sweeping the other side's n_other rows tile by
      *  tile so that a factor row is read from memory about once per group and pass.  Per

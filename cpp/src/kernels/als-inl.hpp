@@ -79,39 +79,52 @@ constexpr int chunks(int f) { return (f + L - 1) / L; }
 
 // ---------------------------------------------------------------- Gram (float64)
 // G += Y^T Y over the upper triangle (and the rest of each touched vector of doubles),
-// four rows per sweep: each G element is loaded and stored once per four rank-1 updates.
-// The products of widened floats are exact in float64 and every element sums the rows in
-// order, so all paths give bit-identical Grams.
+// kGramRows rows per sweep: each G element is loaded and stored once per eight rank-1
+// updates, and the sweep's rows are widened to float64 once (in panels of kGramPanel
+// columns, on the stack) instead of once per G row (the conversions issue on the FMA
+// ports).  The products of widened floats are exact in float64 and every element sums the
+// rows in order, one fused add per row, so all paths (and any rows per sweep) give
+// bit-identical Grams.
+constexpr int kGramRows = 8;
+constexpr int kGramPanel = 256;
+
 void gram_accumulate(const float* Y, std::size_t n, int f, double* G) {
     constexpr int LD = Ops::kDLanes;
     const std::size_t fs = static_cast<std::size_t>(f);
+    alignas(64) double w[kGramRows][kGramPanel];
     std::size_t r = 0;
-    for (; r + 4 <= n; r += 4) {
-        const float* y0 = Y + r * fs;
-        const float* y1 = y0 + fs;
-        const float* y2 = y1 + fs;
-        const float* y3 = y2 + fs;
-        for (int i = 0; i < f; ++i) {
-            const Ops::D a0 = Ops::set1_d(y0[i]), a1 = Ops::set1_d(y1[i]);
-            const Ops::D a2 = Ops::set1_d(y2[i]), a3 = Ops::set1_d(y3[i]);
-            double* g = G + static_cast<std::size_t>(i) * fs;
-            int j = i - i % LD;
-            for (; j + LD <= f; j += LD) {
-                Ops::D acc = Ops::load_d(g + j);
-                acc = Ops::mul_add_d(a0, Ops::widen(y0 + j), acc);
-                acc = Ops::mul_add_d(a1, Ops::widen(y1 + j), acc);
-                acc = Ops::mul_add_d(a2, Ops::widen(y2 + j), acc);
-                acc = Ops::mul_add_d(a3, Ops::widen(y3 + j), acc);
-                Ops::store_d(g + j, acc);
-            }
-            if (j < f) {
-                const int rem = f - j;
-                Ops::D acc = Ops::load_d_n(g + j, rem);
-                acc = Ops::mul_add_d(a0, Ops::widen_n(y0 + j, rem), acc);
-                acc = Ops::mul_add_d(a1, Ops::widen_n(y1 + j, rem), acc);
-                acc = Ops::mul_add_d(a2, Ops::widen_n(y2 + j, rem), acc);
-                acc = Ops::mul_add_d(a3, Ops::widen_n(y3 + j, rem), acc);
-                Ops::store_d_n(g + j, acc, rem);
+    for (; r + kGramRows <= n; r += kGramRows) {
+        const float* y = Y + r * fs;
+        for (int j0 = 0; j0 < f; j0 += kGramPanel) {
+            const int j1 = j0 + kGramPanel < f ? j0 + kGramPanel : f;
+            for (int q = 0; q < kGramRows; ++q)
+                for (int j = j0; j < j1; ++j) w[q][j - j0] = static_cast<double>(y[q * fs + j]);
+            for (int i = 0; i < j1; ++i) {
+                Ops::D a[kGramRows];
+                if (i >= j0) {  // a broadcast from memory is a load; a conversion is not
+#pragma GCC unroll 8
+                    for (int q = 0; q < kGramRows; ++q) a[q] = Ops::set1_d(w[q][i - j0]);
+                } else {
+#pragma GCC unroll 8
+                    for (int q = 0; q < kGramRows; ++q) a[q] = Ops::set1_d(static_cast<double>(y[q * fs + i]));
+                }
+                double* g = G + static_cast<std::size_t>(i) * fs;
+                int j = i - i % LD;
+                if (j < j0) j = j0;
+                for (; j + LD <= j1; j += LD) {
+                    Ops::D acc = Ops::load_d(g + j);
+#pragma GCC unroll 8
+                    for (int q = 0; q < kGramRows; ++q) acc = Ops::mul_add_d(a[q], Ops::load_d(&w[q][j - j0]), acc);
+                    Ops::store_d(g + j, acc);
+                }
+                if (j < j1) {
+                    const int rem = j1 - j;
+                    Ops::D acc = Ops::load_d_n(g + j, rem);
+#pragma GCC unroll 8
+                    for (int q = 0; q < kGramRows; ++q)
+                        acc = Ops::mul_add_d(a[q], Ops::load_d_n(&w[q][j - j0], rem), acc);
+                    Ops::store_d_n(g + j, acc, rem);
+                }
             }
         }
     }
@@ -262,27 +275,51 @@ TM_ALS_INLINE void axpy8(const float* const rows[8], const float* w, int f_rt, f
     }
 }
 
-// One CG pass over n items of a row (or a segment of it: cg_group calls it per tile):
-//   residual: acc += sum_k (b_k - cm1_k (y_k . v)) y_k     (b_k = c_k for likes, else 0)
-//   else:     acc += sum_k cm1_k (y_k . v) y_k
-// with c_k = alpha |val_k|, cm1_k = c_k - 1 (0 for a stored zero); v and acc are f-float
-// vectors in memory.  prefetch: the rows come from beyond L1 (first pass, long rows).
-template <int F, bool residual>
-void fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, float alpha,
-                int f_rt, const float* v, float* acc, bool prefetch, std::int64_t l2_row_bytes) {
+// c_k - 1 of eight items from their stored values (c_k = alpha |val_k|; 0 for a stored 0).
+TM_ALS_INLINE V8 confidence_minus_one(V8 x, V8 valpha) {
+    return Ops8::if_then_else_zero(Ops8::ne(x, Ops8::zero()), Ops8::sub(Ops8::mul(valpha, Ops8::abs(x)), Ops8::set1(1.0f)));
+}
+
+// What a pass computes per item k (c_k = alpha |val_k|, cm1_k = c_k - 1):
+//   kResidual: w_k = b_k - cm1_k (y_k . v)   (b_k = c_k for likes, else 0)
+//   kGivenWeights: w_k = val_k (y_k . v), val holding the cm1_k themselves
+// and then acc (an f-float vector) += sum_k w_k y_k; or, for the last CG step, which needs
+// only v.Av, the scalar *acc += w_k (y_k . v) item by item in order (no axpys):
+//   kQuadGivenWeights: w_k as kGivenWeights.
+// An item with cm1_k == 0 (c_k == 1: a value of exactly 1 / alpha, or a stored 0) adds
+// exactly 0 to A p, so the later passes run over compacted lists of the other items (the
+// residual pass writes one, compacted_pass builds them on the fly); skipping an exact zero
+// leaves every sum as it was.
+enum PassKind { kResidual, kGivenWeights, kQuadGivenWeights };
+
+// One CG pass over n items of a row (or a segment of it: cg_group calls it per tile), as
+// PassKind says; v is an f-float vector in memory.  prefetch: the rows come from beyond L1
+// (long rows; always on the residual pass).  The residual pass also writes the compacted list (cidx, cw:
+// the items with cm1_k != 0, in order, with cm1_k; nnz + kCompactSlack entries) when cidx
+// is not null, and returns its length (else 0).
+template <int F, PassKind kind>
+std::int64_t fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, float alpha,
+                        int f_rt, const float* v, float* acc, bool prefetch, std::int64_t l2_row_bytes,
+                        std::int32_t* cidx = nullptr, float* cw = nullptr) {
     const int f = F ? F : f_rt;
     const int nc = chunks(f);
     const std::size_t fs = static_cast<std::size_t>(f);
+    // The residual pass is a row's first touch of its factor rows: it always prefetches.
+    // (Known at compile time, GCC lays the loop out better: on the avx2 path the build
+    // with every compile-time f took ~6% longer per user half-step when it tested the flag.)
+    if constexpr (kind == kResidual) prefetch = true;
     const bool prefetch_l2 = prefetch && nnz * f * 4 > l2_row_bytes;
-    const V8 valpha = Ops8::set1(alpha), one = Ops8::set1(1.0f), zero = Ops8::zero();
+    const V8 valpha = Ops8::set1(alpha), zero = Ops8::zero();
     std::int32_t tidx[8];
     float tval[8];
     alignas(32) float wbuf[8];
+    std::int64_t m = 0;  // compacted items written
     for (std::int64_t k = 0; k < nnz; k += 8) {
         const std::int32_t* bi = idx + k;
         const float* bv = val + k;
+        int n = 8;
         if (k + 8 > nnz) {  // pad the last block with weight-0 copies of a valid row
-            const int n = static_cast<int>(nnz - k);
+            n = static_cast<int>(nnz - k);
             for (int j = 0; j < 8; ++j) {
                 tidx[j] = idx[k + (j < n ? j : 0)];
                 tval[j] = j < n ? val[k + j] : 0.0f;
@@ -322,18 +359,63 @@ void fused_pass(const float* Y, const std::int32_t* idx, const float* val, std::
         }
         const V8 d = Ops::reduce8(s);
         const V8 x = Ops8::load(bv);
-        const V8 cv = Ops8::mul(valpha, Ops8::abs(x));
-        const V8 cm1 = Ops8::if_then_else_zero(Ops8::ne(x, zero), Ops8::sub(cv, one));
         V8 wv;
-        if (residual)
-            wv = Ops8::neg_mul_add(cm1, d, Ops8::if_then_else_zero(Ops8::gt(x, zero), cv));
-        else
-            wv = Ops8::mul(cm1, d);
-        Ops8::store(wbuf, wv);
-        // Without the barrier GCC carries the dot phase's loads into the axpys (8 x nc live
-        // row chunks do not fit in the registers and would be spilled to the stack).
-        TM_ALS_BARRIER();
-        axpy8<F>(rows, wbuf, f, acc);
+        if constexpr (kind == kResidual) {
+            const V8 cm1 = confidence_minus_one(x, valpha);
+            const V8 b = Ops8::if_then_else_zero(Ops8::gt(x, zero), Ops8::mul(valpha, Ops8::abs(x)));
+            wv = Ops8::neg_mul_add(cm1, d, b);
+            if (cidx != nullptr) m += Ops::compress8(cm1, bi, n, cw + m, cidx + m);
+        } else {
+            wv = Ops8::mul(x, d);
+        }
+        if constexpr (kind == kQuadGivenWeights) {
+            // in item order whatever the blocks (tiles split them): cg_group equals cg_row
+            Ops8::store(wbuf, Ops8::mul(wv, d));
+            float q = *acc;
+            for (int j = 0; j < n; ++j) q += wbuf[j];
+            *acc = q;
+        } else {
+            Ops8::store(wbuf, wv);
+            // Without the barrier GCC carries the dot phase's loads into the axpys (8 x nc
+            // live row chunks do not fit in the registers and would be spilled to the stack).
+            TM_ALS_BARRIER();
+            axpy8<F>(rows, wbuf, f, acc);
+        }
+    }
+    return m;
+}
+
+// A later pass (kGivenWeights or kQuadGivenWeights) over n items given by their stored
+// values: compacted on the fly, kCompactChunk items at a time, into a list on the stack
+// (cg_group's long rows, whose lists would take nnz-sized memory).
+constexpr int kCompactChunk = 256;
+
+template <int F, PassKind kind>
+void compacted_pass(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, float alpha,
+                    int f, const float* v, float* acc, bool prefetch, std::int64_t l2_row_bytes) {
+    std::int32_t cidx[kCompactChunk + kCompactSlack];
+    alignas(32) float cw[kCompactChunk + kCompactSlack];
+    std::int32_t tidx[8] = {};
+    float tval[8] = {};
+    const V8 valpha = Ops8::set1(alpha);
+    int m = 0;
+    for (std::int64_t k = 0; k < nnz; k += 8) {
+        const std::int32_t* bi = idx + k;
+        const float* bv = val + k;
+        const int n = k + 8 > nnz ? static_cast<int>(nnz - k) : 8;
+        if (n < 8) {
+            for (int j = 0; j < n; ++j) {
+                tidx[j] = idx[k + j];
+                tval[j] = val[k + j];
+            }
+            bi = tidx;
+            bv = tval;
+        }
+        m += Ops::compress8(confidence_minus_one(Ops8::load(bv), valpha), bi, n, cw + m, cidx + m);
+        if (m >= kCompactChunk || k + 8 >= nnz) {
+            fused_pass<F, kind>(Y, cidx, cw, m, alpha, f, v, acc, prefetch, l2_row_bytes);
+            m = 0;
+        }
     }
 }
 
@@ -356,6 +438,17 @@ TM_ALS_INLINE float cg_update(float* x, float* r, float* p, const float* ap, flo
     return rsnew;
 }
 
+// The last CG step: only x += a p with a = rsold / p'Ap; pap = p'Ap from the dot-only pass.
+// Returns false if p'Ap <= 0 (x kept), as cg_update.
+template <int F>
+TM_ALS_INLINE bool cg_last_update(float* x, const float* p, float pap, float rsold, int f_rt) {
+    const int f = F ? F : f_rt;
+    if (!(pap > 0.0f)) return false;
+    const V va = Ops::set1(rsold / pap);
+    for (int c = 0; c < chunks(f); ++c) st(x, f, c, Ops::mul_add(va, ld(p, f, c), ld(x, f, c)));
+    return true;
+}
+
 // r = -(G + lambda I) x  (the residual pass then adds b - sum (c-1)(y.x) y)
 template <int F>
 TM_ALS_INLINE void residual_start(const float* G, const float* x, float lambda, int f_rt, float* r, float* ap) {
@@ -370,10 +463,12 @@ TM_ALS_INLINE void copy(const float* from, float* to, int f_rt) {
     for (int c = 0; c < chunks(f); ++c) st(to, f, c, ld(from, f, c));
 }
 
-// scratch: r, p, ap (f floats each); x is updated in place.
+// scratch: r, p, ap (f floats each); cidx, cw: nnz entries each (the compacted list of the
+// later passes); x is updated in place.
 template <int F>
 void cg_row_t(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
-              float alpha, float lambda, int cg_steps, int f_rt, float* x, float* scratch, const AlsCache& cache) {
+              float alpha, float lambda, int cg_steps, int f_rt, float* x, float* scratch, std::int32_t* cidx,
+              float* cw, const AlsCache& cache) {
     const int f = F ? F : f_rt;
     // A compile-time f keeps r, p and ap on the stack, each on its own cache lines: the
     // passes load v and load + store the accumulator once per block of eight items, and a
@@ -383,15 +478,22 @@ void cg_row_t(const float* Y, const std::int32_t* idx, const float* val, std::in
     float* r = F ? local : scratch;
     float* p = F ? local + kPad : scratch + f;
     float* ap = F ? local + 2 * kPad : scratch + 2 * f;
-    // Later passes find a short row's factor rows in L1/L2; only long rows need prefetch.
-    const bool prefetch_again = nnz * f * 4 > cache.row_bytes;
     residual_start<F>(G, x, lambda, f, r, ap);
-    fused_pass<F, true>(Y, idx, val, nnz, alpha, f, x, r, true, cache.row_bytes);
+    const std::int64_t m =
+        fused_pass<F, kResidual>(Y, idx, val, nnz, alpha, f, x, r, true, cache.row_bytes, cidx, cw);
+    // Later passes find a short row's factor rows in L1/L2; only long rows need prefetch.
+    const bool prefetch_again = m * f * 4 > cache.row_bytes;
     copy<F>(r, p, f);
     float rsold = vdot<F>(r, r, f);
     for (int it = 0; it < cg_steps && rsold > kCgResidualFloor; ++it) {
         gram_matvec<F>(G, p, lambda, f, ap);
-        fused_pass<F, false>(Y, idx, val, nnz, alpha, f, p, ap, prefetch_again, cache.row_bytes);
+        if (it + 1 == cg_steps) {  // the last step: p'Ap = p'(G + lambda I)p + sum_k cm1_k (y_k . p)^2
+            float pap = vdot<F>(p, ap, f);
+            fused_pass<F, kQuadGivenWeights>(Y, cidx, cw, m, alpha, f, p, &pap, prefetch_again, cache.row_bytes);
+            cg_last_update<F>(x, p, pap, rsold, f);
+            break;
+        }
+        fused_pass<F, kGivenWeights>(Y, cidx, cw, m, alpha, f, p, ap, prefetch_again, cache.row_bytes);
         const float rsnew = cg_update<F>(x, r, p, ap, rsold, f);
         if (rsnew < 0.0f) break;
         rsold = rsnew;
@@ -421,9 +523,9 @@ TM_ALS_INLINE std::int64_t seek(const std::int32_t* idx, std::int64_t pos, std::
     return lo;
 }
 
-template <bool B>
-struct Residual {  // a pass kind as a value, for the generic lambda in cg_group_t
-    static constexpr bool value = B;
+template <PassKind K>
+struct Kind {  // a pass kind as a value, for the generic lambda in cg_group_t
+    static constexpr PassKind value = K;
 };
 
 // Long rows, solved together (see als.cpp, where the driver picks them): each CG pass
@@ -448,7 +550,7 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
     const std::int64_t tile = per_tile > 64 ? per_tile : 64;
     auto x_of = [&](std::size_t h) { return X + static_cast<std::size_t>(rows[h].row) * fs; };
     // acc_h += the pass over row h's items, tile by tile (v_h, acc_h chosen by the caller)
-    auto sweep = [&](auto residual, auto v_of, auto acc_of) {
+    auto sweep = [&](auto kind, auto v_of, auto acc_of) {
         for (std::size_t h = 0; h < m; ++h) rows[h].pos = 0;
         for (std::int64_t t0 = 0; t0 < n_other; t0 += tile) {
             const std::int64_t tend = t0 + tile < n_other ? t0 + tile : n_other;
@@ -457,10 +559,15 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
                 if (!rw.active) continue;
                 const std::int32_t* idx = indices + indptr[rw.row];
                 const std::int64_t e = seek(idx, rw.pos, rw.n, tend);
-                if (e > rw.pos)
-                    fused_pass<F, decltype(residual)::value>(Y, idx + rw.pos, data + indptr[rw.row] + rw.pos,
-                                                             e - rw.pos, alpha, f, v_of(h), acc_of(h), true,
-                                                             cache.row_bytes);
+                if (e > rw.pos) {
+                    const float* val = data + indptr[rw.row] + rw.pos;
+                    if constexpr (decltype(kind)::value == kResidual)
+                        fused_pass<F, kResidual>(Y, idx + rw.pos, val, e - rw.pos, alpha, f, v_of(h), acc_of(h), true,
+                                                 cache.row_bytes);
+                    else
+                        compacted_pass<F, decltype(kind)::value>(Y, idx + rw.pos, val, e - rw.pos, alpha, f, v_of(h),
+                                                                 acc_of(h), true, cache.row_bytes);
+                }
                 rw.pos = e;
             }
         }
@@ -469,7 +576,7 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
         rows[h].active = true;
         residual_start<F>(G, x_of(h), rows[h].lambda, f, R + h * fs, AP + h * fs);
     }
-    sweep(Residual<true>{}, x_of, [&](std::size_t h) { return R + h * fs; });
+    sweep(Kind<kResidual>{}, x_of, [&](std::size_t h) { return R + h * fs; });
     for (std::size_t h = 0; h < m; ++h) {
         copy<F>(R + h * fs, P + h * fs, f);
         rows[h].rsold = vdot<F>(R + h * fs, R + h * fs, f);
@@ -483,7 +590,16 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
                 any = true;
             }
         if (!any) break;
-        sweep(Residual<false>{}, [&](std::size_t h) { return P + h * fs; }, [&](std::size_t h) { return AP + h * fs; });
+        if (it + 1 == cg_steps) {  // the last step needs only p'Ap (see cg_row_t)
+            for (std::size_t h = 0; h < m; ++h)
+                if (rows[h].active) rows[h].pap = vdot<F>(P + h * fs, AP + h * fs, f);
+            sweep(Kind<kQuadGivenWeights>{}, [&](std::size_t h) { return P + h * fs; },
+                  [&](std::size_t h) { return &rows[h].pap; });
+            for (std::size_t h = 0; h < m; ++h)
+                if (rows[h].active) cg_last_update<F>(x_of(h), P + h * fs, rows[h].pap, rows[h].rsold, f);
+            break;
+        }
+        sweep(Kind<kGivenWeights>{}, [&](std::size_t h) { return P + h * fs; }, [&](std::size_t h) { return AP + h * fs; });
         for (std::size_t h = 0; h < m; ++h) {
             AlsTiledRow& rw = rows[h];
             if (!rw.active) continue;
@@ -510,16 +626,17 @@ void cg_group_t(const std::int64_t* indptr, const std::int32_t* indices, const f
 #endif
 
 void cg_row(const float* Y, const std::int32_t* idx, const float* val, std::int64_t nnz, const float* G,
-            float alpha, float lambda, int cg_steps, int f, float* x, float* scratch, const AlsCache& cache) {
+            float alpha, float lambda, int cg_steps, int f, float* x, float* scratch, std::int32_t* cidx, float* cw,
+            const AlsCache& cache) {
 #define TM_CASE(N) \
-    case N: return cg_row_t<N>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch, cache);
+    case N: return cg_row_t<N>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch, cidx, cw, cache);
     if constexpr (L > 1) {
         switch (f) {
             TM_ALS_FIXED_F(TM_CASE)
             default: break;
         }
     }
-    cg_row_t<0>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch, cache);
+    cg_row_t<0>(Y, idx, val, nnz, G, alpha, lambda, cg_steps, f, x, scratch, cidx, cw, cache);
 #undef TM_CASE
 }
 

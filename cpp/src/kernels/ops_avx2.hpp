@@ -12,6 +12,25 @@
 
 namespace tastemaker::kernels {
 
+/** For each 8-bit lane mask: the set lanes' numbers in ascending order (then zeros), and
+ *  how many there are (compress8 on AVX2, which has no compress instruction).  Data only:
+ *  the constexpr builder runs at compile time. */
+struct CompressLut {
+    std::uint8_t lanes[256][8];
+    std::uint8_t count[256];
+};
+constexpr CompressLut make_compress_lut() {
+    CompressLut t{};
+    for (int m = 0; m < 256; ++m) {
+        int k = 0;
+        for (int j = 0; j < 8; ++j)
+            if ((m >> j) & 1) t.lanes[m][k++] = static_cast<std::uint8_t>(j);
+        t.count[m] = static_cast<std::uint8_t>(k);
+    }
+    return t;
+}
+inline constexpr CompressLut kCompressLut = make_compress_lut();
+
 template <int Instance>
 struct Avx2Ops {
     using V = __m256;
@@ -86,6 +105,20 @@ struct Avx2Ops {
         const __m256 u0 = _mm256_hadd_ps(t0, t1);  // s0..s3 lanes 0-3 | s0..s3 lanes 4-7
         const __m256 u1 = _mm256_hadd_ps(t2, t3);
         return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+    }
+
+    // The lanes j < n of w that are != 0, and idx[j] of each, stored contiguously from
+    // out_w / out_idx (a permutation from kCompressLut; all 8 slots are written).
+    static inline int compress8(V w, const std::int32_t* idx, int n, float* out_w, std::int32_t* out_idx) {
+        const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(w, _mm256_setzero_ps(), _CMP_NEQ_UQ),
+                                          _mm256_castsi256_ps(lane_mask(n)));
+        const int bits = _mm256_movemask_ps(keep);
+        const __m256i perm =
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kCompressLut.lanes[bits])));
+        _mm256_storeu_ps(out_w, _mm256_permutevar8x32_ps(w, perm));
+        const __m256i i = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out_idx), _mm256_permutevar8x32_epi32(i, perm));
+        return kCompressLut.count[bits];
     }
 
     // 8 x 8: pairs of rows interleaved, then quads, then the 128-bit halves exchanged.

@@ -100,6 +100,16 @@ struct Ops {
         return _mm512_castps512_ps256(_mm512_permutexvar_ps(perm, v));
     }
 
+    // compress8 (ops_scalar.hpp) with AVX-512VL's compress instructions.
+    static inline int compress8(Ops8::V w, const std::int32_t* idx, int n, float* out_w, std::int32_t* out_idx) {
+        const __mmask8 keep = static_cast<__mmask8>(_mm256_cmp_ps_mask(w, _mm256_setzero_ps(), _CMP_NEQ_UQ) &
+                                                    ((1u << n) - 1u));
+        _mm256_storeu_ps(out_w, _mm256_maskz_compress_ps(keep, w));
+        const __m256i i = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out_idx), _mm256_maskz_compress_epi32(keep, i));
+        return __builtin_popcount(keep);
+    }
+
     // 16 x 16: pairs of rows interleaved, then pairs of pairs (as doubles), then 128-bit
     // lanes exchanged twice.
     static inline void transpose(V* r) {

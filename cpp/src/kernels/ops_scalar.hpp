@@ -55,6 +55,11 @@
 //                          floats make it round the same as the unfused scalar one)
 //   reduce8(s)             eight vectors -> one Ops8::V whose lane j is reduce_add(s[j])
 //                          (up to the order of the additions), in one joint reduction
+//   compress8(w, idx, n, out_w, out_idx)
+//                          w an Ops8::V: its lanes j < n with w_j != 0 (NaN counts as != 0)
+//                          and the matching idx[j], stored contiguously to out_w / out_idx
+//                          in lane order; returns how many.  Reads idx[0..8) and may write
+//                          all 8 slots of out_w / out_idx, whatever n (1 <= n <= 8)
 //   transpose(r)           r[0..kLanes): a kLanes x kLanes block, row i = r[i]; afterwards
 //                          lane j of r[i] is what lane i of r[j] was (in registers)
 // struct Ops8: the same ops on exactly 8 lanes (Ops8::kLanes == 8), for per-item values
@@ -181,6 +186,16 @@ struct Ops {
 #endif
 
     static inline Ops8::V reduce8(const V s[8]) { return Ops8::load(s); }
+    static inline int compress8(const Ops8::V& w, const std::int32_t* idx, int n, float* out_w,
+                                std::int32_t* out_idx) {
+        int k = 0;
+        for (int j = 0; j < n; ++j) {  // branch-free: every lane is written, kept ones advance
+            out_w[k] = w.v[j];
+            out_idx[k] = idx[j];
+            k += w.v[j] != 0.0f;
+        }
+        return k;
+    }
     static inline void transpose(V*) {}  // 1 x 1
 
     using D = double;
