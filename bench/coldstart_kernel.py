@@ -13,7 +13,9 @@ folds of each split seed's training items; the test items are never touched):
 - ``blend g=.. b=..``: (1 - b) W^T f_i + b times the kernel average of the warm
   items' factors themselves (not of their residuals);
 - ``kappa k``: the residual form at g = 1, b = 1 with the average's denominator
-  sum_j k_ij + k (a pseudo-count that shrinks titles with few close neighbours).
+  sum_j k_ij + k (a pseudo-count that shrinks titles with few close neighbours);
+- ``year x s``: the residual form at g = 1, b = 1 with the year columns' squared
+  distance scaled by s (a different year bucket counts 2 s, each differing genre 1).
 
 HybridALS is fitted once per fold (factors 64, 15 sweeps, ``--params`` on top of the
 defaults); ``base`` is ``kernel_weight=0``, the map alone (HybridALS before this term).
@@ -78,6 +80,13 @@ def run_fold(seed, tr, te, cl, F, args) -> dict:
             row[f"blend g={g:g} b={b:g}"] = scored(m, tr, te, cl, (1 - b) * ridge + b * avg)
     R = Yw - Fd[warm] @ m.feature_factors_
     K = np.exp(-cdist(Fd[cl].toarray(), Fd[warm].toarray(), "sqeuclidean"))  # g = 1
+    year = np.flatnonzero(np.char.startswith(np.asarray(F.names, dtype=str), "year"))
+    for sc in args.year_scales:
+        scale = np.ones(Fd.shape[1])
+        scale[year] = np.sqrt(sc)
+        Fs = sp.csr_matrix(Fd @ sp.diags(scale))
+        row[f"year x {sc:g}"] = scored(m, tr, te, cl,
+                                       ridge + _kernel_smooth(Fs[cl], Fs[warm], R, 1.0))
     for k in args.kappas:
         row[f"kappa {k:g}"] = scored(m, tr, te, cl,
                                      ridge + (K @ R) / (K.sum(axis=1, keepdims=True) + k))
@@ -98,6 +107,7 @@ def main() -> None:
     ap.add_argument("--blend-gammas", type=float, nargs="*", default=[0.5, 1.0, 1.5, 2.0])
     ap.add_argument("--blend-weights", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     ap.add_argument("--kappas", type=float, nargs="*", default=[0.3, 1.0, 3.0, 10.0])
+    ap.add_argument("--year-scales", type=float, nargs="*", default=[0.25, 0.5, 2.0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "coldstart_kernel.json"))
     args = ap.parse_args()

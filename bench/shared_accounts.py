@@ -57,6 +57,11 @@ Two more references separate what the data allow from what the model does:
 the top 1% / 10% of titles; per distinct account-title pair and per play) with
 MovieLens 100K and Last.fm from ``TASTEMAKER_DATA``.
 
+``--people`` serves ``Tastes.fit_people``'s model instead (item factors fitted on the
+accounts' detected people); ``vs_account_model`` then gives every ratio over the
+account-level model's single-vector list too, and overall ``auto`` over the stronger of
+the two single lists.
+
 Targets (issue 11): F1 >= 0.8; weaker persona auto / single >= 1.5; overall auto >=
 single - 2%; shared accounts with context / single >= 1.3.
 

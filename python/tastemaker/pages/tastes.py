@@ -52,6 +52,9 @@ Serving
   what the other person chose is evidence of what this one did not) and a stronger
   regularization (``context_regularization``), which rank a person known from a few
   sessions better.
+* :meth:`Tastes.fit_people` refits an ALS's item factors on the people found (each
+  account split into one row per taste), so that they learn which titles one *person*
+  watches together; ``Personalizer(..., people=True)`` serves that model.
 """
 
 from __future__ import annotations
@@ -212,8 +215,12 @@ class Tastes:
     people_regularization : float > 0, default 3.0
         :meth:`fit_people`: the people-level ALS is fitted with the account model's
         regularization times this (a person's row holds fewer titles than an account's).
-        Chosen on bench/shared_accounts.py's validation logs (seeds 10-19, 2026-11-30):
-        see bench/README.md, "Stop 20: item factors learned from people".
+        Chosen on bench/shared_accounts.py's validation logs (2026-11-30; bench/README.md,
+        "Stop 20: item factors learned from people"): on logs 10-14, 3x kept the context
+        ratio (1.239x single, against 1.185x at 6x) with the lighter viewer's `auto` ratio
+        as at 6x (1.424x / 1.440x), and 1x was lower on logs 10-12.  The people model
+        raises every recall over the account model (single +4% on logs 10-19) but not
+        the ratios over its own single list.
     n_topics : int, default 16
         Item topics (k-means clusters of the normalized item factors) that describe a
         session's taste.
