@@ -22,7 +22,10 @@
 //   * every factor row is prefetched kPrefetchRows items ahead into L1, every cache line
 //     of it including the last one (rows need not start on a line); rows streamed from
 //     beyond L2 (more than AlsCache::row_bytes of factor rows) are also prefetched
-//     kPrefetchRowsL2 ahead into L2.
+//     kPrefetchRowsL2 ahead into L2;
+//   * the passes after the first skip the items of confidence exactly 1 (they add 0 to
+//     A p): the first pass writes a compacted list of the others (Ops::compress8), and
+//     the last CG step takes only p'Ap from a dot-only pass (PassKind).
 // Long rows are solved in groups, tile by tile over the other side's rows (cg_group; the
 // driver in als.cpp decides which rows and how many per group).
 #include <cstddef>
