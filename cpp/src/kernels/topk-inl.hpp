@@ -114,17 +114,13 @@ struct SelfHits {
     std::int64_t count;
 };
 
-// M queries (rows q + i * ldq) x one panel, row i's mask against bar thr[i].  kAll
-// (panel_scores): every row's scores to scores[i * 32 ...] and its mask to masks[i].
-// Otherwise (block_scores): a row with no score above its bar is skipped (any_above); any
-// other row is appended to `hits` without a further branch (its scores and
-// mask written at the next free slot, the count advanced only when a score passes), as
-// hit row `row0 + i * row_step`.  The unroll pragmas keep acc[][] in registers (without
-// them GCC stores every accumulator once per factor).
-template <int M, bool kAll>
-TM_TOPK_INLINE void tile(const float* q, std::int64_t ldq, int dim, const float* panel, const float* thr,
-                         float* scores, std::uint32_t* masks, Hits* hits, std::int32_t row0, std::int32_t row_step) {
-    V acc[M][C];
+// The register tile's arithmetic, shared by tile() and self_tile(): acc[i][c] = the
+// scores of query i (row q + i * ldq) against lanes [L c, L c + L) of the panel, one
+// Ops::fma per factor in factor order from 0 (the bits every path and the scalar
+// reference agree on).  The unroll pragmas keep acc[][] in registers (without them GCC
+// stores every accumulator once per factor).
+template <int M>
+TM_TOPK_INLINE void tile_scores(const float* q, std::int64_t ldq, int dim, const float* panel, V (&acc)[M][C]) {
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i)
 #pragma GCC unroll 32
@@ -138,6 +134,19 @@ TM_TOPK_INLINE void tile(const float* q, std::int64_t ldq, int dim, const float*
             for (int c = 0; c < C; ++c) acc[i][c] = Ops::fma(a, Ops::load(p + L * c), acc[i][c]);
         }
     }
+}
+
+// M queries (rows q + i * ldq) x one panel, row i's mask against bar thr[i].  kAll
+// (panel_scores): every row's scores to scores[i * 32 ...] and its mask to masks[i].
+// Otherwise (block_scores): a row with no score above its bar is skipped (any_above); any
+// other row is appended to `hits` without a further branch (its scores and
+// mask written at the next free slot, the count advanced only when a score passes), as
+// hit row `row0 + i * row_step`.
+template <int M, bool kAll>
+TM_TOPK_INLINE void tile(const float* q, std::int64_t ldq, int dim, const float* panel, const float* thr,
+                         float* scores, std::uint32_t* masks, Hits* hits, std::int32_t row0, std::int32_t row_step) {
+    V acc[M][C];
+    tile_scores<M>(q, ldq, dim, panel, acc);
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
         const V t = Ops::broadcast(thr + i);
@@ -283,24 +292,12 @@ std::int64_t block_scores(const float* q, std::int64_t ldq, int m, int dim, cons
 // The self-join's tile: M queries x one panel, each score against its row's bar (rthr[i])
 // and its column's bar (ct[c]: the bar of the item's own row).  A row with no score above
 // either (one min, compare and or per vector, then one test) leaves nothing; any other is
-// appended to the hits with both masks.  The same FMAs in the same order as tile().
+// appended to the hits with both masks.  The scores are tile()'s (tile_scores).
 template <int M>
 TM_TOPK_INLINE void self_tile(const float* q, std::int64_t ldq, int dim, const float* panel, const float* rthr,
                               const V* ct, SelfHits* hits, std::int32_t row0) {
     V acc[M][C];
-#pragma GCC unroll 16
-    for (int i = 0; i < M; ++i)
-#pragma GCC unroll 32
-        for (int c = 0; c < C; ++c) acc[i][c] = Ops::zero();
-    const float* p = panel;
-    for (int k = 0; k < dim; ++k, p += kTopkPanel) {
-#pragma GCC unroll 16
-        for (int i = 0; i < M; ++i) {
-            const V a = Ops::broadcast(q + i * ldq + k);
-#pragma GCC unroll 32
-            for (int c = 0; c < C; ++c) acc[i][c] = Ops::fma(a, Ops::load(p + L * c), acc[i][c]);
-        }
-    }
+    tile_scores<M>(q, ldq, dim, panel, acc);
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
         const V t = Ops::broadcast(rthr + i);
