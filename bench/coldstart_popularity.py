@@ -40,23 +40,19 @@ Usage: python bench/coldstart_popularity.py [--seeds 0 1 2 3 4] [--threads 2]
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import time
-from pathlib import Path
 from unittest import mock
 
-from _common import ROOT, machine_info  # noqa: E402  (sets OPENBLAS_CORETYPE, sys.path)
+from _common import ROOT  # noqa: E402  (sets OPENBLAS_CORETYPE, sys.path)
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 import tastemaker as tm  # noqa: E402
-from tastemaker.evaluation import cold_item_split  # noqa: E402
 from tastemaker.models import hybrid  # noqa: E402
 from tastemaker.models.hybrid import _ridge  # noqa: E402
 
-from models_coldstart import (cold_folds, score_lists, sorted_csr, test_users,  # noqa: E402
+from models_coldstart import (score_lists, test_users, validation_screen,  # noqa: E402
                               top_k_of)
 
 
@@ -148,39 +144,9 @@ def main() -> None:
     args = ap.parse_args()
     if not args.data:
         ap.error("--data or TASTEMAKER_DATA is required")
-    X, items = tm.datasets.movielens_100k(Path(args.data) / "ml-100k", value=None)
-    F = tm.datasets.item_features(items)
-    C = X.to_csr()
-    load_start, t0 = os.getloadavg(), time.perf_counter()
-    folds = {}  # variant -> seed -> [per-fold NDCG@10]
-    for seed in args.seeds:
-        train, _, _ = cold_item_split(C, 0.2, random_state=seed)  # test never used here
-        for tr, te, cl in cold_folds(sorted_csr(train), args.folds, seed + 1000):
-            for name, v in run_fold(seed, tr, te, cl, F, args).items():
-                folds.setdefault(name, {}).setdefault(seed, []).append(v)
-    summary = {}
-    base = np.concatenate([folds["base"][s] for s in args.seeds])
-    for key, per in folds.items():
-        vals = np.concatenate([per[s] for s in args.seeds])
-        diff = vals - base
-        summary[key] = {"validation_ndcg@10_mean": float(vals.mean()),
-                        "per_seed": [float(np.mean(per[s])) for s in args.seeds],
-                        "paired_diff_mean": float(diff.mean()),
-                        "paired_diff_se": float(diff.std(ddof=1) / np.sqrt(diff.size)),
-                        "folds_better": int((diff > 0).sum()), "n_folds": int(diff.size)}
-    result = {"benchmark": "cold-start ML-100K: predicted-popularity term on HybridALS's cold "
-                           "scores, validation folds only",
-              "machine": machine_info(args.threads), "args": vars(args),
-              "load_average_start_end": [list(load_start), list(os.getloadavg())],
-              "wall_s": time.perf_counter() - t0, "summary": summary, "folds": folds}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"{'variant':<28} {'val mean':>8} {'vs base':>8} {'se':>6} {'better':>6}  per seed")
-    for key, s in summary.items():
-        print(f"{key:<28} {s['validation_ndcg@10_mean']:8.4f} {s['paired_diff_mean']:+8.4f} "
-              f"{s['paired_diff_se']:6.4f} {s['folds_better']:>3}/{s['n_folds']:<2}  "
-              + " ".join(f"{x:.4f}" for x in s["per_seed"]))
-    print("wrote", args.out)
+    validation_screen(args, run_fold,
+                      "cold-start ML-100K: predicted-popularity term on HybridALS's cold "
+                      "scores, validation folds only", 28)
 
 
 if __name__ == "__main__":

@@ -219,6 +219,45 @@ def run_seed(X, F, seed: int, threads: int, skip_lightfm: bool,
     return out
 
 
+def validation_screen(args, run_fold, benchmark: str, width: int) -> None:
+    """Score the variants of ``run_fold(seed, train, test, cold, F, args) -> {name: NDCG@10}``
+    on the cold validation folds of every split seed's training items (the test items are
+    never used), pair each variant with the "base" one fold by fold, and write
+    ``args.out`` (JSON) and a table: the shared screen of bench/coldstart_*.py."""
+    X, items = tm.datasets.movielens_100k(Path(args.data) / "ml-100k", value=None)
+    F = tm.datasets.item_features(items)
+    C = X.to_csr()
+    load_start, t0 = os.getloadavg(), time.perf_counter()
+    folds = {}  # variant -> seed -> [per-fold NDCG@10]
+    for seed in args.seeds:
+        train, _, _ = cold_item_split(C, 0.2, random_state=seed)  # test never used here
+        for tr, te, cl in cold_folds(sorted_csr(train), args.folds, seed + 1000):
+            for name, v in run_fold(seed, tr, te, cl, F, args).items():
+                folds.setdefault(name, {}).setdefault(seed, []).append(v)
+    summary = {}
+    base = np.concatenate([folds["base"][s] for s in args.seeds])
+    for key, per in folds.items():
+        vals = np.concatenate([per[s] for s in args.seeds])
+        diff = vals - base
+        summary[key] = {"validation_ndcg@10_mean": float(vals.mean()),
+                        "per_seed": [float(np.mean(per[s])) for s in args.seeds],
+                        "paired_diff_mean": float(diff.mean()),
+                        "paired_diff_se": float(diff.std(ddof=1) / np.sqrt(diff.size)),
+                        "folds_better": int((diff > 0).sum()), "n_folds": int(diff.size)}
+    result = {"benchmark": benchmark,
+              "machine": machine_info(args.threads), "args": vars(args),
+              "load_average_start_end": [list(load_start), list(os.getloadavg())],
+              "wall_s": time.perf_counter() - t0, "summary": summary, "folds": folds}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"{'variant':<{width}} {'val mean':>8} {'vs base':>8} {'se':>6} {'better':>6}  per seed")
+    for key, s in summary.items():
+        print(f"{key:<{width}} {s['validation_ndcg@10_mean']:8.4f} {s['paired_diff_mean']:+8.4f} "
+              f"{s['paired_diff_se']:6.4f} {s['folds_better']:>3}/{s['n_folds']:<2}  "
+              + " ".join(f"{x:.4f}" for x in s["per_seed"]))
+    print("wrote", args.out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.environ.get("TASTEMAKER_DATA"),
