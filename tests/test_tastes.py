@@ -236,9 +236,10 @@ def test_uncertain_split_serves_a_plausible_second_taste(obvious):
         assert comp.rank(model, x, u, 12, context={"device": "tv", "hour": 21},
                          fit=fit) is None
         assert comp.rank(model, x, u, 12, tastes="single", fit=fit) is None
-    off = Tastes(n_topics=4, penalty=1e4, uncertain_split=0.0)
-    fit = off.fit_users(model, x, [u])[0]
-    assert off.split_doubt(fit) == 0.0 and off.rank(model, x, u, 12, fit=fit) is None
+    for off in (Tastes(n_topics=4, penalty=1e4, uncertain_split=0.0),
+                Tastes(n_topics=4, penalty=1e4)):  # off by default: auto = single here
+        fit = off.fit_users(model, x, [u])[0]
+        assert off.split_doubt(fit) == 0.0 and off.rank(model, x, u, 12, fit=fit) is None
     # the Personalizer serves what the component ranks
     pz = Personalizer(model, x)
     pz.set_tastes(Tastes(n_topics=4, penalty=1e4, uncertain_split=1e5))

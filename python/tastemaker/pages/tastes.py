@@ -225,18 +225,21 @@ class Tastes:
         as at 6x (1.424x / 1.440x), and 1x was lower on logs 10-12.  The people model
         raises every recall over the account model (single +4% on logs 10-19) but not
         the ratios over its own single list.
-    uncertain_split : float >= 0, default 3.0
+    uncertain_split : float >= 0, default 0 (off)
         ``tastes="auto"`` for an account the criterion kept at one taste: its two-taste
         fit (turned down by the criterion) still serves while it is plausible, the lighter
         taste's share of the interleave scaled by :meth:`split_doubt`'s
         ``q = 1 / (1 + exp((BIC(2) - BIC(1)) / (2 * uncertain_split)))`` (a temperature,
         in the criterion's units: 1 = the BIC's own posterior odds of the two models);
-        below ``q = 1e-3`` the account vector alone serves.  A household's second viewer
-        seen in one or two sessions seldom passes the criterion, and a few slots for
-        their likeliest taste cost a one-person account little.  Detection (``tastes()``,
-        the home page's rows per taste) and ``context`` are unchanged; 0 = off.
-        Chosen on bench/shared_accounts.py's validation logs 10-19 (bench/README.md,
-        "Stop 21").
+        when that share wins no slot the account vector alone serves.  A household's
+        second viewer seen in one or two sessions seldom passes the criterion.  Detection
+        (``tastes()``, the home page's rows per taste) and ``context`` are unchanged.
+        Off by default because it breaks "auto is single for a one-taste account": at
+        3 (the best of 1 / 3 / 10 on bench/shared_accounts.py's validation logs 10-19)
+        the lighter viewer's ``auto`` ratio rises from 1.377x to 1.403x single (better on
+        8 logs, equal on 2, overall unchanged), but 77% of the one-taste accounts (log
+        11) then get about 1.6 of 20 slots from a second taste, nearly all of them one
+        person (bench/README.md, "Stop 21").
     n_topics : int, default 16
         Item topics (k-means clusters of the normalized item factors) that describe a
         session's taste.
@@ -262,7 +265,7 @@ class Tastes:
                  main_account=True, n_topics=16, context_contrast=0.25,
                  context_regularization=3.0, people_regularization=3.0,
                  account_topics=4, circular=None, categorical=(), n_init=4, max_iter=60,
-                 tol=1e-4, random_state=0, cache_size=4096, uncertain_split=3.0):
+                 tol=1e-4, random_state=0, cache_size=4096, uncertain_split=0.0):
         self.max_tastes = max_tastes
         self.balance = balance
         self.criterion = criterion
