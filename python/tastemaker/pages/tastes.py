@@ -236,7 +236,7 @@ class Tastes:
         (``tastes()``, the home page's rows per taste) and ``context`` are unchanged.
         Off by default because it breaks "auto is single for a one-taste account": at
         3 (the best of 1 / 3 / 10 on bench/shared_accounts.py's validation logs 10-19)
-        the lighter viewer's ``auto`` ratio rises from 1.377x to 1.403x single (better on
+        the lighter viewer's ``auto`` ratio rises from 1.374x to 1.403x single (better on
         8 logs, equal on 2, overall unchanged), but 77% of the one-taste accounts (log
         11) then get about 1.6 of 20 slots from a second taste, nearly all of them one
         person (bench/README.md, "Stop 21").
