@@ -673,8 +673,17 @@ bool is_self_join(const TopkRequest& r, const Candidates& cand, int kk, int nt) 
 // be in the row's top-kk is offered to the thread that scored it, and the per-thread heaps
 // are merged exactly at the end, so the result does not depend on the thread count or on
 // when another thread's bar arrived.
+//
+// The int8 pre-filter (pk non-null: PackedItems' int8 copy of x): every row is prepared as
+// a query (prefilter_query), and a group of rows meets a panel first through self_bounds,
+// whose upper bound of every exact score is compared with min(row bar, column bar) as
+// self_scores compares the score itself; only the rows with a bit set in their upper
+// triangle are scored exactly, by self_scores on a copy of those rows.  A score above
+// either bar has its bound above it too, so every row that has a hit in the exact tile is
+// scored and offered exactly as without the pre-filter: same offers, same heaps, same bits.
 void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, std::int64_t n, int dim, int k,
-               int kk, int block, int nt, const float* packed, std::int32_t* out_ids, float* out_scores) {
+               int kk, int block, int nt, const float* packed, const PackedItems* pk, std::int32_t* out_ids,
+               float* out_scores) {
     const std::int64_t n_panels = (n + kTopkPanel - 1) / kTopkPanel;
     const std::int64_t panel_size = static_cast<std::int64_t>(dim) * kTopkPanel;
     const std::int64_t n_blocks = (n + block - 1) / block;
@@ -687,7 +696,7 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
     std::vector<std::vector<float>> bars(static_cast<std::size_t>(nt)), scratch(static_cast<std::size_t>(nt));
     std::vector<std::vector<Entry>> merge(static_cast<std::size_t>(nt));
     for (int t = 0; t < nt; ++t) {
-        scratch[t].resize(static_cast<std::size_t>(kSelfGroup) * kTopkPanel);
+        scratch[t].resize(static_cast<std::size_t>(2 * kSelfGroup) * kTopkPanel);
         merge[t].resize(static_cast<std::size_t>(nt) * kk);
         heaps[t].resize(static_cast<std::size_t>(n) * kk);
         counts[t].assign(static_cast<std::size_t>(n), 0);
@@ -714,6 +723,35 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
             }
         }
     };
+    // The rows as pre-filter queries (none when a row's bound terms would not be finite),
+    // their int8 values interleaved per group of kSelfGroup rows (groups start at
+    // multiples of kSelfGroup: blocks are multiples of 12): quad q of row i at
+    // row_w[((i / 12) * quads + q) * 12 + i % 12], so a tile reads one stream.
+    std::vector<PrefilterQuery> rows;
+    std::vector<std::int32_t> row_w;
+    const int quads = pk != nullptr ? pk->quads() : 0;
+    if (pk != nullptr && pk->has_prefilter() && block % kSelfGroup == 0) {
+        const std::int64_t n_groups = (n + kSelfGroup - 1) / kSelfGroup;
+        rows.resize(static_cast<std::size_t>(n));
+        row_w.assign(static_cast<std::size_t>(n_groups * kSelfGroup) * quads, 0);
+        std::atomic<bool> finite{true};
+        ParallelError error;
+#pragma omp parallel num_threads(nt)
+        {
+            std::vector<std::int32_t> w(static_cast<std::size_t>(quads));
+#pragma omp for schedule(static)
+            for (std::int64_t i = 0; i < n; ++i) error.run([&] {
+                PrefilterQuery& row = rows[static_cast<std::size_t>(i)];
+                if (!prefilter_query(x + i * dim, dim, w.data(), row)) finite.store(false, std::memory_order_relaxed);
+                std::int32_t* dst = row_w.data() + (i / kSelfGroup) * quads * kSelfGroup + i % kSelfGroup;
+                for (int q = 0; q < quads; ++q) dst[q * kSelfGroup] = w[static_cast<std::size_t>(q)];
+                row.w = nullptr;  // the values are in row_w
+            });
+        }
+        error.rethrow_if_failed();
+        if (!finite.load()) rows.clear();
+    }
+    const bool pre = !rows.empty();
     ParallelError error;  // nothing in the loops throws; kept for the rule (see threads.hpp)
 #pragma omp parallel num_threads(nt)
     {
@@ -733,8 +771,13 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
             heap_offer(h, cnt[row], unused, kk, Entry{score, static_cast<std::int32_t>(id)});
             if (cnt[row] == kk) bar[row] = std::max(bar[row], lower(h[0].score));
         };
-        std::uint32_t rmask[kSelfGroup], cmask[kSelfGroup];
-        std::int32_t hit_rows[kSelfGroup];
+        // room for one group's rows, or the pre-filter's pending rows (fewer than 2 groups)
+        constexpr int kRows = 2 * kSelfGroup;
+        std::uint32_t rmask[kRows], cmask[kRows], bmask[kSelfGroup];
+        std::int32_t hit_rows[kRows];
+        std::int64_t pending[kRows];  // the rows copied to sub, in order
+        alignas(64) float sub_bar[kRows];
+        std::vector<float> sub(pre ? static_cast<std::size_t>(kRows) * dim : 0);
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t b = 0; b < n_blocks; ++b) error.run([&] {
             const std::int64_t r0 = b * block;
@@ -745,16 +788,18 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                 const int w = static_cast<int>(std::min<std::int64_t>(kTopkPanel, n - c0));
                 pull(bar, c0, kTopkPanel);
                 const std::uint32_t valid = w == kTopkPanel ? 0xFFFFFFFFu : (1u << w) - 1u;
-                for (int g0 = 0; g0 < m; g0 += kSelfGroup) {  // column bars rise between groups
-                    const int gm = std::min(kSelfGroup, m - g0);
-                    const std::int64_t hits =
-                        kern.self_scores(x + (r0 + g0) * dim, dim, gm, dim, packed + p * panel_size, bar + r0 + g0,
-                                         bar + c0, scores.data(), hit_rows, rmask, cmask);
+                // columns c0 + j > i (and valid) of row i
+                auto upper_of = [&](std::int64_t i) -> std::uint32_t {
+                    if (i >= c0 + kTopkPanel - 1) return 0u;
+                    return i >= c0 ? valid & ~((2u << (i - c0)) - 1u) : valid;
+                };
+                // the exact tile of sm rows (q, bars qbar), hit e being row row_of(e)
+                auto score = [&](const float* q, int sm, const float* qbar, auto row_of) {
+                    const std::int64_t hits = kern.self_scores(q, dim, sm, dim, packed + p * panel_size, qbar,
+                                                               bar + c0, scores.data(), hit_rows, rmask, cmask);
                     for (std::int64_t e = 0; e < hits; ++e) {
-                        const std::int64_t i = r0 + g0 + hit_rows[e];
-                        std::uint32_t upper = valid;  // columns c0 + j > i
-                        if (i >= c0 + kTopkPanel - 1) continue;
-                        if (i >= c0) upper &= ~((2u << (i - c0)) - 1u);
+                        const std::int64_t i = row_of(hit_rows[e]);
+                        const std::uint32_t upper = upper_of(i);
                         const float* su = scores.data() + static_cast<std::size_t>(e) * kTopkPanel;
                         std::uint32_t bits = rmask[e] & upper;
                         while (bits) {
@@ -769,7 +814,38 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                             offer(c0 + j, su[j], i);
                         }
                     }
+                };
+                if (!pre) {
+                    for (int g0 = 0; g0 < m; g0 += kSelfGroup)  // column bars rise between groups
+                        score(x + (r0 + g0) * dim, std::min(kSelfGroup, m - g0), bar + r0 + g0,
+                              [&](std::int32_t u) { return r0 + g0 + u; });
+                    push(bar, c0, kTopkPanel);
+                    continue;
                 }
+                // The pre-filter: a group's rows whose bounds reach a bar in their upper
+                // triangle are copied to sub; once a group's worth is pending, they are
+                // scored exactly (whole tiles, whatever the group left), with their bars
+                // as they are then.
+                int sm = 0;
+                auto flush = [&] {
+                    for (int e = 0; e < sm; ++e) sub_bar[e] = bar[pending[e]];
+                    score(sub.data(), sm, sub_bar, [&](std::int32_t e) { return pending[e]; });
+                    sm = 0;
+                };
+                for (int g0 = 0; g0 < m; g0 += kSelfGroup) {
+                    const int gm = std::min(kSelfGroup, m - g0);
+                    kern.self_bounds(rows.data() + r0 + g0, row_w.data() + (r0 + g0) * quads, kSelfGroup, gm,
+                                     pk->panel8(p), pk->slack_floor(), bar + r0 + g0, bar + c0, bmask);
+                    for (int u = 0; u < gm; ++u) {
+                        const std::int64_t i = r0 + g0 + u;
+                        if (!(bmask[u] & upper_of(i))) continue;
+                        std::memcpy(sub.data() + std::size_t(sm) * dim, x + i * dim,
+                                    sizeof(float) * static_cast<std::size_t>(dim));
+                        pending[sm++] = i;
+                    }
+                    if (sm >= kSelfGroup) flush();
+                }
+                if (sm > 0) flush();
                 push(bar, c0, kTopkPanel);
             }
             push(bar, r0, m);
@@ -818,12 +894,22 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
     const int block = block_size(kern, nq, nt);
     const std::int64_t n_blocks = (nq + block - 1) / block;
     if (nt > n_blocks) nt = static_cast<int>(n_blocks);
-    if (nq >= kPackMin) panels.pack_all(nt);
     if (is_self_join(r, cand, kk, nt)) {
-        self_topk(kern, cand, r.queries, nq, r.dim, k, kk, block, nt, panels.get(0, 0, nullptr), out_ids,
-                  out_scores);
+        // the int8 pre-filter needs PackedItems' int8 copy: the caller's, or built here
+        // (with the float32 panels, instead of packing them alone)
+        std::unique_ptr<PackedItems> own;
+        const PackedItems* pk = r.packed;
+        if ((pk == nullptr || !pk->has_prefilter()) && r.dim <= kPrefilterMaxDim) {
+            own.reset(new PackedItems(r.items, r.n_items, r.dim, nt));
+            pk = own.get();
+        } else {
+            panels.pack_all(nt);
+        }
+        self_topk(kern, cand, r.queries, nq, r.dim, k, kk, block, nt, own ? own->panel(0) : panels.get(0, 0, nullptr),
+                  pk, out_ids, out_scores);
         return;
     }
+    if (nq >= kPackMin) panels.pack_all(nt);
     scan_blocks(r, kern, cand, panels, k, kk, block, nt, out_ids, out_scores);
 }
 

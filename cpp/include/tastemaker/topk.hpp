@@ -259,11 +259,23 @@ struct TopkKernels {
     void (*query_bounds)(const PrefilterQuery& q, const std::uint8_t* panels8, std::int64_t n_panels, float floor,
                          float thr, float* lo, float* hi, std::uint32_t* masks) = nullptr;
 
+    /** The self-join's pre-filter: m rows prepared by prefilter_query (rows[u], all with
+     *  the same quads) against one panel of PackedItems' int8 copy (panel8, layout as
+     *  PackedItems::panel8, its slack_floor as `floor`): bit j of masks[u] is set iff
+     *  hi(u, j) > min(rthr[u], cthr[j]), hi being query_bounds' upper bound of the exact
+     *  path's score of row u and item j (the same bits).  So a score above either bar
+     *  always has its bit set: only the rows with one need their exact scores
+     *  (self_scores).  Bit-identical on every path.  No NaN in rthr or cthr. */
+    void (*self_bounds)(const PrefilterQuery* rows, const std::int32_t* w, int ldw, int m,
+                        const std::uint8_t* panel8, float floor, const float* rthr, const float* cthr,
+                        std::uint32_t* masks) = nullptr;
+
     /** Every function-pointer entry (simd::Dispatch resolves them, the tests check them). */
     static constexpr auto entries() {
         return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::block_scores, &TopkKernels::finite_absmax,
                                &TopkKernels::pack_panel, &TopkKernels::self_scores, &TopkKernels::query_scores,
-                               &TopkKernels::query_bounds, &TopkKernels::column_max, &TopkKernels::row_masks);
+                               &TopkKernels::query_bounds, &TopkKernels::self_bounds, &TopkKernels::column_max,
+                               &TopkKernels::row_masks);
     }
 };
 

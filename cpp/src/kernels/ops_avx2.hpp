@@ -48,7 +48,9 @@ struct Avx2Ops {
     static inline VI dot4_u8(VI acc, const std::uint8_t* p, const std::int32_t* w) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
         const __m256i pairs = _mm256_maddubs_epi16(x, _mm256_set1_epi32(*w));  // exact: |w bytes| <= 64
-        return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+        const __m256i quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+        asm("vpaddd %1, %0, %0" : "+x"(acc) : "x"(quads));
+        return acc;
     }
     static inline VI set1_i(std::int32_t x) { return _mm256_set1_epi32(x); }
     static inline VI sub_i(VI a, VI b) { return _mm256_sub_epi32(a, b); }

@@ -31,7 +31,9 @@ struct Ops {
     static inline VI dot4_u8(VI acc, const std::uint8_t* p, const std::int32_t* w) {
         const __m512i x = _mm512_loadu_si512(p);
         const __m512i pairs = _mm512_maddubs_epi16(x, _mm512_set1_epi32(*w));  // exact: |w bytes| <= 64
-        return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+        const __m512i quads = _mm512_madd_epi16(pairs, _mm512_set1_epi16(1));
+        asm("vpaddd %1, %0, %0" : "+v"(acc) : "v"(quads));
+        return acc;
     }
     static inline VI set1_i(std::int32_t x) { return _mm512_set1_epi32(x); }
     static inline VI sub_i(VI a, VI b) { return _mm512_sub_epi32(a, b); }

@@ -407,6 +407,19 @@ void query_scores(const float* q, int dim, const float* panels, std::int64_t n_p
     query_tail<kQueryGroup - 1>(n_panels - p, q, dim, panels + p * ps, ps, t, scores + p * kTopkPanel, masks + p);
 }
 
+// The pre-filter's bound terms of L items of an int8 panel (their scales at scale[0..L),
+// slacks and masses 32 and 64 floats further) against one prepared query (bias, step t,
+// l1 qn1, err eqd), from the exact integer sums acc (with the items' +128): x = fl(fl(C)
+// t), the scales s, and b = fl(fma(l1, slack, fl(fma(err, mass, floor)))); the bounds are
+// fma(x, s, -+b) (topk.cpp proves them).  query_bounds and self_bounds both take them from
+// here, so the two pre-filters are one.
+TM_TOPK_INLINE void bound_terms(Ops::VI acc, Ops::VI bias, V t, V qn1, V eqd, V floor, const float* scale, V& x,
+                                V& s, V& b) {
+    s = Ops::load(scale);
+    x = Ops::mul(Ops::to_float(Ops::sub_i(acc, bias)), t);
+    b = Ops::fma(qn1, Ops::load(scale + kTopkPanel), Ops::fma(eqd, Ops::load(scale + 2 * kTopkPanel), floor));
+}
+
 // One query x G consecutive int8 panels (the pre-filter): exact integer dot products of
 // the int8 query with each item's biased uint8 values (four factors per product,
 // Ops::dot4_u8; the bias removed per query), then each
@@ -432,15 +445,12 @@ TM_TOPK_INLINE void bounds_group(const std::int32_t* w, int quads, Ops::VI bias,
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
         const float* scale = reinterpret_cast<const float*>(panels + g * panel_size + quads * 4 * kTopkPanel);
-        const float* slack = scale + kTopkPanel;
-        const float* mass = slack + kTopkPanel;
         std::uint32_t bits = 0;
 #pragma GCC unroll 32
         for (int c = 0; c < C; ++c) {
             const int e = g * kTopkPanel + L * c;
-            const V s = Ops::load(scale + L * c);
-            const V x = Ops::mul(Ops::to_float(Ops::sub_i(acc[g][c], bias)), t);
-            const V b = Ops::fma(qn1, Ops::load(slack + L * c), Ops::fma(eqd, Ops::load(mass + L * c), floor));
+            V x, s, b;
+            bound_terms(acc[g][c], bias, t, qn1, eqd, floor, scale + L * c, x, s, b);
             const V h = Ops::fma(x, s, b);
             Ops::store(lo + e, Ops::fma(x, s, Ops::sub(Ops::zero(), b)));
             Ops::store(hi + e, h);
@@ -476,6 +486,72 @@ void query_bounds(const PrefilterQuery& q, const std::uint8_t* panels8, std::int
     const std::int64_t e = p * kTopkPanel;
     bounds_tail<kQueryGroup - 1>(n_panels - p, q.w, q.quads, b, panels8 + p * ps, ps, t, n1, eq, fl, bar, lo + e,
                                  hi + e, masks + p);
+}
+
+// The self-join's pre-filter: M prepared rows x one int8 panel, integer sums as in
+// bounds_group (the panel's quad row loaded once for the M rows), then each score's upper
+// bound against min(row bar, column bar).  kBoundRows rows per tile: the M x C int32
+// accumulators plus the C panel vectors fill the register file (AVX-512: 12 x 2 + 2;
+// AVX2: 2 x 4 + 4, with the broadcast, the pairs and the constant 1s).
+constexpr int kBoundRows = L >= 16 ? 12 : L >= 8 ? 2 : 1;
+
+template <int M>
+TM_TOPK_INLINE void self_bounds_tile(const PrefilterQuery* rows, const std::int32_t* w, int ldw,
+                                     const std::uint8_t* panel, int quads, V floor, const float* rthr, const V* ct,
+                                     std::uint32_t* masks) {
+    Ops::VI acc[M][C];
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) acc[i][c] = Ops::zero_i();
+    const std::uint8_t* p = panel;
+    for (int k = 0; k < quads; ++k, p += 4 * kTopkPanel, w += ldw) {
+#pragma GCC unroll 16
+        for (int i = 0; i < M; ++i)
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c) acc[i][c] = Ops::dot4_u8(acc[i][c], p + 4 * L * c, w + i);
+    }
+    const float* scale = reinterpret_cast<const float*>(panel + quads * 4 * kTopkPanel);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+        const PrefilterQuery& q = rows[i];
+        const Ops::VI bias = Ops::set1_i(q.bias);
+        const V t = Ops::set1(q.step), qn1 = Ops::set1(q.l1), eqd = Ops::set1(q.err), rt = Ops::broadcast(rthr + i);
+        std::uint32_t bits = 0;
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) {
+            V x, s, b;
+            bound_terms(acc[i][c], bias, t, qn1, eqd, floor, scale + L * c, x, s, b);
+            bits |= Ops::bits(Ops::gt(Ops::fma(x, s, b), Ops::min(rt, ct[c]))) << (L * c);
+        }
+        masks[i] = bits;
+    }
+}
+
+template <int R>
+TM_TOPK_INLINE void self_bounds_tail(int m, const PrefilterQuery* rows, const std::int32_t* w, int ldw,
+                                     const std::uint8_t* panel, int quads, V floor, const float* rthr, const V* ct,
+                                     std::uint32_t* masks) {
+    if constexpr (R > 0) {
+        if (m == R)
+            self_bounds_tile<R>(rows, w, ldw, panel, quads, floor, rthr, ct, masks);
+        else
+            self_bounds_tail<R - 1>(m, rows, w, ldw, panel, quads, floor, rthr, ct, masks);
+    }
+}
+
+void self_bounds(const PrefilterQuery* rows, const std::int32_t* w, int ldw, int m, const std::uint8_t* panel8,
+                 float floor, const float* rthr, const float* cthr, std::uint32_t* masks) {
+    if (m <= 0) return;
+    const int quads = rows[0].quads;
+    V ct[C];
+#pragma GCC unroll 32
+    for (int c = 0; c < C; ++c) ct[c] = Ops::load(cthr + L * c);
+    const V fl = Ops::set1(floor);
+    int u = 0;
+    for (; u + kBoundRows <= m; u += kBoundRows)
+        self_bounds_tile<kBoundRows>(rows + u, w + u, ldw, panel8, quads, fl, rthr + u, ct, masks + u);
+    self_bounds_tail<kBoundRows - 1>(m - u, rows + u, w + u, ldw, panel8, quads, fl, rthr + u, ct, masks + u);
 }
 
 // Finiteness without a float-max constant: x - x is +0 for every finite x and NaN for
@@ -532,6 +608,7 @@ constexpr TopkKernels table() {
     t.row_masks = row_masks;
     t.query_scores = query_scores;
     t.query_bounds = query_bounds;
+    t.self_bounds = self_bounds;
     t.pack_panel = pack_panel;
     t.finite_absmax = finite_absmax;
     t.query_block = kQueryBlock;
