@@ -325,8 +325,8 @@ void write_result(const QueryState& st, std::int64_t q, int k, std::int32_t* out
 // Why the bounds hold.  u = 2^-24, eta = 2^-150 (the largest absolute error of a float32
 // rounding in the subnormal range; additions and subtractions have none), d = dim,
 // gamma_d = d u / (1 - d u).  For item i with values y_k (m = max_k |y_k|), its scale
-// s (>= 0), int8 values Q_k (|Q_k| <= 127), e = max_k |y_k - s Q_k| (measured when
-// packing) and M = max(m, 127 s); and a query q with ||q||_1 = sum |q_k|, its int8
+// s (>= 0), int8 values Q_k (|Q_k| <= Qmax = kPrefilterItemMax), e = max_k |y_k - s Q_k|
+// (measured when packing) and M = max(m, Qmax s); and a query q with ||q||_1 = sum |q_k|, its int8
 // values qi_k, step t and eq = max_k |q_k - t qi_k| (measured per query), and the item's
 // mass w = s sum_k |Q_k|:
 //  (1) the exact path's score  f = fma-chain(q_k y_k)  is within gamma_d m ||q||_1 + 2 d eta
@@ -357,8 +357,8 @@ float float_up(double x) {
 }  // namespace
 
 // prefilter_query (topk.hpp; the proof above): int8 values up to kPrefilterQueryMax (the
-// scan's uint8 x int8 pairs stay exact in int16, its int32 sums hold 255 * 64 * 4 per
-// row of four factors: no overflow below 2^31 / 65280 rows), the step, ||q||_1 and the
+// scan's uint8 x int8 products of eight factors stay exact in int16, its int32 sums hold
+// 127 * 64 * 4 per row of four factors: no overflow below 2^31 / 32512 rows), the step, ||q||_1 and the
 // quantisation term, rounded up (the double sums' own errors are covered by the
 // factors).
 
@@ -391,7 +391,7 @@ bool prefilter_query(const float* q, int dim, std::int32_t* w, PrefilterQuery& o
     if (!(l1_bound < 1e37 && eq_bound < 1e37)) return false;
     out.w = w;
     out.quads = quads;
-    out.bias = 128 * sum;
+    out.bias = kPrefilterItemBias * sum;
     out.step = step;
     out.l1 = float_up(l1_bound);
     out.err = float_up(eq_bound);
@@ -703,24 +703,49 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
         bars[t].assign(static_cast<std::size_t>(n_panels * kTopkPanel), ninf);
     }
     // With several threads, each row's best bar over all threads: a thread's full heap
-    // holds kk distinct items scoring >= its root, so any thread may filter with it.
+    // holds kk distinct items scoring >= its root, so any thread may filter with it
+    // (`shared`, an atomic max).  And, as each pair is scored by one thread only, the
+    // threads' kept sets of a row are disjoint: if every thread keeps `share` = ceil(kk /
+    // nt) items scoring >= v_t, together they hold kk distinct items scoring >= min_t v_t,
+    // which is the better bar when each thread has seen only its part of the row's pairs
+    // (about the kk-th best of all of them, against the root of one thread's kk-th best of
+    // a 1 / nt part).  `part[t]` holds lower(v_t) of thread t (kept sets of kk <=
+    // kSortedKeep are sorted: v_t is an entry, read without a search), -inf until known.
+    // Kept sets only improve, so any bar read late is lower, never wrong.
     const std::size_t n_bars = static_cast<std::size_t>(n_panels * kTopkPanel);
-    std::unique_ptr<std::atomic<float>[]> shared;
+    const int share = (kk + nt - 1) / nt;
+    std::unique_ptr<std::atomic<float>[]> shared, part;
     if (nt > 1) {
         shared.reset(new std::atomic<float>[n_bars]);
         for (std::size_t e = 0; e < n_bars; ++e) shared[e].store(ninf, std::memory_order_relaxed);
+        if (kk <= kSortedKeep) {
+            part.reset(new std::atomic<float>[n_bars * static_cast<std::size_t>(nt)]);
+            for (std::size_t e = 0; e < n_bars * static_cast<std::size_t>(nt); ++e)
+                part[e].store(ninf, std::memory_order_relaxed);
+        }
     }
     auto pull = [&](float* bar, std::int64_t x0, std::int64_t len) {
         if (!shared) return;
-        for (std::int64_t x = x0; x < x0 + len; ++x)
-            bar[x] = std::max(bar[x], shared[x].load(std::memory_order_relaxed));
+        for (std::int64_t x = x0; x < x0 + len; ++x) {
+            float b = std::max(bar[x], shared[x].load(std::memory_order_relaxed));
+            if (part) {
+                float v = part[static_cast<std::size_t>(x)].load(std::memory_order_relaxed);
+                for (int t = 1; t < nt; ++t)
+                    v = std::min(v, part[static_cast<std::size_t>(t) * n_bars + x].load(std::memory_order_relaxed));
+                b = std::max(b, v);
+            }
+            bar[x] = b;
+        }
     };
-    auto push = [&](const float* bar, std::int64_t x0, std::int64_t len) {
+    auto push = [&](int t, const float* bar, const Entry* H, const int* cnt, std::int64_t x0, std::int64_t len) {
         if (!shared) return;
         for (std::int64_t x = x0; x < x0 + len; ++x) {
             float cur = shared[x].load(std::memory_order_relaxed);
             while (bar[x] > cur && !shared[x].compare_exchange_weak(cur, bar[x], std::memory_order_relaxed)) {
             }
+            if (part && x < n && cnt[x] >= share)  // only thread t writes part[t]
+                part[static_cast<std::size_t>(t) * n_bars + x].store(lower(H[x * kk + cnt[x] - share].score),
+                                                                    std::memory_order_relaxed);
         }
     };
     // The rows as pre-filter queries (none when a row's bound terms would not be finite),
@@ -819,7 +844,7 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                     for (int g0 = 0; g0 < m; g0 += kSelfGroup)  // column bars rise between groups
                         score(x + (r0 + g0) * dim, std::min(kSelfGroup, m - g0), bar + r0 + g0,
                               [&](std::int32_t u) { return r0 + g0 + u; });
-                    push(bar, c0, kTopkPanel);
+                    push(t, bar, H, cnt, c0, kTopkPanel);
                     continue;
                 }
                 // The pre-filter: a group's rows whose bounds reach a bar in their upper
@@ -846,9 +871,9 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                     if (sm >= kSelfGroup) flush();
                 }
                 if (sm > 0) flush();
-                push(bar, c0, kTopkPanel);
+                push(t, bar, H, cnt, c0, kTopkPanel);
             }
-            push(bar, r0, m);
+            push(t, bar, H, cnt, r0, m);
         });
         // implicit barrier: every thread's heaps are complete
         std::vector<Entry>& all = merge[t];
@@ -899,7 +924,11 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
         // (with the float32 panels, instead of packing them alone)
         std::unique_ptr<PackedItems> own;
         const PackedItems* pk = r.packed;
-        if ((pk == nullptr || !pk->has_prefilter()) && r.dim <= kPrefilterMaxDim) {
+        const bool pre = r.self_prefilter < 0 ? kern.self_prefilter : r.self_prefilter > 0;
+        if (!pre) {
+            pk = nullptr;
+            panels.pack_all(nt);
+        } else if ((pk == nullptr || !pk->has_prefilter()) && r.dim <= kPrefilterMaxDim) {
             own.reset(new PackedItems(r.items, r.n_items, r.dim, nt));
             pk = own.get();
         } else {
@@ -940,7 +969,7 @@ PackedItems::PackedItems(const float* items, std::int64_t n_items, int dim, int 
 
 // The int8 copy, each item's scale and slack (the bound's coefficient), and the floor,
 // as the proof above scan_prefiltered requires.  Per item, in double: the scale from the
-// item's max |y|, the int8 values rounded to nearest (clamped to +-127), and the largest
+// item's max |y|, the int8 values rounded to nearest (clamped to +-kPrefilterItemMax), and the largest
 // residual |y - scale q| measured, so the bound holds whatever the scale's rounding did.
 void PackedItems::build_prefilter(const float* items, int num_threads) {
     AlignedFloats buf = aligned_floats(static_cast<std::size_t>(n_panels_ * panel8_bytes() / 4));
@@ -954,29 +983,31 @@ void PackedItems::build_prefilter(const float* items, int num_threads) {
         float* scale = reinterpret_cast<float*>(panel + quads() * 4 * kTopkPanel);
         float* slack = scale + kTopkPanel;
         float* mass = slack + kTopkPanel;
-        // byte of item j, factor k: row k / 4 (128 bytes), then quad j, then k % 4; Q + 128
+        // byte of item j, factor k: row k / 4 (128 bytes), then quad j, then k % 4; Q + bias
+        constexpr auto kBias = static_cast<std::uint8_t>(kPrefilterItemBias);
+        const double top = kPrefilterItemMax;
         auto at = [&](int j, int k) -> std::uint8_t& { return panel[(k / 4) * 4 * kTopkPanel + 4 * j + (k % 4)]; };
         for (int j = 0; j < kTopkPanel; ++j) {
             const std::int64_t i = p * kTopkPanel + j;
-            for (int k = dim_; k < 4 * quads(); ++k) at(j, k) = 128;  // the pad factors: Q = 0
+            for (int k = dim_; k < 4 * quads(); ++k) at(j, k) = kBias;  // the pad factors: Q = 0
             if (i >= n_items_) {  // padding: scale 0, slack 0, values 0
                 scale[j] = slack[j] = mass[j] = 0.0f;
-                for (int k = 0; k < dim_; ++k) at(j, k) = 128;
+                for (int k = 0; k < dim_; ++k) at(j, k) = kBias;
                 continue;
             }
             const float* y = items + i * dim_;
             float m = 0.0f;
             for (int k = 0; k < dim_; ++k) m = std::max(m, std::fabs(y[k]));
-            const float s = m / 127.0f;
+            const float s = m / static_cast<float>(kPrefilterItemMax);
             double e = 0.0, q1 = 0.0;
             for (int k = 0; k < dim_; ++k) {
                 double v = s > 0.0f ? std::nearbyint(static_cast<double>(y[k]) / s) : 0.0;
-                v = std::min(127.0, std::max(-127.0, v));
-                at(j, k) = static_cast<std::uint8_t>(static_cast<int>(v) + 128);
+                v = std::min(top, std::max(-top, v));
+                at(j, k) = static_cast<std::uint8_t>(static_cast<int>(v) + kBias);
                 e = std::max(e, std::fabs(static_cast<double>(y[k]) - static_cast<double>(s) * v));
                 q1 += std::fabs(v);
             }
-            const double M = std::max(static_cast<double>(m), 127.0 * static_cast<double>(s));
+            const double M = std::max(static_cast<double>(m), top * static_cast<double>(s));
             scale[j] = scales[static_cast<std::size_t>(i)] = s;
             slack[j] = float_up((e + M * rel) * (1.0 + 0x1p-20));
             mass[j] = float_up(static_cast<double>(s) * q1);  // exact in double: < 2^44

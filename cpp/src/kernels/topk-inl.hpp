@@ -23,8 +23,14 @@
 //     chains a single query needs to keep both FMA pipes busy);
 //   * query_bounds: the pre-filter's scan of PackedItems' int8 copy (a quarter of the
 //     bytes): exact integer dot products with the int8-quantised query, four factors per
-//     lane and instruction (vpmaddubsw), then each item's approximate score and its
-//     error bounds;
+//     lane and instruction (vpmaddubsw; eight factors per int16-to-int32 step, as the
+//     items' values are 7-bit), then each item's approximate score and its error bounds;
+//   * self_bounds: the same bounds for a group of rows (the self-join's rows, prepared as
+//     queries) x one int8 panel, in a register tile, each upper bound against min(row bar,
+//     column bar): only the rows with a bit set are scored exactly (self_scores).  Per 8
+//     items x 8 factors a row takes 2 vpmaddubsw + 1 vpmaddwd (AVX2) against 8 FMAs;
+//     on AVX-512 the 512-bit integer multiplies measured slower than the FMA tile, so
+//     that path keeps the float32 self-join by default (kSelfPrefilter);
 //   * finite_absmax: the validation scan (max |x|, and whether any x is NaN or inf).
 //
 // FLOPs and bytes: a panel_scores call is 2 * m * dim * 32 flops over dim * 32 * 4 bytes of
@@ -409,7 +415,7 @@ void query_scores(const float* q, int dim, const float* panels, std::int64_t n_p
 
 // The pre-filter's bound terms of L items of an int8 panel (their scales at scale[0..L),
 // slacks and masses 32 and 64 floats further) against one prepared query (bias, step t,
-// l1 qn1, err eqd), from the exact integer sums acc (with the items' +128): x = fl(fl(C)
+// l1 qn1, err eqd), from the exact integer sums acc (with the items' +kPrefilterItemBias): x = fl(fl(C)
 // t), the scales s, and b = fl(fma(l1, slack, fl(fma(err, mass, floor)))); the bounds are
 // fma(x, s, -+b) (topk.cpp proves them).  query_bounds and self_bounds both take them from
 // here, so the two pre-filters are one.
@@ -421,8 +427,8 @@ TM_TOPK_INLINE void bound_terms(Ops::VI acc, Ops::VI bias, V t, V qn1, V eqd, V 
 }
 
 // One query x G consecutive int8 panels (the pre-filter): exact integer dot products of
-// the int8 query with each item's biased uint8 values (four factors per product,
-// Ops::dot4_u8; the bias removed per query), then each
+// the int8 query with each item's biased uint8 values (eight factors per step,
+// Ops::dot8_u8: the items' bytes are at most 127; the bias removed per query), then each
 // item's approximate score and its bounds in float, fused operations only (a mul feeding
 // an add could be contracted on one path and not on another).
 template <int G>
@@ -434,7 +440,16 @@ TM_TOPK_INLINE void bounds_group(const std::int32_t* w, int quads, Ops::VI bias,
     for (int g = 0; g < G; ++g)
 #pragma GCC unroll 32
         for (int c = 0; c < C; ++c) acc[g][c] = Ops::zero_i();
-    for (int k = 0; k < quads; ++k) {
+    int k = 0;
+    for (; k + 2 <= quads; k += 2) {  // two rows of four factors at a time (Ops::dot8_u8)
+#pragma GCC unroll 16
+        for (int g = 0; g < G; ++g) {
+            const std::uint8_t* p = panels + g * panel_size + k * 4 * kTopkPanel;
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c) acc[g][c] = Ops::dot8_u8(acc[g][c], p + 4 * L * c, 4 * kTopkPanel, w + k, 1);
+        }
+    }
+    if (k < quads) {
 #pragma GCC unroll 16
         for (int g = 0; g < G; ++g) {
             const std::uint8_t* p = panels + g * panel_size + k * 4 * kTopkPanel;
@@ -494,6 +509,11 @@ void query_bounds(const PrefilterQuery& q, const std::uint8_t* panels8, std::int
 // accumulators plus the C panel vectors fill the register file (AVX-512: 12 x 2 + 2;
 // AVX2: 2 x 4 + 4, with the broadcast, the pairs and the constant 1s).
 constexpr int kBoundRows = L >= 16 ? 12 : L >= 8 ? 2 : 1;
+/** Whether the self-join takes the pre-filter by default (TopkKernels::self_prefilter).
+ *  AVX-512: no (on the Xeon of bench/README.md the 512-bit integer multiplies issue on one
+ *  port, against two for the FMAs, and the pre-filter measured slower than the float32
+ *  tile); AVX2 and scalar: yes. */
+constexpr bool kSelfPrefilter = L < 16;
 
 template <int M>
 TM_TOPK_INLINE void self_bounds_tile(const PrefilterQuery* rows, const std::int32_t* w, int ldw,
@@ -505,7 +525,15 @@ TM_TOPK_INLINE void self_bounds_tile(const PrefilterQuery* rows, const std::int3
 #pragma GCC unroll 32
         for (int c = 0; c < C; ++c) acc[i][c] = Ops::zero_i();
     const std::uint8_t* p = panel;
-    for (int k = 0; k < quads; ++k, p += 4 * kTopkPanel, w += ldw) {
+    int k = 0;
+    for (; k + 2 <= quads; k += 2, p += 8 * kTopkPanel, w += 2 * ldw) {  // two rows of four factors (dot8_u8)
+#pragma GCC unroll 16
+        for (int i = 0; i < M; ++i)
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c)
+                acc[i][c] = Ops::dot8_u8(acc[i][c], p + 4 * L * c, 4 * kTopkPanel, w + i, ldw);
+    }
+    if (k < quads) {
 #pragma GCC unroll 16
         for (int i = 0; i < M; ++i)
 #pragma GCC unroll 32
@@ -612,6 +640,7 @@ constexpr TopkKernels table() {
     t.pack_panel = pack_panel;
     t.finite_absmax = finite_absmax;
     t.query_block = kQueryBlock;
+    t.self_prefilter = kSelfPrefilter;
     return t;
 }
 
