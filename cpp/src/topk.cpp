@@ -36,6 +36,10 @@ constexpr int kPackMin = 16;    // below this many queries, transpose panels on 
 // tiles) the offers fall from 246 to 94 per item, near the ~k (1 + ln(n / k)) of any
 // online top-k in this order.
 constexpr int kSelfGroup = 12;
+// A row of the pre-filter with at most this many candidate columns in a panel has those
+// pairs scored alone (pair_scores: ~2 loads + 1 fma per factor and pair) rather than the
+// panel's whole row (a tile row: 32 columns, 4 FMAs per factor on AVX2).
+constexpr int kPairMax = 3;
 
 struct Entry {
     float score;
@@ -803,6 +807,9 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
         std::int64_t pending[kRows];  // the rows copied to sub, in order
         alignas(64) float sub_bar[kRows];
         std::vector<float> sub(pre ? static_cast<std::size_t>(kRows) * dim : 0);
+        const std::size_t pair_cap = pre ? static_cast<std::size_t>(block) * kPairMax : 0;
+        std::vector<std::int32_t> pair_a(pair_cap), pair_b(pair_cap);
+        std::vector<float> pair_s(pair_cap);
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t b = 0; b < n_blocks; ++b) error.run([&] {
             const std::int64_t r0 = b * block;
@@ -848,10 +855,13 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                     continue;
                 }
                 // The pre-filter: a group's rows whose bounds reach a bar in their upper
-                // triangle are copied to sub; once a group's worth is pending, they are
-                // scored exactly (whole tiles, whatever the group left), with their bars
-                // as they are then.
+                // triangle at up to kPairMax columns have those pairs scored alone
+                // (pair_scores, at the end of the panel); rows with more are copied to
+                // sub, and once a group's worth is pending they are scored exactly (whole
+                // tiles, whatever the group left).  Either way with the bars as they are
+                // then, so every score above a bar is offered.
                 int sm = 0;
+                std::int64_t np = 0;
                 auto flush = [&] {
                     for (int e = 0; e < sm; ++e) sub_bar[e] = bar[pending[e]];
                     score(sub.data(), sm, sub_bar, [&](std::int32_t e) { return pending[e]; });
@@ -863,7 +873,15 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                                      pk->panel8(p), pk->slack_floor(), bar + r0 + g0, bar + c0, bmask);
                     for (int u = 0; u < gm; ++u) {
                         const std::int64_t i = r0 + g0 + u;
-                        if (!(bmask[u] & upper_of(i))) continue;
+                        std::uint32_t c = bmask[u] & upper_of(i);
+                        if (!c) continue;
+                        if (__builtin_popcount(c) <= kPairMax) {
+                            for (; c; c &= c - 1) {
+                                pair_a[static_cast<std::size_t>(np)] = static_cast<std::int32_t>(i);
+                                pair_b[static_cast<std::size_t>(np++)] = static_cast<std::int32_t>(c0 + __builtin_ctz(c));
+                            }
+                            continue;
+                        }
                         std::memcpy(sub.data() + std::size_t(sm) * dim, x + i * dim,
                                     sizeof(float) * static_cast<std::size_t>(dim));
                         pending[sm++] = i;
@@ -871,6 +889,16 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                     if (sm >= kSelfGroup) flush();
                 }
                 if (sm > 0) flush();
+                if (np > 0) {
+                    kern.pair_scores(x, dim, pair_a.data(), pair_b.data(), np, pair_s.data());
+                    for (std::int64_t e = 0; e < np; ++e) {
+                        const std::int32_t i = pair_a[static_cast<std::size_t>(e)],
+                                           j = pair_b[static_cast<std::size_t>(e)];
+                        const float f = pair_s[static_cast<std::size_t>(e)];
+                        if (f > bar[i]) offer(i, f, j);
+                        if (f > bar[j]) offer(j, f, i);
+                    }
+                }
                 push(t, bar, H, cnt, c0, kTopkPanel);
             }
             push(t, bar, H, cnt, r0, m);

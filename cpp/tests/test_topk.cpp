@@ -666,6 +666,40 @@ TM_TEST(topk_self_bounds_match_query_bounds_and_cover_every_hit_every_path) {
                 }
 }
 
+TM_TEST(topk_pair_scores_bit_identical_every_path) {
+    // Single pairs, scored as the pre-filter re-scores rows with few candidates: the
+    // contract's rounding (one fma per factor in order, from 0), i.e. panel_scores' bits,
+    // for every chain count and tail, on every path.
+    std::mt19937 rng(47);
+    std::normal_distribution<float> g;
+    const TopkKernels& ref = topk_kernels(simd::Isa::Scalar);
+    for (int dim : {1, 2, 7, 16, 64, 70}) {
+        const int n = 40;
+        std::vector<float> x(std::size_t(n) * dim);
+        for (auto& v : x) v = g(rng);
+        std::vector<float> panel(std::size_t(dim) * kTopkPanel), full(std::size_t(n) * kTopkPanel);
+        std::vector<float> thr(n, 0.0f);
+        std::vector<std::uint32_t> masks(n);
+        ref.pack_panel(x.data(), nullptr, 0, kTopkPanel, dim, panel.data());  // rows 0..31 as columns
+        ref.panel_scores(x.data(), dim, n, dim, panel.data(), thr.data(), full.data(), masks.data());
+        for (int np : {0, 1, 5, 8, 9, 17, 31}) {
+            std::vector<std::int32_t> a(np), b(np);
+            std::vector<float> want(np);
+            for (int e = 0; e < np; ++e) {
+                a[e] = std::uniform_int_distribution<int>(0, n - 1)(rng);
+                b[e] = std::uniform_int_distribution<int>(0, kTopkPanel - 1)(rng);
+                want[e] = full[std::size_t(a[e]) * kTopkPanel + b[e]];
+            }
+            for_each_path([&](const TopkKernels& kern) {
+                std::vector<float> got(np + 1, 7.0f);
+                kern.pair_scores(x.data(), dim, a.data(), b.data(), np, got.data());
+                TM_CHECK(std::memcmp(got.data(), want.data(), sizeof(float) * np) == 0);
+                TM_CHECK(got[np] == 7.0f);  // nothing written past n
+            });
+        }
+    }
+}
+
 TM_TEST(topk_prefilter_query_quantises_within_its_stated_bounds) {
     // w holds the int8 values four to an int32 (byte h = factor 4m + h, 0 past dim, at
     // most kPrefilterQueryMax in magnitude); bias = kPrefilterItemBias sum qi; l1 >= ||q||_1 and err >=

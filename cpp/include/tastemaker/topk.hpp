@@ -290,11 +290,18 @@ struct TopkKernels {
                         const std::uint8_t* panel8, float floor, const float* rthr, const float* cthr,
                         std::uint32_t* masks) = nullptr;
 
+    /** For e < n: out[e] = sum_k x[a[e]*dim + k] * x[b[e]*dim + k] (fma, k ascending,
+     *  from 0: the same bits as panel_scores of row a[e] against a panel holding row b[e]).
+     *  x is row-major with `dim` floats per row. */
+    void (*pair_scores)(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, std::int64_t n,
+                        float* out) = nullptr;
+
     /** Every function-pointer entry (simd::Dispatch resolves them, the tests check them). */
     static constexpr auto entries() {
         return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::block_scores, &TopkKernels::finite_absmax,
                                &TopkKernels::pack_panel, &TopkKernels::self_scores, &TopkKernels::query_scores,
-                               &TopkKernels::query_bounds, &TopkKernels::self_bounds, &TopkKernels::column_max,
+                               &TopkKernels::query_bounds, &TopkKernels::self_bounds, &TopkKernels::pair_scores,
+                               &TopkKernels::column_max,
                                &TopkKernels::row_masks);
     }
 };

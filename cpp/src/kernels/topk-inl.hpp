@@ -582,6 +582,48 @@ void self_bounds(const PrefilterQuery* rows, const std::int32_t* w, int ldw, int
     self_bounds_tail<kBoundRows - 1>(m - u, rows + u, w + u, ldw, panel8, quads, fl, rthr + u, ct, masks + u);
 }
 
+// The exact scores of single (row, column) pairs of rows of x (the self-join's pre-filter
+// re-scores rows with a few candidates this way, not as whole panel rows): the same fma
+// chain as every tile (one rounding per factor, factors in order, from 0; fma is the
+// hardware's on the SIMD paths), kPairChains pairs interleaved so that the chains' latency
+// overlaps.  About 2 loads and 1 fma per factor and pair.
+constexpr int kPairChains = 8;
+
+template <int P>
+TM_TOPK_INLINE void pair_chains(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, float* out) {
+    const float* pa[P];
+    const float* pb[P];
+    float acc[P];
+#pragma GCC unroll 16
+    for (int e = 0; e < P; ++e) {
+        pa[e] = x + static_cast<std::int64_t>(a[e]) * dim;
+        pb[e] = x + static_cast<std::int64_t>(b[e]) * dim;
+        acc[e] = 0.0f;
+    }
+    for (int k = 0; k < dim; ++k)
+#pragma GCC unroll 16
+        for (int e = 0; e < P; ++e) acc[e] = std::fma(pa[e][k], pb[e][k], acc[e]);
+#pragma GCC unroll 16
+    for (int e = 0; e < P; ++e) out[e] = acc[e];
+}
+
+template <int R>
+TM_TOPK_INLINE void pair_tail(std::int64_t n, const float* x, int dim, const std::int32_t* a, const std::int32_t* b,
+                              float* out) {
+    if constexpr (R > 0) {
+        if (n == R)
+            pair_chains<R>(x, dim, a, b, out);
+        else
+            pair_tail<R - 1>(n, x, dim, a, b, out);
+    }
+}
+
+void pair_scores(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, std::int64_t n, float* out) {
+    std::int64_t e = 0;
+    for (; e + kPairChains <= n; e += kPairChains) pair_chains<kPairChains>(x, dim, a + e, b + e, out + e);
+    pair_tail<kPairChains - 1>(n - e, x, dim, a + e, b + e, out + e);
+}
+
 // Finiteness without a float-max constant: x - x is +0 for every finite x and NaN for
 // NaN and +-inf, and a NaN stays NaN through the sum, so the values are all finite iff
 // the sum of (x - x) is exactly zero.
@@ -637,6 +679,7 @@ constexpr TopkKernels table() {
     t.query_scores = query_scores;
     t.query_bounds = query_bounds;
     t.self_bounds = self_bounds;
+    t.pair_scores = pair_scores;
     t.pack_panel = pack_panel;
     t.finite_absmax = finite_absmax;
     t.query_block = kQueryBlock;
