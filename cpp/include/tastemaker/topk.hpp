@@ -17,8 +17,8 @@
  *  pair is scored once and offered to both rows (scores are symmetric bit for bit), on
  *  every path (self_scores); results are identical to the general scan.  It
  *  keeps per-thread heaps for all rows, so it is skipped when they would pass 1 GiB.
- *  Where the path's integer multiplies are cheap (TopkKernels::self_prefilter: AVX2 and
- *  scalar) it first bounds every pair's score from PackedItems' int8 copy (self_bounds,
+ *  Where the path's integer multiplies are cheap (TopkKernels::self_prefilter: AVX2) it
+ *  first bounds every pair's score from PackedItems' int8 copy (self_bounds,
  *  query_bounds' proven bounds) and scores exactly only the rows whose bound reaches a
  *  bar: the same offers, so the same results, bit for bit.
  */

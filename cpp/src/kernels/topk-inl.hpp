@@ -29,8 +29,10 @@
 //     queries) x one int8 panel, in a register tile, each upper bound against min(row bar,
 //     column bar): only the rows with a bit set are scored exactly (self_scores).  Per 8
 //     items x 8 factors a row takes 2 vpmaddubsw + 1 vpmaddwd (AVX2) against 8 FMAs;
-//     on AVX-512 the 512-bit integer multiplies measured slower than the FMA tile, so
-//     that path keeps the float32 self-join by default (kSelfPrefilter);
+//     on AVX-512 and scalar it measured no faster than the float32 tile, so those paths
+//     keep the float32 self-join by default (kSelfPrefilter);
+//   * pair_scores: single (row, column) pairs, the tiles' fma chain, for the pre-filter's
+//     rows with a few candidates;
 //   * finite_absmax: the validation scan (max |x|, and whether any x is NaN or inf).
 //
 // FLOPs and bytes: a panel_scores call is 2 * m * dim * 32 flops over dim * 32 * 4 bytes of
@@ -509,11 +511,14 @@ void query_bounds(const PrefilterQuery& q, const std::uint8_t* panels8, std::int
 // accumulators plus the C panel vectors fill the register file (AVX-512: 12 x 2 + 2;
 // AVX2: 2 x 4 + 4, with the broadcast, the pairs and the constant 1s).
 constexpr int kBoundRows = L >= 16 ? 12 : L >= 8 ? 2 : 1;
-/** Whether the self-join takes the pre-filter by default (TopkKernels::self_prefilter).
- *  AVX-512: no (on the Xeon of bench/README.md the 512-bit integer multiplies issue on one
- *  port, against two for the FMAs, and the pre-filter measured slower than the float32
- *  tile); AVX2 and scalar: yes. */
-constexpr bool kSelfPrefilter = L < 16;
+/** Whether the self-join takes the pre-filter by default (TopkKernels::self_prefilter),
+ *  from A/B runs of both in one process on the Xeon of bench/README.md (26,744 x 64,
+ *  top-10): AVX2 yes (0.509 -> 0.440 CPU s at one thread, 0.306 -> 0.269 s at two);
+ *  AVX-512 no (0.345 vs 0.354 CPU s, 0.215 vs 0.222 s: its FMA tile does 32 products per
+ *  instruction on two ports, the int8 scan 64 per 1.5 multiply instructions, plus the
+ *  bounds and the exact re-scoring); scalar no (36.7 vs 40.5 CPU s: libm's fmaf is the
+ *  hardware FMA there, no dearer than the integer products it would replace). */
+constexpr bool kSelfPrefilter = L == 8;
 
 template <int M>
 TM_TOPK_INLINE void self_bounds_tile(const PrefilterQuery* rows, const std::int32_t* w, int ldw,
