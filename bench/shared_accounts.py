@@ -233,6 +233,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--context-regularization", type=float, default=None,
                     help="Tastes(context_regularization=): with a context, the tastes' "
                     "fold-in regularization as a multiple of the model's")
+    ap.add_argument("--uncertain-split", type=float, default=None,
+                    help="Tastes(uncertain_split=): auto serves an account kept at one "
+                    "taste its two-taste fit too, while plausible (0 = off)")
     ap.add_argument("--people", action="store_true",
                     help="serve Tastes.fit_people's model (item factors fitted on the "
                     "accounts' detected people) instead of the account-level ALS; the "
@@ -390,7 +393,8 @@ def main(argv=None) -> dict:
         opts = {k: v for k, v in (("balance", args.balance), ("penalty", args.penalty),
                                   ("context_contrast", args.context_contrast),
                                   ("context_regularization", args.context_regularization),
-                                  ("people_regularization", args.people_regularization))
+                                  ("people_regularization", args.people_regularization),
+                                  ("uncertain_split", args.uncertain_split))
                 if v is not None}
         comp = Tastes(**opts)
         # the account-level model's single-vector list: today's baseline, kept beside a
@@ -425,20 +429,17 @@ def main(argv=None) -> dict:
         t0 = time.time()
         for j, u in enumerate(users):
             fit = fits[u]
-            if fit.k == 1:
-                auto_lists.append(single_ids[j][single_ids[j] >= 0].tolist())
-                ctx_lists.append(auto_lists[-1])
-                for b in balances:
-                    by_balance[b].append(auto_lists[-1])
-                continue
-            r = comp.rank(model, x, int(u), k, tastes="auto", fit=fit)
-            auto_lists.append(r[0].tolist())
+            one = single_ids[j][single_ids[j] >= 0].tolist()
+
+            def served(r):  # None: the single account vector serves
+                return one if r is None else r[0].tolist()
+
+            auto_lists.append(served(comp.rank(model, x, int(u), k, tastes="auto", fit=fit)))
             c = {"device": str(ctx["device"].iloc[j]), "hour": int(ctx["hour"].iloc[j])}
-            r = comp.rank(model, x, int(u), k, context=c, fit=fit)
-            ctx_lists.append(r[0].tolist())
+            ctx_lists.append(served(comp.rank(model, x, int(u), k, context=c, fit=fit)))
             for b in balances:
                 comp.balance = b
-                by_balance[b].append(comp.rank(model, x, int(u), k, fit=fit)[0].tolist())
+                by_balance[b].append(served(comp.rank(model, x, int(u), k, fit=fit)))
             comp.balance = default_balance
         # ---- the model given perfect detection: each shared account's vector folded in
         # from the sessions its watching persona really watched (the generator's labels);

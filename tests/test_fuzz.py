@@ -379,9 +379,9 @@ def _tastes(m, ctx):
         comp.rank(model, x, u, 3, context={"hour": 5, "device": "tv"})
         # the other tastes' titles as dislikes, up to heavy ones; context vectors folded in
         # from barely to very strongly regularized
-        for contrast, scale in ((0.0, 1e-3), (1e3, 1e3)):
+        for contrast, scale, doubt in ((0.0, 1e-3, 0.0), (1e3, 1e3, 1e5)):
             taste = Tastes(n_topics=3, n_init=1, max_iter=5, context_contrast=contrast,
-                           context_regularization=scale)
+                           context_regularization=scale, uncertain_split=doubt)
             for c in (None, {"hour": 21, "device": "phone"}):
                 got = taste.rank(model, x, u, 3, context=c, fit=fits[u])
                 if got is not None:

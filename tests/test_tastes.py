@@ -189,12 +189,69 @@ def test_bad_parameters(obvious):
                     ({"context_regularization": 0}, "context_regularization"),
                     ({"context_regularization": -2.0}, "context_regularization"),
                     ({"context_regularization": 1e9}, "context_regularization"),
-                    ({"context_regularization": None}, "context_regularization")):
+                    ({"context_regularization": None}, "context_regularization"),
+                    ({"uncertain_split": -1.0}, "uncertain_split"),
+                    ({"uncertain_split": float("nan")}, "uncertain_split"),
+                    ({"uncertain_split": 1e9}, "uncertain_split"),
+                    ({"uncertain_split": "x"}, "uncertain_split")):
         with pytest.raises(ValueError, match=msg):
             Tastes(**kw).fit_users(model, x, [0])
     plain = tm.Interactions.from_frame(ev, event="event")
     with pytest.raises(ValueError, match="sessions"):
         Tastes().fit_users(model, plain, [0])
+
+
+def test_uncertain_split_serves_a_plausible_second_taste(obvious):
+    """An account the criterion keeps at one taste (a heavy penalty here) still serves its
+    two-taste fit under "auto", the lighter taste's share scaled by
+    q = 1 / (1 + exp((BIC2 - BIC1) / (2 t))) (numpy reference); q = 0 (t = 0) or a share
+    that wins no slot leaves the single vector; detection and contexts are unchanged."""
+    _ev, shared, x, model = obvious
+    u = int(np.flatnonzero(shared[x.user_ids])[0])
+    for t in (1e5, 30.0):
+        comp = Tastes(n_topics=4, penalty=1e4, balance=0.5, uncertain_split=t)
+        fit = comp.fit_users(model, x, [u])[0]
+        assert fit.k == 1 and fit.runner_up is not None and fit.runner_up.k == 2
+        assert len(comp.find(model, x, u, fit=fit)) == 1  # detection: one taste
+        with np.errstate(over="ignore"):
+            q = 1.0 / (1.0 + np.exp((fit.bic[1] - fit.bic[0]) / (2.0 * t)))
+        assert comp.split_doubt(fit) == pytest.approx(q, rel=1e-9)
+        alt = fit.runner_up
+        main = int(np.argmax(alt.log_weight))
+        w = np.exp(alt.log_weight * 0.5)
+        w = q * w / w.sum()
+        w[main] += 1.0 - q
+        got = comp.rank(model, x, u, 12, fit=fit)
+        if t == 1e5:  # q ~ 1/2: both tastes of the runner-up serve, as a found split would
+            ids, _sc, src, tastes, weights = got
+            np.testing.assert_allclose(weights, w)
+            assert len(tastes) == 2 and set(src.tolist()) == {0, 1}
+            same = Tastes(n_topics=4, balance=0.5).rank(model, x, u, 12, fit=alt)
+            share = np.exp(alt.log_weight * 0.5)
+            if np.allclose(share / share.sum(), weights, atol=0.02):
+                assert ids.tolist() == same[0].tolist()
+        else:  # q tiny: the lighter share wins no slot of 12
+            assert q < 1e-3 and got is None
+        # the context path and tastes="single" never use the runner-up
+        assert comp.rank(model, x, u, 12, context={"device": "tv", "hour": 21},
+                         fit=fit) is None
+        assert comp.rank(model, x, u, 12, tastes="single", fit=fit) is None
+    off = Tastes(n_topics=4, penalty=1e4, uncertain_split=0.0)
+    fit = off.fit_users(model, x, [u])[0]
+    assert off.split_doubt(fit) == 0.0 and off.rank(model, x, u, 12, fit=fit) is None
+    # the Personalizer serves what the component ranks
+    pz = Personalizer(model, x)
+    pz.set_tastes(Tastes(n_topics=4, penalty=1e4, uncertain_split=1e5))
+    ids = Tastes(n_topics=4, penalty=1e4, uncertain_split=1e5).rank(model, x, u, 10)[0]
+    ext = int(x.user_ids[u])
+    assert pz.top_picks(ext, 10).items == x.item_ids[ids].tolist()
+    assert len(pz.tastes(ext)) == 1
+
+
+def test_interleave_slot_counts_without_items():
+    """``distinct=False`` reads the quotas alone: repeated ids are placed as they come."""
+    items, src = interleave([[7] * 9, [7] * 9], np.array([0.75, 0.25]), 8, distinct=False)
+    assert items == [7] * 8 and src.count(0) == 6 and src.count(1) == 2
 
 
 def _numpy_shares(x, fit, items):

@@ -43,7 +43,9 @@ Serving
 * a taste's factor vector is the model's fold-in of the account's history with each
   title weighted by the share of its plays that fall in that taste's sessions;
 * ``tastes="auto"`` interleaves the tastes' rankings in proportion to their weights
-  (Sainte-Lague quotas: every taste gets its fair share of each prefix of the list);
+  (Sainte-Lague quotas: every taste gets its fair share of each prefix of the list); an
+  account kept at one taste whose two-taste fit is still plausible serves that fit's
+  lighter taste too, its share scaled by how plausible (``uncertain_split``);
 * a ``context`` dict (``{"device": "tv", "hour": 21}``) gives each taste its posterior
   probability of watching now (Bayes' rule with the taste's weight and its context
   distributions; unknown columns or values are ignored) and the list is interleaved by
@@ -119,6 +121,8 @@ class _Fit:
     circ: dict                    # name -> (period, mu (K,), kappa (K,))
     num: dict                     # name -> (mean (K,), var (K,))
     bic: np.ndarray               # (max_tastes,) BIC per K tried (inf = not tried)
+    # one taste kept: the two-taste fit the criterion turned down (None if not tried)
+    runner_up: "_Fit | None" = None
 
     @property
     def k(self) -> int:
@@ -221,6 +225,18 @@ class Tastes:
         as at 6x (1.424x / 1.440x), and 1x was lower on logs 10-12.  The people model
         raises every recall over the account model (single +4% on logs 10-19) but not
         the ratios over its own single list.
+    uncertain_split : float >= 0, default 3.0
+        ``tastes="auto"`` for an account the criterion kept at one taste: its two-taste
+        fit (turned down by the criterion) still serves while it is plausible, the lighter
+        taste's share of the interleave scaled by :meth:`split_doubt`'s
+        ``q = 1 / (1 + exp((BIC(2) - BIC(1)) / (2 * uncertain_split)))`` (a temperature,
+        in the criterion's units: 1 = the BIC's own posterior odds of the two models);
+        below ``q = 1e-3`` the account vector alone serves.  A household's second viewer
+        seen in one or two sessions seldom passes the criterion, and a few slots for
+        their likeliest taste cost a one-person account little.  Detection (``tastes()``,
+        the home page's rows per taste) and ``context`` are unchanged; 0 = off.
+        Chosen on bench/shared_accounts.py's validation logs 10-19 (bench/README.md,
+        "Stop 21").
     n_topics : int, default 16
         Item topics (k-means clusters of the normalized item factors) that describe a
         session's taste.
@@ -246,7 +262,7 @@ class Tastes:
                  main_account=True, n_topics=16, context_contrast=0.25,
                  context_regularization=3.0, people_regularization=3.0,
                  account_topics=4, circular=None, categorical=(), n_init=4, max_iter=60,
-                 tol=1e-4, random_state=0, cache_size=4096):
+                 tol=1e-4, random_state=0, cache_size=4096, uncertain_split=3.0):
         self.max_tastes = max_tastes
         self.balance = balance
         self.criterion = criterion
@@ -265,6 +281,7 @@ class Tastes:
         self.tol = tol
         self.random_state = random_state
         self.cache_size = cache_size
+        self.uncertain_split = uncertain_split
         self._lock = threading.Lock()
         self._topics_key = None
         self._topics = None
@@ -293,7 +310,8 @@ class Tastes:
                                               "account_topics",
                                               "circular",
                                               "categorical", "n_init", "max_iter", "tol",
-                                              "random_state", "cache_size")}
+                                              "random_state", "cache_size",
+                                              "uncertain_split")}
 
     @staticmethod
     def _choice(value, name, options):
@@ -320,6 +338,14 @@ class Tastes:
         if v > _CONTRAST_MAX:
             raise ValueError(f"{name}: expected a number in [0, {_CONTRAST_MAX:g}] (the "
                              f"dislikes' confidence would swamp the fold-in), got {v}")
+        return v
+
+    @staticmethod
+    def _temperature(value, name) -> float:
+        v = check_float(value, name, minimum=0.0)
+        if v > _REG_SCALE_MAX:
+            raise ValueError(f"{name}: expected a number in [0, {_REG_SCALE_MAX:g}] (units of "
+                             f"the criterion's log-likelihood), got {v}")
         return v
 
     @staticmethod
@@ -359,7 +385,9 @@ class Tastes:
                 "max_iter": check_int(self.max_iter, "max_iter", minimum=1),
                 "tol": check_float(self.tol, "tol", minimum=0.0),
                 "random_state": check_int(self.random_state, "random_state", minimum=0),
-                "cache_size": check_int(self.cache_size, "cache_size", minimum=0)}
+                "cache_size": check_int(self.cache_size, "cache_size", minimum=0),
+                "uncertain_split": self._temperature(self.uncertain_split,
+                                                     "uncertain_split")}
 
     # ------------------------------------------------------------------ item topics
     @staticmethod
@@ -601,14 +629,8 @@ class Tastes:
         choice = np.argmin(bics, axis=1)
         out = []
         bounds = np.concatenate(([0], np.cumsum(n_s)))
-        for u in range(users.size):
-            a = remap[u]
-            if a < 0:
-                out.append(_Fit(sessions=np.zeros(0, dtype=np.int64), resp=np.ones((0, 1)),
-                                log_weight=np.zeros(1), cat={}, circ={}, num={},
-                                bic=np.full(p["max_tastes"], np.inf)))
-                continue
-            k = int(choice[a])
+
+        def one(a, k):
             resp, par = fits[k]
             sl = slice(bounds[a], bounds[a + 1])
             r = resp[sl]
@@ -617,13 +639,26 @@ class Tastes:
             r = r[:, keep] / np.maximum(r[:, keep].sum(axis=1, keepdims=True), 1e-300)
             lw = par["log_w"][a, keep]
             lw = lw - np.log(np.exp(lw).sum())
-            out.append(_Fit(
+            return _Fit(
                 sessions=rows[sl], resp=r, log_weight=lw,
                 cat={n: (cat[n][0], par["cat"][n][0][a][keep]) for n in cat},
                 circ={n: (circ[n][0], par["circ"][n][0][a][keep], par["circ"][n][1][a][keep])
                       for n in circ},
                 num={n: (par["num"][n][0][a][keep], par["num"][n][1][a][keep]) for n in num},
-                bic=bics[a]))
+                bic=bics[a])
+
+        for u in range(users.size):
+            a = remap[u]
+            if a < 0:
+                out.append(_Fit(sessions=np.zeros(0, dtype=np.int64), resp=np.ones((0, 1)),
+                                log_weight=np.zeros(1), cat={}, circ={}, num={},
+                                bic=np.full(p["max_tastes"], np.inf)))
+                continue
+            fit = one(a, int(choice[a]))
+            if fit.k == 1 and len(fits) > 1 and np.isfinite(bics[a, 1]):
+                alt = one(a, 1)
+                fit.runner_up = alt if alt.k > 1 else None
+            out.append(fit)
         return out
 
     # ------------------------------------------------------------------ public API
@@ -866,14 +901,10 @@ class Tastes:
                              f"'hour': 21}}, got {type(context).__name__}")
         if mode == "single" or interactions.sessions is None:
             return None
-        fit = fit or self._fit_one(model, interactions, user)
-        if fit.k == 1:
+        fit, weights = self._serving(fit or self._fit_one(model, interactions, user),
+                                     context, n)
+        if weights is None:
             return None
-        if context:
-            weights = self.posterior(fit, context)
-        else:  # nobody known: shares tempered from proportional (0) towards equal (1)
-            weights = np.exp(fit.log_weight * (1.0 - self._params()["balance"]))
-            weights = weights / weights.sum()
         row = _user_row(interactions, user)
         try:
             vecs = self.vectors(model, interactions, fit, row.indices, row.data,
@@ -900,6 +931,45 @@ class Tastes:
         sc = np.array([score_of[j][i] for i, j in zip(got, src)], dtype=np.float32)
         return (np.asarray(got, dtype=np.int64), sc, np.asarray(src, dtype=np.int64),
                 self._describe(interactions, fit, order=False), weights)
+
+    def split_doubt(self, fit: _Fit) -> float:
+        """How likely an account the criterion kept at one taste is two people after all:
+        ``1 / (1 + exp(dBIC / (2 * uncertain_split)))`` with ``dBIC = BIC(2) - BIC(1)``
+        (> 0: the evidence against a second person), 0 when no two-taste fit was tried,
+        when ``uncertain_split`` is 0, and for an account with several tastes found."""
+        t = self._params()["uncertain_split"]
+        if fit.k > 1 or fit.runner_up is None or t == 0:
+            return 0.0
+        d = float(fit.bic[1] - fit.bic[0]) / (2.0 * t)
+        return float(1.0 / (1.0 + np.exp(min(d, 700.0))))
+
+    def _serving(self, fit: _Fit, context, n: int):
+        """(fit, weights): the tastes that serve an account and each one's share of the
+        interleave, or ``(fit, None)`` when the single account vector serves.
+
+        With a ``context``: the posterior of the tastes found.  With nobody known to be
+        watching: their weights tempered by ``balance``; and for an account kept at one
+        taste whose two-taste fit is still plausible (:meth:`split_doubt` ``q`` > 0), that
+        fit's tastes, the lighter one's share scaled by ``q`` (the heaviest, served by the
+        account's own vector, keeps the rest), unless that share wins none of the ``n``
+        slots."""
+        if context:
+            return (fit, None) if fit.k == 1 else (fit, self.posterior(fit, context))
+        q = 1.0
+        if fit.k == 1:
+            q = self.split_doubt(fit)
+            if q <= 0.0:
+                return fit, None
+            one, fit = fit, fit.runner_up
+        # nobody known: shares tempered from proportional (0) towards equal (1)
+        weights = np.exp(fit.log_weight * (1.0 - self._params()["balance"]))
+        weights = q * weights / weights.sum()
+        main = int(np.argmax(fit.log_weight))
+        weights[main] += 1.0 - q
+        if q < 1.0 and interleave([[j] * n for j in range(fit.k)], weights, n,
+                                  distinct=False)[1].count(main) == n:
+            return one, None  # the lighter taste would get no slot: the account vector
+        return fit, weights
 
     def _context_fold(self, context) -> tuple:
         """(contrast, regularization scale) of the tastes' fold-in: the ``context_*``
@@ -1001,7 +1071,12 @@ class Tastes:
         if mode == "single":
             return single()
         view, fit = self._account(pz, st, u)
-        if fit is None or fit.k == 1:
+        if fit is None:
+            return single()
+        weights = None
+        if _layout != "rows":
+            fit, weights = self._serving(fit, context, n)
+        if fit.k == 1 or (_layout != "rows" and weights is None):
             return single()
         trows, own = self._taste_rows(pz, st, row, view, fit,
                                       None if _layout == "rows" else self._blends(fit, context),
@@ -1019,11 +1094,6 @@ class Tastes:
                                items=pz._ext_items(st, ids), scores=[float(x) for x in scores],
                                reasons=pz._pick_reasons(st, own[j], ids)))
             return out
-        if context:
-            weights = self.posterior(fit, context)
-        else:
-            weights = np.exp(fit.log_weight * (1.0 - self._params()["balance"]))
-            weights = weights / weights.sum()
         ranked = [pz._ranked_row(st, tr, 2 * n, deny, allow, diversity, calibration)
                   for tr in trows]
         got, src = interleave([ids.tolist() for ids, _ in ranked], weights, n)
@@ -1088,11 +1158,13 @@ def _user_row(interactions, user: int) -> sp.csr_matrix:
                          shape=(1, interactions.n_items), dtype=np.float32)
 
 
-def interleave(ranked: list, weights: np.ndarray, n: int):
+def interleave(ranked: list, weights: np.ndarray, n: int, distinct: bool = True):
     """Merge ranked lists of item ids by Sainte-Lague quotas of ``weights``.
 
     Each position goes to the list with the largest ``weight / (2 * taken + 1)`` that still
-    has an unused item; an item already placed is skipped.  Returns (items, list index).
+    has an unused item; an item already placed is skipped (``distinct=False``: repeats
+    are allowed, so the lists' slot counts alone can be read).  Returns (items, list
+    index).
     """
     weights = np.asarray(weights, dtype=np.float64)
     pos = [0] * len(ranked)
@@ -1104,7 +1176,7 @@ def interleave(ranked: list, weights: np.ndarray, n: int):
         prio = np.where(alive, weights / (2 * taken + 1), -np.inf)
         j = int(np.argmax(prio))
         lst = ranked[j]
-        while pos[j] < len(lst) and lst[pos[j]] in seen:
+        while distinct and pos[j] < len(lst) and lst[pos[j]] in seen:
             pos[j] += 1
         if pos[j] >= len(lst):
             alive[j] = False
