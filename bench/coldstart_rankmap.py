@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Cold start: HybridALS's feature map refitted for ranking, and genre x year crosses.
+"""Cold start: HybridALS's feature map refitted for ranking, feature crosses, and more.
 
-Two levers for the titles without data, screened on ``bench/models_coldstart.py``'s
+Levers for the titles without data (each one a flag; none won), screened on ``bench/models_coldstart.py``'s
 validation protocol only (``--folds`` disjoint cold folds of each split seed's training
 items; the test items are never touched):
 
@@ -11,10 +11,15 @@ items; the test items are never touched):
       max_W  sum_{(u,i) observed, j sampled}  log sigmoid(x_u^T W^T (f_i - f_j))
              - lam |W - W_ridge|^2
 
-  full-batch Adam steps from W_ridge (``--bpr-steps``, ``--bpr-lrs``, ``--bpr-lams``;
+  full-batch Adam steps from W_ridge (``--bpr-steps``: the step counts scored along one
+  run, ``--bpr-lrs``, ``--bpr-lams``; W's entries are small, median |W| ~0.008, so Adam's
+  per-entry step ~lr must be well below that;
   j uniform over the items with data, resampled every step); the cold items then get
   F W_bpr plus the model's kernel term (the residuals of the warm factors from W_ridge,
   as in the library);
+- ``collab+kernel mu=.. b=..``: the map fitted on the implicit-ALS loss itself with the
+  users fixed (``coldstart_feature_map.collaborative_map``, penalty mu), blended b with
+  the ridge map, plus the kernel term on the blend's residuals;
 - ``users cold-style b=..``: post hoc, the users re-solved against the factors the
   items with data would get without data (W^T f_j + the kernel average of the other
   items' residuals, leave-one-out), blended with the fitted users, (1 - b) x_u + b x_u';
@@ -31,7 +36,10 @@ items; the test items are never touched):
   ``pairs ...`` adds the genre-pair products instead; ``... map only`` puts the
   products in the map alone (the kernel term over the plain features' distances).
 
-``base`` is HybridALS with its defaults (factors 64, 15 sweeps).
+``base`` is HybridALS with its defaults (factors 64, 15 sweeps).  The runs behind
+bench/README.md ("Cold start: the map refitted for ranking, ...") each turned one group
+on and the others off (``--bpr-lrs`` and ``--collab-mus`` with no values switch those
+two off); their arguments are in each JSON's ``args``.
 
 Usage: python bench/coldstart_rankmap.py [--seeds 0 1 2 3 4] [--threads 2]
        (TASTEMAKER_DATA must point at the folder holding ml-100k/)
@@ -66,8 +74,9 @@ def scored(m, tr, te, cl, factors) -> float:
         m.item_factors = keep
 
 
-def bpr_map(tr, Fd, X, W0, warm, steps, lr, lam, seed) -> np.ndarray:
-    """Full-batch Adam on the BPR objective above, from W0; users fixed."""
+def bpr_map(tr, Fd, X, W0, warm, steps, lr, lam, seed) -> dict:
+    """Full-batch Adam on the BPR objective above, from W0; users fixed.  Returns
+    {n: W after n steps} for every n in ``steps``."""
     coo = tr.tocoo()
     u, i = coo.row, coo.col
     rng = np.random.default_rng(seed)
@@ -77,20 +86,25 @@ def bpr_map(tr, Fd, X, W0, warm, steps, lr, lam, seed) -> np.ndarray:
     n_items = tr.shape[1]
     FdT = sp.csr_matrix(Fd.T)
     Xu = X[u]
-    for t in range(1, steps + 1):
+    pairs = np.arange(u.size)
+    ones = np.ones(u.size)
+    Pi = sp.csr_matrix((ones, (i, pairs)), shape=(n_items, u.size))
+    out = {}
+    for t in range(1, max(steps) + 1):
         j = warm[rng.integers(0, warm.size, size=u.size)]
         Z = np.asarray(Fd @ W)
         d = np.einsum("nk,nk->n", Xu, Z[i] - Z[j])
         g = 1.0 / (1.0 + np.exp(d))  # d/dd log sigmoid(d)
         gx = Xu * g[:, None]
-        G = np.zeros((n_items, W.shape[1]))
-        np.add.at(G, i, gx)
-        np.add.at(G, j, -gx)
+        # per-item sums of +gx (positives) and -gx (sampled negatives)
+        G = Pi @ gx - sp.csr_matrix((ones, (j, pairs)), shape=(n_items, u.size)) @ gx
         grad = np.asarray(FdT @ G) / u.size - 2.0 * lam * (W - W0)
         m1 = 0.9 * m1 + 0.1 * grad
         m2 = 0.999 * m2 + 0.001 * grad * grad
         W = W + lr * (m1 / (1 - 0.9 ** t)) / (np.sqrt(m2 / (1 - 0.999 ** t)) + 1e-8)
-    return W
+        if t in steps:
+            out[t] = W.copy()
+    return out
 
 
 def crosses(F: tm.ItemFeatures, pairs: bool) -> sp.csr_matrix:
@@ -132,8 +146,8 @@ def run_fold(seed, tr, te, cl, F, args) -> dict:
     kern = m._kernel_term(Fd[cl], p)
     for lr in args.bpr_lrs:
         for lam in args.bpr_lams:
-            for steps in args.bpr_steps:
-                W = bpr_map(tr, Fd, X, W0, warm, steps, lr, lam, seed)
+            for steps, W in bpr_map(tr, Fd, X, W0, warm, args.bpr_steps, lr, lam,
+                                    seed).items():
                 Yc = np.asarray(Fd[cl] @ W)
                 row[f"bpr lr={lr:g} lam={lam:g} n={steps}"] = scored(m, tr, te, cl, Yc + kern)
     for mu in args.collab_mus:
@@ -227,10 +241,10 @@ def main() -> None:
                     help="folder holding ml-100k/ (default: $TASTEMAKER_DATA)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--bpr-lrs", type=float, nargs="*", default=[0.003, 0.01])
-    ap.add_argument("--bpr-lams", type=float, nargs="*", default=[0.0, 0.01])
-    ap.add_argument("--bpr-steps", type=int, nargs="*", default=[50, 200])
-    ap.add_argument("--collab-mus", type=float, nargs="*", default=[10.0, 100.0])
+    ap.add_argument("--bpr-lrs", type=float, nargs="*", default=[1e-5, 1e-4])
+    ap.add_argument("--bpr-lams", type=float, nargs="*", default=[0.0])
+    ap.add_argument("--bpr-steps", type=int, nargs="*", default=[30, 100])
+    ap.add_argument("--collab-mus", type=float, nargs="*", default=[10.0, 100.0, 1000.0])
     ap.add_argument("--collab-blends", type=float, nargs="*", default=[0.5, 1.0])
     ap.add_argument("--user-reg-scales", type=float, nargs="*", default=[])
     ap.add_argument("--user-alphas", type=float, nargs="*", default=[1.0])
