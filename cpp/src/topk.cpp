@@ -36,6 +36,10 @@ constexpr int kPackMin = 16;    // below this many queries, transpose panels on 
 // tiles) the offers fall from 246 to 94 per item, near the ~k (1 + ln(n / k)) of any
 // online top-k in this order.
 constexpr int kSelfGroup = 12;
+// A row of the pre-filter with at most this many candidate columns in a panel has those
+// pairs scored alone (pair_scores: ~2 loads + 1 fma per factor and pair) rather than the
+// panel's whole row (a tile row: 32 columns, 4 FMAs per factor on AVX2).
+constexpr int kPairMax = 3;
 
 struct Entry {
     float score;
@@ -325,8 +329,8 @@ void write_result(const QueryState& st, std::int64_t q, int k, std::int32_t* out
 // Why the bounds hold.  u = 2^-24, eta = 2^-150 (the largest absolute error of a float32
 // rounding in the subnormal range; additions and subtractions have none), d = dim,
 // gamma_d = d u / (1 - d u).  For item i with values y_k (m = max_k |y_k|), its scale
-// s (>= 0), int8 values Q_k (|Q_k| <= 127), e = max_k |y_k - s Q_k| (measured when
-// packing) and M = max(m, 127 s); and a query q with ||q||_1 = sum |q_k|, its int8
+// s (>= 0), int8 values Q_k (|Q_k| <= Qmax = kPrefilterItemMax), e = max_k |y_k - s Q_k|
+// (measured when packing) and M = max(m, Qmax s); and a query q with ||q||_1 = sum |q_k|, its int8
 // values qi_k, step t and eq = max_k |q_k - t qi_k| (measured per query), and the item's
 // mass w = s sum_k |Q_k|:
 //  (1) the exact path's score  f = fma-chain(q_k y_k)  is within gamma_d m ||q||_1 + 2 d eta
@@ -357,8 +361,8 @@ float float_up(double x) {
 }  // namespace
 
 // prefilter_query (topk.hpp; the proof above): int8 values up to kPrefilterQueryMax (the
-// scan's uint8 x int8 pairs stay exact in int16, its int32 sums hold 255 * 64 * 4 per
-// row of four factors: no overflow below 2^31 / 65280 rows), the step, ||q||_1 and the
+// scan's uint8 x int8 products of eight factors stay exact in int16, its int32 sums hold
+// 127 * 64 * 4 per row of four factors: no overflow below 2^31 / 32512 rows), the step, ||q||_1 and the
 // quantisation term, rounded up (the double sums' own errors are covered by the
 // factors).
 
@@ -391,7 +395,7 @@ bool prefilter_query(const float* q, int dim, std::int32_t* w, PrefilterQuery& o
     if (!(l1_bound < 1e37 && eq_bound < 1e37)) return false;
     out.w = w;
     out.quads = quads;
-    out.bias = 128 * sum;
+    out.bias = kPrefilterItemBias * sum;
     out.step = step;
     out.l1 = float_up(l1_bound);
     out.err = float_up(eq_bound);
@@ -673,8 +677,17 @@ bool is_self_join(const TopkRequest& r, const Candidates& cand, int kk, int nt) 
 // be in the row's top-kk is offered to the thread that scored it, and the per-thread heaps
 // are merged exactly at the end, so the result does not depend on the thread count or on
 // when another thread's bar arrived.
+//
+// The int8 pre-filter (pk non-null: PackedItems' int8 copy of x): every row is prepared as
+// a query (prefilter_query), and a group of rows meets a panel first through self_bounds,
+// whose upper bound of every exact score is compared with min(row bar, column bar) as
+// self_scores compares the score itself; only the rows with a bit set in their upper
+// triangle are scored exactly, by self_scores on a copy of those rows.  A score above
+// either bar has its bound above it too, so every row that has a hit in the exact tile is
+// scored and offered exactly as without the pre-filter: same offers, same heaps, same bits.
 void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, std::int64_t n, int dim, int k,
-               int kk, int block, int nt, const float* packed, std::int32_t* out_ids, float* out_scores) {
+               int kk, int block, int nt, const float* packed, const PackedItems* pk, std::int32_t* out_ids,
+               float* out_scores) {
     const std::int64_t n_panels = (n + kTopkPanel - 1) / kTopkPanel;
     const std::int64_t panel_size = static_cast<std::int64_t>(dim) * kTopkPanel;
     const std::int64_t n_blocks = (n + block - 1) / block;
@@ -687,33 +700,87 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
     std::vector<std::vector<float>> bars(static_cast<std::size_t>(nt)), scratch(static_cast<std::size_t>(nt));
     std::vector<std::vector<Entry>> merge(static_cast<std::size_t>(nt));
     for (int t = 0; t < nt; ++t) {
-        scratch[t].resize(static_cast<std::size_t>(kSelfGroup) * kTopkPanel);
+        scratch[t].resize(static_cast<std::size_t>(2 * kSelfGroup) * kTopkPanel);
         merge[t].resize(static_cast<std::size_t>(nt) * kk);
         heaps[t].resize(static_cast<std::size_t>(n) * kk);
         counts[t].assign(static_cast<std::size_t>(n), 0);
         bars[t].assign(static_cast<std::size_t>(n_panels * kTopkPanel), ninf);
     }
     // With several threads, each row's best bar over all threads: a thread's full heap
-    // holds kk distinct items scoring >= its root, so any thread may filter with it.
+    // holds kk distinct items scoring >= its root, so any thread may filter with it
+    // (`shared`, an atomic max).  And, as each pair is scored by one thread only, the
+    // threads' kept sets of a row are disjoint: if every thread keeps `share` = ceil(kk /
+    // nt) items scoring >= v_t, together they hold kk distinct items scoring >= min_t v_t,
+    // which is the better bar when each thread has seen only its part of the row's pairs
+    // (about the kk-th best of all of them, against the root of one thread's kk-th best of
+    // a 1 / nt part).  `part[t]` holds lower(v_t) of thread t (kept sets of kk <=
+    // kSortedKeep are sorted: v_t is an entry, read without a search), -inf until known.
+    // Kept sets only improve, so any bar read late is lower, never wrong.
     const std::size_t n_bars = static_cast<std::size_t>(n_panels * kTopkPanel);
-    std::unique_ptr<std::atomic<float>[]> shared;
+    const int share = (kk + nt - 1) / nt;
+    std::unique_ptr<std::atomic<float>[]> shared, part;
     if (nt > 1) {
         shared.reset(new std::atomic<float>[n_bars]);
         for (std::size_t e = 0; e < n_bars; ++e) shared[e].store(ninf, std::memory_order_relaxed);
+        if (kk <= kSortedKeep) {
+            part.reset(new std::atomic<float>[n_bars * static_cast<std::size_t>(nt)]);
+            for (std::size_t e = 0; e < n_bars * static_cast<std::size_t>(nt); ++e)
+                part[e].store(ninf, std::memory_order_relaxed);
+        }
     }
     auto pull = [&](float* bar, std::int64_t x0, std::int64_t len) {
         if (!shared) return;
-        for (std::int64_t x = x0; x < x0 + len; ++x)
-            bar[x] = std::max(bar[x], shared[x].load(std::memory_order_relaxed));
+        for (std::int64_t x = x0; x < x0 + len; ++x) {
+            float b = std::max(bar[x], shared[x].load(std::memory_order_relaxed));
+            if (part) {
+                float v = part[static_cast<std::size_t>(x)].load(std::memory_order_relaxed);
+                for (int t = 1; t < nt; ++t)
+                    v = std::min(v, part[static_cast<std::size_t>(t) * n_bars + x].load(std::memory_order_relaxed));
+                b = std::max(b, v);
+            }
+            bar[x] = b;
+        }
     };
-    auto push = [&](const float* bar, std::int64_t x0, std::int64_t len) {
+    auto push = [&](int t, const float* bar, const Entry* H, const int* cnt, std::int64_t x0, std::int64_t len) {
         if (!shared) return;
         for (std::int64_t x = x0; x < x0 + len; ++x) {
             float cur = shared[x].load(std::memory_order_relaxed);
             while (bar[x] > cur && !shared[x].compare_exchange_weak(cur, bar[x], std::memory_order_relaxed)) {
             }
+            if (part && x < n && cnt[x] >= share)  // only thread t writes part[t]
+                part[static_cast<std::size_t>(t) * n_bars + x].store(lower(H[x * kk + cnt[x] - share].score),
+                                                                    std::memory_order_relaxed);
         }
     };
+    // The rows as pre-filter queries (none when a row's bound terms would not be finite),
+    // their int8 values interleaved per group of kSelfGroup rows (groups start at
+    // multiples of kSelfGroup: blocks are multiples of 12): quad q of row i at
+    // row_w[((i / 12) * quads + q) * 12 + i % 12], so a tile reads one stream.
+    std::vector<PrefilterQuery> rows;
+    std::vector<std::int32_t> row_w;
+    const int quads = pk != nullptr ? pk->quads() : 0;
+    if (pk != nullptr && pk->has_prefilter() && block % kSelfGroup == 0) {
+        const std::int64_t n_groups = (n + kSelfGroup - 1) / kSelfGroup;
+        rows.resize(static_cast<std::size_t>(n));
+        row_w.assign(static_cast<std::size_t>(n_groups * kSelfGroup) * quads, 0);
+        std::atomic<bool> finite{true};
+        ParallelError error;
+#pragma omp parallel num_threads(nt)
+        {
+            std::vector<std::int32_t> w(static_cast<std::size_t>(quads));
+#pragma omp for schedule(static)
+            for (std::int64_t i = 0; i < n; ++i) error.run([&] {
+                PrefilterQuery& row = rows[static_cast<std::size_t>(i)];
+                if (!prefilter_query(x + i * dim, dim, w.data(), row)) finite.store(false, std::memory_order_relaxed);
+                std::int32_t* dst = row_w.data() + (i / kSelfGroup) * quads * kSelfGroup + i % kSelfGroup;
+                for (int q = 0; q < quads; ++q) dst[q * kSelfGroup] = w[static_cast<std::size_t>(q)];
+                row.w = nullptr;  // the values are in row_w
+            });
+        }
+        error.rethrow_if_failed();
+        if (!finite.load()) rows.clear();
+    }
+    const bool pre = !rows.empty();
     ParallelError error;  // nothing in the loops throws; kept for the rule (see threads.hpp)
 #pragma omp parallel num_threads(nt)
     {
@@ -733,8 +800,16 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
             heap_offer(h, cnt[row], unused, kk, Entry{score, static_cast<std::int32_t>(id)});
             if (cnt[row] == kk) bar[row] = std::max(bar[row], lower(h[0].score));
         };
-        std::uint32_t rmask[kSelfGroup], cmask[kSelfGroup];
-        std::int32_t hit_rows[kSelfGroup];
+        // room for one group's rows, or the pre-filter's pending rows (fewer than 2 groups)
+        constexpr int kRows = 2 * kSelfGroup;
+        std::uint32_t rmask[kRows], cmask[kRows], bmask[kSelfGroup];
+        std::int32_t hit_rows[kRows];
+        std::int64_t pending[kRows];  // the rows copied to sub, in order
+        alignas(64) float sub_bar[kRows];
+        std::vector<float> sub(pre ? static_cast<std::size_t>(kRows) * dim : 0);
+        const std::size_t pair_cap = pre ? static_cast<std::size_t>(block) * kPairMax : 0;
+        std::vector<std::int32_t> pair_a(pair_cap), pair_b(pair_cap);
+        std::vector<float> pair_s(pair_cap);
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t b = 0; b < n_blocks; ++b) error.run([&] {
             const std::int64_t r0 = b * block;
@@ -745,16 +820,18 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                 const int w = static_cast<int>(std::min<std::int64_t>(kTopkPanel, n - c0));
                 pull(bar, c0, kTopkPanel);
                 const std::uint32_t valid = w == kTopkPanel ? 0xFFFFFFFFu : (1u << w) - 1u;
-                for (int g0 = 0; g0 < m; g0 += kSelfGroup) {  // column bars rise between groups
-                    const int gm = std::min(kSelfGroup, m - g0);
-                    const std::int64_t hits =
-                        kern.self_scores(x + (r0 + g0) * dim, dim, gm, dim, packed + p * panel_size, bar + r0 + g0,
-                                         bar + c0, scores.data(), hit_rows, rmask, cmask);
+                // columns c0 + j > i (and valid) of row i
+                auto upper_of = [&](std::int64_t i) -> std::uint32_t {
+                    if (i >= c0 + kTopkPanel - 1) return 0u;
+                    return i >= c0 ? valid & ~((2u << (i - c0)) - 1u) : valid;
+                };
+                // the exact tile of sm rows (q, bars qbar), hit e being row row_of(e)
+                auto score = [&](const float* q, int sm, const float* qbar, auto row_of) {
+                    const std::int64_t hits = kern.self_scores(q, dim, sm, dim, packed + p * panel_size, qbar,
+                                                               bar + c0, scores.data(), hit_rows, rmask, cmask);
                     for (std::int64_t e = 0; e < hits; ++e) {
-                        const std::int64_t i = r0 + g0 + hit_rows[e];
-                        std::uint32_t upper = valid;  // columns c0 + j > i
-                        if (i >= c0 + kTopkPanel - 1) continue;
-                        if (i >= c0) upper &= ~((2u << (i - c0)) - 1u);
+                        const std::int64_t i = row_of(hit_rows[e]);
+                        const std::uint32_t upper = upper_of(i);
                         const float* su = scores.data() + static_cast<std::size_t>(e) * kTopkPanel;
                         std::uint32_t bits = rmask[e] & upper;
                         while (bits) {
@@ -769,10 +846,62 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                             offer(c0 + j, su[j], i);
                         }
                     }
+                };
+                if (!pre) {
+                    for (int g0 = 0; g0 < m; g0 += kSelfGroup)  // column bars rise between groups
+                        score(x + (r0 + g0) * dim, std::min(kSelfGroup, m - g0), bar + r0 + g0,
+                              [&](std::int32_t u) { return r0 + g0 + u; });
+                    push(t, bar, H, cnt, c0, kTopkPanel);
+                    continue;
                 }
-                push(bar, c0, kTopkPanel);
+                // The pre-filter: a group's rows whose bounds reach a bar in their upper
+                // triangle at up to kPairMax columns have those pairs scored alone
+                // (pair_scores, at the end of the panel); rows with more are copied to
+                // sub, and once a group's worth is pending they are scored exactly (whole
+                // tiles, whatever the group left).  Either way with the bars as they are
+                // then, so every score above a bar is offered.
+                int sm = 0;
+                std::int64_t np = 0;
+                auto flush = [&] {
+                    for (int e = 0; e < sm; ++e) sub_bar[e] = bar[pending[e]];
+                    score(sub.data(), sm, sub_bar, [&](std::int32_t e) { return pending[e]; });
+                    sm = 0;
+                };
+                for (int g0 = 0; g0 < m; g0 += kSelfGroup) {
+                    const int gm = std::min(kSelfGroup, m - g0);
+                    kern.self_bounds(rows.data() + r0 + g0, row_w.data() + (r0 + g0) * quads, kSelfGroup, gm,
+                                     pk->panel8(p), pk->slack_floor(), bar + r0 + g0, bar + c0, bmask);
+                    for (int u = 0; u < gm; ++u) {
+                        const std::int64_t i = r0 + g0 + u;
+                        std::uint32_t c = bmask[u] & upper_of(i);
+                        if (!c) continue;
+                        if (__builtin_popcount(c) <= kPairMax) {
+                            for (; c; c &= c - 1) {
+                                pair_a[static_cast<std::size_t>(np)] = static_cast<std::int32_t>(i);
+                                pair_b[static_cast<std::size_t>(np++)] = static_cast<std::int32_t>(c0 + __builtin_ctz(c));
+                            }
+                            continue;
+                        }
+                        std::memcpy(sub.data() + std::size_t(sm) * dim, x + i * dim,
+                                    sizeof(float) * static_cast<std::size_t>(dim));
+                        pending[sm++] = i;
+                    }
+                    if (sm >= kSelfGroup) flush();
+                }
+                if (sm > 0) flush();
+                if (np > 0) {
+                    kern.pair_scores(x, dim, pair_a.data(), pair_b.data(), np, pair_s.data());
+                    for (std::int64_t e = 0; e < np; ++e) {
+                        const std::int32_t i = pair_a[static_cast<std::size_t>(e)],
+                                           j = pair_b[static_cast<std::size_t>(e)];
+                        const float f = pair_s[static_cast<std::size_t>(e)];
+                        if (f > bar[i]) offer(i, f, j);
+                        if (f > bar[j]) offer(j, f, i);
+                    }
+                }
+                push(t, bar, H, cnt, c0, kTopkPanel);
             }
-            push(bar, r0, m);
+            push(t, bar, H, cnt, r0, m);
         });
         // implicit barrier: every thread's heaps are complete
         std::vector<Entry>& all = merge[t];
@@ -818,12 +947,26 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
     const int block = block_size(kern, nq, nt);
     const std::int64_t n_blocks = (nq + block - 1) / block;
     if (nt > n_blocks) nt = static_cast<int>(n_blocks);
-    if (nq >= kPackMin) panels.pack_all(nt);
     if (is_self_join(r, cand, kk, nt)) {
-        self_topk(kern, cand, r.queries, nq, r.dim, k, kk, block, nt, panels.get(0, 0, nullptr), out_ids,
-                  out_scores);
+        // the int8 pre-filter needs PackedItems' int8 copy: the caller's, or built here
+        // (with the float32 panels, instead of packing them alone)
+        std::unique_ptr<PackedItems> own;
+        const PackedItems* pk = r.packed;
+        const bool pre = r.self_prefilter < 0 ? kern.self_prefilter : r.self_prefilter > 0;
+        if (!pre) {
+            pk = nullptr;
+            panels.pack_all(nt);
+        } else if ((pk == nullptr || !pk->has_prefilter()) && r.dim <= kPrefilterMaxDim) {
+            own.reset(new PackedItems(r.items, r.n_items, r.dim, nt));
+            pk = own.get();
+        } else {
+            panels.pack_all(nt);
+        }
+        self_topk(kern, cand, r.queries, nq, r.dim, k, kk, block, nt, own ? own->panel(0) : panels.get(0, 0, nullptr),
+                  pk, out_ids, out_scores);
         return;
     }
+    if (nq >= kPackMin) panels.pack_all(nt);
     scan_blocks(r, kern, cand, panels, k, kk, block, nt, out_ids, out_scores);
 }
 
@@ -854,7 +997,7 @@ PackedItems::PackedItems(const float* items, std::int64_t n_items, int dim, int 
 
 // The int8 copy, each item's scale and slack (the bound's coefficient), and the floor,
 // as the proof above scan_prefiltered requires.  Per item, in double: the scale from the
-// item's max |y|, the int8 values rounded to nearest (clamped to +-127), and the largest
+// item's max |y|, the int8 values rounded to nearest (clamped to +-kPrefilterItemMax), and the largest
 // residual |y - scale q| measured, so the bound holds whatever the scale's rounding did.
 void PackedItems::build_prefilter(const float* items, int num_threads) {
     AlignedFloats buf = aligned_floats(static_cast<std::size_t>(n_panels_ * panel8_bytes() / 4));
@@ -868,29 +1011,31 @@ void PackedItems::build_prefilter(const float* items, int num_threads) {
         float* scale = reinterpret_cast<float*>(panel + quads() * 4 * kTopkPanel);
         float* slack = scale + kTopkPanel;
         float* mass = slack + kTopkPanel;
-        // byte of item j, factor k: row k / 4 (128 bytes), then quad j, then k % 4; Q + 128
+        // byte of item j, factor k: row k / 4 (128 bytes), then quad j, then k % 4; Q + bias
+        constexpr auto kBias = static_cast<std::uint8_t>(kPrefilterItemBias);
+        const double top = kPrefilterItemMax;
         auto at = [&](int j, int k) -> std::uint8_t& { return panel[(k / 4) * 4 * kTopkPanel + 4 * j + (k % 4)]; };
         for (int j = 0; j < kTopkPanel; ++j) {
             const std::int64_t i = p * kTopkPanel + j;
-            for (int k = dim_; k < 4 * quads(); ++k) at(j, k) = 128;  // the pad factors: Q = 0
+            for (int k = dim_; k < 4 * quads(); ++k) at(j, k) = kBias;  // the pad factors: Q = 0
             if (i >= n_items_) {  // padding: scale 0, slack 0, values 0
                 scale[j] = slack[j] = mass[j] = 0.0f;
-                for (int k = 0; k < dim_; ++k) at(j, k) = 128;
+                for (int k = 0; k < dim_; ++k) at(j, k) = kBias;
                 continue;
             }
             const float* y = items + i * dim_;
             float m = 0.0f;
             for (int k = 0; k < dim_; ++k) m = std::max(m, std::fabs(y[k]));
-            const float s = m / 127.0f;
+            const float s = m / static_cast<float>(kPrefilterItemMax);
             double e = 0.0, q1 = 0.0;
             for (int k = 0; k < dim_; ++k) {
                 double v = s > 0.0f ? std::nearbyint(static_cast<double>(y[k]) / s) : 0.0;
-                v = std::min(127.0, std::max(-127.0, v));
-                at(j, k) = static_cast<std::uint8_t>(static_cast<int>(v) + 128);
+                v = std::min(top, std::max(-top, v));
+                at(j, k) = static_cast<std::uint8_t>(static_cast<int>(v) + kBias);
                 e = std::max(e, std::fabs(static_cast<double>(y[k]) - static_cast<double>(s) * v));
                 q1 += std::fabs(v);
             }
-            const double M = std::max(static_cast<double>(m), 127.0 * static_cast<double>(s));
+            const double M = std::max(static_cast<double>(m), top * static_cast<double>(s));
             scale[j] = scales[static_cast<std::size_t>(i)] = s;
             slack[j] = float_up((e + M * rel) * (1.0 + 0x1p-20));
             mass[j] = float_up(static_cast<double>(s) * q1);  // exact in double: < 2^44

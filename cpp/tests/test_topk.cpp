@@ -439,11 +439,13 @@ TM_TEST(topk_block_scores_bit_identical_to_panel_scores_every_path) {
 TM_TEST(topk_self_join_matches_the_general_scan) {
     // queries == items with each row excluding itself takes the symmetric path; a copy
     // of the queries (another pointer) takes the general one.  Ids and score bits agree,
-    // ties included (small integers make many), on every path and thread count.
+    // ties included (small integers and zero rows make many), on every path and thread
+    // count, with and without the int8 pre-filter.
     std::mt19937 rng(17);
     for (int n : {16, 33, 100, 257, 700})
-        for (int d : {5, 64})
+        for (int d : {1, 5, 64, 70})
             for (int k : {1, 5, 40, 800})
+                if (n < 700 || (d == 64 && k < 800))
                 for (bool with_deny : {false, true}) {
                     Problem p = make_problem(rng(), n, 0, d, k, false, false, d == 64);
                     p.ni = n;
@@ -452,17 +454,38 @@ TM_TEST(topk_self_join_matches_the_general_scan) {
                     for (int i = 0; i <= n; ++i) p.indptr[i] = i;  // each row excludes itself
                     for (int i = 0; i < n; ++i) p.indices[i] = i;
                     for (int i = 3; with_deny && i < n; i += 7) p.deny.push_back(i);  // e.g. zero rows
+                    for (int i = 5; d == 70 && i < n; i += 9)  // zero rows that stay eligible: ties at 0
+                        std::fill_n(p.items.begin() + std::size_t(i) * d, d, 0.0f);
+                    p.q = p.items;
                     TopkRequest r = p.request();
                     const Result want = run_scalar(r);
                     r.queries = p.items.data();  // the same pointer: the symmetric path
                     // with a long deny-list only packed items keep the symmetric path (a
                     // model passes its cached PackedItems)
                     const PackedItems packed(p.items.data(), n, d);
-                    for (const PackedItems* pk : {static_cast<const PackedItems*>(nullptr), &packed}) {
-                        r.packed = pk;
-                        expect_on_every_path(r, want, {1, 2, 3});
-                    }
+                    // the float32 tile, the int8 pre-filter (on a copy made for the call, or
+                    // on the caller's), and the path's choice
+                    r.self_prefilter = 0;
+                    expect_on_every_path(r, want, {1, 2, 3});
+                    r.self_prefilter = 1;
+                    expect_on_every_path(r, want, {1, 2, 3});
+                    r.packed = &packed;
+                    expect_on_every_path(r, want, {2});
+                    r.self_prefilter = -1;
+                    expect_on_every_path(r, want, {1});
                 }
+    // more factors than the int8 copy takes (kPrefilterMaxDim): the float32 tile, asked or not
+    Problem p = make_problem(rng(), 40, 0, kPrefilterMaxDim + 1, 3, false, false, true);
+    p.ni = p.nq;
+    p.items = p.q;
+    p.indices.resize(p.nq);
+    for (int i = 0; i <= p.nq; ++i) p.indptr[i] = i;
+    for (int i = 0; i < p.nq; ++i) p.indices[i] = i;
+    TopkRequest r = p.request();
+    const Result want = run_scalar(r);
+    r.queries = p.items.data();
+    r.self_prefilter = 1;
+    expect_on_every_path(r, want, {1, 2});
 }
 
 TM_TEST(topk_query_scores_bit_identical_to_panel_scores_every_path) {
@@ -585,9 +608,101 @@ TM_TEST(topk_query_bounds_bit_identical_and_enclose_the_exact_score_every_path) 
             }
 }
 
+TM_TEST(topk_self_bounds_match_query_bounds_and_cover_every_hit_every_path) {
+    // The self-join's pre-filter: m rows (prepared by prefilter_query, their int8 values
+    // interleaved with stride ldw) x one int8 panel.  Bit j of row u must be set exactly
+    // when query_bounds' upper bound of (row u, item j) -- the same bits -- is above
+    // min(row bar, column bar), so that every exact score above either bar has its bit set;
+    // the same masks on every path, for every tile and tail, dims 1-70, bars from -inf to
+    // above every score, and the stress values (integers, zero and subnormal rows, huge
+    // magnitudes, duplicates).
+    std::mt19937 rng(43);
+    std::normal_distribution<float> g;
+    const TopkKernels& ref = topk_kernels(simd::Isa::Scalar);
+    const float ninf = -std::numeric_limits<float>::infinity();
+    for (int regime = 0; regime < 5; ++regime)
+        for (int dim : {1, 3, 4, 7, 8, 16, 64, 70})
+            for (int m : {1, 2, 3, 5, 12, 13, 25})
+                for (int bars = 0; bars < 3; ++bars) {  // -inf; random near the scores; mixed
+                    const int n = kTopkPanel + m;  // the panel's items, then the rows
+                    float qscale;
+                    std::vector<float> y = stress_items(rng, regime, n, dim, &qscale);
+                    for (std::size_t e = std::size_t(kTopkPanel) * dim; e < y.size(); ++e) y[e] *= qscale;
+                    const PackedItems packed(y.data(), kTopkPanel, dim, 1);
+                    const int quads = packed.quads(), ldw = m + 2;
+                    std::vector<PrefilterQuery> rows(m);
+                    std::vector<std::int32_t> w(std::size_t(quads) * ldw, 7), one(quads);
+                    std::vector<float> exact(std::size_t(m) * kTopkPanel), lo(kTopkPanel), hi(std::size_t(m) * kTopkPanel);
+                    std::vector<std::uint32_t> mk(1);
+                    for (int u = 0; u < m; ++u) {
+                        const float* q = y.data() + std::size_t(kTopkPanel + u) * dim;
+                        TM_CHECK(prefilter_query(q, dim, one.data(), rows[u]));
+                        for (int k = 0; k < quads; ++k) w[std::size_t(k) * ldw + u] = one[k];
+                        ref.query_scores(q, dim, packed.panel(0), 1, 0.0f, exact.data() + u * kTopkPanel, mk.data());
+                        ref.query_bounds(rows[u], packed.panel8(0), 1, packed.slack_floor(), 0.0f, lo.data(),
+                                         hi.data() + u * kTopkPanel, mk.data());
+                        rows[u].w = nullptr;  // self_bounds reads the values from w
+                    }
+                    std::vector<float> rthr(m), cthr(kTopkPanel);
+                    auto pick = [&](int e) {  // a bar among the exact scores, or -inf
+                        if (bars == 0 || (bars == 2 && e % 3 == 0)) return ninf;
+                        return exact[std::uniform_int_distribution<std::size_t>(0, exact.size() - 1)(rng)];
+                    };
+                    for (int u = 0; u < m; ++u) rthr[u] = pick(u);
+                    for (int j = 0; j < kTopkPanel; ++j) cthr[j] = pick(j + 1);
+                    std::vector<std::uint32_t> want(m, 0);
+                    for (int u = 0; u < m; ++u)
+                        for (int j = 0; j < kTopkPanel; ++j) {
+                            const float h = hi[std::size_t(u) * kTopkPanel + j], b = std::min(rthr[u], cthr[j]);
+                            want[u] |= (h > b ? 1u : 0u) << j;
+                            TM_CHECK(!(exact[std::size_t(u) * kTopkPanel + j] > b) || h > b);  // covered
+                        }
+                    for_each_path([&](const TopkKernels& kern) {
+                        std::vector<std::uint32_t> got(m, 0xDEADBEEFu);
+                        kern.self_bounds(rows.data(), w.data(), ldw, m, packed.panel8(0), packed.slack_floor(),
+                                         rthr.data(), cthr.data(), got.data());
+                        TM_CHECK(got == want);
+                    });
+                }
+}
+
+TM_TEST(topk_pair_scores_bit_identical_every_path) {
+    // Single pairs, scored as the pre-filter re-scores rows with few candidates: the
+    // contract's rounding (one fma per factor in order, from 0), i.e. panel_scores' bits,
+    // for every chain count and tail, on every path.
+    std::mt19937 rng(47);
+    std::normal_distribution<float> g;
+    const TopkKernels& ref = topk_kernels(simd::Isa::Scalar);
+    for (int dim : {1, 2, 7, 16, 64, 70}) {
+        const int n = 40;
+        std::vector<float> x(std::size_t(n) * dim);
+        for (auto& v : x) v = g(rng);
+        std::vector<float> panel(std::size_t(dim) * kTopkPanel), full(std::size_t(n) * kTopkPanel);
+        std::vector<float> thr(n, 0.0f);
+        std::vector<std::uint32_t> masks(n);
+        ref.pack_panel(x.data(), nullptr, 0, kTopkPanel, dim, panel.data());  // rows 0..31 as columns
+        ref.panel_scores(x.data(), dim, n, dim, panel.data(), thr.data(), full.data(), masks.data());
+        for (int np : {0, 1, 5, 8, 9, 17, 31}) {
+            std::vector<std::int32_t> a(np), b(np);
+            std::vector<float> want(np);
+            for (int e = 0; e < np; ++e) {
+                a[e] = std::uniform_int_distribution<int>(0, n - 1)(rng);
+                b[e] = std::uniform_int_distribution<int>(0, kTopkPanel - 1)(rng);
+                want[e] = full[std::size_t(a[e]) * kTopkPanel + b[e]];
+            }
+            for_each_path([&](const TopkKernels& kern) {
+                std::vector<float> got(np + 1, 7.0f);
+                kern.pair_scores(x.data(), dim, a.data(), b.data(), np, got.data());
+                TM_CHECK(np == 0 || std::memcmp(got.data(), want.data(), sizeof(float) * np) == 0);
+                TM_CHECK(got[np] == 7.0f);  // nothing written past n
+            });
+        }
+    }
+}
+
 TM_TEST(topk_prefilter_query_quantises_within_its_stated_bounds) {
     // w holds the int8 values four to an int32 (byte h = factor 4m + h, 0 past dim, at
-    // most kPrefilterQueryMax in magnitude); bias = 128 sum qi; l1 >= ||q||_1 and err >=
+    // most kPrefilterQueryMax in magnitude); bias = kPrefilterItemBias sum qi; l1 >= ||q||_1 and err >=
     // max |q - step qi|.
     std::mt19937 rng(41);
     std::normal_distribution<float> g;
@@ -613,7 +728,7 @@ TM_TEST(topk_prefilter_query_quantises_within_its_stated_bounds) {
                 err = std::max(err, std::fabs(double(q[k]) - double(pq.step) * qi));
                 sum_qi += qi;
             }
-            TM_CHECK(pq.bias == 128 * sum_qi);
+            TM_CHECK(pq.bias == kPrefilterItemBias * sum_qi);
             TM_CHECK(double(pq.l1) >= l1);
             TM_CHECK(double(pq.err) >= err);
         }

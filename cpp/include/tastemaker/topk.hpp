@@ -17,6 +17,10 @@
  *  pair is scored once and offered to both rows (scores are symmetric bit for bit), on
  *  every path (self_scores); results are identical to the general scan.  It
  *  keeps per-thread heaps for all rows, so it is skipped when they would pass 1 GiB.
+ *  Where the path's integer multiplies are cheap (TopkKernels::self_prefilter: AVX2) it
+ *  first bounds every pair's score from PackedItems' int8 copy (self_bounds,
+ *  query_bounds' proven bounds) and scores exactly only the rows whose bound reaches a
+ *  bar: the same offers, so the same results, bit for bit.
  */
 #include <cstddef>
 #include <cstdint>
@@ -37,7 +41,7 @@ constexpr int kPrefilterMaxDim = 4096;
 /** A query prepared for the pre-filter's scan (TopkKernels::query_bounds): its values
  *  quantised to int8, q_k ~ step * qi_k with |qi_k| <= kPrefilterQueryMax, four to an
  *  int32: w[m] holds qi_{4m + h} in byte h (bits 8h..8h+7), 0 past dim; `bias` =
- *  128 * sum_k qi_k (the items are stored as Q + 128); `l1` >= ||q||_1 and `err` >=
+ *  kPrefilterItemBias * sum_k qi_k (the items are stored as Q + kPrefilterItemBias); `l1` >= ||q||_1 and `err` >=
  *  max_k |q_k - step * qi_k| (1 + 2^-20) (both rounded up). */
 struct PrefilterQuery {
     const std::int32_t* w = nullptr;
@@ -48,9 +52,15 @@ struct PrefilterQuery {
     float err = 0.0f;
 };
 
-/** Largest |int8 value| of a prepared query: uint8 x int8 products added in pairs stay
- *  inside int16 (255 * 64 * 2 < 2^15), so the scan's integer sums are exact. */
+/** Largest |int8 value| of a prepared query, and of an item's int8 value (PackedItems),
+ *  which is stored as Q + kPrefilterItemBias in [1, 127]: the scan adds the uint8 x int8
+ *  products of eight factors (two rows of four) in int16 lanes, four products per lane,
+ *  4 * 127 * 64 < 2^15, so its integer sums are exact (and take one int16-to-int32 step
+ *  per eight factors instead of per four: a quarter fewer multiply instructions than 8-bit
+ *  items, for twice their quantisation error). */
 constexpr int kPrefilterQueryMax = 64;
+constexpr int kPrefilterItemMax = 63;
+constexpr int kPrefilterItemBias = 64;
 
 /** Prepares one query (dim floats, finite) for TopkKernels::query_bounds: w receives
  *  (dim + 3) / 4 int32, `out` points at it.  Returns false (out unset) when the
@@ -73,7 +83,7 @@ constexpr double kTopkScoreBound = 1e37;
  *  dim floats, 64-byte aligned).  The layout does not depend on the SIMD path.
  *
  *  The single-query pre-filter (dim <= kPrefilterMaxDim): an int8 copy of the panels,
- *  y_ik ~ scale_i * Q_ik with scale_i = max_k |y_ik| / 127 and Q_ik = round(y_ik /
+ *  y_ik ~ scale_i * Q_ik with scale_i = max_k |y_ik| / kPrefilterItemMax and Q_ik = round(y_ik /
  *  scale_i), plus per item its scale and its bound coefficient slack_i, and one
  *  absolute term slack_floor.  TopkKernels::query_bounds turns a query (quantised to
  *  int8) into bounds lo_i <= s_i <= hi_i of the exact path's float32 score s_i of every
@@ -105,7 +115,7 @@ public:
      *  (one stream for the scan). */
     std::int64_t panel8_bytes() const noexcept { return std::int64_t{quads()} * 4 * kTopkPanel + 3 * 4 * kTopkPanel; }
     /** Panel p of the int8 copy (has_prefilter() only, 64-byte aligned): quads() rows of
-     *  128 bytes, row m holding Q[item][4m + h] + 128 (h = 0..3, as uint8) for the panel's
+     *  128 bytes, row m holding Q[item][4m + h] + kPrefilterItemBias (h = 0..3, as uint8) for the panel's
      *  items 0..31 in turn (Q = 0 past dim and past the last item); then 32 floats each
      *  of scale_i, slack_i and mass_i >= scale_i * sum_k |Q_ik| (0 past the last item). */
     const std::uint8_t* panel8(std::int64_t p) const noexcept {
@@ -174,6 +184,9 @@ struct TopkRequest {
      *  no call packs them: queries read these panels, unless an allow-list selects a
      *  subset of candidates (then only the candidates are packed, from `items`). */
     const PackedItems* packed = nullptr;
+    /** The self-join's int8 pre-filter: -1 = the path's choice (TopkKernels::self_prefilter),
+     *  0 = off, 1 = on.  Results are identical either way (tests run both). */
+    int self_prefilter = -1;
 };
 
 /** Run the request on the active SIMD path.
@@ -226,6 +239,13 @@ struct TopkKernels {
     /** Queries per block (1..kTopkMaxBlock): each packed panel is read from L3 once per
      *  block, the block's query rows are reused from L1/L2 for every panel. */
     int query_block = 48;
+    /** Whether the self-join takes the int8 pre-filter (self_bounds, then self_scores on the
+     *  rows that pass) on this path by default, rather than self_scores on every row: where
+     *  the int8 products are cheaper than the float32 ones (AVX2: two multiply
+     *  instructions per 8 items x 8 factors against eight FMAs), not where the FMA pipes
+     *  are wider than the integer multiplier (measured A/B: bench/README.md).  Both give
+     *  the same results; TopkRequest::self_prefilter overrides it. */
+    bool self_prefilter = true;
     /** The self-join's scan of m queries (m <= kTopkMaxBlock) x one panel: the same scores
      *  (same bits) as panel_scores, each against its row's bar rthr[u] and its column's
      *  bar cthr[j] (the bar of the item's own row).  Only the rows with a score above either
@@ -251,7 +271,7 @@ struct TopkKernels {
      *  consecutive int8 panels (panel p at panels8 + p * (128 q.quads + 384), layout,
      *  scale, slack and mass as PackedItems::panel8).  For item j of panel p (e = p*32 + j),
      *  with Q its int8 values and qi the query's int8 values (q.w):
-     *      C = sum_k qi_k Q_k = sum_k qi_k (Q_k + 128) - q.bias   (exact, in int32)
+     *      C = sum_k qi_k Q_k = sum_k qi_k (Q_k + kPrefilterItemBias) - q.bias   (exact, in int32)
      *      x = fl(fl(C) * q.step)
      *      b = fl(fma(q.l1, slack[e], fl(fma(q.err, mass[e], floor))))
      *  lo[e] = fl(fma(x, scale[e], -b)), hi[e] = fl(fma(x, scale[e], b)), and bit j of
@@ -259,11 +279,30 @@ struct TopkKernels {
     void (*query_bounds)(const PrefilterQuery& q, const std::uint8_t* panels8, std::int64_t n_panels, float floor,
                          float thr, float* lo, float* hi, std::uint32_t* masks) = nullptr;
 
+    /** The self-join's pre-filter: m rows prepared by prefilter_query (rows[u], all with
+     *  the same quads) against one panel of PackedItems' int8 copy (panel8, layout as
+     *  PackedItems::panel8, its slack_floor as `floor`): bit j of masks[u] is set iff
+     *  hi(u, j) > min(rthr[u], cthr[j]), hi being query_bounds' upper bound of the exact
+     *  path's score of row u and item j (the same bits).  So a score above either bar
+     *  always has its bit set: only the rows with one need their exact scores
+     *  (self_scores).  Bit-identical on every path.  No NaN in rthr or cthr. */
+    void (*self_bounds)(const PrefilterQuery* rows, const std::int32_t* w, int ldw, int m,
+                        const std::uint8_t* panel8, float floor, const float* rthr, const float* cthr,
+                        std::uint32_t* masks) = nullptr;
+
+    /** For e < n: out[e] = sum_k x[a[e]*dim + k] * x[b[e]*dim + k] (fma, k ascending,
+     *  from 0: the same bits as panel_scores of row a[e] against a panel holding row b[e]).
+     *  x is row-major with `dim` floats per row. */
+    void (*pair_scores)(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, std::int64_t n,
+                        float* out) = nullptr;
+
     /** Every function-pointer entry (simd::Dispatch resolves them, the tests check them). */
     static constexpr auto entries() {
         return std::make_tuple(&TopkKernels::panel_scores, &TopkKernels::block_scores, &TopkKernels::finite_absmax,
                                &TopkKernels::pack_panel, &TopkKernels::self_scores, &TopkKernels::query_scores,
-                               &TopkKernels::query_bounds, &TopkKernels::column_max, &TopkKernels::row_masks);
+                               &TopkKernels::query_bounds, &TopkKernels::self_bounds, &TopkKernels::pair_scores,
+                               &TopkKernels::column_max,
+                               &TopkKernels::row_masks);
     }
 };
 

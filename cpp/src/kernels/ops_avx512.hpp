@@ -28,10 +28,21 @@ struct Ops {
     static inline void store(float* p, V a) { _mm512_storeu_ps(p, a); }
     using VI = __m512i;
     static inline VI zero_i() { return _mm512_setzero_si512(); }
+    // asm vpaddd into acc's own register: see ops_avx2.hpp (here GCC 12 otherwise kept
+    // every accumulator on the stack).
+    static inline VI add_to(VI acc, __m512i x) {
+        asm("vpaddd %1, %0, %0" : "+v"(acc) : "v"(x));
+        return acc;
+    }
     static inline VI dot4_u8(VI acc, const std::uint8_t* p, const std::int32_t* w) {
         const __m512i x = _mm512_loadu_si512(p);
         const __m512i pairs = _mm512_maddubs_epi16(x, _mm512_set1_epi32(*w));  // exact: |w bytes| <= 64
-        return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+        return add_to(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+    }
+    static inline VI dot8_u8(VI acc, const std::uint8_t* p, std::int64_t ps, const std::int32_t* w, std::int64_t ws) {
+        const __m512i fours = _mm512_add_epi16(_mm512_maddubs_epi16(_mm512_loadu_si512(p), _mm512_set1_epi32(w[0])),
+                                               _mm512_maddubs_epi16(_mm512_loadu_si512(p + ps), _mm512_set1_epi32(w[ws])));
+        return add_to(acc, _mm512_madd_epi16(fours, _mm512_set1_epi16(1)));  // exact: see ops_avx2.hpp
     }
     static inline VI set1_i(std::int32_t x) { return _mm512_set1_epi32(x); }
     static inline VI sub_i(VI a, VI b) { return _mm512_sub_epi32(a, b); }

@@ -26,6 +26,10 @@
 //                          quads from p times the four int8 bytes of the int32 *w (byte h
 //                          = bits 8h..8h+7).  Exact only while |s8_h| <= 64 (the SIMD
 //                          paths add products in pairs in int16) and every sum fits int32
+//   dot8_u8(acc, p, ps, w, ws)
+//                          dot4_u8 of (p, w), then of (p + ps, w + ws), in one: the SIMD
+//                          paths add the two quads' pairs in int16 first, so exact only
+//                          while p's bytes are <= 127 and |s8_h| <= 64 (4 * 127 * 64 < 2^15)
 //   set1_i(x), sub_i(a, b) int32 lanes: all x; a - b
 //   to_float(vi)           int32 lanes converted to float (round to nearest even)
 //   load_n(p, n), store_n(p, v, n)
@@ -148,6 +152,9 @@ struct Ops {
         for (int h = 0; h < 4; ++h)
             acc += std::int32_t{p[h]} * std::int32_t{static_cast<std::int8_t>(static_cast<std::uint8_t>(u >> (8 * h)))};
         return acc;
+    }
+    static inline VI dot8_u8(VI acc, const std::uint8_t* p, std::int64_t ps, const std::int32_t* w, std::int64_t ws) {
+        return dot4_u8(dot4_u8(acc, p, w), p + ps, w + ws);
     }
     static inline VI set1_i(std::int32_t x) { return x; }
     static inline VI sub_i(VI a, VI b) { return a - b; }

@@ -23,8 +23,16 @@
 //     chains a single query needs to keep both FMA pipes busy);
 //   * query_bounds: the pre-filter's scan of PackedItems' int8 copy (a quarter of the
 //     bytes): exact integer dot products with the int8-quantised query, four factors per
-//     lane and instruction (vpmaddubsw), then each item's approximate score and its
-//     error bounds;
+//     lane and instruction (vpmaddubsw; eight factors per int16-to-int32 step, as the
+//     items' values are 7-bit), then each item's approximate score and its error bounds;
+//   * self_bounds: the same bounds for a group of rows (the self-join's rows, prepared as
+//     queries) x one int8 panel, in a register tile, each upper bound against min(row bar,
+//     column bar): only the rows with a bit set are scored exactly (self_scores).  Per 8
+//     items x 8 factors a row takes 2 vpmaddubsw + 1 vpmaddwd (AVX2) against 8 FMAs;
+//     on AVX-512 and scalar it measured no faster than the float32 tile, so those paths
+//     keep the float32 self-join by default (kSelfPrefilter);
+//   * pair_scores: single (row, column) pairs, the tiles' fma chain, for the pre-filter's
+//     rows with a few candidates;
 //   * finite_absmax: the validation scan (max |x|, and whether any x is NaN or inf).
 //
 // FLOPs and bytes: a panel_scores call is 2 * m * dim * 32 flops over dim * 32 * 4 bytes of
@@ -407,9 +415,22 @@ void query_scores(const float* q, int dim, const float* panels, std::int64_t n_p
     query_tail<kQueryGroup - 1>(n_panels - p, q, dim, panels + p * ps, ps, t, scores + p * kTopkPanel, masks + p);
 }
 
+// The pre-filter's bound terms of L items of an int8 panel (their scales at scale[0..L),
+// slacks and masses 32 and 64 floats further) against one prepared query (bias, step t,
+// l1 qn1, err eqd), from the exact integer sums acc (with the items' +kPrefilterItemBias): x = fl(fl(C)
+// t), the scales s, and b = fl(fma(l1, slack, fl(fma(err, mass, floor)))); the bounds are
+// fma(x, s, -+b) (topk.cpp proves them).  query_bounds and self_bounds both take them from
+// here, so the two pre-filters are one.
+TM_TOPK_INLINE void bound_terms(Ops::VI acc, Ops::VI bias, V t, V qn1, V eqd, V floor, const float* scale, V& x,
+                                V& s, V& b) {
+    s = Ops::load(scale);
+    x = Ops::mul(Ops::to_float(Ops::sub_i(acc, bias)), t);
+    b = Ops::fma(qn1, Ops::load(scale + kTopkPanel), Ops::fma(eqd, Ops::load(scale + 2 * kTopkPanel), floor));
+}
+
 // One query x G consecutive int8 panels (the pre-filter): exact integer dot products of
-// the int8 query with each item's biased uint8 values (four factors per product,
-// Ops::dot4_u8; the bias removed per query), then each
+// the int8 query with each item's biased uint8 values (eight factors per step,
+// Ops::dot8_u8: the items' bytes are at most 127; the bias removed per query), then each
 // item's approximate score and its bounds in float, fused operations only (a mul feeding
 // an add could be contracted on one path and not on another).
 template <int G>
@@ -421,7 +442,16 @@ TM_TOPK_INLINE void bounds_group(const std::int32_t* w, int quads, Ops::VI bias,
     for (int g = 0; g < G; ++g)
 #pragma GCC unroll 32
         for (int c = 0; c < C; ++c) acc[g][c] = Ops::zero_i();
-    for (int k = 0; k < quads; ++k) {
+    int k = 0;
+    for (; k + 2 <= quads; k += 2) {  // two rows of four factors at a time (Ops::dot8_u8)
+#pragma GCC unroll 16
+        for (int g = 0; g < G; ++g) {
+            const std::uint8_t* p = panels + g * panel_size + k * 4 * kTopkPanel;
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c) acc[g][c] = Ops::dot8_u8(acc[g][c], p + 4 * L * c, 4 * kTopkPanel, w + k, 1);
+        }
+    }
+    if (k < quads) {
 #pragma GCC unroll 16
         for (int g = 0; g < G; ++g) {
             const std::uint8_t* p = panels + g * panel_size + k * 4 * kTopkPanel;
@@ -432,15 +462,12 @@ TM_TOPK_INLINE void bounds_group(const std::int32_t* w, int quads, Ops::VI bias,
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
         const float* scale = reinterpret_cast<const float*>(panels + g * panel_size + quads * 4 * kTopkPanel);
-        const float* slack = scale + kTopkPanel;
-        const float* mass = slack + kTopkPanel;
         std::uint32_t bits = 0;
 #pragma GCC unroll 32
         for (int c = 0; c < C; ++c) {
             const int e = g * kTopkPanel + L * c;
-            const V s = Ops::load(scale + L * c);
-            const V x = Ops::mul(Ops::to_float(Ops::sub_i(acc[g][c], bias)), t);
-            const V b = Ops::fma(qn1, Ops::load(slack + L * c), Ops::fma(eqd, Ops::load(mass + L * c), floor));
+            V x, s, b;
+            bound_terms(acc[g][c], bias, t, qn1, eqd, floor, scale + L * c, x, s, b);
             const V h = Ops::fma(x, s, b);
             Ops::store(lo + e, Ops::fma(x, s, Ops::sub(Ops::zero(), b)));
             Ops::store(hi + e, h);
@@ -476,6 +503,130 @@ void query_bounds(const PrefilterQuery& q, const std::uint8_t* panels8, std::int
     const std::int64_t e = p * kTopkPanel;
     bounds_tail<kQueryGroup - 1>(n_panels - p, q.w, q.quads, b, panels8 + p * ps, ps, t, n1, eq, fl, bar, lo + e,
                                  hi + e, masks + p);
+}
+
+// The self-join's pre-filter: M prepared rows x one int8 panel, integer sums as in
+// bounds_group (the panel's quad row loaded once for the M rows), then each score's upper
+// bound against min(row bar, column bar).  kBoundRows rows per tile: the M x C int32
+// accumulators plus the C panel vectors fill the register file (AVX-512: 12 x 2 + 2;
+// AVX2: 2 x 4 + 4, with the broadcast, the pairs and the constant 1s).
+constexpr int kBoundRows = L >= 16 ? 12 : L >= 8 ? 2 : 1;
+/** Whether the self-join takes the pre-filter by default (TopkKernels::self_prefilter),
+ *  from A/B runs of both in one process on the Xeon of bench/README.md (26,744 x 64,
+ *  top-10): AVX2 yes (0.509 -> 0.440 CPU s at one thread, 0.306 -> 0.269 s at two);
+ *  AVX-512 no (0.345 vs 0.354 CPU s, 0.215 vs 0.222 s: its FMA tile does 32 products per
+ *  instruction on two ports, the int8 scan 64 per 1.5 multiply instructions, plus the
+ *  bounds and the exact re-scoring); scalar no (36.7 vs 40.5 CPU s: libm's fmaf is the
+ *  hardware FMA there, no dearer than the integer products it would replace). */
+constexpr bool kSelfPrefilter = L == 8;
+
+template <int M>
+TM_TOPK_INLINE void self_bounds_tile(const PrefilterQuery* rows, const std::int32_t* w, int ldw,
+                                     const std::uint8_t* panel, int quads, V floor, const float* rthr, const V* ct,
+                                     std::uint32_t* masks) {
+    Ops::VI acc[M][C];
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) acc[i][c] = Ops::zero_i();
+    const std::uint8_t* p = panel;
+    int k = 0;
+    for (; k + 2 <= quads; k += 2, p += 8 * kTopkPanel, w += 2 * ldw) {  // two rows of four factors (dot8_u8)
+#pragma GCC unroll 16
+        for (int i = 0; i < M; ++i)
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c)
+                acc[i][c] = Ops::dot8_u8(acc[i][c], p + 4 * L * c, 4 * kTopkPanel, w + i, ldw);
+    }
+    if (k < quads) {
+#pragma GCC unroll 16
+        for (int i = 0; i < M; ++i)
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c) acc[i][c] = Ops::dot4_u8(acc[i][c], p + 4 * L * c, w + i);
+    }
+    const float* scale = reinterpret_cast<const float*>(panel + quads * 4 * kTopkPanel);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+        const PrefilterQuery& q = rows[i];
+        const Ops::VI bias = Ops::set1_i(q.bias);
+        const V t = Ops::set1(q.step), qn1 = Ops::set1(q.l1), eqd = Ops::set1(q.err), rt = Ops::broadcast(rthr + i);
+        std::uint32_t bits = 0;
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) {
+            V x, s, b;
+            bound_terms(acc[i][c], bias, t, qn1, eqd, floor, scale + L * c, x, s, b);
+            bits |= Ops::bits(Ops::gt(Ops::fma(x, s, b), Ops::min(rt, ct[c]))) << (L * c);
+        }
+        masks[i] = bits;
+    }
+}
+
+template <int R>
+TM_TOPK_INLINE void self_bounds_tail(int m, const PrefilterQuery* rows, const std::int32_t* w, int ldw,
+                                     const std::uint8_t* panel, int quads, V floor, const float* rthr, const V* ct,
+                                     std::uint32_t* masks) {
+    if constexpr (R > 0) {
+        if (m == R)
+            self_bounds_tile<R>(rows, w, ldw, panel, quads, floor, rthr, ct, masks);
+        else
+            self_bounds_tail<R - 1>(m, rows, w, ldw, panel, quads, floor, rthr, ct, masks);
+    }
+}
+
+void self_bounds(const PrefilterQuery* rows, const std::int32_t* w, int ldw, int m, const std::uint8_t* panel8,
+                 float floor, const float* rthr, const float* cthr, std::uint32_t* masks) {
+    if (m <= 0) return;
+    const int quads = rows[0].quads;
+    V ct[C];
+#pragma GCC unroll 32
+    for (int c = 0; c < C; ++c) ct[c] = Ops::load(cthr + L * c);
+    const V fl = Ops::set1(floor);
+    int u = 0;
+    for (; u + kBoundRows <= m; u += kBoundRows)
+        self_bounds_tile<kBoundRows>(rows + u, w + u, ldw, panel8, quads, fl, rthr + u, ct, masks + u);
+    self_bounds_tail<kBoundRows - 1>(m - u, rows + u, w + u, ldw, panel8, quads, fl, rthr + u, ct, masks + u);
+}
+
+// The exact scores of single (row, column) pairs of rows of x (the self-join's pre-filter
+// re-scores rows with a few candidates this way, not as whole panel rows): the same fma
+// chain as every tile (one rounding per factor, factors in order, from 0; fma is the
+// hardware's on the SIMD paths), kPairChains pairs interleaved so that the chains' latency
+// overlaps.  About 2 loads and 1 fma per factor and pair.
+constexpr int kPairChains = 8;
+
+template <int P>
+TM_TOPK_INLINE void pair_chains(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, float* out) {
+    const float* pa[P];
+    const float* pb[P];
+    float acc[P];
+#pragma GCC unroll 16
+    for (int e = 0; e < P; ++e) {
+        pa[e] = x + static_cast<std::int64_t>(a[e]) * dim;
+        pb[e] = x + static_cast<std::int64_t>(b[e]) * dim;
+        acc[e] = 0.0f;
+    }
+    for (int k = 0; k < dim; ++k)
+#pragma GCC unroll 16
+        for (int e = 0; e < P; ++e) acc[e] = std::fma(pa[e][k], pb[e][k], acc[e]);
+#pragma GCC unroll 16
+    for (int e = 0; e < P; ++e) out[e] = acc[e];
+}
+
+template <int R>
+TM_TOPK_INLINE void pair_tail(std::int64_t n, const float* x, int dim, const std::int32_t* a, const std::int32_t* b,
+                              float* out) {
+    if constexpr (R > 0) {
+        if (n == R)
+            pair_chains<R>(x, dim, a, b, out);
+        else
+            pair_tail<R - 1>(n, x, dim, a, b, out);
+    }
+}
+
+void pair_scores(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, std::int64_t n, float* out) {
+    std::int64_t e = 0;
+    for (; e + kPairChains <= n; e += kPairChains) pair_chains<kPairChains>(x, dim, a + e, b + e, out + e);
+    pair_tail<kPairChains - 1>(n - e, x, dim, a + e, b + e, out + e);
 }
 
 // Finiteness without a float-max constant: x - x is +0 for every finite x and NaN for
@@ -532,9 +683,12 @@ constexpr TopkKernels table() {
     t.row_masks = row_masks;
     t.query_scores = query_scores;
     t.query_bounds = query_bounds;
+    t.self_bounds = self_bounds;
+    t.pair_scores = pair_scores;
     t.pack_panel = pack_panel;
     t.finite_absmax = finite_absmax;
     t.query_block = kQueryBlock;
+    t.self_prefilter = kSelfPrefilter;
     return t;
 }
 
