@@ -589,44 +589,38 @@ void self_bounds(const PrefilterQuery* rows, const std::int32_t* w, int ldw, int
 
 // The exact scores of single (row, column) pairs of rows of x (the self-join's pre-filter
 // re-scores rows with a few candidates this way, not as whole panel rows): the same fma
-// chain as every tile (one rounding per factor, factors in order, from 0; fma is the
-// hardware's on the SIMD paths), kPairChains pairs interleaved so that the chains' latency
-// overlaps.  About 2 loads and 1 fma per factor and pair.
-constexpr int kPairChains = 8;
-
-template <int P>
-TM_TOPK_INLINE void pair_chains(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, float* out) {
-    const float* pa[P];
-    const float* pb[P];
-    float acc[P];
-#pragma GCC unroll 16
-    for (int e = 0; e < P; ++e) {
-        pa[e] = x + static_cast<std::int64_t>(a[e]) * dim;
-        pb[e] = x + static_cast<std::int64_t>(b[e]) * dim;
-        acc[e] = 0.0f;
-    }
-    for (int k = 0; k < dim; ++k)
-#pragma GCC unroll 16
-        for (int e = 0; e < P; ++e) acc[e] = std::fma(pa[e][k], pb[e][k], acc[e]);
-#pragma GCC unroll 16
-    for (int e = 0; e < P; ++e) out[e] = acc[e];
-}
-
-template <int R>
-TM_TOPK_INLINE void pair_tail(std::int64_t n, const float* x, int dim, const std::int32_t* a, const std::int32_t* b,
-                              float* out) {
-    if constexpr (R > 0) {
-        if (n == R)
-            pair_chains<R>(x, dim, a, b, out);
-        else
-            pair_tail<R - 1>(n, x, dim, a, b, out);
-    }
-}
-
+// chain as every tile (one rounding per factor, factors in order, from 0).  L pairs at a
+// time, one per lane: L factors of each pair's two rows loaded and transposed in
+// registers (Ops::transpose), then L fmas; about 2 loads and 2 L x L transposes per L
+// factors of L pairs (a scalar chain per pair took ~2.5 loads per fma: ~100 cycles per
+// pair at 64 factors).  A last group of fewer than L pairs repeats its first pair in the
+// unused lanes.
 void pair_scores(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, std::int64_t n, float* out) {
-    std::int64_t e = 0;
-    for (; e + kPairChains <= n; e += kPairChains) pair_chains<kPairChains>(x, dim, a + e, b + e, out + e);
-    pair_tail<kPairChains - 1>(n - e, x, dim, a + e, b + e, out + e);
+    for (std::int64_t e0 = 0; e0 < n; e0 += L) {
+        const int cnt = n - e0 < L ? static_cast<int>(n - e0) : L;
+        const float* pa[L];
+        const float* pb[L];
+        for (int l = 0; l < L; ++l) {
+            const std::int64_t e = e0 + (l < cnt ? l : 0);
+            pa[l] = x + static_cast<std::int64_t>(a[e]) * dim;
+            pb[l] = x + static_cast<std::int64_t>(b[e]) * dim;
+        }
+        V acc = Ops::zero();
+        for (int k0 = 0; k0 < dim; k0 += L) {
+            const int w = dim - k0 < L ? dim - k0 : L;
+            V ra[L], rb[L];
+            for (int l = 0; l < L; ++l) {
+                ra[l] = w == L ? Ops::load(pa[l] + k0) : Ops::load_n(pa[l] + k0, w);
+                rb[l] = w == L ? Ops::load(pb[l] + k0) : Ops::load_n(pb[l] + k0, w);
+            }
+            Ops::transpose(ra);  // ra[k]: factor k0 + k of every pair
+            Ops::transpose(rb);
+            for (int k = 0; k < w; ++k) acc = Ops::fma(ra[k], rb[k], acc);
+        }
+        alignas(64) float s[L];
+        Ops::store(s, acc);
+        for (int l = 0; l < cnt; ++l) out[e0 + l] = s[l];
+    }
 }
 
 // Finiteness without a float-max constant: x - x is +0 for every finite x and NaN for
