@@ -513,11 +513,11 @@ void query_bounds(const PrefilterQuery& q, const std::uint8_t* panels8, std::int
 constexpr int kBoundRows = L >= 16 ? 12 : L >= 8 ? 2 : 1;
 /** Whether the self-join takes the pre-filter by default (TopkKernels::self_prefilter),
  *  from A/B runs of both in one process on the Xeon of bench/README.md (26,744 x 64,
- *  top-10): AVX2 yes (0.509 -> 0.440 CPU s at one thread, 0.306 -> 0.269 s at two);
- *  AVX-512 no (0.345 vs 0.354 CPU s, 0.215 vs 0.222 s: its FMA tile does 32 products per
- *  instruction on two ports, the int8 scan 64 per 1.5 multiply instructions, plus the
- *  bounds and the exact re-scoring); scalar no (36.7 vs 40.5 CPU s: libm's fmaf is the
- *  hardware FMA there, no dearer than the integer products it would replace). */
+ *  top-10): AVX2 yes (0.537 -> 0.424 CPU s at one thread, 0.309 -> 0.260 s at two);
+ *  AVX-512 no (0.351 vs 0.340 CPU s, 0.211 vs 0.216 s, within noise: its FMA tile does 32
+ *  products per instruction on two ports, the int8 scan 64 per 1.5 multiply instructions,
+ *  plus the bounds and the exact re-scoring); scalar no (36.7 vs 40.5 CPU s: libm's fmaf
+ *  is the hardware FMA there, no dearer than the integer products it would replace). */
 constexpr bool kSelfPrefilter = L == 8;
 
 template <int M>
