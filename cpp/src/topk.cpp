@@ -40,6 +40,11 @@ constexpr int kSelfGroup = 12;
 // pairs scored alone (pair_scores: ~2 loads + 1 fma per factor and pair) rather than the
 // panel's whole row (a tile row: 32 columns, 4 FMAs per factor on AVX2).
 constexpr int kPairMax = 3;
+// Whether c has at most kPairMax bits set (no popcnt instruction in the generic build).
+inline bool at_most_pair_max(std::uint32_t c) {
+    for (int i = 0; i < kPairMax; ++i) c &= c - 1;
+    return c == 0;
+}
 
 struct Entry {
     float score;
@@ -875,7 +880,7 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                         const std::int64_t i = r0 + g0 + u;
                         std::uint32_t c = bmask[u] & upper_of(i);
                         if (!c) continue;
-                        if (__builtin_popcount(c) <= kPairMax) {
+                        if (at_most_pair_max(c)) {
                             for (; c; c &= c - 1) {
                                 pair_a[static_cast<std::size_t>(np)] = static_cast<std::int32_t>(i);
                                 pair_b[static_cast<std::size_t>(np++)] = static_cast<std::int32_t>(c0 + __builtin_ctz(c));

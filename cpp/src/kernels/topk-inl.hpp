@@ -513,11 +513,11 @@ void query_bounds(const PrefilterQuery& q, const std::uint8_t* panels8, std::int
 constexpr int kBoundRows = L >= 16 ? 12 : L >= 8 ? 2 : 1;
 /** Whether the self-join takes the pre-filter by default (TopkKernels::self_prefilter),
  *  from A/B runs of both in one process on the Xeon of bench/README.md (26,744 x 64,
- *  top-10): AVX2 yes (0.509 -> 0.440 CPU s at one thread, 0.306 -> 0.269 s at two);
- *  AVX-512 no (0.345 vs 0.354 CPU s, 0.215 vs 0.222 s: its FMA tile does 32 products per
- *  instruction on two ports, the int8 scan 64 per 1.5 multiply instructions, plus the
- *  bounds and the exact re-scoring); scalar no (36.7 vs 40.5 CPU s: libm's fmaf is the
- *  hardware FMA there, no dearer than the integer products it would replace). */
+ *  top-10): AVX2 yes (0.537 -> 0.424 CPU s at one thread, 0.309 -> 0.260 s at two);
+ *  AVX-512 no (0.351 vs 0.340 CPU s, 0.211 vs 0.216 s, within noise: its FMA tile does 32
+ *  products per instruction on two ports, the int8 scan 64 per 1.5 multiply instructions,
+ *  plus the bounds and the exact re-scoring); scalar no (36.7 vs 40.5 CPU s: libm's fmaf
+ *  is the hardware FMA there, no dearer than the integer products it would replace). */
 constexpr bool kSelfPrefilter = L == 8;
 
 template <int M>
@@ -589,44 +589,38 @@ void self_bounds(const PrefilterQuery* rows, const std::int32_t* w, int ldw, int
 
 // The exact scores of single (row, column) pairs of rows of x (the self-join's pre-filter
 // re-scores rows with a few candidates this way, not as whole panel rows): the same fma
-// chain as every tile (one rounding per factor, factors in order, from 0; fma is the
-// hardware's on the SIMD paths), kPairChains pairs interleaved so that the chains' latency
-// overlaps.  About 2 loads and 1 fma per factor and pair.
-constexpr int kPairChains = 8;
-
-template <int P>
-TM_TOPK_INLINE void pair_chains(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, float* out) {
-    const float* pa[P];
-    const float* pb[P];
-    float acc[P];
-#pragma GCC unroll 16
-    for (int e = 0; e < P; ++e) {
-        pa[e] = x + static_cast<std::int64_t>(a[e]) * dim;
-        pb[e] = x + static_cast<std::int64_t>(b[e]) * dim;
-        acc[e] = 0.0f;
-    }
-    for (int k = 0; k < dim; ++k)
-#pragma GCC unroll 16
-        for (int e = 0; e < P; ++e) acc[e] = std::fma(pa[e][k], pb[e][k], acc[e]);
-#pragma GCC unroll 16
-    for (int e = 0; e < P; ++e) out[e] = acc[e];
-}
-
-template <int R>
-TM_TOPK_INLINE void pair_tail(std::int64_t n, const float* x, int dim, const std::int32_t* a, const std::int32_t* b,
-                              float* out) {
-    if constexpr (R > 0) {
-        if (n == R)
-            pair_chains<R>(x, dim, a, b, out);
-        else
-            pair_tail<R - 1>(n, x, dim, a, b, out);
-    }
-}
-
+// chain as every tile (one rounding per factor, factors in order, from 0).  L pairs at a
+// time, one per lane: L factors of each pair's two rows loaded and transposed in
+// registers (Ops::transpose), then L fmas; about 2 loads and 2 L x L transposes per L
+// factors of L pairs (a scalar chain per pair took ~2.5 loads per fma: ~100 cycles per
+// pair at 64 factors).  A last group of fewer than L pairs repeats its first pair in the
+// unused lanes.
 void pair_scores(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, std::int64_t n, float* out) {
-    std::int64_t e = 0;
-    for (; e + kPairChains <= n; e += kPairChains) pair_chains<kPairChains>(x, dim, a + e, b + e, out + e);
-    pair_tail<kPairChains - 1>(n - e, x, dim, a + e, b + e, out + e);
+    for (std::int64_t e0 = 0; e0 < n; e0 += L) {
+        const int cnt = n - e0 < L ? static_cast<int>(n - e0) : L;
+        const float* pa[L];
+        const float* pb[L];
+        for (int l = 0; l < L; ++l) {
+            const std::int64_t e = e0 + (l < cnt ? l : 0);
+            pa[l] = x + static_cast<std::int64_t>(a[e]) * dim;
+            pb[l] = x + static_cast<std::int64_t>(b[e]) * dim;
+        }
+        V acc = Ops::zero();
+        for (int k0 = 0; k0 < dim; k0 += L) {
+            const int w = dim - k0 < L ? dim - k0 : L;
+            V ra[L], rb[L];
+            for (int l = 0; l < L; ++l) {
+                ra[l] = w == L ? Ops::load(pa[l] + k0) : Ops::load_n(pa[l] + k0, w);
+                rb[l] = w == L ? Ops::load(pb[l] + k0) : Ops::load_n(pb[l] + k0, w);
+            }
+            Ops::transpose(ra);  // ra[k]: factor k0 + k of every pair
+            Ops::transpose(rb);
+            for (int k = 0; k < w; ++k) acc = Ops::fma(ra[k], rb[k], acc);
+        }
+        alignas(64) float s[L];
+        Ops::store(s, acc);
+        for (int l = 0; l < cnt; ++l) out[e0 + l] = s[l];
+    }
 }
 
 // Finiteness without a float-max constant: x - x is +0 for every finite x and NaN for
