@@ -37,14 +37,13 @@ Usage: python bench/coldstart_feature_map.py [--seeds 0 1 2 3 4] [--alphas 1 3]
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 from pathlib import Path
 from unittest import mock
 
-from _common import ROOT, machine_info  # noqa: E402  (sets OPENBLAS_CORETYPE, sys.path)
+from _common import machine_info  # noqa: E402  (sets OPENBLAS_CORETYPE, sys.path)
 
 import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402
@@ -56,7 +55,7 @@ from tastemaker import _core  # noqa: E402
 from tastemaker.evaluation import cold_item_split  # noqa: E402
 from tastemaker.models.als import _native  # noqa: E402
 
-from models_coldstart import cold_folds, eval_tm, sorted_csr  # noqa: E402
+from models_coldstart import cold_folds, eval_tm, screen_args, screen_parser, sorted_csr  # noqa: E402
 
 
 def collaborative_map(user_items: sp.csr_matrix, F: sp.csr_matrix, X: np.ndarray,
@@ -180,11 +179,7 @@ def run_fold(seed, alpha, tr, te, cl, F, args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=os.environ.get("TASTEMAKER_DATA"),
-                    help="folder holding ml-100k/ (default: $TASTEMAKER_DATA)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--folds", type=int, default=5)
+    ap = screen_parser(__doc__, "coldstart_feature_map.json", threads=1)
     ap.add_argument("--alphas", type=float, nargs="+", default=[1.0, 3.0])
     ap.add_argument("--mus", type=float, nargs="+", default=[300.0, 1000.0, 3000.0, 1e4])
     ap.add_argument("--betas", type=float, nargs="+", default=[0.25, 0.5, 1.0])
@@ -195,12 +190,7 @@ def main() -> None:
     ap.add_argument("--inloop-alphas", type=float, nargs="*", default=[1.0],
                     help="alphas that also get the in-fit variant (slow where alpha != 1)")
     ap.add_argument("--inloop-betas", type=float, nargs="+", default=[0.5, 1.0])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" /
-                                         "coldstart_feature_map.json"))
-    args = ap.parse_args()
-    if not args.data:
-        ap.error("--data or TASTEMAKER_DATA is required")
+    args = screen_args(ap)
     X, items = tm.datasets.movielens_100k(Path(args.data) / "ml-100k", value=None)
     F = tm.datasets.item_features(items)
     C = X.to_csr()

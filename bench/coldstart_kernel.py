@@ -28,11 +28,9 @@ Usage: python bench/coldstart_kernel.py [--seeds 0 1 2 3 4] [--params '{"alpha":
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 
-from _common import ROOT  # noqa: E402  (sets OPENBLAS_CORETYPE, sys.path)
+import _common  # noqa: E402,F401  (sets OPENBLAS_CORETYPE, sys.path)
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -41,7 +39,7 @@ from scipy.spatial.distance import cdist  # noqa: E402
 import tastemaker as tm  # noqa: E402
 from tastemaker.models.hybrid import _kernel_smooth  # noqa: E402
 
-from models_coldstart import eval_tm, validation_screen  # noqa: E402
+from models_coldstart import eval_tm, screen_args, screen_parser, validation_screen  # noqa: E402
 
 
 def scored(m, tr, te, cl, factors) -> float:
@@ -91,11 +89,7 @@ def run_fold(seed, tr, te, cl, F, args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=os.environ.get("TASTEMAKER_DATA"),
-                    help="folder holding ml-100k/ (default: $TASTEMAKER_DATA)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--folds", type=int, default=5)
+    ap = screen_parser(__doc__, "coldstart_kernel.json")
     ap.add_argument("--params", type=json.loads, default={},
                     help="HybridALS parameters on top of the defaults (JSON)")
     ap.add_argument("--gammas", type=float, nargs="+",
@@ -105,11 +99,7 @@ def main() -> None:
     ap.add_argument("--blend-weights", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     ap.add_argument("--kappas", type=float, nargs="*", default=[0.3, 1.0, 3.0, 10.0])
     ap.add_argument("--year-scales", type=float, nargs="*", default=[0.25, 0.5, 2.0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "coldstart_kernel.json"))
-    args = ap.parse_args()
-    if not args.data:
-        ap.error("--data or TASTEMAKER_DATA is required")
+    args = screen_args(ap)
     validation_screen(args, run_fold,
                       "cold-start ML-100K: HybridALS's kernel term, validation folds only", 22)
 

@@ -39,11 +39,9 @@ Usage: python bench/coldstart_popularity.py [--seeds 0 1 2 3 4] [--threads 2]
 
 from __future__ import annotations
 
-import argparse
-import os
 from unittest import mock
 
-from _common import ROOT  # noqa: E402  (sets OPENBLAS_CORETYPE, sys.path)
+import _common  # noqa: E402,F401  (sets OPENBLAS_CORETYPE, sys.path)
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -52,8 +50,8 @@ import tastemaker as tm  # noqa: E402
 from tastemaker.models import hybrid  # noqa: E402
 from tastemaker.models.hybrid import _ridge  # noqa: E402
 
-from models_coldstart import (score_lists, test_users, validation_screen,  # noqa: E402
-                              top_k_of)
+from models_coldstart import (score_lists, screen_args, screen_parser, test_users,  # noqa: E402
+                              top_k_of, validation_screen)
 
 
 def ndcg(scores: np.ndarray, test, users, cold) -> float:
@@ -121,11 +119,7 @@ def run_fold(seed, tr, te, cl, F, args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=os.environ.get("TASTEMAKER_DATA"),
-                    help="folder holding ml-100k/ (default: $TASTEMAKER_DATA)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--folds", type=int, default=5)
+    ap = screen_parser(__doc__, "coldstart_popularity.json")
     ap.add_argument("--mus", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     ap.add_argument("--betas-logpop", type=float, nargs="+",
                     default=[0.003, 0.01, 0.03, 0.1, 0.3])
@@ -138,12 +132,7 @@ def main() -> None:
     ap.add_argument("--wridge-infit", type=float, nargs="*", default=[0.25, 0.5])
     ap.add_argument("--kernel-weight", type=float, default=0.0,
                     help="HybridALS's kernel_weight (0: the map alone, as screened)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" /
-                                         "coldstart_popularity.json"))
-    args = ap.parse_args()
-    if not args.data:
-        ap.error("--data or TASTEMAKER_DATA is required")
+    args = screen_args(ap)
     validation_screen(args, run_fold,
                       "cold-start ML-100K: predicted-popularity term on HybridALS's cold "
                       "scores, validation folds only", 28)

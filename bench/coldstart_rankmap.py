@@ -47,10 +47,8 @@ Usage: python bench/coldstart_rankmap.py [--seeds 0 1 2 3 4] [--threads 2]
 
 from __future__ import annotations
 
-import argparse
-import os
 
-from _common import ROOT  # noqa: E402  (sets OPENBLAS_CORETYPE, sys.path)
+import _common  # noqa: E402,F401  (sets OPENBLAS_CORETYPE, sys.path)
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -61,7 +59,7 @@ from tastemaker.models.als import _native  # noqa: E402
 from tastemaker.models import hybrid  # noqa: E402
 
 from coldstart_feature_map import collaborative_map, penalty_of  # noqa: E402
-from models_coldstart import eval_tm, validation_screen  # noqa: E402
+from models_coldstart import eval_tm, screen_args, screen_parser, validation_screen  # noqa: E402
 
 
 def scored(m, tr, te, cl, factors) -> float:
@@ -236,11 +234,7 @@ def run_fold(seed, tr, te, cl, F, args) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=os.environ.get("TASTEMAKER_DATA"),
-                    help="folder holding ml-100k/ (default: $TASTEMAKER_DATA)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--folds", type=int, default=5)
+    ap = screen_parser(__doc__, "coldstart_rankmap.json")
     ap.add_argument("--bpr-lrs", type=float, nargs="*", default=[1e-5, 1e-4])
     ap.add_argument("--bpr-lams", type=float, nargs="*", default=[0.0])
     ap.add_argument("--bpr-steps", type=int, nargs="*", default=[30, 100])
@@ -256,11 +250,7 @@ def main() -> None:
     ap.add_argument("--pairs", action="store_true")
     ap.add_argument("--cross-mus", type=float, nargs="*", default=[100.0, 300.0])
     ap.add_argument("--cross-gammas", type=float, nargs="*", default=[0.5, 1.0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "coldstart_rankmap.json"))
-    args = ap.parse_args()
-    if not args.data:
-        ap.error("--data or TASTEMAKER_DATA is required")
+    args = screen_args(ap)
     validation_screen(args, run_fold,
                       "cold-start ML-100K: HybridALS's map refitted for ranking, and feature "
                       "crosses, validation folds only", 30)

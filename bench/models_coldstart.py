@@ -219,6 +219,28 @@ def run_seed(X, F, seed: int, threads: int, skip_lightfm: bool,
     return out
 
 
+def screen_parser(doc: str, out_name: str, threads: int = 2) -> argparse.ArgumentParser:
+    """The command line every bench/coldstart_*.py screen shares (the data, the split seeds,
+    the validation folds, the threads and the JSON written to bench/results/``out_name``);
+    each script adds its own variants, then calls ``screen_args``."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--data", default=os.environ.get("TASTEMAKER_DATA"),
+                    help="folder holding ml-100k/ (default: $TASTEMAKER_DATA)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=threads)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / out_name))
+    return ap
+
+
+def screen_args(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """``ap``'s arguments; an error when no data folder is given."""
+    args = ap.parse_args()
+    if not args.data:
+        ap.error("--data or TASTEMAKER_DATA is required")
+    return args
+
+
 def validation_screen(args, run_fold, benchmark: str, width: int) -> None:
     """Score the variants of ``run_fold(seed, train, test, cold, F, args) -> {name: NDCG@10}``
     on the cold validation folds of every split seed's training items (the test items are
