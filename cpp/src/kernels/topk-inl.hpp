@@ -24,7 +24,8 @@
 //   * query_bounds: the pre-filter's scan of PackedItems' int8 copy (a quarter of the
 //     bytes): exact integer dot products with the int8-quantised query, four factors per
 //     lane and instruction (vpmaddubsw; eight factors per int16-to-int32 step, as the
-//     items' values are 7-bit), then each item's approximate score and its error bounds;
+//     items' values are 7-bit; one vpdpbusd per four factors on AVX-512 VNNI), then each
+//     item's approximate score and its error bounds;
 //   * self_bounds: the same bounds for a group of rows (the self-join's rows, prepared as
 //     queries) x one int8 panel, in a register tile, each upper bound against min(row bar,
 //     column bar): only the rows with a bit set are scored exactly (self_scores).  Per 8
