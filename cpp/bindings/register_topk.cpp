@@ -10,9 +10,13 @@ namespace {
 
 py::tuple topk_binding(const py::array& queries, const py::array& items, int k, const py::object& exclude_indptr,
                        const py::object& exclude_indices, const py::object& allow, const py::object& deny,
-                       int num_threads, const PackedItems* packed) {
+                       int num_threads, const PackedItems* packed, int self_prefilter) {
     TopkRequest r;
     r.packed = packed;
+    if (self_prefilter < -1 || self_prefilter > 1)
+        throw std::invalid_argument("self_prefilter: expected -1 (the SIMD path's choice), 0 or 1, got " +
+                                    std::to_string(self_prefilter));
+    r.self_prefilter = self_prefilter;
     r.queries = checked_ptr<float>(queries, "queries", 2);
     r.items = checked_ptr<float>(items, "items", 2);
     r.n_queries = static_cast<std::int64_t>(queries.shape(0));
@@ -82,10 +86,12 @@ void register_topk(py::module_& m) {
     m.def("topk_inner_product", &topk_binding, py::arg("queries"), py::arg("items"), py::arg("k"),
           py::arg("exclude_indptr") = py::none(), py::arg("exclude_indices") = py::none(),
           py::arg("allow") = py::none(), py::arg("deny") = py::none(), py::arg("num_threads") = 0,
-          py::arg("packed") = nullptr,
+          py::arg("packed") = nullptr, py::arg("self_prefilter") = -1,
           "Top-k items by inner product per query row -> (ids int32 (nq, k), scores float32 (nq, k)); "
           "rows with fewer eligible items are padded with id -1 and score -inf.  `packed`: a "
-          "PackedItems of these same items (then they are neither validated nor packed again).");
+          "PackedItems of these same items (then they are neither validated nor packed again).  "
+          "`self_prefilter` (queries *are* items, the self-join): -1 the SIMD path's choice, 0 the "
+          "float32 tile, 1 the int8 pre-filter first; the same results either way (for A/B runs).");
 }
 
 }  // namespace

@@ -64,6 +64,7 @@ def topk_inner_product(
     deny: npt.NDArray[np.int32] | None = None,
     num_threads: int = 0,
     packed: PackedItems | None = None,
+    self_prefilter: int = -1,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
 # Single-request queries (cpp/include/tastemaker/query.hpp): one call, GIL released once.
 def query_recommend(
