@@ -28,7 +28,10 @@ bool cpu_has(Isa isa) noexcept {
             return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
                    __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        case Isa::AVX512VNNI:  // a feature level above AVX512 (as Highway's AVX3_DL above AVX3)
+        case Isa::AVX512VNNI:
+            // A feature level above AVX512, as Highway's AVX3_DL is above AVX3; AVX3_DL asks
+            // for Ice Lake's whole set (VNNI, VBMI/VBMI2, BITALG, VPCLMULQDQ, ...), this level
+            // only for the one extension its kernels use (vpdpbusd).
             return cpu_has(Isa::AVX512) && __builtin_cpu_supports("avx512vnni");
     }
     return false;
