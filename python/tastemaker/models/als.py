@@ -289,6 +289,14 @@ class ALS(FactorModel):
             raise
 
     # ------------------------------------------------------------------ fitting
+    def _resolve_regularization(self, cui: sp.csr_matrix, p: dict) -> None:
+        """Set ``regularization_`` (``"auto"``: from the training matrix) and ``p`` to it."""
+        if isinstance(self.regularization, str):
+            self.regularization_ = auto_regularization(cui, p["alpha"])
+        else:
+            self.regularization_ = p["regularization"]
+        p["regularization"] = self.regularization_
+
     def fit(self, user_items, *, show_progress: bool = True, callback=None):
         """Learn the factors from a users x items matrix.
 
@@ -312,11 +320,7 @@ class ALS(FactorModel):
         _check_callback(callback)
         show_progress = self._check_bool(show_progress, "show_progress")
         cui = _as_user_items(user_items)
-        if isinstance(self.regularization, str):
-            self.regularization_ = auto_regularization(cui, p["alpha"])
-        else:
-            self.regularization_ = p["regularization"]
-        p["regularization"] = self.regularization_
+        self._resolve_regularization(cui, p)
         rng = check_random_state(self.random_state)
         n_users, n_items = cui.shape
         f = p["factors"]

@@ -12,7 +12,7 @@ from .. import _core
 from .._memory import zeros
 from .._validation import check_dense, check_float, check_random_state
 from ..io import register_model
-from .als import ALS, _native, _transpose, auto_regularization
+from .als import ALS, _native, _transpose
 from .base import _as_user_items, _check_callback
 from .content import feature_matrix
 
@@ -243,11 +243,7 @@ class HybridALS(ALS):
         p = self._checked_params()
         _check_callback(callback)
         cui = _as_user_items(user_items)
-        if isinstance(self.regularization, str):
-            self.regularization_ = auto_regularization(cui, p["alpha"])
-        else:
-            self.regularization_ = p["regularization"]
-        p["regularization"] = self.regularization_
+        self._resolve_regularization(cui, p)
         if p["item_reg"] is None:
             if not self.regularization_ > 0:
                 raise ValueError("item_regularization: 'auto' takes the users' weight, which "
