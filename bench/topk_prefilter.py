@@ -3,8 +3,8 @@
 
 Top-N for every user of the synthetic ML-20M-sized matrix (as bench/topk.py: 138,493 x
 26,744, ~18M non-zeros, random normal factors, seen items filtered), through
-``_core.topk_inner_product`` with the model's cached ``PackedItems``, ``prefilter=0`` (the
-float32 tile on every panel) and ``prefilter=1`` (the int8 copy bounds every pair past a
+``_core.topk_inner_product`` with the model's cached ``PackedItems``, ``user_prefilter=0`` (the
+float32 tile on every panel) and ``user_prefilter=1`` (the int8 copy bounds every pair past a
 block's first chunk, only the pairs above a user's bar are scored in float32), on each
 SIMD path asked, in turn, ``--repeat`` rounds.  Per run: wall and CPU seconds (all threads
 of this process); per path: the best of each, whether the ids and score bits are equal,
@@ -72,7 +72,8 @@ def main() -> None:
             for pre in (0, 1):  # alternated: both see the same machine
                 t0, c0 = time.perf_counter(), time.process_time()
                 ids, scores, st = _core.topk_inner_product(U, V, args.N, indptr, indices, None, None,
-                                                           args.threads, packed, pre, True)
+                                                           args.threads, packed, user_prefilter=pre,
+                                                           stats=True)
                 runs[pre].append({"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0})
                 results[pre], stats[pre] = (ids, scores), st
         same = bool(np.array_equal(results[0][0], results[1][0])

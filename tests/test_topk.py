@@ -318,9 +318,9 @@ def batch_problems(draw):
 @settings(max_examples=25, deadline=None)
 @given(batch_problems(), st.integers(1, 3), st.booleans())
 def test_batch_prefilter_equals_the_float32_scan_on_every_path(problem, threads, packed):
-    # the int8 pre-filter (prefilter=1) bounds every pair past a block's first chunk and
+    # the int8 pre-filter (user_prefilter=1) bounds every pair past a block's first chunk and
     # scores exactly only those above a user's bar: the ids and score bits of the float32
-    # scan (prefilter=0), and of the path's default, on every path and thread count
+    # scan (user_prefilter=0), and of the path's default, on every path and thread count
     Q, I, k, seen, deny = problem
     indptr, indices = as_csr(seen, I.shape[0])
     pk = _core.PackedItems(I, 1) if packed else None
@@ -328,9 +328,11 @@ def test_batch_prefilter_equals_the_float32_scan_on_every_path(problem, threads,
     try:
         for isa in _core.simd_available():
             tastemaker.set_simd_path(isa)
-            want = _core.topk_inner_product(Q, I, k, indptr, indices, None, deny, threads, pk, 0)
+            want = _core.topk_inner_product(Q, I, k, indptr, indices, None, deny, threads, pk,
+                                            user_prefilter=0)
             for pre in (1, -1):
-                got = _core.topk_inner_product(Q, I, k, indptr, indices, None, deny, threads, pk, pre)
+                got = _core.topk_inner_product(Q, I, k, indptr, indices, None, deny, threads, pk,
+                                               user_prefilter=pre)
                 np.testing.assert_array_equal(got[0], want[0])
                 np.testing.assert_array_equal(got[1].view(np.uint32), want[1].view(np.uint32))
     finally:
@@ -347,8 +349,8 @@ def test_batch_prefilter_matches_numpy_and_counts_its_work(simd):
     indptr, indices = as_csr(seen, 3000)
     ref_ids, ref_scores = reference_topk(Q, I, 10, seen)
     for pre in (0, 1):
-        ids, scores, stats = _core.topk_inner_product(Q, I, 10, indptr, indices, None, None, 2, None, pre,
-                                                      True)
+        ids, scores, stats = _core.topk_inner_product(Q, I, 10, indptr, indices, None, None, 2,
+                                                      user_prefilter=pre, stats=True)
         np.testing.assert_array_equal(ids, ref_ids)
         np.testing.assert_array_equal(scores, ref_scores.astype(np.float32))
         assert set(stats) == {"bounded", "exact", "single", "tile_rows"}
@@ -359,9 +361,9 @@ def test_batch_prefilter_matches_numpy_and_counts_its_work(simd):
             assert stats["exact"] >= stats["single"] + 32 * stats["tile_rows"]
 
 
-def test_prefilter_rejects_bad_values():
+def test_user_prefilter_rejects_bad_values():
     Q = np.ones((3, 4), np.float32)
     I = np.ones((5, 4), np.float32)
     for bad in (2, -2, 7):
-        with pytest.raises(ValueError, match="prefilter"):
-            _core.topk_inner_product(Q, I, 2, None, None, None, None, 0, None, bad)
+        with pytest.raises(ValueError, match="user_prefilter: expected -1"):
+            _core.topk_inner_product(Q, I, 2, user_prefilter=bad)
