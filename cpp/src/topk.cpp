@@ -584,11 +584,10 @@ void seed_block(const TopkRequest& r, const TopkKernels& kern, const Candidates&
 // its exact score (+inf column bars: only the user's bar counts) and sets the pair's bit
 // iff hi > the user's bar, the test block_scores applies to the score itself.  As hi >=
 // the exact score, every pair that block_scores would report has its bit set.  Those pairs
-// are checked for eligibility (denied, seen: in ascending id order, as offer_columns
-// checks them, so the exclusion cursor only moves forward) and the eligible ones scored
-// exactly: a user with at most kPairMax of them in the panel pair by pair (pair_scores),
-// more as a whole panel_scores row; both give the tiles' bits.  They are offered in
-// ascending id order with offer_columns' test against the user's current bar.  Every
+// (less the denied items) are scored exactly: a user with at most kPairMax of them in the
+// panel pair by pair (pair_scores), more as a whole panel_scores row; both give the tiles'
+// bits.  They are offered in ascending id order with offer_columns' tests: above the
+// user's current bar, then not seen (the exclusion cursor only moves forward).  Every
 // eligible item above a bar is offered, in the same order as by the float32 scan, so the
 // kept sets -- the exact top kk, ties to the lower id -- are the same, bit for bit.  Bars
 // rise after every panel (a panel is bounded with the bars of the panel before).
@@ -647,10 +646,9 @@ struct UserPrefilter {
             for (int h = 0; h < nh; ++h) {
                 const int u = hit_u[static_cast<std::size_t>(h)];
                 std::uint32_t c = bmask[static_cast<std::size_t>(u)] & valid;
-                for (std::uint32_t b = c; b; b &= b - 1) {  // eligible ones only (ascending ids)
+                for (std::uint32_t b = cand.denied.empty() ? 0u : c; b; b &= b - 1) {  // never a result
                     const int j = __builtin_ctz(b);
-                    const std::int32_t id = cand.id(p * kTopkPanel + j);
-                    if (cand.is_denied(id) || excluded(r, st[u], id)) c &= ~(1u << j);
+                    if (cand.is_denied(cand.id(p * kTopkPanel + j))) c &= ~(1u << j);
                 }
                 if (!c) continue;
                 if (at_most_pair_max(c)) {
@@ -676,9 +674,9 @@ struct UserPrefilter {
                     for (std::uint32_t b = smask[static_cast<std::size_t>(e)] & cbits[static_cast<std::size_t>(u)]; b;
                          b &= b - 1) {
                         const int j = __builtin_ctz(b);
-                        if (s[j] > st[u].thr)
-                            heap_offer(st[u].heap, st[u].count, st[u].thr, kk,
-                                       Entry{s[j], cand.id(p * kTopkPanel + j)});
+                        const std::int32_t id = cand.id(p * kTopkPanel + j);
+                        if (s[j] > st[u].thr && !excluded(r, st[u], id))
+                            heap_offer(st[u].heap, st[u].count, st[u].thr, kk, Entry{s[j], id});
                     }
                     thr[u] = st[u].thr;
                 }
@@ -691,7 +689,8 @@ struct UserPrefilter {
                     const int u = pair_u[static_cast<std::size_t>(e)];
                     QueryState& q = st[u];
                     const float f = pair_s[static_cast<std::size_t>(e)];
-                    if (f > q.thr) heap_offer(q.heap, q.count, q.thr, kk, Entry{f, pair_b[static_cast<std::size_t>(e)]});
+                    const std::int32_t id = pair_b[static_cast<std::size_t>(e)];
+                    if (f > q.thr && !excluded(r, q, id)) heap_offer(q.heap, q.count, q.thr, kk, Entry{f, id});
                     thr[u] = q.thr;
                 }
                 stats.single += np;
