@@ -28,7 +28,7 @@ against one core's FMA peak per CPU-second.
 Peak memory during fit is measured in a fresh process (--memory-child): the high-water
 mark of resident memory (VmHWM, which counts C++ and NumPy allocations alike), reset after
 the matrix is loaded, minus the resident memory before loading.
---simd scalar,avx2,avx512 times every listed SIMD path side by side with implicit in the
+--simd scalar,avx2,avx512,avx512vnni times every listed SIMD path side by side with implicit in the
 same run (alternating, best of --repeat), each against the FMA peak measured on that path.
 
 Usage: python bench/als.py [--scale 0.1] [--iterations 3] [--skip-implicit] [--simd all]

@@ -21,7 +21,12 @@ of ``--rounds`` rounds that interleave the contenders (the machine is shared).  
 warm-up, not timed: it is where per-model caches (packed item panels, normalised
 factors, the fold-in Gram) are built.
 
+``--simd avx512,avx2`` (or ``all``) also times tastemaker's calls on those SIMD paths, in the
+same rounds as the path show_config picks (keys ``tastemaker_<call>@<path>``, the same
+figures under ``simd_sweep``): the sweep that shows the picked path is the fastest.
+
 Usage: python bench/latency.py [--items 26744] [--factors 64] [--calls 300] [--rounds 3]
+       [--simd avx512,avx2]
 """
 
 from __future__ import annotations
@@ -51,8 +56,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-implicit", action="store_true")
     ap.add_argument("--skip-faiss", action="store_true")
+    ap.add_argument("--simd", default="",
+                    help="comma list of further SIMD paths (or 'all') for tastemaker's calls")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "latency.json"))
     args = ap.parse_args()
+    available = list(tastemaker._core.simd_available())
+    best_path = tastemaker.simd_path()
+    sweep = available if args.simd == "all" else [p for p in args.simd.split(",") if p]
+    for path in sweep:
+        if path not in available:
+            ap.error(f"--simd: {path!r} is not available here ({', '.join(available)})")
+    sweep = [p for p in dict.fromkeys(sweep) if p != best_path]
 
     rng = np.random.default_rng(args.seed)
     n_users, n_items, f, N = args.users, args.items, args.factors, args.N
@@ -80,14 +94,18 @@ def main() -> None:
                  "calls": args.calls, "rounds": args.rounds, "threads": 1}
     contenders = {}
 
-    def timed(key, fn, args_list):
+    def timed(key, fn, args_list, path=None):
+        """path: the SIMD path the calls run on (None: the one show_config picks)."""
+        tastemaker.set_simd_path(path or best_path)
         fn(*args_list[0])  # warm-up: caches, page faults, lazy imports
-        contenders[key] = (fn, args_list)
+        contenders[key] = (fn, args_list, path or best_path)
 
-    timed("tastemaker_recommend", lambda u, row: model.recommend(u, row, N=N), rec_args)
-    timed("tastemaker_recommend_fold_in",
-          lambda u, row: model.recommend(u, row, N=N, recalculate_user=True), rec_args)
-    timed("tastemaker_similar_items", lambda i: model.similar_items(i, N=N), sim_args)
+    for path in [None] + sweep:
+        at = f"@{path}" if path else ""
+        timed(f"tastemaker_recommend{at}", lambda u, row: model.recommend(u, row, N=N), rec_args, path)
+        timed(f"tastemaker_recommend_fold_in{at}",
+              lambda u, row: model.recommend(u, row, N=N, recalculate_user=True), rec_args, path)
+        timed(f"tastemaker_similar_items{at}", lambda i: model.similar_items(i, N=N), sim_args, path)
 
     seen = [row.indices for row in user_rows]
     packed = model._single_state()[2]
@@ -125,11 +143,18 @@ def main() -> None:
     lat = {key: float("inf") for key in contenders}
     cpu = dict(lat)
     for _ in range(args.rounds):
-        for key, (fn, args_list) in contenders.items():
+        for key, (fn, args_list, path) in contenders.items():
+            tastemaker.set_simd_path(path)
             wall, c = median_latency(fn, args_list)
             lat[key], cpu[key] = min(lat[key], wall), min(cpu[key], c)
+    tastemaker.set_simd_path(best_path)
     res["latency_ms"] = {k: v * 1e3 for k, v in lat.items()}
     res["cpu_ms"] = {k: v * 1e3 for k, v in cpu.items()}
+    res["simd"] = best_path
+    calls = ("recommend", "recommend_fold_in", "similar_items")
+    res["simd_sweep"] = {p: {c: {"ms": res["latency_ms"][f"tastemaker_{c}{'' if p == best_path else '@' + p}"],
+                                 "cpu_ms": res["cpu_ms"][f"tastemaker_{c}{'' if p == best_path else '@' + p}"]}
+                             for c in calls} for p in [best_path] + sweep}
     ratios = {}
     for ours, theirs_key in (("recommend", "faiss_unfiltered"), ("recommend", "implicit_recommend"),
                              ("recommend", "numpy_recommend"),
@@ -158,6 +183,10 @@ def main() -> None:
     print(f"{'similar_items(i, N)':<26} {cell('tastemaker_similar_items')} "
           f"{cell('implicit_similar_items')}")
     print("(faiss: IndexFlatIP.search of one query, unfiltered)")
+    if sweep:
+        print("tastemaker per SIMD path (first: show_config's), ms wall (thread CPU):")
+        for p, cells in res["simd_sweep"].items():
+            print(f"  {p:<11} " + "  ".join(f"{c} {v['ms']:.3f} ({v['cpu_ms']:.3f})" for c, v in cells.items()))
     print(f"wrote {args.output}")
 
 

@@ -61,7 +61,7 @@ import numpy as np  # noqa: E402
 import tastemaker  # noqa: E402
 from tastemaker.models import FactorModel  # noqa: E402
 
-QUERY_BLOCK = {"avx512": 192, "avx2": 192}  # queries per block in the native kernel, per path
+QUERY_BLOCK = {"avx512vnni": 192, "avx512": 192, "avx2": 192}  # queries per block in the native kernel, per path
 
 
 CPU_SECONDS: dict[str, float] = {}

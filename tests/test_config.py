@@ -69,10 +69,31 @@ def test_set_num_threads_roundtrip_and_validation():
 
 
 def test_set_simd_path_rejects_unknown():
-    with pytest.raises(ValueError, match="^name: unknown SIMD path"):
+    with pytest.raises(ValueError, match="^name: unknown SIMD path") as err:
         tastemaker.set_simd_path("sse9")
+    for name in ("scalar", "avx2", "avx512", "avx512vnni"):  # the message lists every path
+        assert f"'{name}'" in str(err.value)
     with pytest.raises(ValueError, match="name"):
         tastemaker.set_simd_path(3)
+
+
+def test_avx512vnni_path_is_a_level_above_avx512():
+    """avx512vnni needs AVX-512 plus AVX512-VNNI: where the CPU has it, it is the best path
+    and selectable; where it does not, asking for it is a clear ValueError."""
+    available = _core.simd_available()
+    assert available == ["scalar", "avx2", "avx512", "avx512vnni"][:len(available)]
+    before = tastemaker.simd_path()
+    if "avx512vnni" in available:
+        assert _core.simd_best() == "avx512vnni"
+        try:
+            tastemaker.set_simd_path("AVX512VNNI")
+            assert tastemaker.simd_path() == "avx512vnni"
+        finally:
+            tastemaker.set_simd_path(before)
+    else:
+        with pytest.raises(ValueError, match="^name: SIMD path 'avx512vnni' is not supported"):
+            tastemaker.set_simd_path("avx512vnni")
+        assert tastemaker.simd_path() == before
 
 
 @pytest.mark.parametrize("path", _core.simd_available())

@@ -389,3 +389,30 @@ def test_single_request_state_follows_factors_and_hyperparameters():
     np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
     sims, _ = model.similar_items(3)
     np.testing.assert_array_equal(sims, model.similar_items(np.array([3]))[0][0])
+
+
+def test_single_requests_bit_identical_on_every_simd_path():
+    """The single-request scans go through the int8 pre-filter (PackedItems' copy, from
+    1024 items): its integer dot products differ per path (vpmaddubsw chains on avx2 and
+    avx512, vpdpbusd on avx512vnni), the results must not."""
+    model = als_model(11, n_users=40, n_items=1500, f=24)
+    rng = np.random.default_rng(11)
+    rows = [one_row(rng, 1500, nnz) for nnz in (0, 3, 40)]
+    before = tastemaker.simd_path()
+    got = {}
+    try:
+        for path in _core.simd_available():
+            tastemaker.set_simd_path(path)
+            out = [model.recommend(u, row, N=10) for u, row in enumerate(rows)]
+            out += [model.recommend(5, rows[2], N=10, recalculate_user=True)]
+            out += [model.similar_items(i, N=10) for i in (0, 77, 1499)]
+            got[path] = out
+    finally:
+        tastemaker.set_simd_path(before)
+    for path, out in got.items():
+        for (ids, sc), (want_ids, want_sc) in zip(out, got["scalar"]):
+            np.testing.assert_array_equal(ids, want_ids, err_msg=path)
+            assert sc.tobytes() == want_sc.tobytes(), path
+    S = model.user_factors[1] @ model.item_factors.T
+    r_ids, _ = ref_rank(S, rows[1].indices, 10)
+    np.testing.assert_array_equal(got["scalar"][1][0], r_ids)

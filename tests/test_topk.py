@@ -286,6 +286,43 @@ def test_packed_items_rejects_bad_input():
                                  packed="not packed")
 
 
+def test_self_join_prefilter_override_same_results_on_every_path():
+    """topk_inner_product(X, X) with each row excluding itself is the self-join
+    (similar_items for every item); its int8 pre-filter (self_bounds: vpdpbusd on
+    avx512vnni) is on or off per SIMD path by measurement, and `self_prefilter` forces it
+    for A/B runs: the ranking of the float64 reference and the same ids and score bits in
+    every variant, on every path, at 1 and 2 threads."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((700, 20), dtype=np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X[300] = X[12]  # an exact tie
+    S = X.astype(np.float64) @ X.T.astype(np.float64)
+    np.fill_diagonal(S, -np.inf)
+    ref = np.argsort(-S, axis=1, kind="stable")[:, :9]
+    own = (np.arange(701, dtype=np.int64), np.arange(700, dtype=np.int32))  # self excluded
+    want = None
+    before = tastemaker.simd_path()
+    try:
+        for isa in _core.simd_available():
+            tastemaker.set_simd_path(isa)
+            for mode in (-1, 0, 1):
+                for threads in (1, 2):
+                    got = _core.topk_inner_product(X, X, 9, *own, num_threads=threads,
+                                                   self_prefilter=mode)
+                    if want is None:
+                        want = got
+                        close = np.abs(np.take_along_axis(S, got[0], 1) - np.take_along_axis(S, ref, 1))
+                        assert close.max() < 1e-5  # the same ranking as float64, up to rounding
+                        assert not (got[0] == np.arange(700)[:, None]).any()
+                    np.testing.assert_array_equal(got[0], want[0])
+                    assert got[1].tobytes() == want[1].tobytes(), (isa, mode, threads)
+    finally:
+        tastemaker.set_simd_path(before)
+    for bad in (-2, 2):
+        with pytest.raises(ValueError, match="self_prefilter: expected -1"):
+            _core.topk_inner_product(X, X, 9, *own, self_prefilter=bad)
+
+
 @st.composite
 def batch_problems(draw):
     # more items than a block's first chunk (32 panels of 32), so the batch scan's int8

@@ -16,7 +16,8 @@
 
 namespace tastemaker {
 
-TASTEMAKER_SIMD_DISPATCH(AlsKernels, als_kernels)
+// No int8 products here: the avx512vnni path runs the avx512 table (simd.hpp).
+TASTEMAKER_SIMD_DISPATCH_VNNI_AS_AVX512(AlsKernels, als_kernels)
 
 namespace {
 

@@ -18,7 +18,8 @@
 
 namespace tastemaker {
 
-TASTEMAKER_SIMD_DISPATCH(ProbeKernels, probe_kernels)
+// No int8 products here: the avx512vnni path runs the avx512 table (simd.hpp).
+TASTEMAKER_SIMD_DISPATCH_VNNI_AS_AVX512(ProbeKernels, probe_kernels)
 
 namespace {
 constexpr std::int64_t kProbeCalibrationIterations = 1 << 16;

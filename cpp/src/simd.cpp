@@ -28,6 +28,8 @@ bool cpu_has(Isa isa) noexcept {
             return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
                    __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        case Isa::AVX512VNNI:  // a feature level above AVX512 (as Highway's AVX3_DL above AVX3)
+            return cpu_has(Isa::AVX512) && __builtin_cpu_supports("avx512vnni");
     }
     return false;
 #else
@@ -36,8 +38,8 @@ bool cpu_has(Isa isa) noexcept {
 }
 
 Isa compute_best() noexcept {
-    if (cpu_has(Isa::AVX512)) return Isa::AVX512;
-    if (cpu_has(Isa::AVX2)) return Isa::AVX2;
+    for (int i = kIsaCount - 1; i > 0; --i)
+        if (cpu_has(static_cast<Isa>(i))) return static_cast<Isa>(i);
     return Isa::Scalar;
 }
 
@@ -97,6 +99,7 @@ const char* isa_name(Isa isa) noexcept {
         case Isa::Scalar: return "scalar";
         case Isa::AVX2: return "avx2";
         case Isa::AVX512: return "avx512";
+        case Isa::AVX512VNNI: return "avx512vnni";
     }
     return "unknown";
 }
@@ -106,9 +109,11 @@ Isa parse_isa(const std::string& name) {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
     if (s == "scalar" || s == "generic" || s == "portable") return Isa::Scalar;
     if (s == "avx2") return Isa::AVX2;
-    if (s == "avx512") return Isa::AVX512;
-    throw std::invalid_argument("unknown SIMD path '" + name +
-                                "': expected one of 'scalar', 'avx2', 'avx512'");
+    for (int i = 1; i < kIsaCount; ++i)
+        if (s == isa_name(static_cast<Isa>(i))) return static_cast<Isa>(i);
+    std::string valid;
+    for (int i = 0; i < kIsaCount; ++i) valid += std::string(i ? ", '" : "'") + isa_name(static_cast<Isa>(i)) + "'";
+    throw std::invalid_argument("unknown SIMD path '" + name + "': expected one of " + valid);
 }
 
 bool supported(Isa isa) noexcept { return cpu_has(isa); }
@@ -120,8 +125,8 @@ Isa best() noexcept {
 
 std::vector<Isa> available() {
     std::vector<Isa> out;
-    for (Isa isa : {Isa::Scalar, Isa::AVX2, Isa::AVX512})
-        if (supported(isa)) out.push_back(isa);
+    for (int i = 0; i < kIsaCount; ++i)
+        if (supported(static_cast<Isa>(i))) out.push_back(static_cast<Isa>(i));
     return out;
 }
 

@@ -3,6 +3,7 @@
 
 namespace tastemaker {
 
-TASTEMAKER_SIMD_DISPATCH(SolveKernels, solve_kernels)
+// No int8 products here: the avx512vnni path runs the avx512 table (simd.hpp).
+TASTEMAKER_SIMD_DISPATCH_VNNI_AS_AVX512(SolveKernels, solve_kernels)
 
 }  // namespace tastemaker

@@ -608,6 +608,58 @@ TM_TEST(topk_query_bounds_bit_identical_and_enclose_the_exact_score_every_path) 
             }
 }
 
+TM_TEST(topk_int8_dot_products_exact_at_extreme_values_every_path) {
+    // The pre-filter's integer dot products (Ops::dot4_u8 / dot8_u8: vpmaddubsw chains on
+    // AVX2 and AVX-512, vpdpbusd on AVX-512 VNNI) against a plain integer sum, at the
+    // extremes of their contract: item bytes 0..127 (0, 1, 63-65, 126, 127), query bytes
+    // -64..64, whole panels of 127 x +-64, odd and even quad counts (dot8_u8 pairs, the
+    // dot4_u8 tail).  A hand-made query with step 1 and no error terms makes query_bounds'
+    // lo and hi the integer sum itself (exact in float: below 2^24).
+    std::mt19937 rng(53);
+    const int item_vals[] = {0, 1, 63, 64, 65, 126, 127};
+    const int query_vals[] = {-64, -63, -1, 0, 1, 63, 64};
+    auto pick = [&](const int* v) { return v[std::uniform_int_distribution<int>(0, 6)(rng)]; };
+    for (int quads : {1, 2, 3, 4, 17, 18})
+        for (int n_panels : {1, 2, 5})
+            for (int pattern = 0; pattern < 4; ++pattern) {  // random; 127 x 64; 127 x -64; 0 x -64
+                const std::size_t stride = std::size_t(kTopkPanel) * (4 * quads + 12);
+                std::vector<std::uint8_t> panels(stride * n_panels + 64, 0);
+                std::vector<std::int8_t> qb(4 * std::size_t(quads));
+                for (auto& b : qb) b = static_cast<std::int8_t>(pattern == 0 ? pick(query_vals) : pattern == 1 ? 64 : -64);
+                std::vector<std::int32_t> w(quads);
+                std::memcpy(w.data(), qb.data(), qb.size());  // byte h of w[k] = factor 4k + h (little-endian)
+                std::vector<float> want(std::size_t(n_panels) * kTopkPanel);
+                for (int p = 0; p < n_panels; ++p) {
+                    std::uint8_t* panel = panels.data() + stride * p;
+                    for (int j = 0; j < kTopkPanel; ++j) {
+                        std::int64_t sum = 0;
+                        for (int k = 0; k < quads; ++k)
+                            for (int h = 0; h < 4; ++h) {
+                                const int v = pattern == 0 ? pick(item_vals) : pattern == 3 ? 0 : 127;
+                                panel[std::size_t(k) * 4 * kTopkPanel + 4 * j + h] = static_cast<std::uint8_t>(v);
+                                sum += std::int64_t(v) * qb[4 * k + h];
+                            }
+                        want[std::size_t(p) * kTopkPanel + j] = static_cast<float>(sum);
+                    }
+                    float* scale = reinterpret_cast<float*>(panel + std::size_t(quads) * 4 * kTopkPanel);
+                    for (int j = 0; j < kTopkPanel; ++j) scale[j] = 1.0f, scale[kTopkPanel + j] = scale[2 * kTopkPanel + j] = 0.0f;
+                }
+                PrefilterQuery pq;
+                pq.w = w.data();
+                pq.quads = quads;
+                pq.step = 1.0f;  // bias, l1, err: 0
+                const float thr = want[want.size() / 2];
+                for_each_path([&](const TopkKernels& kern) {
+                    std::vector<float> lo(want.size(), 7.0f), hi(want.size(), 7.0f);
+                    std::vector<std::uint32_t> masks(n_panels, 0xDEADBEEFu);
+                    kern.query_bounds(pq, panels.data(), n_panels, 0.0f, thr, lo.data(), hi.data(), masks.data());
+                    TM_CHECK(lo == want && hi == want);
+                    for (std::size_t i = 0; i < want.size(); ++i)
+                        TM_CHECK(bool(masks[i / kTopkPanel] >> (i % kTopkPanel) & 1u) == (want[i] > thr));
+                });
+            }
+}
+
 TM_TEST(topk_self_bounds_match_query_bounds_and_cover_every_hit_every_path) {
     // The self-join's pre-filter: m rows (prepared by prefilter_query, their int8 values
     // interleaved with stride ldw) x one int8 panel.  Bit j of row u must be set exactly

@@ -14,7 +14,7 @@ _ENV_SIMD = "TASTEMAKER_SIMD"
 
 
 def _apply_env_simd() -> None:
-    """Honour ``TASTEMAKER_SIMD`` (``scalar``, ``avx2`` or ``avx512``) at import.
+    """Honour ``TASTEMAKER_SIMD`` (``scalar``, ``avx2``, ``avx512`` or ``avx512vnni``) at import.
 
     A path the CPU cannot run falls back to the best one it can, with a warning; an
     unknown name is reported the same way, so a typo never stops the import.
@@ -29,12 +29,15 @@ def _apply_env_simd() -> None:
 
 
 def simd_path() -> str:
-    """The SIMD path the kernels use now: ``"avx512"``, ``"avx2"`` or ``"scalar"``."""
+    """The SIMD path the kernels use now: ``"avx512vnni"``, ``"avx512"``, ``"avx2"`` or
+    ``"scalar"``."""
     return _core.simd_active()
 
 
 def set_simd_path(name: str) -> None:
-    """Force a SIMD path (``"scalar"``, ``"avx2"``, ``"avx512"``) for the whole process.
+    """Force a SIMD path (``"scalar"``, ``"avx2"``, ``"avx512"``, ``"avx512vnni"``) for the
+    whole process.  ``avx512vnni`` is ``avx512`` plus AVX512-VNNI (Ice Lake and later Xeons,
+    Zen 4/5): the same kernels, with the int8 pre-filters' dot products in one instruction.
 
     Raises ``ValueError`` when the name is unknown or the CPU cannot run that path.
     """

@@ -11,12 +11,21 @@
  *
  *      TASTEMAKER_SIMD_DISPATCH(AlsKernels, als_kernels)
  *
- *  which declares the per-ISA tables als_kernels_scalar / _avx2 / _avx512 and defines
- *  als_kernels(Isa) and als_kernels() over a Dispatch<AlsKernels> (below).  No entry of a
- *  dispatched table is ever null: an entry an ISA's table leaves null is taken from the
- *  next lower ISA's (resolved) table, level by level, as faiss's SIMD fallback does; the
- *  scalar table must be complete.  Dispatch::borrowed() reports such fallbacks (the C++
- *  tests require none for the families that are written once over the ops).
+ *  which declares the per-ISA tables als_kernels_scalar / _avx2 / _avx512 / _avx512vnni and
+ *  defines als_kernels(Isa) and als_kernels() over a Dispatch<AlsKernels> (below).  No
+ *  entry of a dispatched table is ever null: an entry an ISA's table leaves null is taken
+ *  from the next lower ISA's (resolved) table, level by level, as faiss's SIMD fallback
+ *  does; the scalar table must be complete.  Dispatch::borrowed() reports such fallbacks
+ *  (the C++ tests require none for the families that are written once over the ops).
+ *
+ *  A level that only adds instructions some families never use (avx512vnni: the int8 dot
+ *  products of top-k's pre-filters) is a feature level above its base, as Highway's AVX3_DL
+ *  is above AVX3.  A family with nothing to gain there says so in one line,
+ *
+ *      TASTEMAKER_SIMD_DISPATCH_VNNI_AS_AVX512(AlsKernels, als_kernels)
+ *
+ *  and the avx512vnni path then runs the avx512 table whole: an explicit fallback that
+ *  Dispatch::same_as_lower() reports (and the tests check), never a null or a borrowed entry.
  *
  *  Rule for ISA translation units: use plain loops, intrinsics, the ops layer and the
  *  ISA's own namespace only.  Instantiating a std:: template (vector, sort, ...) there
@@ -36,12 +45,14 @@
 
 namespace tastemaker::simd {
 
-enum class Isa : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };
+/** AVX512VNNI: AVX512 plus AVX512-VNNI (vpdpbusd: Ice Lake and later Xeons, Zen 4/5). */
+enum class Isa : int { Scalar = 0, AVX2 = 1, AVX512 = 2, AVX512VNNI = 3 };
 
-/** Number of Isa values (paths are numbered 0 .. kIsaCount - 1, lowest first). */
-constexpr int kIsaCount = 3;
+/** Number of Isa values (paths are numbered 0 .. kIsaCount - 1, lowest first; each level's
+ *  CPU requirement includes every lower level's). */
+constexpr int kIsaCount = 4;
 
-/** "scalar", "avx2" or "avx512". */
+/** "scalar", "avx2", "avx512" or "avx512vnni". */
 const char* isa_name(Isa isa) noexcept;
 
 /** Parse a name as given by isa_name (case-insensitive). Throws std::invalid_argument. */
@@ -83,11 +94,14 @@ void for_each_entry(Table& table, Fn&& fn) {
 template <class Table>
 class Dispatch {
 public:
-    /** own[i]: the table compiled for Isa i, or null where this build has none (non-x86). */
+    /** own[i]: the table compiled for Isa i; the same table as own[i - 1] where the family
+     *  runs the lower path's table on this level by design; null where this build has no
+     *  table for the path (non-x86). */
     explicit Dispatch(const Table* const (&own)[kIsaCount]) {
         for (int i = 0; i < kIsaCount; ++i) {
             borrowed_[i] = 0;
-            if (own[i] == nullptr) {  // not in this build: the lower path whole
+            same_as_lower_[i] = i > 0 && (own[i] == nullptr || own[i] == own[i - 1]);
+            if (same_as_lower_[i] || own[i] == nullptr) {  // the lower path whole
                 resolved_[i] = resolved_[i > 0 ? i - 1 : 0];
                 continue;
             }
@@ -115,10 +129,14 @@ public:
     const Table& get() const noexcept { return get(active()); }
     /** How many entries of the path's own table were null and taken from a lower path. */
     int borrowed(Isa isa) const noexcept { return borrowed_[static_cast<int>(isa)]; }
+    /** True when the path runs the next lower path's resolved table whole: declared so by
+     *  the family (TASTEMAKER_SIMD_DISPATCH_VNNI_AS_AVX512), or a path this build lacks. */
+    bool same_as_lower(Isa isa) const noexcept { return same_as_lower_[static_cast<int>(isa)]; }
 
 private:
     Table resolved_[kIsaCount];
     int borrowed_[kIsaCount];
+    bool same_as_lower_[kIsaCount];
 };
 
 }  // namespace tastemaker::simd
@@ -131,16 +149,26 @@ private:
 #define TASTEMAKER_SIMD_X86_EXTERN_(Table, name)
 #endif
 
-/** In namespace tastemaker: declares the tables NAME_scalar/_avx2/_avx512 (defined in
- *  kernels/<feature>_<isa>.cpp) and defines `const Table& NAME(simd::Isa)`,
+/** In namespace tastemaker: declares the tables NAME_scalar/_avx2/_avx512/_avx512vnni
+ *  (defined in kernels/<feature>_<isa>.cpp) and defines `const Table& NAME(simd::Isa)`,
  *  `const Table& NAME()` (active path) and `const simd::Dispatch<Table>& NAME_dispatch()`. */
 #define TASTEMAKER_SIMD_DISPATCH(Table, NAME)                                                    \
+    TASTEMAKER_SIMD_X86_EXTERN_(Table, NAME##_avx512vnni)                                         \
+    TASTEMAKER_SIMD_DISPATCH_(Table, NAME, NAME##_avx512vnni)
+
+/** As TASTEMAKER_SIMD_DISPATCH for a family that gains nothing from AVX512-VNNI (no int8
+ *  products): there is no NAME_avx512vnni, and that path runs NAME_avx512 whole
+ *  (Dispatch::same_as_lower). */
+#define TASTEMAKER_SIMD_DISPATCH_VNNI_AS_AVX512(Table, NAME) TASTEMAKER_SIMD_DISPATCH_(Table, NAME, NAME##_avx512)
+
+#define TASTEMAKER_SIMD_DISPATCH_(Table, NAME, VNNI_TABLE)                                       \
     extern const Table NAME##_scalar;                                                            \
     TASTEMAKER_SIMD_X86_EXTERN_(Table, NAME##_avx2)                                               \
     TASTEMAKER_SIMD_X86_EXTERN_(Table, NAME##_avx512)                                             \
     const simd::Dispatch<Table>& NAME##_dispatch() {                                              \
         static const Table* const own[simd::kIsaCount] = {                                        \
-            &NAME##_scalar, TASTEMAKER_SIMD_X86_TABLE_(NAME##_avx2), TASTEMAKER_SIMD_X86_TABLE_(NAME##_avx512)}; \
+            &NAME##_scalar, TASTEMAKER_SIMD_X86_TABLE_(NAME##_avx2), TASTEMAKER_SIMD_X86_TABLE_(NAME##_avx512), \
+            TASTEMAKER_SIMD_X86_TABLE_(VNNI_TABLE)};                                              \
         static const simd::Dispatch<Table> dispatch(own);                                         \
         return dispatch;                                                                          \
     }                                                                                             \

@@ -17,9 +17,9 @@
  *  pair is scored once and offered to both rows (scores are symmetric bit for bit), on
  *  every path (self_scores); results are identical to the general scan.  It
  *  keeps per-thread heaps for all rows, so it is skipped when they would pass 1 GiB.
- *  Where the path's integer multiplies are cheap (TopkKernels::self_prefilter: AVX2) it
- *  first bounds every pair's score from PackedItems' int8 copy (self_bounds,
- *  query_bounds' proven bounds) and scores exactly only the rows whose bound reaches a
+ *  Where the path's integer multiplies are cheap (TopkKernels::self_prefilter: AVX2,
+ *  AVX-512 VNNI) it first bounds every pair's score from PackedItems' int8 copy
+ *  (self_bounds, query_bounds' proven bounds) and scores exactly only the rows whose bound reaches a
  *  bar: the same offers, so the same results, bit for bit.
  *
  *  Batch pre-filter (users x items; TopkKernels::user_prefilter: AVX2): past a block's
@@ -266,8 +266,9 @@ struct TopkKernels {
     /** Whether the self-join takes the int8 pre-filter (self_bounds, then self_scores on the
      *  rows that pass) on this path by default, rather than self_scores on every row: where
      *  the int8 products are cheaper than the float32 ones (AVX2: two multiply
-     *  instructions per 8 items x 8 factors against eight FMAs), not where the FMA pipes
-     *  are wider than the integer multiplier (measured A/B: bench/README.md).  Both give
+     *  instructions per 8 items x 8 factors against eight FMAs; AVX-512 VNNI: one vpdpbusd
+     *  per 64 products), not where the FMA pipes are wider than the integer multiplier
+     *  (AVX-512 without VNNI; measured A/B: bench/README.md, bench/selfjoin_ab.py).  Both give
      *  the same results; TopkRequest::self_prefilter overrides it. */
     bool self_prefilter = true;
     /** Whether the batch scan (users x items) takes the int8 pre-filter on this path by

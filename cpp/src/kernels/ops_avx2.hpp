@@ -37,6 +37,7 @@ struct Avx2Ops {
     using M = __m256;  // all-ones / all-zeros lanes
     static constexpr int kLanes = 8;
     static constexpr const char* kName = "avx2";
+    static constexpr bool kFusedInt8Dot = false;
 
     static inline V zero() { return _mm256_setzero_ps(); }
     static inline V set1(float x) { return _mm256_set1_ps(x); }

@@ -1,7 +1,10 @@
 #pragma once
 // AVX-512 vector ops (16 float lanes; AVX-512F/VL/BW/DQ); the API is documented in
-// ops_scalar.hpp.  Include only in kernels/*_avx512.cpp.  Ops8 (per-item values of a block
-// of eight items) is the AVX2 template under its own Instance number (see ops_avx2.hpp).
+// ops_scalar.hpp.  Include only in kernels/*_avx512.cpp and, through ops_avx512vnni.hpp, in
+// kernels/*_avx512vnni.cpp.  Ops8 (per-item values of a block of eight items) is the AVX2
+// template under the same Instance number (see ops_avx2.hpp): each level that reuses these
+// ops has its own Instance, so no copy compiled with one level's flags shares a symbol with
+// another level's.
 #if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__AVX512DQ__) || !defined(__AVX512BW__)
 #error "ops_avx512.hpp needs -mavx512f -mavx512vl -mavx512dq -mavx512bw: include it only in kernels/*_avx512.cpp"
 #endif
@@ -11,15 +14,16 @@
 
 #include "ops_avx2.hpp"
 
-namespace tastemaker::kernels::avx512 {
+namespace tastemaker::kernels {
 
-using Ops8 = Avx2Ops<2>;
-
-struct Ops {
+template <int Instance>
+struct Avx512Ops {
+    using Ops8 = Avx2Ops<Instance>;
     using V = __m512;
     using M = __mmask16;
     static constexpr int kLanes = 16;
     static constexpr const char* kName = "avx512";
+    static constexpr bool kFusedInt8Dot = false;
 
     static inline V zero() { return _mm512_setzero_ps(); }
     static inline V set1(float x) { return _mm512_set1_ps(x); }
@@ -90,7 +94,7 @@ struct Ops {
     // Sums of eight 16-lane vectors: d_j for j < 4 lands in lane 4j, d_{j+4} in lane 4j+1,
     // then a permute puts d_0..d_7 in lanes 0..7.  ~20 shuffles/adds for eight dots instead
     // of eight dependent horizontal sums.
-    static inline Ops8::V reduce8(const V s[8]) {
+    static inline typename Ops8::V reduce8(const V s[8]) {
         __m512 t[4];
         for (int q = 0; q < 4; ++q) {
             const __m512 a = _mm512_shuffle_f32x4(s[2 * q], s[2 * q + 1], _MM_SHUFFLE(1, 0, 1, 0));
@@ -112,7 +116,7 @@ struct Ops {
     }
 
     // compress8 (ops_scalar.hpp) with AVX-512VL's compress instructions.
-    static inline int compress8(Ops8::V w, const std::int32_t* idx, int n, float* out_w, std::int32_t* out_idx) {
+    static inline int compress8(typename Ops8::V w, const std::int32_t* idx, int n, float* out_w, std::int32_t* out_idx) {
         const __mmask8 keep = static_cast<__mmask8>(_mm256_cmp_ps_mask(w, _mm256_setzero_ps(), _CMP_NEQ_UQ) &
                                                     ((1u << n) - 1u));
         _mm256_storeu_ps(out_w, _mm256_maskz_compress_ps(keep, w));
@@ -166,4 +170,9 @@ struct Ops {
     static inline D mul_add_d(D a, D b, D c) { return _mm512_fmadd_pd(a, b, c); }
 };
 
-}  // namespace tastemaker::kernels::avx512
+namespace avx512 {
+using Ops = Avx512Ops<2>;
+using Ops8 = Ops::Ops8;
+}  // namespace avx512
+
+}  // namespace tastemaker::kernels

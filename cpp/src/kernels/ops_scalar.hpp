@@ -1,6 +1,7 @@
 #pragma once
 // Per-ISA vector ops: the portable reference, and the documentation of the API that
-// ops_avx2.hpp and ops_avx512.hpp implement with the same names and meanings.
+// ops_avx2.hpp, ops_avx512.hpp and ops_avx512vnni.hpp implement with the same names and
+// meanings.
 //
 // A kernel body (cpp/src/kernels/<feature>-inl.hpp) is written once against these ops and
 // compiled once per instruction set: each kernels/<feature>_<isa>.cpp defines
@@ -16,8 +17,10 @@
 //
 // struct Ops  (full vector width of the ISA)
 //   V                      a vector of kLanes floats;  M  the lane mask of a comparison
-//   kLanes                 1 (scalar), 8 (AVX2), 16 (AVX-512)
-//   kName                  "scalar" / "avx2" / "avx512"
+//   kLanes                 1 (scalar), 8 (AVX2), 16 (AVX-512, AVX-512 VNNI)
+//   kName                  "scalar" / "avx2" / "avx512" / "avx512vnni"
+//   kFusedInt8Dot          true where dot4_u8 is one instruction (AVX-512 VNNI's vpdpbusd)
+//                          instead of a multiply-add chain through int16
 //   zero(), set1(x)        all lanes 0 / x
 //   broadcast(p)           all lanes *p  (a load: cheaper than set1 from a register on x86)
 //   load(p), store(p, v)   kLanes floats, unaligned
@@ -139,6 +142,7 @@ struct Ops {
     using M = bool;
     static constexpr int kLanes = 1;
     static constexpr const char* kName = "scalar";
+    static constexpr bool kFusedInt8Dot = false;
 
     static inline V zero() { return 0.0f; }
     static inline V set1(float x) { return x; }

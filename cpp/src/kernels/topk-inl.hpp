@@ -24,15 +24,16 @@
 //   * query_bounds: the pre-filter's scan of PackedItems' int8 copy (a quarter of the
 //     bytes): exact integer dot products with the int8-quantised query, four factors per
 //     lane and instruction (vpmaddubsw; eight factors per int16-to-int32 step, as the
-//     items' values are 7-bit), then each item's approximate score and its error bounds;
+//     items' values are 7-bit; one vpdpbusd per four factors on AVX-512 VNNI), then each
+//     item's approximate score and its error bounds;
 //   * self_bounds: the same bounds for a group of rows (the self-join's rows, prepared as
 //     queries) x one int8 panel, in a register tile, each upper bound against min(row bar,
 //     column bar): only the rows with a bit set are scored exactly (self_scores).  Per 8
-//     items x 8 factors a row takes 2 vpmaddubsw + 1 vpmaddwd (AVX2) against 8 FMAs;
-//     on AVX-512 and scalar it measured no faster than the float32 tile, so those paths
-//     keep the float32 self-join by default (kSelfPrefilter);
-//     The batch scan (users x items) uses self_bounds with +inf column bars for its own
-//     pre-filter (kUserPrefilter: AVX2);
+//     items x 8 factors a row takes 2 vpmaddubsw + 1 vpmaddwd (AVX2; 2 vpdpbusd per 16
+//     items on AVX-512 VNNI) against 8 FMAs; on AVX-512 and scalar it measured no faster
+//     than the float32 tile, so those paths keep the float32 self-join by default
+//     (kSelfPrefilter).  The batch scan (users x items) uses self_bounds with +inf column
+//     bars for its own pre-filter (kUserPrefilter);
 //   * pair_scores: single (row, column) pairs, the tiles' fma chain, for the pre-filters'
 //     rows with a few candidates;
 //   * finite_absmax: the validation scan (max |x|, and whether any x is NaN or inf).
@@ -515,20 +516,23 @@ void query_bounds(const PrefilterQuery& q, const std::uint8_t* panels8, std::int
 constexpr int kBoundRows = L >= 16 ? 12 : L >= 8 ? 2 : 1;
 /** Whether the self-join takes the pre-filter by default (TopkKernels::self_prefilter),
  *  from A/B runs of both in one process on the Xeon of bench/README.md (26,744 x 64,
- *  top-10): AVX2 yes (0.537 -> 0.424 CPU s at one thread, 0.309 -> 0.260 s at two);
- *  AVX-512 no (0.351 vs 0.340 CPU s, 0.211 vs 0.216 s, within noise: its FMA tile does 32
- *  products per instruction on two ports, the int8 scan 64 per 1.5 multiply instructions,
- *  plus the bounds and the exact re-scoring); scalar no (36.7 vs 40.5 CPU s: libm's fmaf
- *  is the hardware FMA there, no dearer than the integer products it would replace). */
-constexpr bool kSelfPrefilter = L == 8;
+ *  top-10; bench/selfjoin_ab.py): AVX2 yes (0.537 -> 0.424 CPU s at one thread, 0.309 ->
+ *  0.260 s at two); AVX-512 no (0.351 vs 0.340 CPU s, 0.211 vs 0.216 s, within noise: its
+ *  FMA tile does 32 products per instruction on two ports, the int8 scan 64 per 1.5
+ *  multiply instructions, plus the bounds and the exact re-scoring); AVX-512 VNNI yes (one
+ *  vpdpbusd per 64 products: 0.367 -> 0.302 CPU s at one thread, 0.220 -> 0.185 s at two);
+ *  scalar no (36.7 vs 40.5 CPU s: libm's fmaf is the hardware FMA there, no dearer than
+ *  the integer products it would replace). */
+constexpr bool kSelfPrefilter = L == 8 || Ops::kFusedInt8Dot;
 /** Whether the batch scan (users x items) takes the pre-filter by default
  *  (TopkKernels::user_prefilter), from A/B runs of both alternated in one process on the
  *  Xeon of bench/README.md (top-10 for all 138,493 x 26,744 users, 64 factors, seen items
  *  filtered, one thread): AVX2 yes (5.08 -> 3.89 CPU s: 3 multiply instructions per 8 items
- *  x 8 factors against 8 FMAs); AVX-512 not yet (3.22 vs 3.13 CPU s, within noise: the
- *  int8 products, 3 per 16 items x 8 factors, go to one port, the FMAs to two); scalar
- *  no (11.3-11.6 vs 12.6 CPU s at 3% of the users). */
-constexpr bool kUserPrefilter = L == 8;
+ *  x 8 factors against 8 FMAs); AVX-512 VNNI yes (3.21 -> 2.38 CPU s: 2 vpdpbusd per 16
+ *  items x 8 factors); AVX-512 not yet (3.22 vs 3.13 CPU s, within noise: the int8
+ *  products, 3 per 16 items x 8 factors, go to one port, the FMAs to two); scalar no
+ *  (11.3-11.6 vs 12.6 CPU s at 3% of the users). */
+constexpr bool kUserPrefilter = L == 8 || Ops::kFusedInt8Dot;
 
 template <int M>
 TM_TOPK_INLINE void self_bounds_tile(const PrefilterQuery* rows, const std::int32_t* w, int ldw,
