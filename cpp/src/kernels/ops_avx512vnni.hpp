@@ -19,12 +19,15 @@ struct Ops : Avx512Ops<3> {
     static constexpr const char* kName = "avx512vnni";
     static constexpr bool kFusedInt8Dot = true;
 
-    // vpdpbusd in asm, into acc's own register, its signed bytes broadcast from *w by the
-    // instruction itself: written as _mm512_dpbusd_epi32, GCC 12 kept most of the
-    // self-join tile's 24 accumulators on the stack (a store per instruction pair in the
-    // loop), as it did with the AVX-512 ops' vpaddd (ops_avx512.hpp).
+    // vpdpbusd in asm, into acc's own register: written as _mm512_dpbusd_epi32, GCC 12
+    // kept most of the self-join tile's 24 accumulators on the stack (a store per
+    // instruction pair in the loop), as it did with the AVX-512 ops' vpaddd
+    // (ops_avx512.hpp).  The signed bytes come broadcast in a register, which GCC shares
+    // between the vectors of a row: the instruction's own {1to16} memory broadcast made one
+    // load per vpdpbusd and addresses computed per row, 3-5% slower in the self-join
+    // (bench/README.md).
     static inline VI dot4_u8(VI acc, const std::uint8_t* p, const std::int32_t* w) {
-        asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(_mm512_loadu_si512(p)), "m"(*w));
+        asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(_mm512_loadu_si512(p)), "v"(_mm512_set1_epi32(*w)));
         return acc;
     }
     static inline VI dot8_u8(VI acc, const std::uint8_t* p, std::int64_t ps, const std::int32_t* w, std::int64_t ws) {
