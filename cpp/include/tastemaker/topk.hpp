@@ -22,7 +22,7 @@
  *  (self_bounds, query_bounds' proven bounds) and scores exactly only the rows whose bound reaches a
  *  bar: the same offers, so the same results, bit for bit.
  *
- *  Batch pre-filter (users x items; TopkKernels::user_prefilter: AVX2): past a block's
+ *  Batch pre-filter (users x items; TopkKernels::user_prefilter: the SIMD paths): past a block's
  *  first chunk, scored in float32 to raise the bars, each panel's int8 copy bounds every
  *  (user, item) pair the same way (self_bounds, no column bars), and only the pairs whose
  *  bound passes the user's bar are scored exactly (pair_scores, or a panel_scores row) and

@@ -525,14 +525,15 @@ constexpr int kBoundRows = L >= 16 ? 12 : L >= 8 ? 2 : 1;
  *  the integer products it would replace). */
 constexpr bool kSelfPrefilter = L == 8 || Ops::kFusedInt8Dot;
 /** Whether the batch scan (users x items) takes the pre-filter by default
- *  (TopkKernels::user_prefilter), from A/B runs of both alternated in one process on the
- *  Xeon of bench/README.md (top-10 for all 138,493 x 26,744 users, 64 factors, seen items
- *  filtered, one thread): AVX2 yes (5.08 -> 3.89 CPU s: 3 multiply instructions per 8 items
- *  x 8 factors against 8 FMAs); AVX-512 VNNI yes (3.21 -> 2.38 CPU s: 2 vpdpbusd per 16
- *  items x 8 factors); AVX-512 not yet (3.22 vs 3.13 CPU s, within noise: the int8
- *  products, 3 per 16 items x 8 factors, go to one port, the FMAs to two); scalar no
- *  (11.3-11.6 vs 12.6 CPU s at 3% of the users). */
-constexpr bool kUserPrefilter = L == 8 || Ops::kFusedInt8Dot;
+ *  (TopkKernels::user_prefilter): every SIMD path, from A/B runs of both alternated in one
+ *  process on the Xeon of bench/README.md (bench/topk_prefilter.py: top-10 for all 138,493
+ *  x 26,744 users, 64 factors, seen items filtered, one thread, best of 3;
+ *  results/topk_userq8_ab_1t.json): AVX-512 VNNI 2.97 -> 1.94 CPU s (2 vpdpbusd per 16
+ *  items x 8 factors against 8 FMAs), AVX-512 2.92 -> 2.57 (3 multiply instructions on one
+ *  port against 8 FMAs on two, but a quarter of the bytes), AVX2 4.82 -> 3.58 (3 multiply
+ *  instructions per 8 items x 8 factors against 8 FMAs).  Scalar no: 11.3-11.6 vs 12.6 CPU s
+ *  at 3% of the users (libm's fmaf is the hardware FMA there). */
+constexpr bool kUserPrefilter = L >= 8;
 
 template <int M>
 TM_TOPK_INLINE void self_bounds_tile(const PrefilterQuery* rows, const std::int32_t* w, int ldw,
