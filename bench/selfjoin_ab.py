@@ -24,6 +24,7 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from _common import ROOT, machine_info  # noqa: E402,I001  (sets OPENBLAS_CORETYPE first)
 
@@ -31,6 +32,7 @@ import numpy as np  # noqa: E402
 
 import tastemaker  # noqa: E402
 from tastemaker import _core  # noqa: E402
+from topk import factors_for  # noqa: E402  (bench/topk.py: the same factors)
 
 
 def main() -> None:
@@ -64,10 +66,8 @@ def main() -> None:
     if args.rounds < 1:
         ap.error("--rounds: expected >= 1")
 
-    # bench/topk.py's synthetic factors (factors_for): the users' draw first, then the items'
-    rng = np.random.default_rng(args.seed)
-    rng.standard_normal((args.users, args.factors), dtype=np.float32)
-    V = rng.standard_normal((args.items, args.factors), dtype=np.float32) * np.float32(0.1)
+    # bench/topk.py's synthetic factors (only the matrix's shape matters to them)
+    _, V = factors_for("synthetic", SimpleNamespace(shape=(args.users, args.items)), args.factors, args.seed)
     model = tastemaker.ALS(factors=args.factors)
     model.user_factors, model.item_factors = V[:1], V
     normed = model._normalized_factors("item", V)  # what similar_items scores
@@ -105,8 +105,8 @@ def main() -> None:
     for (p, t, mode), (wall, cpu) in best.items():
         table.setdefault(p, {}).setdefault(str(t), {})["prefilter" if mode else "float32"] = {
             "wall_s": wall, "cpu_s": cpu}
-    for p in table:
-        for t, cell in table[p].items():
+    for cells in table.values():
+        for cell in cells.values():
             cell["prefilter_over_float32_cpu"] = cell["prefilter"]["cpu_s"] / cell["float32"]["cpu_s"]
             cell["prefilter_over_float32_wall"] = cell["prefilter"]["wall_s"] / cell["float32"]["wall_s"]
     out = {"machine": machine_info(max(threads)), "load_average": load,
