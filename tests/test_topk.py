@@ -321,3 +321,86 @@ def test_self_join_prefilter_override_same_results_on_every_path():
     for bad in (-2, 2):
         with pytest.raises(ValueError, match="self_prefilter: expected -1"):
             _core.topk_inner_product(X, X, 9, *own, self_prefilter=bad)
+
+
+@st.composite
+def batch_problems(draw):
+    # more items than a block's first chunk (32 panels of 32), so the batch scan's int8
+    # pre-filter bounds the rest; small integers (ties, exact scores) or normal floats,
+    # zero rows, huge-but-valid or tiny magnitudes
+    nq = draw(st.integers(16, 60))
+    ni = draw(st.integers(1025, 1400))
+    d = draw(st.integers(1, 70))
+    k = draw(st.integers(1, 50))
+    kind = draw(st.sampled_from(["ints", "normal", "huge", "tiny"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    if kind == "ints":
+        Q = rng.integers(-2, 3, size=(nq, d)).astype(np.float32)
+        I = rng.integers(-2, 3, size=(ni, d)).astype(np.float32)
+    else:
+        Q = rng.standard_normal((nq, d), dtype=np.float32)
+        I = rng.standard_normal((ni, d), dtype=np.float32)
+        if kind == "huge":  # just inside the overflow bound dim * max|q| * max|i| <= 1e37
+            Q *= np.float32(1e37 / (8 * d * 1e18 * np.abs(I).max() * np.abs(Q).max()))
+            I *= np.float32(1e18)
+        elif kind == "tiny":
+            Q *= np.float32(2.0 ** -60)
+    Q[:: 7] = 0.0
+    I[3:: 11] = 0.0
+    seen = [rng.choice(ni, size=rng.integers(0, 200), replace=False) for _ in range(nq)]
+    deny = rng.choice(ni, size=rng.integers(0, 100)).astype(np.int32) if draw(st.booleans()) else None
+    return Q, I, k, seen, deny
+
+
+@settings(max_examples=25, deadline=None)
+@given(batch_problems(), st.integers(1, 3), st.booleans())
+def test_batch_prefilter_equals_the_float32_scan_on_every_path(problem, threads, packed):
+    # the int8 pre-filter (user_prefilter=1) bounds every pair past a block's first chunk and
+    # scores exactly only those above a user's bar: the ids and score bits of the float32
+    # scan (user_prefilter=0), and of the path's default, on every path and thread count
+    Q, I, k, seen, deny = problem
+    indptr, indices = as_csr(seen, I.shape[0])
+    pk = _core.PackedItems(I, 1) if packed else None
+    before = tastemaker.simd_path()
+    try:
+        for isa in _core.simd_available():
+            tastemaker.set_simd_path(isa)
+            want = _core.topk_inner_product(Q, I, k, indptr, indices, None, deny, threads, pk,
+                                            user_prefilter=0)
+            for pre in (1, -1):
+                got = _core.topk_inner_product(Q, I, k, indptr, indices, None, deny, threads, pk,
+                                               user_prefilter=pre)
+                np.testing.assert_array_equal(got[0], want[0])
+                np.testing.assert_array_equal(got[1].view(np.uint32), want[1].view(np.uint32))
+    finally:
+        tastemaker.set_simd_path(before)
+
+
+def test_batch_prefilter_matches_numpy_and_counts_its_work(simd):
+    # small integers: exact scores, so the NumPy reference gives the same ids and scores;
+    # the counters say most pairs were bounded in int8 and few scored exactly
+    rng = np.random.default_rng(5)
+    Q = rng.integers(-3, 4, size=(200, 24)).astype(np.float32)
+    I = rng.integers(-3, 4, size=(3000, 24)).astype(np.float32)
+    seen = [rng.choice(3000, size=rng.integers(0, 300), replace=False) for _ in range(200)]
+    indptr, indices = as_csr(seen, 3000)
+    ref_ids, ref_scores = reference_topk(Q, I, 10, seen)
+    for pre in (0, 1):
+        ids, scores, stats = _core.topk_inner_product(Q, I, 10, indptr, indices, None, None, 2,
+                                                      user_prefilter=pre, stats=True)
+        np.testing.assert_array_equal(ids, ref_ids)
+        np.testing.assert_array_equal(scores, ref_scores.astype(np.float32))
+        assert set(stats) == {"bounded", "exact", "single", "tile_rows"}
+        if pre == 0:
+            assert stats["bounded"] == 0 and stats["exact"] >= 200 * 3000
+        else:
+            assert 0 < stats["bounded"] <= 200 * 3000 and stats["exact"] < 200 * 3000
+            assert stats["exact"] >= stats["single"] + 32 * stats["tile_rows"]
+
+
+def test_user_prefilter_rejects_bad_values():
+    Q = np.ones((3, 4), np.float32)
+    I = np.ones((5, 4), np.float32)
+    for bad in (2, -2, 7):
+        with pytest.raises(ValueError, match="user_prefilter: expected -1"):
+            _core.topk_inner_product(Q, I, 2, user_prefilter=bad)

@@ -10,13 +10,20 @@ namespace {
 
 py::tuple topk_binding(const py::array& queries, const py::array& items, int k, const py::object& exclude_indptr,
                        const py::object& exclude_indices, const py::object& allow, const py::object& deny,
-                       int num_threads, const PackedItems* packed, int self_prefilter) {
+                       int num_threads, const PackedItems* packed, int self_prefilter, int user_prefilter,
+                       bool stats) {
     TopkRequest r;
     r.packed = packed;
     if (self_prefilter < -1 || self_prefilter > 1)
         throw std::invalid_argument("self_prefilter: expected -1 (the SIMD path's choice), 0 or 1, got " +
                                     std::to_string(self_prefilter));
+    if (user_prefilter < -1 || user_prefilter > 1)
+        throw std::invalid_argument("user_prefilter: expected -1 (the SIMD path's choice), 0 or 1, got " +
+                                    std::to_string(user_prefilter));
     r.self_prefilter = self_prefilter;
+    r.user_prefilter = user_prefilter;
+    TopkStats counters;
+    if (stats) r.stats = &counters;
     r.queries = checked_ptr<float>(queries, "queries", 2);
     r.items = checked_ptr<float>(items, "items", 2);
     r.n_queries = static_cast<std::int64_t>(queries.shape(0));
@@ -60,7 +67,13 @@ py::tuple topk_binding(const py::array& queries, const py::array& items, int k, 
         py::gil_scoped_release nogil;
         topk_inner_product(r, pi, ps);
     }
-    return py::make_tuple(ids, scores);
+    if (!stats) return py::make_tuple(ids, scores);
+    py::dict d;
+    d["bounded"] = counters.bounded;
+    d["exact"] = counters.exact;
+    d["single"] = counters.single;
+    d["tile_rows"] = counters.tile_rows;
+    return py::make_tuple(ids, scores, d);
 }
 
 std::unique_ptr<PackedItems> pack_binding(const py::array& items, int num_threads) {
@@ -86,12 +99,16 @@ void register_topk(py::module_& m) {
     m.def("topk_inner_product", &topk_binding, py::arg("queries"), py::arg("items"), py::arg("k"),
           py::arg("exclude_indptr") = py::none(), py::arg("exclude_indices") = py::none(),
           py::arg("allow") = py::none(), py::arg("deny") = py::none(), py::arg("num_threads") = 0,
-          py::arg("packed") = nullptr, py::arg("self_prefilter") = -1,
+          py::arg("packed") = nullptr, py::arg("self_prefilter") = -1, py::arg("user_prefilter") = -1,
+          py::arg("stats") = false,
           "Top-k items by inner product per query row -> (ids int32 (nq, k), scores float32 (nq, k)); "
           "rows with fewer eligible items are padded with id -1 and score -inf.  `packed`: a "
           "PackedItems of these same items (then they are neither validated nor packed again).  "
-          "`self_prefilter` (queries *are* items, the self-join): -1 the SIMD path's choice, 0 the "
-          "float32 tile, 1 the int8 pre-filter first; the same results either way (for A/B runs).");
+          "`self_prefilter` (queries *are* items, the self-join) and `user_prefilter` (a batch of "
+          "queries against the items): -1 the SIMD path's choice, 0 the float32 tile, 1 the int8 "
+          "pre-filter first; the same results either way (for A/B runs).  `stats`: also return a "
+          "dict of work counters (pairs bounded in int8, scored exactly in float32, of those single "
+          "pairs, and re-scored tile rows of 32 pairs).");
 }
 
 }  // namespace

@@ -576,14 +576,140 @@ void seed_block(const TopkRequest& r, const TopkKernels& kern, const Candidates&
     for (int u = 0; u < m; ++u) thr[u] = st[u].thr;
 }
 
+// ---- The batch scan's int8 pre-filter (TopkKernels::user_prefilter; PackedItems' int8 copy).
+//
+// After a block's first chunk (scored in float32: the seed, or the first growing chunks)
+// has raised its users' bars, each later panel meets the whole block in the int8 copy
+// first: self_bounds gives every (user, item) pair query_bounds' proven upper bound hi of
+// its exact score (+inf column bars: only the user's bar counts) and sets the pair's bit
+// iff hi > the user's bar, the test block_scores applies to the score itself.  As hi >=
+// the exact score, every pair that block_scores would report has its bit set.  Those pairs
+// (less the denied items) are scored exactly: a user with at most kPairMax of them in the
+// panel pair by pair (pair_scores), more as a whole panel_scores row; both give the tiles'
+// bits.  They are offered in ascending id order with offer_columns' tests: above the
+// user's current bar, then not seen (the exclusion cursor only moves forward).  Every
+// eligible item above a bar is offered, in the same order as by the float32 scan, so the
+// kept sets -- the exact top kk, ties to the lower id -- are the same, bit for bit.  Bars
+// rise after every panel (a panel is bounded with the bars of the panel before).
+struct UserPrefilter {
+    const PackedItems& pk;
+    const float* cthr;  // +inf x 32: no column bars
+    int dim, quads, m = 0;
+    std::vector<PrefilterQuery> rows;
+    std::vector<std::int32_t> w, one;     // the block's int8 rows (quad q of user u at w[q * m + u])
+    std::vector<std::uint32_t> bmask, cbits, smask;
+    AlignedFloats sub, sub_scores;         // users re-scored as tile rows
+    std::vector<float> sub_thr;
+    std::vector<int> hit_u, sub_u, pair_u;
+    std::vector<std::int32_t> pair_a, pair_b;  // global user, item
+    std::vector<float> pair_s;
+    TopkStats stats;
+
+    UserPrefilter(const PackedItems& packed, const float* no_bars, int block)
+        : pk(packed), cthr(no_bars), dim(packed.dim()), quads(packed.quads()),
+          rows(static_cast<std::size_t>(block)), w(static_cast<std::size_t>(block) * quads),
+          one(static_cast<std::size_t>(quads)), bmask(static_cast<std::size_t>(block)),
+          cbits(static_cast<std::size_t>(block)), smask(static_cast<std::size_t>(block)),
+          sub(aligned_floats(static_cast<std::size_t>(block) * dim)),
+          sub_scores(aligned_floats(static_cast<std::size_t>(block) * kTopkPanel)),
+          sub_thr(static_cast<std::size_t>(block)), hit_u(static_cast<std::size_t>(block)),
+          sub_u(static_cast<std::size_t>(block)),
+          pair_u(static_cast<std::size_t>(block) * kPairMax), pair_a(pair_u.size()), pair_b(pair_u.size()),
+          pair_s(pair_u.size()) {}
+
+    // The block's m users as pre-filter queries; false when one's bound terms would not be
+    // finite (then the block stays on the float32 scan).
+    bool prepare(const float* qb, int users) {
+        m = users;
+        for (int u = 0; u < m; ++u) {
+            PrefilterQuery& q = rows[static_cast<std::size_t>(u)];
+            if (!prefilter_query(qb + std::int64_t{u} * dim, dim, one.data(), q)) return false;
+            for (int c = 0; c < quads; ++c) w[static_cast<std::size_t>(c) * m + u] = one[static_cast<std::size_t>(c)];
+            q.w = nullptr;  // the values are in w
+        }
+        return true;
+    }
+
+    // Panels [p0, p1) for the block's users u0 .. u0 + m (states st, kernel bars thr).
+    void scan(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const Panels& panels,
+              std::int64_t p0, std::int64_t p1, std::int64_t u0, int kk, QueryState* st, float* thr) {
+        for (std::int64_t p = p0; p < p1; ++p) {
+            kern.self_bounds(rows.data(), w.data(), m, m, pk.panel8(p), pk.slack_floor(), thr, cthr, bmask.data());
+            stats.bounded += std::int64_t{m} * kTopkPanel;
+            const std::uint32_t valid = panels.valid(p);
+            int nh = 0;  // the users with a bit set (about one in ten): a list without branches
+            for (int u = 0; u < m; ++u) {
+                hit_u[static_cast<std::size_t>(nh)] = u;
+                nh += (bmask[static_cast<std::size_t>(u)] & valid) != 0;
+            }
+            int sm = 0, np = 0;
+            for (int h = 0; h < nh; ++h) {
+                const int u = hit_u[static_cast<std::size_t>(h)];
+                std::uint32_t c = bmask[static_cast<std::size_t>(u)] & valid;
+                for (std::uint32_t b = cand.denied.empty() ? 0u : c; b; b &= b - 1) {  // never a result
+                    const int j = __builtin_ctz(b);
+                    if (cand.is_denied(cand.id(p * kTopkPanel + j))) c &= ~(1u << j);
+                }
+                if (!c) continue;
+                if (at_most_pair_max(c)) {
+                    for (; c; c &= c - 1) {
+                        pair_u[static_cast<std::size_t>(np)] = u;
+                        pair_a[static_cast<std::size_t>(np)] = static_cast<std::int32_t>(u0 + u);
+                        pair_b[static_cast<std::size_t>(np++)] = cand.id(p * kTopkPanel + __builtin_ctz(c));
+                    }
+                    continue;
+                }
+                cbits[static_cast<std::size_t>(u)] = c;
+                std::memcpy(sub.get() + std::int64_t{sm} * dim, r.queries + (u0 + u) * dim,
+                            sizeof(float) * static_cast<std::size_t>(dim));
+                sub_thr[static_cast<std::size_t>(sm)] = st[u].thr;
+                sub_u[static_cast<std::size_t>(sm++)] = u;
+            }
+            if (sm > 0) {
+                kern.panel_scores(sub.get(), dim, sm, dim, panels.get(p, 1, nullptr), sub_thr.data(),
+                                  sub_scores.get(), smask.data());
+                for (int e = 0; e < sm; ++e) {
+                    const int u = sub_u[static_cast<std::size_t>(e)];
+                    const float* s = sub_scores.get() + std::int64_t{e} * kTopkPanel;
+                    for (std::uint32_t b = smask[static_cast<std::size_t>(e)] & cbits[static_cast<std::size_t>(u)]; b;
+                         b &= b - 1) {
+                        const int j = __builtin_ctz(b);
+                        const std::int32_t id = cand.id(p * kTopkPanel + j);
+                        if (s[j] > st[u].thr && !excluded(r, st[u], id))
+                            heap_offer(st[u].heap, st[u].count, st[u].thr, kk, Entry{s[j], id});
+                    }
+                    thr[u] = st[u].thr;
+                }
+                stats.tile_rows += sm;
+                stats.exact += std::int64_t{sm} * kTopkPanel;
+            }
+            if (np > 0) {
+                kern.pair_scores(r.queries, r.items, dim, pair_a.data(), pair_b.data(), np, pair_s.data());
+                for (int e = 0; e < np; ++e) {  // each user's pairs in ascending ids
+                    const int u = pair_u[static_cast<std::size_t>(e)];
+                    QueryState& q = st[u];
+                    const float f = pair_s[static_cast<std::size_t>(e)];
+                    const std::int32_t id = pair_b[static_cast<std::size_t>(e)];
+                    if (f > q.thr && !excluded(r, q, id)) heap_offer(q.heap, q.count, q.thr, kk, Entry{f, id});
+                    thr[u] = q.thr;
+                }
+                stats.single += np;
+                stats.exact += np;
+            }
+        }
+    }
+};
+
 // Queries in blocks (OpenMP, dynamic), each block against the panels in chunks through
 // block_scores; each query's bar is raised as its hits are offered, and the kernel's copy
 // of it after every chunk.  With kk <= kSeedMaxKeep the first chunk seeds the bars
 // (seed_block); otherwise the first chunks of a block grow from one panel (1, 2, 4, ...:
-// bars start at -inf, and a long first chunk would make every score of it a hit).
-// Exceptions (allocation) go through ParallelError (see threads.hpp).
+// bars start at -inf, and a long first chunk would make every score of it a hit).  With
+// `pre` (PackedItems' int8 copy of every item), the panels past the first chunk go
+// through the int8 pre-filter instead (UserPrefilter), unless a block's users cannot be
+// prepared for it.  Exceptions (allocation) go through ParallelError (see threads.hpp).
 void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const Panels& panels,
-                 int k, int kk, int block, int nt, std::int32_t* out_ids, float* out_scores) {
+                 int k, int kk, int block, int nt, const PackedItems* pre, std::int32_t* out_ids, float* out_scores) {
     const std::int64_t nq = r.n_queries;
     const std::int64_t n_blocks = (nq + block - 1) / block;
     const std::int64_t chunk = chunk_panels(panels.panel_size());
@@ -596,6 +722,8 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
         for (int j = 0; j < kTopkPanel && !cand.denied.empty(); ++j)
             if (p * kTopkPanel + j < cand.count && cand.is_denied(cand.id(p * kTopkPanel + j))) inelig[p] |= 1u << j;
     }
+    alignas(64) float no_bars[kTopkPanel];
+    std::fill(no_bars, no_bars + kTopkPanel, std::numeric_limits<float>::infinity());
     ParallelError error;
 #pragma omp parallel num_threads(nt)
     {
@@ -603,7 +731,10 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
         AlignedFloats scores, local_panels;
         std::vector<std::int32_t> hit_rows;
         std::vector<std::uint32_t> hit_masks;
+        std::unique_ptr<UserPrefilter> pf;
+        TopkStats stats;
         error.run([&] {
+            if (pre != nullptr) pf.reset(new UserPrefilter(*pre, no_bars, block));
             heaps.resize(static_cast<std::size_t>(block) * kk);
             // hit rows, or the seed's full chunk (as many floats: block x chunk rows of 32)
             scores = aligned_floats(capacity * kTopkPanel);
@@ -629,9 +760,17 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
                 seed_block(r, kern, cand, qb, m, panels.get(0, seed, local_panels.get()), seed, inelig.data(), kk,
                            st, thr, scores.get(), hit_rows.data(), hit_masks.data());
                 p_start = step = seed;
+                stats.exact += std::int64_t{m} * seed * kTopkPanel;
             }
-            for (std::int64_t p0 = p_start; p0 < panels.count(); p0 += step, step = std::min(2 * step, chunk)) {
-                const std::int64_t n = std::min(step, panels.count() - p0);
+            const bool prefiltered = pf && pf->prepare(qb, m);
+            for (std::int64_t p0 = p_start, n = 0; p0 < panels.count(); p0 += n, step = std::min(2 * step, chunk)) {
+                if (prefiltered && p0 >= chunk) {  // the bars have risen: the rest through the int8 copy
+                    pf->scan(r, kern, cand, panels, p0, panels.count(), u0, kk, st, thr);
+                    break;
+                }
+                n = std::min(step, panels.count() - p0);
+                if (prefiltered) n = std::min(n, std::max(chunk - p0, std::int64_t{1}));  // stop at `chunk`
+                stats.exact += std::int64_t{m} * n * kTopkPanel;
                 const std::int64_t hits =
                     kern.block_scores(qb, r.dim, m, r.dim, panels.get(p0, n, local_panels.get()), n, thr,
                                       scores.get(), hit_rows.data(), hit_masks.data());
@@ -644,6 +783,21 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
             }
             for (int u = 0; u < m; ++u) write_result(st[u], u0 + u, k, out_ids, out_scores);
         });
+        if (r.stats != nullptr) {
+            if (pf) {
+                stats.bounded += pf->stats.bounded;
+                stats.exact += pf->stats.exact;
+                stats.single += pf->stats.single;
+                stats.tile_rows += pf->stats.tile_rows;
+            }
+#pragma omp critical(tastemaker_topk_stats)
+            {
+                r.stats->bounded += stats.bounded;
+                r.stats->exact += stats.exact;
+                r.stats->single += stats.single;
+                r.stats->tile_rows += stats.tile_rows;
+            }
+        }
     }
     error.rethrow_if_failed();
 }
@@ -895,7 +1049,7 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
                 }
                 if (sm > 0) flush();
                 if (np > 0) {
-                    kern.pair_scores(x, dim, pair_a.data(), pair_b.data(), np, pair_s.data());
+                    kern.pair_scores(x, x, dim, pair_a.data(), pair_b.data(), np, pair_s.data());
                     for (std::int64_t e = 0; e < np; ++e) {
                         const std::int32_t i = pair_a[static_cast<std::size_t>(e)],
                                            j = pair_b[static_cast<std::size_t>(e)];
@@ -971,8 +1125,26 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
                   pk, out_ids, out_scores);
         return;
     }
-    if (nq >= kPackMin) panels.pack_all(nt);
-    scan_blocks(r, kern, cand, panels, k, kk, block, nt, out_ids, out_scores);
+    // The int8 pre-filter needs PackedItems' int8 copy of every item (the caller's, or
+    // built here with the float32 panels, instead of packing them alone) and panels past a
+    // block's first chunk.
+    const bool user_pre = (r.user_prefilter < 0 ? kern.user_prefilter : r.user_prefilter > 0) && nq >= kPackMin &&
+                          !cand.subset && r.dim <= kPrefilterMaxDim &&
+                          panels.count() > chunk_panels(panels.panel_size());
+    if (!user_pre) {
+        if (nq >= kPackMin) panels.pack_all(nt);
+        scan_blocks(r, kern, cand, panels, k, kk, block, nt, nullptr, out_ids, out_scores);
+        return;
+    }
+    if (r.packed != nullptr && r.packed->has_prefilter()) {
+        scan_blocks(r, kern, cand, panels, k, kk, block, nt, r.packed, out_ids, out_scores);
+        return;
+    }
+    TopkRequest own_r = r;
+    const PackedItems own(r.items, r.n_items, r.dim, nt);
+    own_r.packed = &own;
+    const Panels own_panels(own_r, kern, cand);
+    scan_blocks(own_r, kern, cand, own_panels, k, kk, block, nt, &own, out_ids, out_scores);
 }
 
 void PackedItems::Free::operator()(float* p) const noexcept { std::free(p); }

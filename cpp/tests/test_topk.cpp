@@ -744,9 +744,19 @@ TM_TEST(topk_pair_scores_bit_identical_every_path) {
             }
             for_each_path([&](const TopkKernels& kern) {
                 std::vector<float> got(np + 1, 7.0f);
-                kern.pair_scores(x.data(), dim, a.data(), b.data(), np, got.data());
+                kern.pair_scores(x.data(), x.data(), dim, a.data(), b.data(), np, got.data());
                 TM_CHECK(np == 0 || std::memcmp(got.data(), want.data(), sizeof(float) * np) == 0);
                 TM_CHECK(got[np] == 7.0f);  // nothing written past n
+                // rows of two matrices (the batch scan: users and items): the columns as
+                // a copy of their own, at other row numbers
+                std::vector<float> y(std::size_t(kTopkPanel + 3) * dim, 9.0f);
+                std::copy(x.begin(), x.begin() + std::size_t(kTopkPanel) * dim, y.begin() + 3 * dim);
+                std::vector<std::int32_t> b3(b);
+                for (auto& v : b3) v += 3;
+                std::fill(got.begin(), got.end(), 7.0f);
+                kern.pair_scores(x.data(), y.data(), dim, a.data(), b3.data(), np, got.data());
+                TM_CHECK(np == 0 || std::memcmp(got.data(), want.data(), sizeof(float) * np) == 0);
+                TM_CHECK(got[np] == 7.0f);
             });
         }
     }
@@ -818,6 +828,67 @@ TM_TEST(topk_prefiltered_single_query_equals_the_exact_scan_every_path) {
                     r.packed = &packed;
                     expect_on_every_path(r, want, {1});
                 }
+}
+
+TM_TEST(topk_prefiltered_batch_scan_equals_the_float32_scan_every_path) {
+    // Many users over more panels than a block's first chunk: past it, the int8 copy
+    // bounds every (user, item) pair and only pairs above a user's bar are scored exactly.
+    // The result must be the float32 scan's, ids and score bits, on every path and thread
+    // count, asked on (the caller's PackedItems, or one built for the call), off, or by
+    // default: whatever the values (ties, zero rows, huge and tiny magnitudes, duplicated
+    // items), seen items, deny lists and k (the seeded bars up to 16, growing chunks past).
+    std::mt19937 rng(53);
+    const int dims[] = {1, 2, 5, 16, 63, 64, 70};
+    const int ks[] = {1, 10, 17, 50, 5, 33, 2};
+    for (int t = 0; t < 7; ++t)
+        for (int regime = 0; regime < 5; ++regime) {
+            const int d = dims[t], k = ks[(t + regime) % 7];
+            const int nq = regime == 0 ? 150 : 40, ni = 1100 + 37 * t;
+            Problem p = make_problem(rng(), nq, ni, d, k, false, regime % 2 == 1, true);
+            float qscale;
+            p.items = stress_items(rng, regime, ni, d, &qscale);
+            for (int u = 0; u < nq; ++u)
+                for (int c = 0; c < d; ++c) {
+                    float& v = p.q[std::size_t(u) * d + c];
+                    v = regime == 1 ? std::round(v) : u % 13 == 4 ? 0.0f : v * qscale;  // ties; zero users
+                }
+            TopkRequest r = p.request();
+            r.user_prefilter = 0;
+            const Result want = run_scalar(r);
+            const PackedItems packed(p.items.data(), ni, d, 1);
+            r.user_prefilter = 1;
+            expect_on_every_path(r, want, {1, 2, 3});
+            r.packed = &packed;
+            expect_on_every_path(r, want, {1, 3});
+            r.user_prefilter = -1;
+            expect_on_every_path(r, want, {2});
+            r.user_prefilter = 1;
+            if (regime == 0) {  // the work counters: most pairs bounded, few re-scored
+                TopkStats st;
+                r.stats = &st;
+                r.num_threads = 2;
+                run(r);
+                TM_CHECK(st.bounded > 0 && st.bounded % kTopkPanel == 0);
+                TM_CHECK(st.exact >= st.single + st.tile_rows * kTopkPanel);
+                TM_CHECK(st.exact < std::int64_t(nq) * ni);
+                r.stats = nullptr;
+            }
+        }
+    // users whose pre-filter terms would not be finite (|q| near 1e37, items tiny): those
+    // blocks stay on the float32 scan; and more factors than the int8 copy takes
+    for (int d : {8, kPrefilterMaxDim + 1}) {
+        const int ni = d == 8 ? 1500 : 100;
+        Problem p = make_problem(rng(), 30, ni, d, 4, false, true, true);
+        if (d == 8) {
+            for (auto& v : p.q) v *= 1e36f;
+            for (auto& v : p.items) v *= 1e-3f;
+        }
+        TopkRequest r = p.request();
+        r.user_prefilter = 0;
+        const Result want = run_scalar(r);
+        r.user_prefilter = 1;
+        expect_on_every_path(r, want, {1, 2});
+    }
 }
 
 TM_TEST(topk_packed_items_layout_and_errors) {

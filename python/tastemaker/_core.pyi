@@ -65,7 +65,10 @@ def topk_inner_product(
     num_threads: int = 0,
     packed: PackedItems | None = None,
     self_prefilter: int = -1,
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+    user_prefilter: int = -1,
+    stats: bool = False,
+) -> (tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]
+      | tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], dict[str, int]]): ...
 # Single-request queries (cpp/include/tastemaker/query.hpp): one call, GIL released once.
 def query_recommend(
     user_factors: npt.NDArray[np.float32],

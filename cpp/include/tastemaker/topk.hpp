@@ -21,6 +21,12 @@
  *  AVX-512 VNNI) it first bounds every pair's score from PackedItems' int8 copy
  *  (self_bounds, query_bounds' proven bounds) and scores exactly only the rows whose bound reaches a
  *  bar: the same offers, so the same results, bit for bit.
+ *
+ *  Batch pre-filter (users x items; TopkKernels::user_prefilter: the SIMD paths): past a block's
+ *  first chunk, scored in float32 to raise the bars, each panel's int8 copy bounds every
+ *  (user, item) pair the same way (self_bounds, no column bars), and only the pairs whose
+ *  bound passes the user's bar are scored exactly (pair_scores, or a panel_scores row) and
+ *  offered: the same offers, so the same results, bit for bit.
  */
 #include <cstddef>
 #include <cstdint>
@@ -146,6 +152,17 @@ private:
     float absmax_ = 0.0f;
 };
 
+/** Work counters of one topk_inner_product call (TopkRequest::stats; added to, not reset):
+ *  how many (query, item) pairs the batch scan bounded from the int8 copy, and how many
+ *  it scored in float32 -- every pair of a panel it scanned with the float32 tile, plus
+ *  the pre-filter's re-scored pairs (single pairs, and 32 per re-scored tile row). */
+struct TopkStats {
+    std::int64_t bounded = 0;      // pairs bounded by the int8 scan (self_bounds)
+    std::int64_t exact = 0;        // pairs scored in float32, in all
+    std::int64_t single = 0;       // of those, the pre-filter's single pairs (pair_scores)
+    std::int64_t tile_rows = 0;    // the pre-filter's re-scored tile rows (32 pairs each)
+};
+
 /** One top-k request.  All pointers are borrowed; nothing is retained after the call.
  *
  *  @param queries   n_queries x dim, row-major float32.
@@ -187,7 +204,14 @@ struct TopkRequest {
     /** The self-join's int8 pre-filter: -1 = the path's choice (TopkKernels::self_prefilter),
      *  0 = off, 1 = on.  Results are identical either way (tests run both). */
     int self_prefilter = -1;
+    /** The batch scan's int8 pre-filter (users x items, more than one query): -1 = the
+     *  path's choice (TopkKernels::user_prefilter), 0 = off, 1 = on.  Results are identical
+     *  either way (tests run both). */
+    int user_prefilter = -1;
+    /** Optional: what the call did, added to these counters (see TopkStats). */
+    TopkStats* stats = nullptr;
 };
+
 
 /** Run the request on the active SIMD path.
  *
@@ -247,6 +271,13 @@ struct TopkKernels {
      *  (AVX-512 without VNNI; measured A/B: bench/README.md, bench/selfjoin_ab.py).  Both give
      *  the same results; TopkRequest::self_prefilter overrides it. */
     bool self_prefilter = true;
+    /** Whether the batch scan (users x items) takes the int8 pre-filter on this path by
+     *  default: after a block's first chunk (scored in float32, which raises the bars), each
+     *  panel is bounded for the whole block by self_bounds (no column bars) and only the
+     *  (user, item) pairs whose bound passes the user's bar are scored exactly (pair_scores,
+     *  or a panel_scores row).  The same offers pass, so the same results, bit for bit;
+     *  TopkRequest::user_prefilter overrides it.  Set by measurement (bench/README.md). */
+    bool user_prefilter = false;
     /** The self-join's scan of m queries (m <= kTopkMaxBlock) x one panel: the same scores
      *  (same bits) as panel_scores, each against its row's bar rthr[u] and its column's
      *  bar cthr[j] (the bar of the item's own row).  Only the rows with a score above either
@@ -286,16 +317,18 @@ struct TopkKernels {
      *  hi(u, j) > min(rthr[u], cthr[j]), hi being query_bounds' upper bound of the exact
      *  path's score of row u and item j (the same bits).  So a score above either bar
      *  always has its bit set: only the rows with one need their exact scores
-     *  (self_scores).  Bit-identical on every path.  No NaN in rthr or cthr. */
+     *  (self_scores).  Bit-identical on every path.  No NaN in rthr or cthr.  The batch
+     *  scan's pre-filter passes +inf column bars (only the rows' bars count). */
     void (*self_bounds)(const PrefilterQuery* rows, const std::int32_t* w, int ldw, int m,
                         const std::uint8_t* panel8, float floor, const float* rthr, const float* cthr,
                         std::uint32_t* masks) = nullptr;
 
-    /** For e < n: out[e] = sum_k x[a[e]*dim + k] * x[b[e]*dim + k] (fma, k ascending,
-     *  from 0: the same bits as panel_scores of row a[e] against a panel holding row b[e]).
-     *  x is row-major with `dim` floats per row. */
-    void (*pair_scores)(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, std::int64_t n,
-                        float* out) = nullptr;
+    /** For e < n: out[e] = sum_k xa[a[e]*dim + k] * xb[b[e]*dim + k] (fma, k ascending,
+     *  from 0: the same bits as panel_scores of row a[e] of xa against a panel holding row
+     *  b[e] of xb).  xa and xb are row-major with `dim` floats per row (the same pointer
+     *  for the self-join). */
+    void (*pair_scores)(const float* xa, const float* xb, int dim, const std::int32_t* a, const std::int32_t* b,
+                        std::int64_t n, float* out) = nullptr;
 
     /** Every function-pointer entry (simd::Dispatch resolves them, the tests check them). */
     static constexpr auto entries() {

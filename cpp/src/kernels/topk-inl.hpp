@@ -32,8 +32,9 @@
 //     items x 8 factors a row takes 2 vpmaddubsw + 1 vpmaddwd (AVX2; 2 vpdpbusd per 16
 //     items on AVX-512 VNNI) against 8 FMAs; on AVX-512 and scalar it measured no faster
 //     than the float32 tile, so those paths keep the float32 self-join by default
-//     (kSelfPrefilter);
-//   * pair_scores: single (row, column) pairs, the tiles' fma chain, for the pre-filter's
+//     (kSelfPrefilter).  The batch scan (users x items) uses self_bounds with +inf column
+//     bars for its own pre-filter (kUserPrefilter);
+//   * pair_scores: single (row, column) pairs, the tiles' fma chain, for the pre-filters'
 //     rows with a few candidates;
 //   * finite_absmax: the validation scan (max |x|, and whether any x is NaN or inf).
 //
@@ -523,6 +524,16 @@ constexpr int kBoundRows = L >= 16 ? 12 : L >= 8 ? 2 : 1;
  *  scalar no (36.7 vs 40.5 CPU s: libm's fmaf is the hardware FMA there, no dearer than
  *  the integer products it would replace). */
 constexpr bool kSelfPrefilter = L == 8 || Ops::kFusedInt8Dot;
+/** Whether the batch scan (users x items) takes the pre-filter by default
+ *  (TopkKernels::user_prefilter): every SIMD path, from A/B runs of both alternated in one
+ *  process on the Xeon of bench/README.md (bench/topk_prefilter.py: top-10 for all 138,493
+ *  x 26,744 users, 64 factors, seen items filtered, one thread, best of 3;
+ *  results/topk_userq8_ab_1t.json): AVX-512 VNNI 2.97 -> 1.94 CPU s (2 vpdpbusd per 16
+ *  items x 8 factors against 8 FMAs), AVX-512 2.92 -> 2.57 (3 multiply instructions on one
+ *  port against 8 FMAs on two, but a quarter of the bytes), AVX2 4.82 -> 3.58 (3 multiply
+ *  instructions per 8 items x 8 factors against 8 FMAs).  Scalar no: 11.3-11.6 vs 12.6 CPU s
+ *  at 3% of the users (libm's fmaf is the hardware FMA there). */
+constexpr bool kUserPrefilter = L >= 8;
 
 template <int M>
 TM_TOPK_INLINE void self_bounds_tile(const PrefilterQuery* rows, const std::int32_t* w, int ldw,
@@ -591,23 +602,25 @@ void self_bounds(const PrefilterQuery* rows, const std::int32_t* w, int ldw, int
     self_bounds_tail<kBoundRows - 1>(m - u, rows + u, w + u, ldw, panel8, quads, fl, rthr + u, ct, masks + u);
 }
 
-// The exact scores of single (row, column) pairs of rows of x (the self-join's pre-filter
-// re-scores rows with a few candidates this way, not as whole panel rows): the same fma
+// The exact scores of single (row, column) pairs, a row of xa and a row of xb (the
+// pre-filters re-score rows with a few candidates this way, not as whole panel rows: the
+// self-join with xa == xb, the batch scan with users and items): the same fma
 // chain as every tile (one rounding per factor, factors in order, from 0).  L pairs at a
 // time, one per lane: L factors of each pair's two rows loaded and transposed in
 // registers (Ops::transpose), then L fmas; about 2 loads and 2 L x L transposes per L
 // factors of L pairs (a scalar chain per pair took ~2.5 loads per fma: ~100 cycles per
 // pair at 64 factors).  A last group of fewer than L pairs repeats its first pair in the
 // unused lanes.
-void pair_scores(const float* x, int dim, const std::int32_t* a, const std::int32_t* b, std::int64_t n, float* out) {
+void pair_scores(const float* xa, const float* xb, int dim, const std::int32_t* a, const std::int32_t* b,
+                 std::int64_t n, float* out) {
     for (std::int64_t e0 = 0; e0 < n; e0 += L) {
         const int cnt = n - e0 < L ? static_cast<int>(n - e0) : L;
         const float* pa[L];
         const float* pb[L];
         for (int l = 0; l < L; ++l) {
             const std::int64_t e = e0 + (l < cnt ? l : 0);
-            pa[l] = x + static_cast<std::int64_t>(a[e]) * dim;
-            pb[l] = x + static_cast<std::int64_t>(b[e]) * dim;
+            pa[l] = xa + static_cast<std::int64_t>(a[e]) * dim;
+            pb[l] = xb + static_cast<std::int64_t>(b[e]) * dim;
         }
         V acc = Ops::zero();
         for (int k0 = 0; k0 < dim; k0 += L) {
@@ -687,6 +700,7 @@ constexpr TopkKernels table() {
     t.finite_absmax = finite_absmax;
     t.query_block = kQueryBlock;
     t.self_prefilter = kSelfPrefilter;
+    t.user_prefilter = kUserPrefilter;
     return t;
 }
 
