@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 import tastemaker  # noqa: E402
 from tastemaker import _core  # noqa: E402
+from topk import factors_for  # noqa: E402  (bench/topk.py: the same factors)
 
 
 def main() -> None:
@@ -53,10 +54,8 @@ def main() -> None:
             ap.error(f"--simd: {p!r} is not available here ({', '.join(cfg['simd_available'])})")
     load_before = os.getloadavg()
     m = synthetic(args.scale, args.seed)
-    rng = np.random.default_rng(args.seed)  # bench/topk.py's synthetic factors
     f = args.factors
-    U = rng.standard_normal((m.shape[0], f), dtype=np.float32) * np.float32(0.1)
-    V = rng.standard_normal((m.shape[1], f), dtype=np.float32) * np.float32(0.1)
+    U, V = factors_for("synthetic", m, f, args.seed)
     indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int32)
     n_users, n_items = m.shape
     nominal = 2.0 * n_users * n_items * f

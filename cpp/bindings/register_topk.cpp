@@ -107,8 +107,9 @@ void register_topk(py::module_& m) {
           "`self_prefilter` (queries *are* items, the self-join) and `user_prefilter` (a batch of "
           "queries against the items): -1 the SIMD path's choice, 0 the float32 tile, 1 the int8 "
           "pre-filter first; the same results either way (for A/B runs).  `stats`: also return a "
-          "dict of work counters (pairs bounded in int8, scored exactly in float32, of those single "
-          "pairs, and re-scored tile rows of 32 pairs).");
+          "dict of the batch scan's work counters (pairs bounded in int8, scored exactly in float32, "
+          "of those single pairs, and re-scored tile rows of 32 pairs; all 0 for one query or the "
+          "self-join).");
 }
 
 }  // namespace

@@ -153,9 +153,10 @@ private:
 };
 
 /** Work counters of one topk_inner_product call (TopkRequest::stats; added to, not reset):
- *  how many (query, item) pairs the batch scan bounded from the int8 copy, and how many
- *  it scored in float32 -- every pair of a panel it scanned with the float32 tile, plus
- *  the pre-filter's re-scored pairs (single pairs, and 32 per re-scored tile row). */
+ *  how many (query, item) pairs the batch scan (users x items) bounded from the int8 copy,
+ *  and how many it scored in float32 -- every pair of a panel it scanned with the float32
+ *  tile, plus the pre-filter's re-scored pairs (single pairs, and 32 per re-scored tile
+ *  row).  The single-query path and the self-join do not count (they add nothing). */
 struct TopkStats {
     std::int64_t bounded = 0;      // pairs bounded by the int8 scan (self_bounds)
     std::int64_t exact = 0;        // pairs scored in float32, in all
