@@ -409,6 +409,17 @@ bool prefilter_query(const float* q, int dim, std::int32_t* w, PrefilterQuery& o
 
 namespace {
 
+// Row x as a pre-filter query whose int8 values go strided to w (quad q at w[q * ld], the
+// layout self_bounds reads), through `scratch` (one value per quad); false, leaving w
+// alone, when its bound terms would not be finite (prefilter_query).
+bool prefilter_row(const float* x, int dim, std::int32_t* scratch, std::int32_t* w, std::int64_t ld,
+                   PrefilterQuery& row) {
+    if (!prefilter_query(x, dim, scratch, row)) return false;
+    for (int q = 0; q < row.quads; ++q) w[q * ld] = scratch[q];
+    row.w = nullptr;  // the values are in w
+    return true;
+}
+
 // When the pre-filter is used: few results out of many items (the candidates are about
 // k plus the items near the k-th score), and not so many candidates that re-scoring them
 // costs more than the scan it saves (then the exact scan takes over).
@@ -603,7 +614,6 @@ struct UserPrefilter {
     std::vector<int> hit_u, sub_u, pair_u;
     std::vector<std::int32_t> pair_a, pair_b;  // global user, item
     std::vector<float> pair_s;
-    TopkStats stats;
 
     UserPrefilter(const PackedItems& packed, const float* no_bars, int block)
         : pk(packed), cthr(no_bars), dim(packed.dim()), quads(packed.quads()),
@@ -621,18 +631,17 @@ struct UserPrefilter {
     // finite (then the block stays on the float32 scan).
     bool prepare(const float* qb, int users) {
         m = users;
-        for (int u = 0; u < m; ++u) {
-            PrefilterQuery& q = rows[static_cast<std::size_t>(u)];
-            if (!prefilter_query(qb + std::int64_t{u} * dim, dim, one.data(), q)) return false;
-            for (int c = 0; c < quads; ++c) w[static_cast<std::size_t>(c) * m + u] = one[static_cast<std::size_t>(c)];
-            q.w = nullptr;  // the values are in w
-        }
+        for (int u = 0; u < m; ++u)
+            if (!prefilter_row(qb + std::int64_t{u} * dim, dim, one.data(), w.data() + u, m,
+                               rows[static_cast<std::size_t>(u)]))
+                return false;
         return true;
     }
 
     // Panels [p0, p1) for the block's users u0 .. u0 + m (states st, kernel bars thr).
     void scan(const TopkRequest& r, const TopkKernels& kern, const Candidates& cand, const Panels& panels,
-              std::int64_t p0, std::int64_t p1, std::int64_t u0, int kk, QueryState* st, float* thr) {
+              std::int64_t p0, std::int64_t p1, std::int64_t u0, int kk, QueryState* st, float* thr,
+              TopkStats& stats) {
         for (std::int64_t p = p0; p < p1; ++p) {
             kern.self_bounds(rows.data(), w.data(), m, m, pk.panel8(p), pk.slack_floor(), thr, cthr, bmask.data());
             stats.bounded += std::int64_t{m} * kTopkPanel;
@@ -765,7 +774,7 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
             const bool prefiltered = pf && pf->prepare(qb, m);
             for (std::int64_t p0 = p_start, n = 0; p0 < panels.count(); p0 += n, step = std::min(2 * step, chunk)) {
                 if (prefiltered && p0 >= chunk) {  // the bars have risen: the rest through the int8 copy
-                    pf->scan(r, kern, cand, panels, p0, panels.count(), u0, kk, st, thr);
+                    pf->scan(r, kern, cand, panels, p0, panels.count(), u0, kk, st, thr, stats);
                     break;
                 }
                 n = std::min(step, panels.count() - p0);
@@ -784,22 +793,21 @@ void scan_blocks(const TopkRequest& r, const TopkKernels& kern, const Candidates
             for (int u = 0; u < m; ++u) write_result(st[u], u0 + u, k, out_ids, out_scores);
         });
         if (r.stats != nullptr) {
-            if (pf) {
-                stats.bounded += pf->stats.bounded;
-                stats.exact += pf->stats.exact;
-                stats.single += pf->stats.single;
-                stats.tile_rows += pf->stats.tile_rows;
-            }
 #pragma omp critical(tastemaker_topk_stats)
-            {
-                r.stats->bounded += stats.bounded;
-                r.stats->exact += stats.exact;
-                r.stats->single += stats.single;
-                r.stats->tile_rows += stats.tile_rows;
-            }
+            *r.stats += stats;
         }
     }
     error.rethrow_if_failed();
+}
+
+// PackedItems' int8 copy of every item for a pre-filter: the caller's, or one built here
+// into `own` (with the float32 panels, instead of packing them alone); null above the
+// copy's limit (dim > kPrefilterMaxDim).
+const PackedItems* prefilter_copy(const TopkRequest& r, int nt, std::unique_ptr<PackedItems>& own) {
+    if (r.packed != nullptr && r.packed->has_prefilter()) return r.packed;
+    if (r.dim > kPrefilterMaxDim) return nullptr;
+    own.reset(new PackedItems(r.items, r.n_items, r.dim, nt));
+    return own.get();
 }
 
 // Queries per block: the kernel's, but small enough that every thread gets a few
@@ -929,11 +937,9 @@ void self_topk(const TopkKernels& kern, const Candidates& cand, const float* x, 
             std::vector<std::int32_t> w(static_cast<std::size_t>(quads));
 #pragma omp for schedule(static)
             for (std::int64_t i = 0; i < n; ++i) error.run([&] {
-                PrefilterQuery& row = rows[static_cast<std::size_t>(i)];
-                if (!prefilter_query(x + i * dim, dim, w.data(), row)) finite.store(false, std::memory_order_relaxed);
                 std::int32_t* dst = row_w.data() + (i / kSelfGroup) * quads * kSelfGroup + i % kSelfGroup;
-                for (int q = 0; q < quads; ++q) dst[q * kSelfGroup] = w[static_cast<std::size_t>(q)];
-                row.w = nullptr;  // the values are in row_w
+                if (!prefilter_row(x + i * dim, dim, w.data(), dst, kSelfGroup, rows[static_cast<std::size_t>(i)]))
+                    finite.store(false, std::memory_order_relaxed);
             });
         }
         error.rethrow_if_failed();
@@ -1107,44 +1113,29 @@ void topk_inner_product(const TopkRequest& r, std::int32_t* out_ids, float* out_
     const std::int64_t n_blocks = (nq + block - 1) / block;
     if (nt > n_blocks) nt = static_cast<int>(n_blocks);
     if (is_self_join(r, cand, kk, nt)) {
-        // the int8 pre-filter needs PackedItems' int8 copy: the caller's, or built here
-        // (with the float32 panels, instead of packing them alone)
         std::unique_ptr<PackedItems> own;
-        const PackedItems* pk = r.packed;
         const bool pre = r.self_prefilter < 0 ? kern.self_prefilter : r.self_prefilter > 0;
-        if (!pre) {
-            pk = nullptr;
-            panels.pack_all(nt);
-        } else if ((pk == nullptr || !pk->has_prefilter()) && r.dim <= kPrefilterMaxDim) {
-            own.reset(new PackedItems(r.items, r.n_items, r.dim, nt));
-            pk = own.get();
-        } else {
-            panels.pack_all(nt);
-        }
+        const PackedItems* pk = pre ? prefilter_copy(r, nt, own) : nullptr;
+        if (!own) panels.pack_all(nt);
         self_topk(kern, cand, r.queries, nq, r.dim, k, kk, block, nt, own ? own->panel(0) : panels.get(0, 0, nullptr),
                   pk, out_ids, out_scores);
         return;
     }
-    // The int8 pre-filter needs PackedItems' int8 copy of every item (the caller's, or
-    // built here with the float32 panels, instead of packing them alone) and panels past a
-    // block's first chunk.
+    // The batch pre-filter needs the int8 copy (prefilter_copy) and panels past a block's
+    // first chunk.
     const bool user_pre = (r.user_prefilter < 0 ? kern.user_prefilter : r.user_prefilter > 0) && nq >= kPackMin &&
-                          !cand.subset && r.dim <= kPrefilterMaxDim &&
-                          panels.count() > chunk_panels(panels.panel_size());
-    if (!user_pre) {
-        if (nq >= kPackMin) panels.pack_all(nt);
-        scan_blocks(r, kern, cand, panels, k, kk, block, nt, nullptr, out_ids, out_scores);
-        return;
-    }
-    if (r.packed != nullptr && r.packed->has_prefilter()) {
-        scan_blocks(r, kern, cand, panels, k, kk, block, nt, r.packed, out_ids, out_scores);
+                          !cand.subset && panels.count() > chunk_panels(panels.panel_size());
+    std::unique_ptr<PackedItems> own;
+    const PackedItems* pk = user_pre ? prefilter_copy(r, nt, own) : nullptr;
+    if (!own) {
+        if (nq >= kPackMin) panels.pack_all(nt);  // resident already with the caller's copy
+        scan_blocks(r, kern, cand, panels, k, kk, block, nt, pk, out_ids, out_scores);
         return;
     }
     TopkRequest own_r = r;
-    const PackedItems own(r.items, r.n_items, r.dim, nt);
-    own_r.packed = &own;
+    own_r.packed = own.get();
     const Panels own_panels(own_r, kern, cand);
-    scan_blocks(own_r, kern, cand, own_panels, k, kk, block, nt, &own, out_ids, out_scores);
+    scan_blocks(own_r, kern, cand, own_panels, k, kk, block, nt, pk, out_ids, out_scores);
 }
 
 void PackedItems::Free::operator()(float* p) const noexcept { std::free(p); }

@@ -162,6 +162,14 @@ struct TopkStats {
     std::int64_t exact = 0;        // pairs scored in float32, in all
     std::int64_t single = 0;       // of those, the pre-filter's single pairs (pair_scores)
     std::int64_t tile_rows = 0;    // the pre-filter's re-scored tile rows (32 pairs each)
+
+    TopkStats& operator+=(const TopkStats& o) noexcept {
+        bounded += o.bounded;
+        exact += o.exact;
+        single += o.single;
+        tile_rows += o.tile_rows;
+        return *this;
+    }
 };
 
 /** One top-k request.  All pointers are borrowed; nothing is retained after the call.
