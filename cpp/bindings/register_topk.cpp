@@ -14,14 +14,14 @@ py::tuple topk_binding(const py::array& queries, const py::array& items, int k, 
                        bool stats) {
     TopkRequest r;
     r.packed = packed;
-    if (self_prefilter < -1 || self_prefilter > 1)
-        throw std::invalid_argument("self_prefilter: expected -1 (the SIMD path's choice), 0 or 1, got " +
-                                    std::to_string(self_prefilter));
-    if (user_prefilter < -1 || user_prefilter > 1)
-        throw std::invalid_argument("user_prefilter: expected -1 (the SIMD path's choice), 0 or 1, got " +
-                                    std::to_string(user_prefilter));
-    r.self_prefilter = self_prefilter;
-    r.user_prefilter = user_prefilter;
+    auto override_of = [](int v, const char* name) {  // a pre-filter override: -1, 0 or 1
+        if (v < -1 || v > 1)
+            throw std::invalid_argument(std::string(name) + ": expected -1 (the SIMD path's choice), 0 or 1, got " +
+                                        std::to_string(v));
+        return v;
+    };
+    r.self_prefilter = override_of(self_prefilter, "self_prefilter");
+    r.user_prefilter = override_of(user_prefilter, "user_prefilter");
     TopkStats counters;
     if (stats) r.stats = &counters;
     r.queries = checked_ptr<float>(queries, "queries", 2);

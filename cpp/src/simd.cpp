@@ -111,7 +111,6 @@ Isa parse_isa(const std::string& name) {
     std::string s(name);
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
     if (s == "scalar" || s == "generic" || s == "portable") return Isa::Scalar;
-    if (s == "avx2") return Isa::AVX2;
     for (int i = 1; i < kIsaCount; ++i)
         if (s == isa_name(static_cast<Isa>(i))) return static_cast<Isa>(i);
     std::string valid;
