@@ -431,6 +431,39 @@ TM_TOPK_INLINE void bound_terms(Ops::VI acc, Ops::VI bias, V t, V qn1, V eqd, V 
     b = Ops::fma(qn1, Ops::load(scale + kTopkPanel), Ops::fma(eqd, Ops::load(scale + 2 * kTopkPanel), floor));
 }
 
+// The pre-filters' exact integer sums for A (query, panel) pairs in a register tile: pair a
+// meets the int8 panel at panel + a * pstride with the query whose quad q is at
+// w[a * wstride + q * ldw] (one query x A panels: pstride the panel size, wstride 0, ldw
+// 1; A rows x one panel: pstride 0, wstride 1, ldw the rows' stride); eight factors per
+// step (Ops::dot8_u8: the items' bytes are at most 127), four for an odd last quad.
+template <int A>
+TM_TOPK_INLINE void int8_sums(Ops::VI (&acc)[A][C], const std::uint8_t* panel, std::int64_t pstride,
+                              const std::int32_t* w, int wstride, int ldw, int quads) {
+#pragma GCC unroll 16
+    for (int a = 0; a < A; ++a)
+#pragma GCC unroll 32
+        for (int c = 0; c < C; ++c) acc[a][c] = Ops::zero_i();
+    int k = 0;
+    for (; k + 2 <= quads; k += 2) {  // two rows of four factors at a time
+#pragma GCC unroll 16
+        for (int a = 0; a < A; ++a) {
+            const std::uint8_t* p = panel + a * pstride + k * 4 * kTopkPanel;
+            const std::int32_t* wa = w + a * wstride + k * ldw;
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c) acc[a][c] = Ops::dot8_u8(acc[a][c], p + 4 * L * c, 4 * kTopkPanel, wa, ldw);
+        }
+    }
+    if (k < quads) {
+#pragma GCC unroll 16
+        for (int a = 0; a < A; ++a) {
+            const std::uint8_t* p = panel + a * pstride + k * 4 * kTopkPanel;
+            const std::int32_t* wa = w + a * wstride + k * ldw;
+#pragma GCC unroll 32
+            for (int c = 0; c < C; ++c) acc[a][c] = Ops::dot4_u8(acc[a][c], p + 4 * L * c, wa);
+        }
+    }
+}
+
 // One query x G consecutive int8 panels (the pre-filter): exact integer dot products of
 // the int8 query with each item's biased uint8 values (eight factors per step,
 // Ops::dot8_u8: the items' bytes are at most 127; the bias removed per query), then each
@@ -441,27 +474,7 @@ TM_TOPK_INLINE void bounds_group(const std::int32_t* w, int quads, Ops::VI bias,
                                  std::int64_t panel_size, V t, V qn1, V eqd, V floor, V bar, float* lo, float* hi,
                                  std::uint32_t* masks) {
     Ops::VI acc[G][C];
-#pragma GCC unroll 16
-    for (int g = 0; g < G; ++g)
-#pragma GCC unroll 32
-        for (int c = 0; c < C; ++c) acc[g][c] = Ops::zero_i();
-    int k = 0;
-    for (; k + 2 <= quads; k += 2) {  // two rows of four factors at a time (Ops::dot8_u8)
-#pragma GCC unroll 16
-        for (int g = 0; g < G; ++g) {
-            const std::uint8_t* p = panels + g * panel_size + k * 4 * kTopkPanel;
-#pragma GCC unroll 32
-            for (int c = 0; c < C; ++c) acc[g][c] = Ops::dot8_u8(acc[g][c], p + 4 * L * c, 4 * kTopkPanel, w + k, 1);
-        }
-    }
-    if (k < quads) {
-#pragma GCC unroll 16
-        for (int g = 0; g < G; ++g) {
-            const std::uint8_t* p = panels + g * panel_size + k * 4 * kTopkPanel;
-#pragma GCC unroll 32
-            for (int c = 0; c < C; ++c) acc[g][c] = Ops::dot4_u8(acc[g][c], p + 4 * L * c, w + k);
-        }
-    }
+    int8_sums<G>(acc, panels, panel_size, w, 0, 1, quads);
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g) {
         const float* scale = reinterpret_cast<const float*>(panels + g * panel_size + quads * 4 * kTopkPanel);
@@ -508,8 +521,8 @@ void query_bounds(const PrefilterQuery& q, const std::uint8_t* panels8, std::int
                                  hi + e, masks + p);
 }
 
-// The self-join's pre-filter: M prepared rows x one int8 panel, integer sums as in
-// bounds_group (the panel's quad row loaded once for the M rows), then each score's upper
+// The self-join's pre-filter: M prepared rows x one int8 panel, integer sums by int8_sums
+// (the panel's quad row loaded once for the M rows), then each score's upper
 // bound against min(row bar, column bar).  kBoundRows rows per tile: the M x C int32
 // accumulators plus the C panel vectors fill the register file (AVX-512: 12 x 2 + 2;
 // AVX2: 2 x 4 + 4, with the broadcast, the pairs and the constant 1s).
@@ -540,25 +553,7 @@ TM_TOPK_INLINE void self_bounds_tile(const PrefilterQuery* rows, const std::int3
                                      const std::uint8_t* panel, int quads, V floor, const float* rthr, const V* ct,
                                      std::uint32_t* masks) {
     Ops::VI acc[M][C];
-#pragma GCC unroll 16
-    for (int i = 0; i < M; ++i)
-#pragma GCC unroll 32
-        for (int c = 0; c < C; ++c) acc[i][c] = Ops::zero_i();
-    const std::uint8_t* p = panel;
-    int k = 0;
-    for (; k + 2 <= quads; k += 2, p += 8 * kTopkPanel, w += 2 * ldw) {  // two rows of four factors (dot8_u8)
-#pragma GCC unroll 16
-        for (int i = 0; i < M; ++i)
-#pragma GCC unroll 32
-            for (int c = 0; c < C; ++c)
-                acc[i][c] = Ops::dot8_u8(acc[i][c], p + 4 * L * c, 4 * kTopkPanel, w + i, ldw);
-    }
-    if (k < quads) {
-#pragma GCC unroll 16
-        for (int i = 0; i < M; ++i)
-#pragma GCC unroll 32
-            for (int c = 0; c < C; ++c) acc[i][c] = Ops::dot4_u8(acc[i][c], p + 4 * L * c, w + i);
-    }
+    int8_sums<M>(acc, panel, 0, w, 1, ldw, quads);
     const float* scale = reinterpret_cast<const float*>(panel + quads * 4 * kTopkPanel);
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
