@@ -208,6 +208,22 @@ def median_latency(fn, args_list) -> tuple[float, float]:
     return float(np.median(times)), float(np.median(cpu))
 
 
+def simd_paths(ap, spec: str, default: list[str]) -> list[str]:
+    """The SIMD paths of a ``--simd`` option: ``"all"`` (every path this CPU and build run,
+    lowest first), a comma list (each checked: ``ap.error`` names one that is not
+    available here), or ``default`` when ``spec`` is empty."""
+    import tastemaker
+
+    available = list(tastemaker._core.simd_available())
+    if spec == "all":
+        return available
+    paths = [p for p in spec.split(",") if p] or list(default)
+    for p in paths:
+        if p not in available:
+            ap.error(f"--simd: {p!r} is not available here ({', '.join(available)})")
+    return paths
+
+
 def machine_info(threads: int = 0) -> dict:
     """CPU, cores, SIMD path, threads.  No FMA peak or bandwidth: a benchmark that reports
     one measures it in its own run (measure_peak_gflops*, measure_dram_gbs)."""

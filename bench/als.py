@@ -63,6 +63,7 @@ from _common import (  # noqa: E402  (sets OPENBLAS_CORETYPE)
     measure_dram_gbs,
     measure_peak_gflops,
     measure_peak_gflops_per_cpu_second,
+    simd_paths,
     synthetic,
 )
 
@@ -298,16 +299,7 @@ def main() -> None:
         memory_child(args.memory_child, args.factors, args.iterations)
         return
 
-    available = list(tastemaker._core.simd_available())
-    if args.simd == "all":
-        paths = available
-    elif args.simd:
-        paths = args.simd.split(",")
-        for p in paths:
-            if p not in available:
-                ap.error(f"--simd: path {p!r} is not available here ({', '.join(available)})")
-    else:
-        paths = [tastemaker.simd_path()]
+    paths = simd_paths(ap, args.simd, [tastemaker.simd_path()])
     threads = args.threads or tastemaker.get_num_threads()
     load_before = os.getloadavg()
     peaks = {p: measure_peak_gflops(p, threads) for p in paths}

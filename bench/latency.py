@@ -36,7 +36,7 @@ import json
 import os
 from pathlib import Path
 
-from _common import ROOT, machine_info, median_latency  # noqa: E402,I001  (sets OPENBLAS_CORETYPE first)
+from _common import ROOT, machine_info, median_latency, simd_paths  # noqa: E402,I001  (sets OPENBLAS_CORETYPE first)
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -60,13 +60,8 @@ def main() -> None:
                     help="comma list of further SIMD paths (or 'all') for tastemaker's calls")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "latency.json"))
     args = ap.parse_args()
-    available = list(tastemaker._core.simd_available())
     best_path = tastemaker.simd_path()
-    sweep = available if args.simd == "all" else [p for p in args.simd.split(",") if p]
-    for path in sweep:
-        if path not in available:
-            ap.error(f"--simd: {path!r} is not available here ({', '.join(available)})")
-    sweep = [p for p in dict.fromkeys(sweep) if p != best_path]
+    sweep = [p for p in dict.fromkeys(simd_paths(ap, args.simd, [])) if p != best_path]
 
     rng = np.random.default_rng(args.seed)
     n_users, n_items, f, N = args.users, args.items, args.factors, args.N

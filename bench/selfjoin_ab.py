@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from _common import ROOT, machine_info  # noqa: E402,I001  (sets OPENBLAS_CORETYPE first)
+from _common import ROOT, machine_info, simd_paths  # noqa: E402,I001  (sets OPENBLAS_CORETYPE first)
 
 import numpy as np  # noqa: E402
 
@@ -50,16 +50,9 @@ def main() -> None:
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "selfjoin_ab.json"))
     args = ap.parse_args()
 
-    available = list(_core.simd_available())
-    if args.simd == "all":
-        paths = available[::-1]
-    elif args.simd:
-        paths = [p for p in args.simd.split(",") if p]
-    else:
-        paths = [p for p in available[::-1] if p != "scalar"] or ["scalar"]
-    for p in paths:
-        if p not in available:
-            ap.error(f"--simd: {p!r} is not available here ({', '.join(available)})")
+    best_first = list(_core.simd_available())[::-1]
+    paths = best_first if args.simd == "all" else \
+        simd_paths(ap, args.simd, [p for p in best_first if p != "scalar"] or ["scalar"])
     threads = [int(t) for t in args.threads.split(",") if t]
     if not threads or min(threads) < 1:
         ap.error("--threads: expected a comma list of positive integers")

@@ -64,6 +64,7 @@ from _common import (  # noqa: E402,I001  (sets OPENBLAS_CORETYPE before numpy)
     measure_peak_gflops,
     measure_peak_gflops_per_cpu_second,
     real_matrix,
+    simd_paths,
     synthetic,
 )
 
@@ -260,11 +261,7 @@ def main() -> None:
                     help="also time these SIMD paths (comma list, or 'all'): the sweep shows "
                          "that the path show_config picks is the fastest for each kernel")
     args = ap.parse_args()
-    available = tastemaker.show_config(file=open(os.devnull, "w"))["simd_available"]
-    args.simd = available if args.simd == "all" else [p for p in args.simd.split(",") if p]
-    for path in args.simd:
-        if path not in available:
-            ap.error(f"--simd: {path!r} is not available here ({', '.join(available)})")
+    args.simd = simd_paths(ap, args.simd, [])
     load_before = os.getloadavg()
     # the FMA peak of every swept path, now (FMA chains in registers): wall on all threads,
     # and per CPU-second of one thread

@@ -27,7 +27,7 @@ import os
 import time
 from pathlib import Path
 
-from _common import ROOT, machine_info, measure_peak_gflops_per_cpu_second, synthetic  # noqa: I001
+from _common import ROOT, machine_info, measure_peak_gflops_per_cpu_second, simd_paths, synthetic  # noqa: I001
 
 import numpy as np  # noqa: E402
 
@@ -47,11 +47,7 @@ def main() -> None:
     ap.add_argument("--simd", default="", help="comma list of SIMD paths (default: the best)")
     ap.add_argument("--output", default=str(ROOT / "bench" / "results" / "topk_prefilter.json"))
     args = ap.parse_args()
-    cfg = tastemaker.show_config(file=open(os.devnull, "w"))
-    paths = [p for p in args.simd.split(",") if p] or [cfg["simd_best"]]
-    for p in paths:
-        if p not in cfg["simd_available"]:
-            ap.error(f"--simd: {p!r} is not available here ({', '.join(cfg['simd_available'])})")
+    paths = simd_paths(ap, args.simd, [tastemaker.show_config(file=open(os.devnull, "w"))["simd_best"]])
     load_before = os.getloadavg()
     m = synthetic(args.scale, args.seed)
     f = args.factors
