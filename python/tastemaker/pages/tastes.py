@@ -216,6 +216,12 @@ class Tastes:
         neither helped that viewer: contrast 0.25 moved the mean by +0.024 / +0.002
         (better on 5 of 10 logs) and regularization x3 by -0.011 / -0.019, so the
         interleave keeps the plain fold-in.
+
+        The regularization is a multiple of the model's, chosen with the bench's ALS of
+        64 factors at regularization 10.  A model regularized more strongly needs less:
+        with 128 factors at regularization 50 (the better single list on those logs),
+        1 beats 3 (context / single 1.223x against 1.193x, 2026-12-01; README,
+        "Against a tuned single-vector list").
     people_regularization : float > 0, default 3.0
         :meth:`fit_people`: the people-level ALS is fitted with the account model's
         regularization times this (a person's row holds fewer titles than an account's).
