@@ -151,11 +151,16 @@ def _popularity_fit(m, ctx):
         np.testing.assert_array_equal(model.popularity_, ref)
 
 
+#: Beyond this a matrix dimension is a corrupted huge shape (2**31) that the library must
+#: refuse; the harness then sizes its own arrays for it as 1 instead of allocating them.
+_HARNESS_MAX_DIM = 1_000_000
+
+
 def _harness_dim(n: int) -> int:
     """A size for the harness's own arrays that pair with a matrix dimension ``n``
     (queries, recommendation lists, feature rows): ``n``, or 1 for a corrupted huge shape
     (2**31), so that the harness does not allocate what the library must refuse."""
-    return n if n <= 1_000_000 else 1
+    return n if n <= _HARNESS_MAX_DIM else 1
 
 
 def _refused_beyond_users(m, model) -> bool:
@@ -376,7 +381,7 @@ def _hybrid_add_items_sharp_kernel(m, ctx):
 def _item_features(m, ctx):
     from tastemaker import ItemFeatures
 
-    n_rows, n_cols = m.shape if max(m.shape) <= 1_000_000 else (1, 1)
+    n_rows, n_cols = m.shape if max(m.shape) <= _HARNESS_MAX_DIM else (1, 1)
     f = ItemFeatures(m, [f"f:{j}" for j in range(n_cols)], np.arange(n_rows))
     if ctx["reference"] is not None:
         np.testing.assert_allclose(f.matrix.toarray(), ctx["reference"], rtol=1e-6)
